@@ -1,0 +1,70 @@
+"""pytest wiring shared by every test: options, markers and the real local stack.
+
+The ``stack`` fixture starts one real embedded stack per test session (Kafka,
+PostgreSQL, ClickHouse, Prometheus, toxiproxy) on its own port base and data
+directory, and stops it — verified by pid — when the session ends, whatever
+happened. Tests that break the stack must put it back (faults roll back in
+``finally``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resilience.paths import DEFAULT_DATA_ROOT
+from resilience.stack import LocalStack
+
+STACK_KEY = pytest.StashKey[LocalStack]()
+DEFAULT_TEST_PORT_BASE = 19500
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resilience")
+    group.addoption("--stack-port-base", type=int, default=None,
+                    help=f"port base of the test stack (default {DEFAULT_TEST_PORT_BASE}; "
+                         "ini: stack_port_base; env: RESILIENCE_TEST_PORT_BASE)")
+    group.addoption("--keep-stack", action="store_true", default=None,
+                    help="leave the test stack running and its data in place after the session (ini: keep_stack)")
+    parser.addini("stack_port_base", "port base of the test stack", default=str(DEFAULT_TEST_PORT_BASE))
+    parser.addini("keep_stack", "leave the test stack running after the session", type="bool", default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack: needs the real local stack (one per session, started by a fixture)")
+    config.addinivalue_line("markers", "slow: takes more than a minute")
+
+
+def stack_port_base(config: pytest.Config) -> int:
+    opt = config.getoption("--stack-port-base")
+    if opt is not None:
+        return int(opt)
+    return int(os.environ.get("RESILIENCE_TEST_PORT_BASE", config.getini("stack_port_base")))
+
+
+def _keep(config: pytest.Config) -> bool:
+    opt = config.getoption("--keep-stack")
+    return bool(opt) if opt is not None else bool(config.getini("keep_stack"))
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """A running, healthy local stack, fresh for this session (its data dir starts empty)."""
+    port_base = stack_port_base(request.config)
+    data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-{port_base}"
+    keep = _keep(request.config)
+    st = LocalStack(port_base=port_base, data_dir=data_dir)
+    if not (keep and st.is_running()):
+        st.down(purge=True)  # a previous session killed mid-way may have left one behind
+        st = LocalStack(port_base=port_base, data_dir=data_dir)
+        status = st.up()
+        assert status.healthy, status.as_dict()
+    request.config.stash[STACK_KEY] = st
+    try:
+        yield st
+    finally:
+        if not keep:
+            st.down(purge=True)

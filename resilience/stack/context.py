@@ -1,0 +1,132 @@
+"""Everything a component needs to know about the stack it belongs to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets as _secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resilience.paths import DEPLOY_LOCAL, cache_dir
+from resilience.stack import endpoints as ep
+from resilience.stack.errors import MissingToolError
+
+INSTALL_HINT = "run deploy/local/install.sh (or `make setup`) first"
+
+
+def kafka_libs_dirname() -> str:
+    """``kafka-<version>-<pom hash>``: the directory install.sh resolves the pom into."""
+    pom = (DEPLOY_LOCAL / "kafka" / "pom.xml").read_bytes()
+    version = pom.split(b"<kafka.version>")[1].split(b"</kafka.version>")[0].decode()
+    return f"kafka-{version}-{hashlib.sha256(pom).hexdigest()[:8]}"
+
+
+TOXIPROXY_VERSION = "v2.12.0"  # keep in step with deploy/local/install.sh
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Paths of the binaries the stack runs. Each can be overridden by an environment variable
+    (e.g. ``RESILIENCE_CLICKHOUSE_SERVER`` for a newer ClickHouse than Debian's 18.16)."""
+
+    java: str
+    kafka_libs: Path
+    toxiproxy: Path
+    pg_bindir: Path
+    clickhouse_server: str
+    prometheus: str
+
+    @classmethod
+    def discover(cls) -> Tools:
+        cache = cache_dir()
+        return cls(
+            java=os.environ.get("RESILIENCE_JAVA", "java"),
+            kafka_libs=Path(os.environ.get("RESILIENCE_KAFKA_LIBS", cache / kafka_libs_dirname() / "libs")),
+            toxiproxy=Path(os.environ.get("RESILIENCE_TOXIPROXY",
+                                          cache / "bin" / f"toxiproxy-server-{TOXIPROXY_VERSION}")),
+            pg_bindir=Path(os.environ.get("RESILIENCE_PG_BINDIR", "/usr/lib/postgresql/15/bin")),
+            clickhouse_server=os.environ.get("RESILIENCE_CLICKHOUSE_SERVER", "clickhouse-server"),
+            prometheus=os.environ.get("RESILIENCE_PROMETHEUS", "prometheus"),
+        )
+
+    def check(self) -> None:
+        """Raise :class:`MissingToolError` naming every tool that is not installed."""
+        missing = []
+        for name, cmd in (("java", self.java), ("clickhouse-server", self.clickhouse_server),
+                          ("prometheus", self.prometheus)):
+            if not shutil.which(cmd):
+                missing.append(f"{name} ({cmd}) not on PATH")
+        if not (self.kafka_libs / ".complete").exists() and not list(self.kafka_libs.glob("kafka_2.13-*.jar")):
+            missing.append(f"kafka jars not in {self.kafka_libs}")
+        if not os.access(self.toxiproxy, os.X_OK):
+            missing.append(f"toxiproxy not at {self.toxiproxy}")
+        for binary in ("postgres", "initdb"):
+            if not os.access(self.pg_bindir / binary, os.X_OK):
+                missing.append(f"PostgreSQL {binary} not in {self.pg_bindir}")
+        if missing:
+            raise MissingToolError("missing: " + "; ".join(missing) + f" — {INSTALL_HINT}")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git."""
+
+    postgres_password: str
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> Secrets:
+        path = data_dir / "secrets.json"
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        value = cls(postgres_password=_secrets.token_urlsafe(18))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"postgres_password": value.postgres_password}, fh)
+        return value
+
+    def __repr__(self) -> str:  # never print the value
+        return "Secrets(postgres_password=***)"
+
+
+@dataclass
+class StackContext:
+    """One stack: its profile, ports, directories, tools and secrets."""
+
+    profile: str
+    endpoints: ep.Endpoints
+    data_dir: Path
+    tools: Tools
+    replicas: int = 3
+    topic: str = ep.TOPIC
+    dlq_topic: str = ep.DLQ_TOPIC
+    partitions: int = 6
+    pg_database: str = ep.PG_DATABASE
+    pg_user: str = ep.PG_USER
+    ch_database: str = ep.CH_DATABASE
+    extra: dict[str, str] = field(default_factory=dict)
+    _secrets: Secrets | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> Secrets:
+        """The stack's generated secrets, created on first use in ``<data-dir>/secrets.json``."""
+        if self._secrets is None:
+            self._secrets = Secrets.load_or_create(self.data_dir)
+        return self._secrets
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.data_dir / "conf"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def postgres_kwargs(self, via_proxy: bool = False) -> dict[str, object]:
+        """psycopg connection keywords for the audit database (direct unless ``via_proxy``)."""
+        port = self.endpoints.port("proxy_postgres" if via_proxy else "postgres")
+        return {"host": ep.HOST, "port": port, "dbname": self.pg_database, "user": self.pg_user,
+                "password": self.secrets.postgres_password}

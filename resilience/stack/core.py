@@ -1,0 +1,323 @@
+"""``up``, ``status`` and ``down`` of a local stack.
+
+The stack's state is its data directory: generated configs, data, logs, the
+supervisord socket and pid file, ``stack.json`` (profile, ports) and
+``secrets.json``. Nothing else is needed to find and stop a stack.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from resilience.paths import default_data_dir
+from resilience.stack import components as comps
+from resilience.stack import supervisor as sv
+from resilience.stack.context import StackContext, Tools
+from resilience.stack.endpoints import DEFAULT_PORT_BASE, OFFSETS, SPAN, Endpoints
+from resilience.stack.errors import ComponentError, StackError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, str, str], None]
+"""``progress(component, phase, detail)``: phase is one of starting, probing,
+bootstrapping, healthy, failed."""
+
+
+def _no_progress(component: str, phase: str, detail: str) -> None:
+    logger.info("%s: %s %s", component, phase, detail)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    state: str  # supervisor state: RUNNING, STOPPED, BACKOFF, FATAL, ... or ABSENT
+    pid: int | None
+    endpoint: str
+    healthy: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class StackStatus:
+    port_base: int
+    profile: str
+    data_dir: str
+    running: bool
+    supervisord_pid: int | None
+    components: list[ComponentStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and bool(self.components) and all(c.healthy for c in self.components)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**{k: v for k, v in asdict(self).items() if k != "components"},
+                "healthy": self.healthy, "components": [c.as_dict() for c in self.components]}
+
+
+class LocalStack:
+    """One local stack, identified by its data directory (default: derived from the port base)."""
+
+    def __init__(self, port_base: int = DEFAULT_PORT_BASE, data_dir: Path | None = None,
+                 profile: str = "minimal", replicas: int = 3) -> None:
+        if not 1024 <= port_base <= 65535 - SPAN:
+            raise StackError(f"--port-base {port_base} out of range 1024..{65535 - SPAN}")
+        self.data_dir = (data_dir or default_data_dir(port_base)).resolve()
+        saved = self._read_state()
+        if saved:  # a stack that exists keeps the ports and profile it was made with
+            port_base, profile = int(saved["port_base"]), str(saved["profile"])
+            replicas = int(saved.get("replicas", replicas))
+        self.ctx = StackContext(profile=profile, endpoints=Endpoints(port_base), data_dir=self.data_dir,
+                                tools=Tools.discover(), replicas=replicas)
+        self.requested_profile = profile
+        self.supervisor = sv.Supervisor(self.ctx)
+
+    # ----------------------------------------------------------------- state
+    @property
+    def endpoints(self) -> Endpoints:
+        return self.ctx.endpoints
+
+    def _state_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
+    def _read_state(self) -> dict[str, object] | None:
+        try:
+            return json.loads(self._state_file().read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def _write_state(self) -> None:
+        state = {"port_base": self.endpoints.port_base, "profile": self.ctx.profile,
+                 "replicas": self.ctx.replicas, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._state_file().write_text(json.dumps(state, indent=2))
+
+    def components(self) -> list[comps.Component]:
+        return comps.components_for(self.ctx)
+
+    def is_running(self) -> bool:
+        return self.supervisor.is_running()
+
+    # -------------------------------------------------------------------- up
+    def up(self, progress: Progress = _no_progress) -> StackStatus:
+        """Start the stack and wait until every component is healthy.
+
+        On a running stack, report its status and change nothing. On any
+        failure the partial start-up is torn down and :class:`StackError` (or
+        :class:`ComponentError`, naming the component and its log) is raised.
+        """
+        if self.is_running():
+            saved = self._read_state() or {}
+            if saved.get("profile") not in (None, self.requested_profile):
+                raise StackError(f"a {saved['profile']!r} stack is already running in {self.data_dir}; "
+                                 f"run `resilience down` before starting a {self.requested_profile!r} one")
+            return self.status()
+        self.ctx.tools.check()
+        components = self.components()
+        self._check_ports(components)
+        started = False
+        try:
+            self._prepare_dirs()
+            for comp in components:
+                if comp.prepare:
+                    progress(comp.name, "preparing", "")
+                    comp.prepare(self.ctx)
+            sv.write_config(self.ctx, components)
+            self._write_state()
+            started = True
+            pid = self.supervisor.start_daemon()
+            logger.info("supervisord started, pid %s", pid)
+            self._wait_all(components, progress)
+        except BaseException:
+            if started:
+                progress("stack", "tearing down", "partial start-up")
+                self.down(quiet=True)
+            raise
+        return self.status()
+
+    def _prepare_dirs(self) -> None:
+        for d in (self.data_dir, self.ctx.conf_dir, self.ctx.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o755)  # the postgres user must traverse to its own directory
+        parent = self.data_dir.parent
+        while parent != parent.parent and parent.stat().st_mode & 0o005 != 0o005:
+            parent.chmod(parent.stat().st_mode | 0o005)
+            parent = parent.parent
+
+    def _check_ports(self, components: list[comps.Component]) -> None:
+        for comp in components:
+            for name in comp.ports:
+                port = self.endpoints.port(name)
+                holder = _port_holder(port)
+                if holder is not None:
+                    raise StackError(f"port {port} ({comp.name}: {name}, port base {self.endpoints.port_base}) "
+                                     f"is already in use{holder}; choose another --port-base or stop it")
+
+    def _wait_all(self, components: list[comps.Component], progress: Progress) -> None:
+        infra = [c for c in components if c.group == "infra" and c.name != "prometheus"]
+        later = [c for c in components if c not in infra]
+        # Infrastructure first (in parallel), then what depends on it (replicas, exporters),
+        # and Prometheus last so its first scrapes find every target up.
+        for batch in (infra, later):
+            with ThreadPoolExecutor(max_workers=max(1, len(batch))) as pool:
+                futures = [pool.submit(self._wait_one, c, progress) for c in batch]
+                errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise errors[0]  # type: ignore[misc]
+
+    def _wait_one(self, comp: comps.Component, progress: Progress) -> None:
+        t0 = time.monotonic()
+        deadline = t0 + comp.startup_timeout
+        progress(comp.name, "starting", "")
+        last_err: Exception | None = None
+        program = comp.name
+        for phase, check in (("probing", comp.probe), ("bootstrapping", comp.bootstrap), ("checking", comp.health)):
+            if check is None:
+                continue
+            progress(comp.name, phase, "")
+            while True:
+                info = self._info(program)
+                if info and info["statename"] in ("FATAL",):
+                    raise self._component_error(comp, f"process {info['statename']}: {info.get('spawnerr') or ''}")
+                try:
+                    detail = check(self.ctx)
+                    break
+                except Exception as exc:  # the check's own error is the evidence
+                    last_err = exc
+                if time.monotonic() > deadline:
+                    state = info["statename"] if info else "unknown"
+                    raise self._component_error(
+                        comp, f"not healthy within {comp.startup_timeout:.0f} s (process {state}; "
+                              f"last {phase} error: {type(last_err).__name__}: {last_err})")
+                time.sleep(0.25)
+        progress(comp.name, "healthy", f"{detail} ({time.monotonic() - t0:.1f} s)")
+
+    def _info(self, program: str) -> dict[str, object] | None:
+        try:
+            return self.supervisor.process_info().get(program)  # type: ignore[return-value]
+        except Exception:
+            return None
+
+    def _component_error(self, comp: comps.Component, message: str) -> ComponentError:
+        path = sv.log_file(self.ctx, comp)
+        return ComponentError(comp.name, message, log_file=path, log_tail=_tail(path, 15))
+
+    # ---------------------------------------------------------------- status
+    def status(self) -> StackStatus:
+        """Supervisor state and a real health check of every component."""
+        saved = self._read_state() or {}
+        sup_pid = self.supervisor.pid()
+        statuses: list[ComponentStatus] = []
+        if sup_pid:
+            infos = self.supervisor.process_info()
+            components = self.components()
+
+            def one(comp: comps.Component) -> ComponentStatus:
+                info = infos.get(comp.name)
+                state = str(info["statename"]) if info else "ABSENT"
+                pid = int(info["pid"]) if info and info["pid"] else None
+                if state != "RUNNING":
+                    return ComponentStatus(comp.name, state, pid, comp.endpoint, False, f"process {state}")
+                try:
+                    return ComponentStatus(comp.name, state, pid, comp.endpoint, True, comp.health(self.ctx))
+                except Exception as exc:
+                    return ComponentStatus(comp.name, state, pid, comp.endpoint, False,
+                                           f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+
+            with ThreadPoolExecutor(max_workers=len(components)) as pool:
+                statuses = list(pool.map(one, components))
+        return StackStatus(port_base=self.endpoints.port_base, profile=str(saved.get("profile", self.ctx.profile)),
+                           data_dir=str(self.data_dir), running=sup_pid is not None, supervisord_pid=sup_pid,
+                           components=statuses)
+
+    # ------------------------------------------------------------------ down
+    def down(self, purge: bool = False, quiet: bool = False, timeout: float = 60.0) -> list[int]:
+        """Stop every process of the stack and return the pids that were stopped.
+
+        Pids are collected (supervisord and all its descendants) before stopping
+        and each is verified gone afterwards; stragglers get SIGKILL. ``purge``
+        also removes the data directory.
+        """
+        pid = self.supervisor.pid() or sv.read_pidfile(self.ctx)
+        procs: list[psutil.Process] = []
+        if pid:
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                procs = []
+            if self.supervisor.is_running():
+                try:
+                    self.supervisor.stop_all()
+                except Exception as exc:
+                    logger.warning("stopAllProcesses failed: %s", exc)
+                self.supervisor.shutdown()
+            _, alive = psutil.wait_procs(procs, timeout=timeout)
+            for proc in alive:
+                logger.warning("pid %s (%s) still alive after %.0f s: SIGKILL", proc.pid, _name(proc), timeout)
+                try:
+                    proc.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            _, alive = psutil.wait_procs(alive, timeout=10)
+            if alive:
+                raise StackError("could not stop pids " + ", ".join(str(p.pid) for p in alive))
+        sock = sv.socket_path(self.ctx)
+        sock.unlink(missing_ok=True)
+        if purge and self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        return [p.pid for p in procs]
+
+
+def _port_holder(port: int) -> str | None:
+    """``None`` when ``port`` is free on 127.0.0.1, else a description of who holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return f" ({exc})"
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return f" by pid {conn.pid} ({_name(psutil.Process(conn.pid))})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return "?"
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 16384))
+            return "\n".join(fh.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"
+
+
+def port_table(port_base: int) -> dict[str, int]:
+    """Every named port of a stack (for docs and ``status --json``)."""
+    return {name: port_base + off for name, off in OFFSETS.items()}

@@ -1,0 +1,105 @@
+"""Port plan and client endpoints of a local stack.
+
+Every port is ``port_base + offset`` so two stacks can run side by side on
+loopback. The audit service reaches Kafka, PostgreSQL and ClickHouse through
+toxiproxy (so network faults bite); the load generator and the probes use the
+direct endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+DEFAULT_PORT_BASE = 19000
+
+# One table, so a reader sees the whole port plan at once.
+OFFSETS: dict[str, int] = {
+    "kafka": 0,  # broker listener for the load generator and probes (DIRECT)
+    "kafka_controller": 1,  # KRaft controller
+    "kafka_service": 2,  # broker listener advertised at the toxiproxy address (SERVICE)
+    "postgres": 3,
+    "clickhouse_tcp": 4,
+    "clickhouse_http": 5,
+    "clickhouse_interserver": 6,
+    "prometheus": 7,
+    "toxiproxy_api": 8,
+    "proxy_kafka": 9,  # toxiproxy: service -> kafka
+    "proxy_postgres": 10,  # toxiproxy: service -> postgres
+    "proxy_clickhouse": 11,  # toxiproxy: service -> clickhouse
+    "lag_exporter": 12,  # consumer-lag exporter (probes issue)
+    "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
+}
+MAX_REPLICAS = 10
+SPAN = 40  # ports reserved per stack; port bases must be at least this far apart
+
+TOPIC = "sql-audit-events"
+DLQ_TOPIC = "sql-audit-events-dlq"
+CONSUMER_GROUP = "sql-audit-service"
+PG_DATABASE = "sqlaudit"
+PG_USER = "sqlaudit"
+CH_DATABASE = "sqlaudit"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Every address of the stack at ``port_base``; pure arithmetic, no I/O."""
+
+    port_base: int = DEFAULT_PORT_BASE
+
+    def port(self, name: str) -> int:
+        """Port of ``name`` (a key of :data:`OFFSETS`)."""
+        return self.port_base + OFFSETS[name]
+
+    def replica_port(self, index: int) -> int:
+        """HTTP port of audit-service replica ``index`` (0-based)."""
+        if not 0 <= index < MAX_REPLICAS:
+            raise ValueError(f"replica index {index} outside 0..{MAX_REPLICAS - 1}")
+        return self.port("audit_service") + index
+
+    # --- direct endpoints: load generator, probes, tests -------------------
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{HOST}:{self.port('kafka')}"
+
+    @property
+    def postgres_conninfo_direct(self) -> str:
+        """libpq conninfo without the password (pass it as ``password=``)."""
+        return f"host={HOST} port={self.port('postgres')} dbname={PG_DATABASE} user={PG_USER}"
+
+    @property
+    def clickhouse_host(self) -> str:
+        return HOST
+
+    @property
+    def clickhouse_port(self) -> int:
+        return self.port("clickhouse_tcp")
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{HOST}:{self.port('prometheus')}"
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return f"http://{HOST}:{self.port('toxiproxy_api')}"
+
+    # --- proxied endpoints: what the audit service uses ---------------------
+    @property
+    def kafka_bootstrap_service(self) -> str:
+        return f"{HOST}:{self.port('proxy_kafka')}"
+
+    @property
+    def postgres_conninfo_service(self) -> str:
+        return f"host={HOST} port={self.port('proxy_postgres')} dbname={PG_DATABASE} user={PG_USER}"
+
+    @property
+    def clickhouse_port_service(self) -> int:
+        return self.port("proxy_clickhouse")
+
+    def proxies(self) -> dict[str, tuple[int, int]]:
+        """toxiproxy proxy name -> (listen port, upstream port)."""
+        return {
+            "kafka": (self.port("proxy_kafka"), self.port("kafka_service")),
+            "postgres": (self.port("proxy_postgres"), self.port("postgres")),
+            "clickhouse": (self.port("proxy_clickhouse"), self.port("clickhouse_tcp")),
+        }
