@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -162,7 +163,7 @@ def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> L
         _fail(str(exc), EXIT_USAGE)
 
 
-def _fail(message: str, code: int, note: str | None = None) -> None:  # type: ignore[misc]
+def _fail(message: str, code: int, note: str | None = None) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     if note:
         console.print(note)

@@ -16,6 +16,7 @@ replicas and the consumer-lag exporter are added by their own modules through
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -162,7 +163,7 @@ def postgres(ctx: StackContext) -> Component:
         finally:
             pwfile.unlink(missing_ok=True)
 
-    def _connect(c: StackContext, **kw: object):  # type: ignore[no-untyped-def]
+    def _connect(c: StackContext, **kw: object):
         import psycopg
 
         return psycopg.connect(connect_timeout=3, autocommit=True, **kw)  # type: ignore[arg-type]
@@ -186,13 +187,13 @@ def postgres(ctx: StackContext) -> Component:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(c.pg_database), sql.Identifier(role)))
         with _connect(c, **c.postgres_kwargs()) as conn:
-            conn.execute((SCHEMA_DIR / "postgres.sql").read_text())  # type: ignore[arg-type]
+            conn.execute((SCHEMA_DIR / "postgres.sql").read_text())
         return "role, database and schema present"
 
     def health(c: StackContext) -> str:
         with _connect(c, **c.postgres_kwargs()) as conn:
             conn.execute("SELECT 1")
-            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]  # type: ignore[index]
+            in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
         return "SELECT 1 ok, " + ("replica" if in_recovery else "primary")
 
     port = ctx.endpoints.port("postgres")
@@ -232,13 +233,13 @@ def clickhouse(ctx: StackContext) -> Component:
         render("clickhouse-config.xml.tmpl", conf / "config.xml", **values)
         render("clickhouse-users.xml.tmpl", conf / "users.xml", **values)
 
-    def _query(c: StackContext, q: str) -> list:  # type: ignore[type-arg]
+    def _query(c: StackContext, q: str) -> list:
         from clickhouse_driver import Client
 
         client = Client(host=c.endpoints.clickhouse_host, port=c.endpoints.clickhouse_port,
                         connect_timeout=3, send_receive_timeout=10)
         try:
-            return client.execute(q)  # type: ignore[return-value]
+            return client.execute(q)
         finally:
             client.disconnect()
 
@@ -295,7 +296,7 @@ def kafka(ctx: StackContext) -> Component:
         _run([c.tools.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
               "-t", cluster_id, "-c", str(conf / "server.properties")], "kafka", c)
 
-    def _admin(c: StackContext):  # type: ignore[no-untyped-def]
+    def _admin(c: StackContext):
         from kafka import KafkaAdminClient
 
         return KafkaAdminClient(bootstrap_servers=c.endpoints.kafka_bootstrap, client_id="resilience-stack",
@@ -319,10 +320,8 @@ def kafka(ctx: StackContext) -> Component:
             wanted = [NewTopic(t, num_partitions=c.partitions, replication_factor=1)
                       for t in (c.topic, c.dlq_topic) if t not in existing]
             if wanted:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(wanted, timeout_ms=10000)
-                except TopicAlreadyExistsError:
-                    pass
         finally:
             admin.close()
         return f"topics {c.topic}, {c.dlq_topic} present"

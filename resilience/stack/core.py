@@ -7,9 +7,11 @@ supervisord socket and pid file, ``stack.json`` (profile, ports) and
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import socket
 import time
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -28,6 +31,8 @@ from resilience.stack.endpoints import DEFAULT_PORT_BASE, OFFSETS, SPAN, Endpoin
 from resilience.stack.errors import ComponentError, StackError
 
 logger = logging.getLogger(__name__)
+
+CRASH_LOOP_EXITS = 3  # exits while starting before `up` gives up on a component
 
 Progress = Callable[[str, str, str], None]
 """``progress(component, phase, detail)``: phase is one of starting, probing,
@@ -94,9 +99,9 @@ class LocalStack:
     def _state_file(self) -> Path:
         return self.data_dir / "stack.json"
 
-    def _read_state(self) -> dict[str, object] | None:
+    def _read_state(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self._state_file().read_text())  # type: ignore[no-any-return]
+            return json.loads(self._state_file().read_text())
         except (OSError, ValueError):
             return None
 
@@ -125,6 +130,9 @@ class LocalStack:
                 raise StackError(f"a {saved['profile']!r} stack is already running in {self.data_dir}; "
                                  f"run `resilience down` before starting a {self.requested_profile!r} one")
             return self.status()
+        if os.geteuid() != 0:
+            raise StackError("`resilience up` needs root (PostgreSQL runs as the postgres user and the stack "
+                             "chowns its data directory): run it with sudo")
         self.ctx.tools.check()
         components = self.components()
         self._check_ports(components)
@@ -183,31 +191,37 @@ class LocalStack:
         deadline = t0 + comp.startup_timeout
         progress(comp.name, "starting", "")
         last_err: Exception | None = None
-        program = comp.name
+        crashes, previous = 0, ""
         for phase, check in (("probing", comp.probe), ("bootstrapping", comp.bootstrap), ("checking", comp.health)):
             if check is None:
                 continue
             progress(comp.name, phase, "")
             while True:
-                info = self._info(program)
-                if info and info["statename"] in ("FATAL",):
-                    raise self._component_error(comp, f"process {info['statename']}: {info.get('spawnerr') or ''}")
+                info = self._info(comp.name)
+                state = str(info["statename"]) if info else "unknown"
+                if state == "FATAL":
+                    raise self._component_error(comp, f"process FATAL: {(info or {}).get('spawnerr') or ''}")
+                # A process that keeps exiting will not get better by waiting for its timeout.
+                if state in ("BACKOFF", "EXITED") and previous not in ("BACKOFF", "EXITED"):
+                    crashes += 1
+                    if crashes >= CRASH_LOOP_EXITS:
+                        raise self._component_error(comp, f"process exited {crashes} times while starting")
+                previous = state
                 try:
                     detail = check(self.ctx)
                     break
                 except Exception as exc:  # the check's own error is the evidence
                     last_err = exc
                 if time.monotonic() > deadline:
-                    state = info["statename"] if info else "unknown"
                     raise self._component_error(
                         comp, f"not healthy within {comp.startup_timeout:.0f} s (process {state}; "
                               f"last {phase} error: {type(last_err).__name__}: {last_err})")
                 time.sleep(0.25)
         progress(comp.name, "healthy", f"{detail} ({time.monotonic() - t0:.1f} s)")
 
-    def _info(self, program: str) -> dict[str, object] | None:
+    def _info(self, program: str) -> dict[str, Any] | None:
         try:
-            return self.supervisor.process_info().get(program)  # type: ignore[return-value]
+            return self.supervisor.process_info().get(program)
         except Exception:
             return None
 
@@ -268,10 +282,8 @@ class LocalStack:
             _, alive = psutil.wait_procs(procs, timeout=timeout)
             for proc in alive:
                 logger.warning("pid %s (%s) still alive after %.0f s: SIGKILL", proc.pid, _name(proc), timeout)
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()
-                except psutil.NoSuchProcess:
-                    pass
             _, alive = psutil.wait_procs(alive, timeout=10)
             if alive:
                 raise StackError("could not stop pids " + ", ".join(str(p.pid) for p in alive))

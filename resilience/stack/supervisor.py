@@ -9,6 +9,7 @@ supervisord per stack, listening on a unix socket in the stack's data dir.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import http.client
 import os
 import subprocess
@@ -23,7 +24,6 @@ from supervisor.xmlrpc import SupervisorTransport
 from resilience.stack.components import Component
 from resilience.stack.context import StackContext
 from resilience.stack.errors import StackError
-
 
 RPC_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
 
@@ -158,10 +158,8 @@ class Supervisor:
         self.rpc.stopAllProcesses(True)
 
     def shutdown(self) -> None:
-        try:
+        with contextlib.suppress(*RPC_ERRORS):
             self.rpc.shutdown()
-        except RPC_ERRORS:
-            pass
 
 
 def read_pidfile(ctx: StackContext) -> int | None:
