@@ -1,0 +1,76 @@
+"""Pure functions of the stack: port plan, generated configs. No processes."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resilience.stack import LocalStack, StackError
+from resilience.stack import components as comps
+from resilience.stack import supervisor as sv
+from resilience.stack.endpoints import OFFSETS, SPAN, Endpoints
+
+
+def test_ports_are_distinct_and_within_the_span() -> None:
+    ep = Endpoints(20000)
+    ports = [ep.port(n) for n in OFFSETS] + [ep.replica_port(i) for i in range(10)]
+    named = [ep.port(n) for n in OFFSETS]
+    assert len(set(named)) == len(named)
+    assert all(20000 <= p < 20000 + SPAN for p in ports)
+
+
+def test_two_port_bases_do_not_overlap() -> None:
+    a, b = Endpoints(20000), Endpoints(20000 + SPAN)
+    pa = {a.port(n) for n in OFFSETS} | {a.replica_port(i) for i in range(10)}
+    pb = {b.port(n) for n in OFFSETS} | {b.replica_port(i) for i in range(10)}
+    assert not pa & pb
+
+
+def test_replica_index_is_bounded() -> None:
+    with pytest.raises(ValueError, match="replica index 10"):
+        Endpoints().replica_port(10)
+
+
+def test_port_base_out_of_range_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="--port-base 80"):
+        LocalStack(port_base=80, data_dir=tmp_path)
+
+
+def test_unknown_profile_is_refused(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path, profile="nonsense")
+    with pytest.raises(ValueError, match="unknown profile 'nonsense'"):
+        stack.components()
+
+
+def test_supervisor_config_round_trips_every_command(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path)
+    components = stack.components()
+    path = sv.write_config(stack.ctx, components)
+    cfg = configparser.RawConfigParser()
+    cfg.read(path)
+    for comp in components:
+        section = cfg[f"program:{comp.name}"]
+        assert shlex.split(section["command"]) == comp.command
+        assert section["autorestart"] == "true"
+        assert section["stopasgroup"] == section["killasgroup"] == "true"
+    assert cfg["program:postgres"]["user"] == "postgres"
+
+
+def test_prometheus_scrape_config_is_generated_from_components(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path)
+    fake = comps.Component(name="audit-service-0", command=["true"], ports=[], probe=lambda c: "",
+                           health=lambda c: "", metrics="127.0.0.1:20020", group="audit-service",
+                           metrics_labels={"replica": "audit-service-0"})
+    prom = comps.prometheus(stack.ctx, [*stack.components(), fake])
+    assert prom.prepare is not None
+    prom.prepare(stack.ctx)
+    config = yaml.safe_load((stack.ctx.conf_dir / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "1s"
+    jobs = {j["job_name"]: j["static_configs"] for j in config["scrape_configs"]}
+    assert jobs["audit-service"] == [{"targets": ["127.0.0.1:20020"],
+                                      "labels": {"component": "audit-service-0", "replica": "audit-service-0"}}]
+    assert "prometheus" in jobs and "toxiproxy" in jobs
