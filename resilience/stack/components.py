@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -244,6 +245,9 @@ def clickhouse(ctx: StackContext) -> Component:
             client.disconnect()
 
     def probe(c: StackContext) -> str:
+        # A plain TCP connect first: the driver logs a traceback for every refused connection.
+        with socket.create_connection((c.endpoints.clickhouse_host, c.endpoints.clickhouse_port), timeout=2):
+            pass
         _query(c, "SELECT 1")
         return "SELECT 1 ok"
 
