@@ -1,0 +1,104 @@
+"""Consumer lag, read from Kafka itself.
+
+A dead service cannot report its own lag, so lag is computed from what the broker
+knows: the group's committed offsets and the partitions' end offsets, through the
+admin API. ``lag = end offset - committed offset`` per partition; a partition with
+no committed offset counts from its beginning offset (the service reads from the
+earliest offset when it has none).
+
+Used by the lag exporter (``probes/lag_exporter.py``, scraped by Prometheus every
+second) and directly by probes that must not depend on Prometheus (the drain wait
+before an RPO verdict).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LagReader", "LagSnapshot"]
+
+
+@dataclass(frozen=True)
+class LagSnapshot:
+    """Lag of one consumer group on one topic at ``taken_at`` (epoch seconds)."""
+
+    group: str
+    topic: str
+    taken_at: float
+    end_offsets: dict[int, int]
+    committed: dict[int, int | None]
+    beginning_offsets: dict[int, int] = field(default_factory=dict)
+
+    def partition_lag(self, partition: int) -> int:
+        end = self.end_offsets[partition]
+        committed = self.committed.get(partition)
+        start = committed if committed is not None else self.beginning_offsets.get(partition, 0)
+        return max(0, end - start)
+
+    @property
+    def lag(self) -> dict[int, int]:
+        return {p: self.partition_lag(p) for p in sorted(self.end_offsets)}
+
+    @property
+    def total(self) -> int:
+        return sum(self.lag.values())
+
+    @property
+    def produced(self) -> int:
+        """Sum of end offsets: how many records the topic has ever received."""
+        return sum(self.end_offsets.values())
+
+
+class LagReader:
+    """Reads :class:`LagSnapshot` s; keeps its Kafka connections between reads. Close it when done."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, timeout_s: float = 5.0) -> None:
+        self.bootstrap, self.group, self.topic = bootstrap, group, topic
+        ms = int(timeout_s * 1000)
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sqlaudit-lag-reader",
+                                       request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sqlaudit-lag-reader",
+                                       enable_auto_commit=False, request_timeout_ms=max(ms, 11000),
+                                       group_id=None)
+        self._partitions: list[TopicPartition] | None = None
+
+    def _topic_partitions(self) -> list[TopicPartition]:
+        if self._partitions is None:
+            parts = self._consumer.partitions_for_topic(self.topic)
+            if not parts:
+                raise LookupError(f"topic {self.topic!r} not found at {self.bootstrap}")
+            self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        return self._partitions
+
+    def read(self) -> LagSnapshot:
+        """One snapshot; raises on any Kafka error (never returns a made-up zero)."""
+        parts = self._topic_partitions()
+        committed_raw = self._admin.list_consumer_group_offsets(self.group, partitions=parts)
+        end = self._consumer.end_offsets(parts)
+        begin = self._consumer.beginning_offsets(parts)
+        committed: dict[int, int | None] = {}
+        for tp in parts:
+            meta = committed_raw.get(tp)
+            committed[tp.partition] = meta.offset if meta is not None and meta.offset >= 0 else None
+        return LagSnapshot(group=self.group, topic=self.topic, taken_at=time.time(),
+                           end_offsets={tp.partition: int(end[tp]) for tp in parts}, committed=committed,
+                           beginning_offsets={tp.partition: int(begin[tp]) for tp in parts})
+
+    def close(self) -> None:
+        for client in (self._admin, self._consumer):
+            try:
+                client.close()
+            except Exception as exc:  # closing is best effort
+                logger.debug("closing %s: %s", client, exc)
+
+    def __enter__(self) -> LagReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,92 @@
+"""RTO arithmetic on recorded series: the cases that fool naive implementations."""
+
+from __future__ import annotations
+
+import pytest
+
+from probes.recovery import RecoveryStatus, recovery_time
+
+
+def series(pattern: str, start: float = 100.0, step: float = 1.0) -> list[tuple[float, bool]]:
+    """'+' holds, '-' broken, ' ' no sample (a scrape gap): one character per step."""
+    return [(start + i * step, ch == "+") for i, ch in enumerate(pattern) if ch != " "]
+
+
+def test_recovers_after_a_break() -> None:
+    r = recovery_time(series("+++-----++++++++++++"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.RECOVERED
+    assert r.rto_s == 8.0  # broken from t=103, holds from t=108 onwards
+    assert r.broke_at == 103.0
+
+
+def test_never_recovered() -> None:
+    r = recovery_time(series("++-----------------"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.NEVER_RECOVERED
+    assert r.rto_s is None
+
+
+def test_flapping_counts_from_the_last_stable_start() -> None:
+    r = recovery_time(series("-+-++-+++-++++++++++"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.RECOVERED
+    assert r.rto_s == 10.0
+
+
+def test_flapping_that_never_stabilises_is_not_recovered() -> None:
+    r = recovery_time(series("-+-++-+++-++++-+++-+-"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.NEVER_RECOVERED
+
+
+def test_flapping_that_ends_holding_is_inconclusive() -> None:
+    # The last samples hold: it may be recovering, but the run ended before we could tell.
+    r = recovery_time(series("-+-++-+++-++++-+++-+"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.INCONCLUSIVE
+
+
+def test_scrape_gap_cannot_be_part_of_a_stable_window() -> None:
+    # holds at 105..107, gap 108..111, holds 112..: the window must start after the gap
+    r = recovery_time(series("--+++-" + "+++    " + "++++++++"), fault_start=100.0, stabilization_s=5, max_gap_s=2)
+    assert r.status is RecoveryStatus.RECOVERED
+    assert r.rto_s == 13.0
+
+
+def test_gaps_and_no_recovery_is_inconclusive_not_never() -> None:
+    r = recovery_time(series("---      ---      ---"), fault_start=100.0, stabilization_s=5, max_gap_s=2)
+    assert r.status is RecoveryStatus.INCONCLUSIVE
+    assert "scrape gap" in r.reason
+
+
+def test_recovery_starting_before_the_window_ends_is_inconclusive() -> None:
+    r = recovery_time(series("-----+++"), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.INCONCLUSIVE
+    assert "stabilisation window" in r.reason
+
+
+def test_condition_that_never_broke_is_rto_zero() -> None:
+    r = recovery_time(series("+" * 20), fault_start=100.0, stabilization_s=5)
+    assert (r.status, r.rto_s) == (RecoveryStatus.RECOVERED, 0.0)
+
+
+def test_never_broke_but_gaps_could_hide_a_break() -> None:
+    r = recovery_time(series("+++       +++++++++"), fault_start=100.0, stabilization_s=5, max_gap_s=2)
+    assert r.status is RecoveryStatus.INCONCLUSIVE
+
+
+def test_no_samples_is_inconclusive() -> None:
+    r = recovery_time([], fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.INCONCLUSIVE
+
+
+def test_samples_before_the_fault_are_ignored() -> None:
+    pre = series("-----", start=90.0)
+    r = recovery_time(pre + series("+" * 10), fault_start=100.0, stabilization_s=5)
+    assert (r.status, r.rto_s) == (RecoveryStatus.RECOVERED, 0.0)
+
+
+def test_sub_second_resolution() -> None:
+    r = recovery_time(series("--" + "+" * 20, step=0.5), fault_start=100.0, stabilization_s=5, max_gap_s=1)
+    assert r.rto_s == pytest.approx(1.0)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        recovery_time([], fault_start=0, stabilization_s=-1)
