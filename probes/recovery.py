@@ -12,6 +12,7 @@ post-fault data has gaps is inconclusive rather than "never recovered".
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,7 +57,7 @@ def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, sta
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no samples after the fault started")
     end = observed_until if observed_until is not None else pts[-1][0]
     times = [fault_start] + [t for t, _ in pts] + [end]
-    gaps = sum(1 for a, b in zip(times, times[1:], strict=False) if b - a > max_gap_s)
+    gaps = sum(1 for a, b in itertools.pairwise(times) if b - a > max_gap_s)
     broke_at = next((t for t, ok in pts if not ok), None)
 
     if broke_at is None:

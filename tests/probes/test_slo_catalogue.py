@@ -57,7 +57,8 @@ def _broken(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("mutate, expect", [
     (lambda d: d["slos"][1]["objective"].update(value="fast"), r"slos\[1\] \(id=latency_p95\)\.objective\.value"),
-    (lambda d: d["slos"][0]["objective"].update(comparison="=>"), r"slos\[0\] \(id=availability\)\.objective\.comparison"),
+    (lambda d: d["slos"][0]["objective"].update(comparison="=>"),
+     r"slos\[0\] \(id=availability\)\.objective\.comparison"),
     (lambda d: d["slos"][2].pop("source"), r"slos\[2\] \(id=latency_p95_end_to_end\)\.source"),
     (lambda d: d["slos"][0].update(colour="red"), r"slos\[0\] \(id=availability\)\.colour: Extra inputs"),
     (lambda d: d["scenarios"][0]["slos"].append("nope"), r"scenario 'pod_failure' names unknown SLOs \['nope'\]"),
