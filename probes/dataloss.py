@@ -1,0 +1,140 @@
+"""Data loss and RPO: the load ledger (ground truth) against what the stores hold.
+
+Only meaningful once the pipeline has drained — the consumer group's lag, read
+from Kafka, is 0 — otherwise an event still in flight would count as lost. If the
+pipeline does not drain within the timeout, the verdict is inconclusive.
+
+Definitions (``docs/slo.md``):
+
+lost
+    acknowledged by Kafka (in the ledger) but absent from ClickHouse.
+duplicated
+    stored more than once before ClickHouse's ReplacingMergeTree merged the copies
+    (redelivery after a crash; harmless, counted for information).
+late
+    stored, but later than ``late_after_ms`` after it was produced.
+RPO
+    seconds between the earliest lost event's ``produced_at`` and the fault's start;
+    0 when nothing acknowledged before the fault was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from probes.lag import LagReader, LagSnapshot
+from probes.prom import ProbeError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DataLossReport", "Drain", "StoredEvent", "account", "read_stored", "wait_drained"]
+
+
+@dataclass(frozen=True)
+class Drain:
+    drained: bool
+    waited_s: float
+    last: LagSnapshot | None
+    reason: str = ""
+
+
+def wait_drained(bootstrap: str, group: str, topic: str, timeout_s: float = 120.0, poll_s: float = 1.0,
+                 settle_reads: int = 2) -> Drain:
+    """Wait until the group's lag (from Kafka) is 0 on ``settle_reads`` consecutive reads."""
+    t0 = time.monotonic()
+    last: LagSnapshot | None = None
+    zeros = 0
+    err = ""
+    with LagReader(bootstrap, group, topic) as reader:
+        while True:
+            try:
+                last = reader.read()
+                zeros = zeros + 1 if last.total == 0 else 0
+                if zeros >= settle_reads:
+                    return Drain(True, time.monotonic() - t0, last)
+            except Exception as exc:  # Kafka may be the thing that is broken; keep trying
+                err = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() - t0 > timeout_s:
+                lag = f"lag still {last.total}" if last else f"lag unreadable ({err})"
+                return Drain(False, time.monotonic() - t0, last, f"not drained within {timeout_s:.0f} s: {lag}")
+            time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    copies: int
+    first_stored_at_ms: int
+    produced_at_ms: int
+
+
+def read_stored(host: str, port: int, start_ms: int, end_ms: int, database: str = "sqlaudit",
+                timeout_s: float = 30.0) -> dict[str, StoredEvent]:
+    """Every event in ``audit_events`` produced in [start_ms, end_ms], with its raw copy count.
+
+    Raises:
+        ProbeError: ClickHouse unreachable or the query failed.
+    """
+    from clickhouse_driver import Client
+
+    query = (f"SELECT toString(event_id), count(), min(stored_at_ms), any(produced_at_ms) "
+             f"FROM {database}.audit_events WHERE produced_at_ms >= %(a)s AND produced_at_ms <= %(b)s "
+             f"GROUP BY event_id")
+    client = Client(host=host, port=port, connect_timeout=5, send_receive_timeout=timeout_s)
+    try:
+        rows = client.execute(query, {"a": int(start_ms), "b": int(end_ms)})
+    except Exception as exc:
+        raise ProbeError(f"ClickHouse at {host}:{port}: reading audit_events failed: {exc}") from None
+    finally:
+        client.disconnect()
+    return {r[0]: StoredEvent(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+
+@dataclass(frozen=True)
+class DataLossReport:
+    acknowledged: int
+    stored: int
+    lost: list[str]
+    duplicated: int
+    late: int
+    rpo_s: float
+    fault_start_ms: int | None
+    lost_before_fault: int = 0
+    earliest_lost_produced_at_ms: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self, max_ids: int = 100) -> dict[str, Any]:
+        return {"acknowledged": self.acknowledged, "stored": self.stored, "lost": len(self.lost),
+                "lost_ids": self.lost[:max_ids], "lost_ids_truncated": len(self.lost) > max_ids,
+                "lost_before_fault": self.lost_before_fault, "duplicated": self.duplicated, "late": self.late,
+                "rpo_s": self.rpo_s, "fault_start_ms": self.fault_start_ms,
+                "earliest_lost_produced_at_ms": self.earliest_lost_produced_at_ms, **self.extra}
+
+
+def account(acked: Mapping[str, int], stored: Mapping[str, StoredEvent], fault_start_ms: int | None,
+            late_after_ms: int = 500) -> DataLossReport:
+    """Compare acknowledged events (``event_id -> produced_at ms``) with the stored ones.
+
+    Stored events that are not in ``acked`` (another run's, or failed produces that did land)
+    are ignored: the ledger is the ground truth of what was promised.
+    """
+    lost = sorted((eid for eid in acked if eid not in stored), key=lambda e: (acked[e], e))
+    present = [stored[eid] for eid in acked if eid in stored]
+    duplicated = sum(1 for s in present if s.copies > 1)
+    late = sum(1 for s in present if s.first_stored_at_ms - s.produced_at_ms > late_after_ms)
+    earliest = acked[lost[0]] if lost else None
+    before = [e for e in lost if fault_start_ms is not None and acked[e] < fault_start_ms]
+    rpo = 0.0
+    if before and fault_start_ms is not None:
+        rpo = (fault_start_ms - acked[before[0]]) / 1000.0
+    return DataLossReport(acknowledged=len(acked), stored=len(present), lost=lost, duplicated=duplicated, late=late,
+                          rpo_s=rpo, fault_start_ms=fault_start_ms, lost_before_fault=len(before),
+                          earliest_lost_produced_at_ms=earliest)
+
+
+def produced_at_by_id(records: Iterable[Any]) -> dict[str, int]:
+    """``event_id -> produced_at`` from ledger records (``loadtests.ledger.AckedRecord``)."""
+    return {r.event_id: int(r.produced_at) for r in records}

@@ -1,0 +1,123 @@
+"""Prometheus access for the probes: one client factory, instant and range queries.
+
+Every call has a timeout and retries (the client library's default timeout is
+none). No data is an error, never a zero: :class:`ProbeError` says which query
+at which URL came back empty or failed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from chaoslib.exceptions import ActivityFailed
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.exceptions import RequestException
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProbeError", "Series", "client", "escape_label", "instant", "range_query"]
+
+MAX_POINTS = 11000  # Prometheus refuses range queries of more than 11,000 points per series
+
+
+class ProbeError(ActivityFailed):
+    """Nothing could be measured: the source is unreachable, or the query returned no data."""
+
+
+def client(url: str, timeout_s: float = 5.0, retries: int = 2) -> PrometheusConnect:
+    """A client that retries connection errors and 5xx, and times out every request."""
+    retry = Retry(total=retries, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504),
+                  allowed_methods=("GET", "POST"))
+    return PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=math.ceil(timeout_s))
+
+
+def escape_label(value: str) -> str:
+    """Escape a label value for a PromQL string literal (backslash, double quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def instant(url: str, query: str, at: float | None = None, timeout_s: float = 5.0) -> float:
+    """Value of a query that must return exactly one sample (aggregate it with ``sum`` etc.).
+
+    Raises:
+        ProbeError: Prometheus unreachable or failing, no sample, several samples, or NaN.
+    """
+    params = {"time": f"{at:.3f}"} if at is not None else None
+    logger.debug("instant query at %s: %s", url, query)
+    try:
+        result = client(url, timeout_s).custom_query(query, params=params)
+    except (RequestException, PrometheusApiClientException) as exc:
+        raise ProbeError(f"Prometheus at {url}: query failed: {exc} (query: {query})") from None
+    if not result:
+        raise ProbeError(f"Prometheus at {url}: no data for {query}")
+    if len(result) > 1:
+        raise ProbeError(f"Prometheus at {url}: {len(result)} series for {query}; aggregate it to one")
+    value = float(result[0]["value"][1])
+    if math.isnan(value):
+        raise ProbeError(f"Prometheus at {url}: NaN for {query} (no events in the window?)")
+    return value
+
+
+@dataclass(frozen=True)
+class Series:
+    """One range-query series: ``points`` [(epoch seconds, value)], NaN samples dropped."""
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+
+    def max_gap(self, start: float, end: float) -> float:
+        """Longest stretch of [start, end] without a sample (a scrape gap, or missing data)."""
+        times = [start] + [t for t, _ in self.points] + [end]
+        return max(b - a for a, b in itertools.pairwise(times))
+
+
+def range_query(url: str, query: str, start: float, end: float, step_s: float = 1.0,
+                timeout_s: float = 10.0) -> list[Series]:
+    """Range query over [start, end] (epoch seconds); step widened to stay under 11,000 points.
+
+    Raises:
+        ProbeError: Prometheus unreachable or failing, or no series at all.
+    """
+    if end <= start:
+        raise ValueError(f"range query needs end > start (got {start} .. {end})")
+    step = max(step_s, math.ceil((end - start) / MAX_POINTS))
+    logger.debug("range query at %s [%s, %s] step %s: %s", url, start, end, step, query)
+    try:
+        result = client(url, timeout_s).custom_query_range(
+            query, start_time=datetime.fromtimestamp(start, UTC), end_time=datetime.fromtimestamp(end, UTC),
+            step=f"{step}s")
+    except (RequestException, PrometheusApiClientException) as exc:
+        raise ProbeError(f"Prometheus at {url}: range query failed: {exc} (query: {query})") from None
+    if not result:
+        raise ProbeError(f"Prometheus at {url}: no data between {_iso(start)} and {_iso(end)} for {query}")
+    out = []
+    for r in result:
+        pts = [(float(t), float(v)) for t, v in r["values"]]
+        out.append(Series(labels=r.get("metric", {}), points=[(t, v) for t, v in pts if not math.isnan(v)]))
+    return out
+
+
+def wait_ready(url: str, timeout_s: float = 30.0) -> None:
+    """Block until Prometheus answers ``/-/ready``; :class:`ProbeError` after ``timeout_s``."""
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                return
+        except RequestException as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise ProbeError(f"Prometheus at {url} not ready within {timeout_s:.0f} s: {last}")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%SZ")
