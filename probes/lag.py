@@ -79,7 +79,7 @@ class LagReader:
     def read(self) -> LagSnapshot:
         """One snapshot; raises on any Kafka error (never returns a made-up zero)."""
         parts = self._topic_partitions()
-        committed_raw = self._admin.list_consumer_group_offsets(self.group, partitions=parts)
+        committed_raw = self._admin.list_group_offsets({self.group: parts}).get(self.group, {})
         end = self._consumer.end_offsets(parts)
         begin = self._consumer.beginning_offsets(parts)
         committed: dict[int, int | None] = {}

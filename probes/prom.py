@@ -91,7 +91,7 @@ def range_query(url: str, query: str, start: float, end: float, step_s: float = 
     try:
         result = client(url, timeout_s).custom_query_range(
             query, start_time=datetime.fromtimestamp(start, UTC), end_time=datetime.fromtimestamp(end, UTC),
-            step=f"{step}s")
+            step=f"{step:g}")  # float seconds, as the HTTP API accepts
     except (RequestException, PrometheusApiClientException) as exc:
         raise ProbeError(f"Prometheus at {url}: range query failed: {exc} (query: {query})") from None
     if not result:
