@@ -165,3 +165,17 @@ def test_query_with_no_data_is_an_error_not_zero(healthy: LocalStack) -> None:
     with pytest.raises(prom.ProbeError, match="no data"):
         prom.instant(url, f'sum(sqlaudit_events_processed_total{{replica="{prom.escape_label("no-such")}"}})')
     assert requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+
+
+def test_chaos_toolkit_probes_measure_the_live_stack(healthy: LocalStack) -> None:
+    from probes import activities
+
+    cfg = {"stack_port_base": healthy.endpoints.port_base}
+    produce(healthy, 300, rate=300)
+    _drain(healthy)
+    time.sleep(2)
+    assert activities.consumer_lag(configuration=cfg) == 0
+    assert activities.ready_replicas(configuration=cfg) == 3
+    assert 0 < activities.latency_p95_seconds("processing", window_s=60, configuration=cfg) < 5
+    assert activities.throughput_eps(window_s=60, configuration=cfg) > 0
+    assert activities.drain(timeout_s=10, configuration=cfg)["drained"] is True

@@ -1,0 +1,210 @@
+"""Chaos Toolkit probes: measurements for steady-state hypotheses and for the method.
+
+Each probe returns a number (or a dict) that an experiment's tolerance judges; none
+judges by itself. A probe raises ``ActivityFailed`` only when nothing could be
+measured — Prometheus or Kafka unreachable, no data — and says what and where.
+Endpoints come from ``configuration`` (see ``probes/config.py``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from probes import prom
+from probes.config import ProbeSettings
+from probes.dataloss import account, read_stored, wait_drained
+from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_replicas_ready
+from probes.lag import LagReader
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds", "ready_replicas",
+           "recovery_seconds", "slo_value", "throughput_eps"]
+
+
+def consumer_lag(configuration: Configuration | None = None, secrets: Secrets | None = None) -> int:
+    """Total lag of the audit service's consumer group, read from Kafka (committed vs end offsets).
+
+    Independent of the service and of Prometheus: a dead service still has a lag.
+
+    Returns:
+        Events produced but not yet committed by the group, over every partition.
+
+    Raises:
+        ActivityFailed: Kafka could not be read.
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    try:
+        with LagReader(s.kafka_bootstrap, s.consumer_group, s.topic) as reader:
+            return reader.read().total
+    except Exception as exc:
+        raise ActivityFailed(f"consumer lag of {s.consumer_group} on {s.topic} via Kafka at {s.kafka_bootstrap}: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def ready_replicas(configuration: Configuration | None = None, secrets: Secrets | None = None) -> int:
+    """Replicas of the service whose readiness probe answers UP, from Prometheus (0 when none report).
+
+    Raises:
+        ActivityFailed: Prometheus unreachable.
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    t = s.catalogue().targets[s.target]
+    return int(prom.instant(s.prometheus_url, f"sum({t.metrics['replica_ready']}{{{t.selector}}}) or vector(0)"))
+
+
+def slo_value(slo_id: str, window_s: int = 60, configuration: Configuration | None = None,
+              secrets: Secrets | None = None) -> float:
+    """The current value of a PromQL SLO of ``docs/slo.yaml`` over the last ``window_s`` seconds.
+
+    Args:
+        slo_id: an SLO measured by PromQL (e.g. ``latency_p95``, ``error_rate``, ``consumer_lag_warning``).
+        window_s: the evaluation window.
+
+    Raises:
+        ActivityFailed: unknown SLO, Prometheus unreachable, or no data (e.g. no events in the window).
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    cat = s.catalogue()
+    try:
+        query = cat.promql(slo_id, s.target, window=f"{int(window_s)}s")
+    except (KeyError, ValueError) as exc:
+        raise ActivityFailed(str(exc)) from None
+    return prom.instant(s.prometheus_url, query)
+
+
+def latency_p95_seconds(kind: str = "processing", window_s: int = 30, configuration: Configuration | None = None,
+                        secrets: Secrets | None = None) -> float:
+    """p95 latency over the last ``window_s`` seconds: ``processing`` (consumed → durable) or ``end_to_end``.
+
+    Raises:
+        ActivityFailed: bad ``kind``, Prometheus unreachable, or no events processed in the window.
+    """
+    ids = {"processing": "latency_p95", "end_to_end": "latency_p95_end_to_end"}
+    if kind not in ids:
+        raise ActivityFailed(f"latency kind {kind!r}: expected processing or end_to_end")
+    return slo_value(ids[kind], window_s, configuration, secrets)
+
+
+def error_ratio(window_s: int = 60, configuration: Configuration | None = None,
+                secrets: Secrets | None = None) -> float:
+    """Invalid or failed events / consumed events over the last ``window_s`` seconds.
+
+    Raises:
+        ActivityFailed: Prometheus unreachable or no data.
+    """
+    return slo_value("error_rate", window_s, configuration, secrets)
+
+
+def throughput_eps(window_s: int = 30, configuration: Configuration | None = None,
+                   secrets: Secrets | None = None) -> float:
+    """Events made durable per second over the last ``window_s`` seconds, all replicas.
+
+    Raises:
+        ActivityFailed: Prometheus unreachable or no data.
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    t = s.catalogue().targets[s.target]
+    return prom.instant(s.prometheus_url,
+                        f"sum(rate({t.metrics['events_processed']}{{{t.selector}}}[{int(window_s)}s]))")
+
+
+def drain(timeout_s: float = 120.0, configuration: Configuration | None = None,
+          secrets: Secrets | None = None) -> dict[str, Any]:
+    """Wait until the consumer group's lag (from Kafka) is 0; returns ``{drained, waited_s, lag, reason}``.
+
+    A pipeline that does not drain makes data-loss verdicts inconclusive; this probe
+    reports it rather than failing.
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=timeout_s)
+    return {"drained": d.drained, "waited_s": round(d.waited_s, 1), "lag": d.last.total if d.last else None,
+            "reason": d.reason}
+
+
+def _fault_window(s: ProbeSettings) -> tuple[float, float | None]:
+    """Start (and end, if reverted) of the run's first fault, from the fault journal."""
+    from faults import journal
+    from faults.settings import DEFAULT_STATE_DIR
+
+    if not s.run_id:
+        raise ActivityFailed("configuration run_id is required to find the fault's start in the fault journal")
+    state_dir = s.fault_state_dir or DEFAULT_STATE_DIR
+    found = journal.entries(state_dir, s.run_id)
+    if not found:
+        raise ActivityFailed(f"no fault recorded for run {s.run_id} in {state_dir}")
+    first = found[0][1]
+    reverted = first.get("reverted_at")
+    end = calendar.timegm(time.strptime(reverted, "%Y-%m-%dT%H:%M:%SZ")) if reverted else None
+    return float(first["created_ts"]), (float(end) if end is not None else None)
+
+
+def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float = 10.0,
+                     configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Recovery time (RTO) of the run's fault, at 1 s resolution.
+
+    Args:
+        condition: ``replicas_ready`` (every expected replica ready again) or ``data_flow``
+            (lag under the warning level and end-to-end p95 under 500 ms).
+        stabilization_s: how long the condition must hold to count as recovered.
+
+    Returns:
+        ``{"status": recovered|never_recovered|inconclusive, "rto_s": float | None, "reason": str}``.
+
+    Raises:
+        ActivityFailed: no fault recorded for the run, or Prometheus unreachable.
+    """
+    s = ProbeSettings.from_configuration(configuration)
+    start, _ = _fault_window(s)
+    window = RunWindow(start=start, end=time.time(), fault_start=start)
+    cat = s.catalogue()
+    if condition == "replicas_ready":
+        rec = rto_replicas_ready(cat, s.target, s.prometheus_url, window, s.expected_replicas, stabilization_s)
+    elif condition == "data_flow":
+        rec = rto_data_flow(cat, s.target, s.prometheus_url, window, stabilization_s)
+    else:
+        raise ActivityFailed(f"condition {condition!r}: expected replicas_ready or data_flow")
+    m = recovery_measurement(rec)
+    return {"status": rec.status.value, "rto_s": rec.rto_s, "reason": m.reason}
+
+
+def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | None = None,
+              secrets: Secrets | None = None) -> dict[str, Any]:
+    """Acknowledged events (the ledger) missing from ClickHouse once the pipeline has drained.
+
+    Returns:
+        ``{"status": measured|inconclusive, "lost": n, "lost_ids": [...], "rpo_s": s, "duplicated": n,
+        "late": n, "acknowledged": n, ...}``; inconclusive when the pipeline did not drain or the
+        ledger is empty.
+
+    Raises:
+        ActivityFailed: no ledger configured or readable, or ClickHouse unreachable.
+    """
+    from loadtests.ledger import LedgerError, read_ledger
+
+    s = ProbeSettings.from_configuration(configuration)
+    if s.ledger_dir is None:
+        raise ActivityFailed("configuration ledger_dir is required to account for data loss")
+    try:
+        ledger = read_ledger(s.ledger_dir, strict=False)
+    except (LedgerError, OSError) as exc:
+        raise ActivityFailed(f"ledger at {s.ledger_dir}: {exc}") from None
+    if ledger.count == 0:
+        return {"status": "inconclusive", "reason": f"the ledger at {s.ledger_dir} holds no acknowledged event"}
+    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=drain_timeout_s)
+    if not d.drained:
+        return {"status": "inconclusive", "reason": d.reason, "acknowledged": ledger.count}
+    try:
+        fault_ms: int | None = int(_fault_window(s)[0] * 1000)
+    except ActivityFailed:
+        fault_ms = None
+    acked = {r.event_id: r.produced_at for r in ledger.acked.values()}
+    first, last = min(acked.values()), max(acked.values())
+    stored = read_stored(s.clickhouse_host, s.clickhouse_port, first, last)
+    return {"status": "measured", **account(acked, stored, fault_ms).as_dict()}

@@ -1,0 +1,56 @@
+"""The Chaos Toolkit face of the probes: discovery and configuration errors (no stack needed)."""
+
+from __future__ import annotations
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+import probes
+from probes import activities
+from probes.config import ProbeSettings
+
+
+def test_discovery_lists_every_exported_probe() -> None:
+    found = probes.discover()["activities"]
+    names = {a["name"] for a in found}
+    assert names == set(activities.__all__)
+    assert all(a["type"] == "probe" and a["mod"] == "probes.activities" for a in found)
+    lag = next(a for a in found if a["name"] == "consumer_lag")
+    assert "Kafka" in lag["doc"]
+
+
+def test_kubernetes_target_must_name_its_endpoints() -> None:
+    with pytest.raises(ActivityFailed, match="prometheus_url is required for target kubernetes"):
+        ProbeSettings.from_configuration({"target": "kubernetes"})
+
+
+def test_local_target_derives_endpoints_and_explicit_keys_win() -> None:
+    s = ProbeSettings.from_configuration({"stack_port_base": 20000, "prometheus_url": "http://prom:9090/"})
+    assert (s.kafka_bootstrap, s.clickhouse_port, s.prometheus_url) == ("127.0.0.1:20000", 20004, "http://prom:9090")
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"target": "mars"}, "target='mars'"),
+    ({"stack_port_base": "abc"}, "stack_port_base='abc'"),
+    ({"slo_file": "/nonexistent/slo.yaml"}, "/nonexistent/slo.yaml: cannot read"),
+])
+def test_bad_configuration_is_named(cfg: dict[str, object], match: str) -> None:
+    with pytest.raises(ActivityFailed, match=match):
+        activities.slo_value("latency_p95", configuration=cfg)
+
+
+def test_unknown_slo_and_bad_kind_are_named() -> None:
+    with pytest.raises(ActivityFailed, match="no SLO 'nope'"):
+        activities.slo_value("nope", configuration={"stack_port_base": 20000})
+    with pytest.raises(ActivityFailed, match="latency kind 'median'"):
+        activities.latency_p95_seconds("median", configuration={"stack_port_base": 20000})
+
+
+def test_unreachable_prometheus_is_an_error_naming_the_url() -> None:
+    with pytest.raises(ActivityFailed, match=r"Prometheus at http://127\.0\.0\.1:1: query failed"):
+        activities.ready_replicas(configuration={"prometheus_url": "http://127.0.0.1:1/", "stack_port_base": 20000})
+
+
+def test_data_loss_needs_a_ledger() -> None:
+    with pytest.raises(ActivityFailed, match="ledger_dir is required"):
+        activities.data_loss(configuration={"stack_port_base": 20000})
