@@ -8,11 +8,16 @@ at which URL came back empty or failed.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -21,13 +26,89 @@ from urllib3.util.retry import Retry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbeError", "Series", "client", "escape_label", "instant", "range_query"]
+__all__ = ["ProbeError", "Recorder", "Series", "client", "escape_label", "instant", "range_query", "recording",
+           "replaying"]
 
 MAX_POINTS = 11000  # Prometheus refuses range queries of more than 11,000 points per series
 
 
 class ProbeError(ActivityFailed):
     """Nothing could be measured: the source is unreachable, or the query returned no data."""
+
+
+class Recorder:
+    """Every query made while :func:`recording` is active, with its answer (or its error).
+
+    A run saves :attr:`calls` in its directory; :func:`replaying` serves them back so the
+    verdicts can be computed again offline, with no Prometheus running.
+    """
+
+    def __init__(self, calls: list[dict[str, Any]] | None = None) -> None:
+        self.calls: list[dict[str, Any]] = calls or []
+        self._index = {_key(c): c for c in self.calls}
+
+    def add(self, key: dict[str, Any], result: Any = None, error: str | None = None) -> None:
+        call = {**key, "result": result, "error": error}
+        self.calls.append(call)
+        self._index[_key(key)] = call
+
+    def lookup(self, key: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._index[_key(key)]
+        except KeyError:
+            raise ProbeError(f"no recorded answer for {key['kind']} query {key['query']!r}: the recording "
+                             "was made by a different version of the evaluation") from None
+
+
+def _key(call: dict[str, Any]) -> str:
+    return json.dumps({k: call.get(k) for k in ("kind", "url", "query", "time", "start", "end", "step")},
+                      sort_keys=True)
+
+
+_recorder: ContextVar[Recorder | None] = ContextVar("prom_recorder", default=None)
+_replay: ContextVar[Recorder | None] = ContextVar("prom_replay", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[Recorder]:
+    """Record every query made in this context (and its threads' copies of the context)."""
+    rec = Recorder()
+    token = _recorder.set(rec)
+    try:
+        yield rec
+    finally:
+        _recorder.reset(token)
+
+
+@contextmanager
+def replaying(calls: list[dict[str, Any]]) -> Iterator[Recorder]:
+    """Answer queries from a recording instead of Prometheus."""
+    rec = Recorder(calls)
+    token = _replay.set(rec)
+    try:
+        yield rec
+    finally:
+        _replay.reset(token)
+
+
+def _call(key: dict[str, Any], fetch: Any) -> Any:
+    """Run ``fetch()`` — or answer from the replay — and record the outcome."""
+    replay = _replay.get()
+    if replay is not None:
+        call = replay.lookup(key)
+        if call["error"]:
+            raise ProbeError(call["error"])
+        return call["result"]
+    rec = _recorder.get()
+    try:
+        result = fetch()
+    except ProbeError as exc:
+        if rec is not None:
+            rec.add(key, error=str(exc))
+        raise
+    if rec is not None:
+        rec.add(key, result=result)
+    return result
 
 
 def client(url: str, timeout_s: float = 5.0, retries: int = 2) -> PrometheusConnect:
@@ -50,10 +131,14 @@ def instant(url: str, query: str, at: float | None = None, timeout_s: float = 5.
     """
     params = {"time": f"{at:.3f}"} if at is not None else None
     logger.debug("instant query at %s: %s", url, query)
-    try:
-        result = client(url, timeout_s).custom_query(query, params=params)
-    except (RequestException, PrometheusApiClientException) as exc:
-        raise ProbeError(f"Prometheus at {url}: query failed: {exc} (query: {query})") from None
+
+    def fetch() -> Any:
+        try:
+            return client(url, timeout_s).custom_query(query, params=params)
+        except (RequestException, PrometheusApiClientException) as exc:
+            raise ProbeError(f"Prometheus at {url}: query failed: {exc} (query: {query})") from None
+
+    result = _call({"kind": "instant", "url": url, "query": query, "time": params and params["time"]}, fetch)
     if not result:
         raise ProbeError(f"Prometheus at {url}: no data for {query}")
     if len(result) > 1:
@@ -88,12 +173,17 @@ def range_query(url: str, query: str, start: float, end: float, step_s: float = 
         raise ValueError(f"range query needs end > start (got {start} .. {end})")
     step = max(step_s, math.ceil((end - start) / MAX_POINTS))
     logger.debug("range query at %s [%s, %s] step %s: %s", url, start, end, step, query)
-    try:
-        result = client(url, timeout_s).custom_query_range(
-            query, start_time=datetime.fromtimestamp(start, UTC), end_time=datetime.fromtimestamp(end, UTC),
-            step=f"{step:g}")  # float seconds, as the HTTP API accepts
-    except (RequestException, PrometheusApiClientException) as exc:
-        raise ProbeError(f"Prometheus at {url}: range query failed: {exc} (query: {query})") from None
+
+    def fetch() -> Any:
+        try:
+            return client(url, timeout_s).custom_query_range(
+                query, start_time=datetime.fromtimestamp(start, UTC), end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step:g}")  # float seconds, as the HTTP API accepts
+        except (RequestException, PrometheusApiClientException) as exc:
+            raise ProbeError(f"Prometheus at {url}: range query failed: {exc} (query: {query})") from None
+
+    key = {"kind": "range", "url": url, "query": query, "start": round(start, 3), "end": round(end, 3), "step": step}
+    result = _call(key, fetch)
     if not result:
         raise ProbeError(f"Prometheus at {url}: no data between {_iso(start)} and {_iso(end)} for {query}")
     out = []
