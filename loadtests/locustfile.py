@@ -1,0 +1,367 @@
+"""Locust load of SQL-execution events into Kafka, with a ledger of every acknowledged event.
+
+Run it by hand with the web UI::
+
+    locust -f loadtests/locustfile.py --kafka-bootstrap 127.0.0.1:19000 --shape spike --rate 200
+
+or headless (what :mod:`loadtests.runner` does for experiments)::
+
+    locust -f loadtests/locustfile.py --headless --kafka-bootstrap 127.0.0.1:19000 \\
+        --shape steady --rate 200 --duration 60 --seed 7 --ledger-dir reports/run-1/ledger
+
+Rates are in events per second: the :class:`RateShape` turns the shape's target
+rate into ``ceil(rate / user_rate)`` users, each pacing itself at ``rate / users``.
+Every produce is reported as a Locust request (type ``kafka``, name = topic),
+so statistics, CSV output, the web UI and ``--exit-code-on-error`` work as usual;
+a failed produce fails the run unless you pass ``--exit-code-on-error 0``.
+Add ``--processes N`` (or ``--master``/``--worker``) for distributed mode: each
+worker writes its own ledger files and ``python -m loadtests.ledger DIR --merge``
+combines them. The options are listed under "SQL-event load" in ``--help``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gevent
+import locust.log
+from kafka import KafkaProducer
+from kafka.producer.future import RecordMetadata
+from locust import LoadTestShape, User, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, check_bootstrap, spec_from_options
+from loadtests.generator import SqlEventGenerator, derive_seed
+from loadtests.ledger import LedgerWriter
+from loadtests.pacing import Pacer, RateControl, worker_share
+from loadtests.shapes import LoadPlan
+
+logger = logging.getLogger(__name__)
+# kafka-python logs every connection at INFO; one line per producer and user is noise here.
+logging.getLogger("kafka").setLevel(logging.WARNING)
+
+RATE_MESSAGE = "loadtests_rate"
+DONE_MESSAGE = "loadtests_done"
+REQUEST_TYPE = "kafka"
+CLOSE_TIMEOUT_S = 15.0
+
+
+@dataclass
+class _Process:
+    """State of this Locust process for the current test: spec, rate control, ledger."""
+
+    spec: LoadSpec | None = None
+    control: RateControl = field(default_factory=RateControl)
+    ledger: LedgerWriter | None = None
+    worker_index: int = 0
+    runs: int = 0
+    users: itertools.count[int] = field(default_factory=itertools.count)
+    flusher: gevent.Greenlet | None = None
+    done_sent: bool = False
+    done_workers: set[int] = field(default_factory=set)
+
+
+STATE = _Process()
+
+
+# ----------------------------------------------------------------- options
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    add_locust_arguments(parser)
+
+
+def _fatal(environment: Environment, message: str) -> None:
+    """Stop before any load: log one clear line and make Locust exit non-zero.
+
+    Locust treats a failing ``init`` listener as fatal (exit code 1) through this
+    flag; setting it ourselves avoids a traceback around a plain usage error.
+    """
+    logger.error("loadtests: %s", message)
+    locust.log.unhandled_greenlet_exception = True
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_kwargs: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message(DONE_MESSAGE, _on_worker_done)
+    elif runner is not None:
+        runner.register_message(RATE_MESSAGE, _on_rate)
+    options = environment.parsed_options
+    if isinstance(runner, WorkerRunner) or options is None:
+        return  # workers get the master's options when the test starts
+    if not (options.headless or options.autostart):
+        return  # the web UI may still change the values; checked at test start
+    try:
+        spec = spec_from_options(options)
+        check_bootstrap(spec.bootstrap, spec.topic)
+    except LoadConfigError as exc:
+        _fatal(environment, str(exc))
+        return
+    logger.info("loadtests: %s shape, %.1f events/s base, %.0f s, Kafka %s topic %s",
+                spec.shape, spec.rate, spec.effective_duration, spec.bootstrap, spec.topic)
+
+
+# ------------------------------------------------------------ test start/stop
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    runner = environment.runner
+    headless = bool(getattr(environment.parsed_options, "headless", False))
+    try:
+        spec = spec_from_options(environment.parsed_options)
+        if not isinstance(runner, WorkerRunner) and not headless:
+            check_bootstrap(spec.bootstrap, spec.topic)  # web UI: values may have changed
+    except LoadConfigError as exc:
+        logger.error("loadtests: %s; stopping before any load", exc)
+        if runner is not None:
+            gevent.spawn(runner.quit if headless else runner.stop)
+        STATE.spec = None
+        return
+    STATE.spec = spec
+    STATE.runs += 1
+    STATE.done_sent = False
+    STATE.done_workers = set()
+    if isinstance(runner, MasterRunner):
+        return
+    workers = 1
+    if isinstance(runner, WorkerRunner):
+        STATE.worker_index = runner.worker_index
+        workers = max(1, int(getattr(environment.parsed_options, "expect_workers", 1) or 1))
+    first = spec.plan().users_at(0.0, multiple_of=workers)
+    budget = None
+    if spec.max_events is not None:
+        budget = worker_share(spec.max_events, workers, STATE.worker_index)
+    STATE.control = RateControl(per_user_rate=first[1] if first else spec.rate, budget=budget)
+    STATE.users = itertools.count()
+    if spec.ledger_dir:
+        role = f"worker{STATE.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+        writer_id = f"{role}-{socket.gethostname()}-{os.getpid()}-r{STATE.runs}"
+        STATE.ledger = LedgerWriter(spec.ledger_dir, writer_id, meta={
+            "role": role, "worker_index": STATE.worker_index, "workers": workers, "topic": spec.topic,
+            "bootstrap": spec.bootstrap, "seed": spec.seed, "shape": spec.shape, "rate": spec.rate,
+            "duration": spec.effective_duration, "budget": budget})
+    STATE.flusher = gevent.spawn(_housekeeping, environment)
+
+
+def _housekeeping(environment: Environment) -> None:
+    """Write the ledger every 0.2 s, and end the run once the event budget is spent."""
+    while True:
+        gevent.sleep(0.2)
+        if STATE.ledger is not None:
+            STATE.ledger.flush_if_due()
+        runner = environment.runner
+        if STATE.control.exhausted and not STATE.done_sent and runner is not None and runner.user_count == 0:
+            STATE.done_sent = True
+            logger.info("loadtests: event budget of %s spent", STATE.control.budget)
+            if isinstance(runner, WorkerRunner):
+                runner.send_message(DONE_MESSAGE, {"worker_index": STATE.worker_index})
+            elif isinstance(runner, LocalRunner):
+                gevent.spawn(runner.quit)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
+    # Users are stopped (producers closed, every callback run) before test_stop fires.
+    if STATE.flusher is not None:
+        STATE.flusher.kill(block=False)
+        STATE.flusher = None
+    if STATE.ledger is not None:
+        STATE.ledger.close()
+        STATE.ledger = None
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
+    if STATE.ledger is not None:
+        STATE.ledger.close()
+        STATE.ledger = None
+
+
+def _on_rate(environment: Environment, msg: Any, **_kwargs: Any) -> None:
+    STATE.control.per_user_rate = float(msg.data["per_user_rate"])
+
+
+def _on_worker_done(environment: Environment, msg: Any, **_kwargs: Any) -> None:
+    STATE.done_workers.add(int(msg.data["worker_index"]))
+    expected = int(getattr(environment.parsed_options, "expect_workers", 1) or 1)
+    logger.info("loadtests: worker %s spent its budget (%d/%d)", msg.data["worker_index"],
+                len(STATE.done_workers), expected)
+    if len(STATE.done_workers) >= expected and environment.runner is not None:
+        gevent.spawn(environment.runner.quit)
+
+
+# --------------------------------------------------------------------- users
+class KafkaProducerUser(User):
+    """Abstract Locust user owning one kafka-python producer (acks=all, idempotent).
+
+    Subclasses call :meth:`produce`; it sends asynchronously and reports the
+    outcome to Locust from the future's callback or errback, timed from the
+    ``send`` call with ``time.perf_counter()``. ``producer_config`` overrides the
+    defaults; the producer is created in ``on_start`` and closed (flushing what
+    is in flight) in ``on_stop``.
+    """
+
+    abstract = True
+    producer_config: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.producer: KafkaProducer | None = None
+
+    def make_producer_config(self) -> dict[str, Any]:
+        """The producer configuration: safe defaults for loss accounting, then ``producer_config``."""
+        spec = STATE.spec
+        config: dict[str, Any] = {
+            "bootstrap_servers": spec.bootstrap.split(",") if spec else self.host,
+            "client_id": f"loadtests-{os.getpid()}",
+            "acks": "all",  # counted as delivered only once every in-sync replica has it
+            "enable_idempotence": True,  # retries cannot duplicate or reorder
+            "retries": 2**31 - 1,  # bounded by delivery_timeout_ms, as in the Java client
+            "max_in_flight_requests_per_connection": 5,  # the most idempotence allows
+            "delivery_timeout_ms": spec.delivery_timeout_ms if spec else 30000,
+            "request_timeout_ms": 10000,
+            "linger_ms": spec.linger_ms if spec else 5,
+            "batch_size": spec.batch_size if spec else 16384,
+            "max_block_ms": 10000,  # send() blocks at most this long on a full buffer or no metadata
+            "allow_auto_create_topics": False,
+        }
+        config.update(self.producer_config)
+        return config
+
+    def on_start(self) -> None:
+        self.producer = KafkaProducer(**self.make_producer_config())
+
+    def on_stop(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.close(timeout=CLOSE_TIMEOUT_S)
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, name: str | None = None,
+                context: dict[str, Any] | None = None) -> None:
+        """Send ``value`` asynchronously; the outcome reaches Locust (and :meth:`on_ack` /
+        :meth:`on_error`) when the broker answers."""
+        if self.producer is None:
+            raise StopUser()
+        start = time.perf_counter()
+        name = name or topic
+        try:
+            future = self.producer.send(topic, value=value, key=key)
+        except Exception as exc:  # full buffer past max_block_ms, no metadata, closed producer
+            self._report(name, start, len(value), exc, context)
+            self.on_error(exc, context)
+            return
+        future.add_callback(self._acked, name, start, len(value), context)
+        future.add_errback(self._failed, name, start, len(value), context)
+
+    def _report(self, name: str, start: float, length: int, exc: BaseException | None,
+                context: dict[str, Any] | None) -> None:
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE, name=name, response_time=(time.perf_counter() - start) * 1000.0,
+            response_length=length, exception=exc, context=context or {})
+
+    def _acked(self, name: str, start: float, length: int, context: dict[str, Any] | None,
+               metadata: RecordMetadata) -> None:
+        self._report(name, start, length, None, context)
+        self.on_ack(metadata, context)
+
+    def _failed(self, name: str, start: float, length: int, context: dict[str, Any] | None,
+                exc: BaseException) -> None:
+        self._report(name, start, length, exc, context)
+        self.on_error(exc, context)
+
+    def on_ack(self, metadata: RecordMetadata, context: dict[str, Any] | None) -> None:
+        """Called once per acknowledged record (from the producer's I/O thread)."""
+
+    def on_error(self, exc: BaseException, context: dict[str, Any] | None) -> None:
+        """Called once per failed produce (from the producer's I/O thread, or from ``send``)."""
+
+
+class SqlEventUser(KafkaProducerUser):
+    """Produces contract-v1 SQL events at the shape's per-user rate and records them in the ledger."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.pacer = Pacer(STATE.control)
+        self.generator: SqlEventGenerator | None = None
+
+    def wait_time(self) -> float:
+        return self.pacer.delay()
+
+    def on_start(self) -> None:
+        spec = STATE.spec
+        if spec is None or STATE.control.exhausted:
+            return  # no producer: the first task stops this user
+        self.pacer = Pacer(STATE.control)
+        seed = derive_seed(spec.seed, STATE.worker_index, next(STATE.users))
+        self.generator = SqlEventGenerator(spec.generator_config(seed=seed))
+        super().on_start()
+
+    @task
+    def produce_event(self) -> None:
+        spec = STATE.spec
+        if spec is None or self.generator is None or not STATE.control.take():
+            raise StopUser()
+        event = self.generator.next().event
+        self.produce(spec.topic, event.to_bytes(), key=event.app.encode(),
+                     context={"event_id": str(event.event_id), "produced_at": event.produced_at,
+                              "app": event.app})
+
+    def on_ack(self, metadata: RecordMetadata, context: dict[str, Any] | None) -> None:
+        if STATE.ledger is not None and context is not None:
+            STATE.ledger.ack(context["event_id"], metadata.topic, metadata.partition, metadata.offset,
+                             context["produced_at"], app=context["app"])
+
+    def on_error(self, exc: BaseException, context: dict[str, Any] | None) -> None:
+        if STATE.ledger is not None and context is not None and STATE.spec is not None:
+            STATE.ledger.fail(context["event_id"], STATE.spec.topic, context["produced_at"],
+                              f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+
+
+# --------------------------------------------------------------------- shape
+class RateShape(LoadTestShape):
+    """The load shape of ``--shape``/``--rate``/``--duration`` in users and a per-user rate.
+
+    Every second: ``users = ceil(rate(t) / user_rate)``, each paced at
+    ``rate(t) / users`` (sent to every worker). Stops the test when the duration is over.
+    """
+
+    use_common_options = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plan: LoadPlan | None = None
+        self._last_rate: float | None = None
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        self._plan = None
+        self._last_rate = None
+
+    def tick(self) -> tuple[int, float] | None:
+        if self._plan is None:
+            # The first tick comes before test_start: read the options here too.
+            options = self.runner.environment.parsed_options if self.runner is not None else None
+            try:
+                self._plan = spec_from_options(options).plan()
+            except LoadConfigError as exc:
+                logger.error("loadtests: %s; not starting", exc)
+                return None
+        workers = 1
+        if isinstance(self.runner, MasterRunner):
+            workers = int(getattr(self.runner.environment.parsed_options, "expect_workers", 1) or 1)
+        target = self._plan.users_at(self.get_run_time(), multiple_of=workers)
+        if target is None:
+            return None
+        users, per_user = target
+        if per_user != self._last_rate and self.runner is not None:
+            self._last_rate = per_user
+            self.runner.send_message(RATE_MESSAGE, {"per_user_rate": per_user})
+        return users, float(max(users, 10))

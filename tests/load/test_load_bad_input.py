@@ -1,0 +1,82 @@
+"""Bad input stops a load run before any load starts, with a message naming the argument or address."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.config import LoadConfigError
+from loadtests.runner import LOCUSTFILE, start_load
+
+LOCUST_TIMEOUT_S = 60
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"  # nobody listens once the socket is closed
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"shape": "zigzag"}, r"shape: unknown load shape 'zigzag'"),
+    ({"rate": 0}, r"rate: must be > 0, got 0"),
+    ({"rate": -5}, r"rate: must be > 0, got -5"),
+    ({"duration": 0}, r"duration: must be > 0"),
+    ({"workers": -1}, r"workers: must be an integer >= 0"),
+    ({"bootstrap": "no-port"}, r"bootstrap: 'no-port' .* is not host:port"),
+])
+def test_start_load_refuses_bad_arguments(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"bootstrap": closed_port(), "run_dir": str(tmp_path / "run"), **kwargs}
+    with pytest.raises(LoadConfigError, match=message):
+        start_load(**args)  # type: ignore[arg-type]
+    assert not (tmp_path / "run" / "load.json").exists()  # nothing was started
+
+
+def test_start_load_names_an_unreachable_bootstrap(tmp_path: Path) -> None:
+    address = closed_port()
+    with pytest.raises(LoadConfigError, match=rf"bootstrap: Kafka unreachable at {address}"):
+        start_load(address, run_dir=str(tmp_path / "run"), check_timeout=2)
+    assert not (tmp_path / "run").exists()
+
+
+def run_locust(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", *args],
+                          capture_output=True, text=True, timeout=LOCUST_TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+
+def test_locust_cli_refuses_zero_rate() -> None:
+    done = run_locust("--kafka-bootstrap", closed_port(), "--rate", "0")
+    assert done.returncode != 0
+    assert "--rate: must be > 0, got 0" in done.stderr
+    assert "Ramping" not in done.stderr and "Shape test starting" not in done.stderr
+
+
+def test_locust_cli_refuses_unknown_shape() -> None:
+    done = run_locust("--kafka-bootstrap", closed_port(), "--shape", "zigzag")
+    assert done.returncode != 0
+    assert "argument --shape: invalid choice: 'zigzag'" in done.stderr
+
+
+def test_locust_cli_names_the_unreachable_address() -> None:
+    address = closed_port()
+    done = run_locust("--kafka-bootstrap", address, "--rate", "10", "--duration", "5")
+    assert done.returncode != 0
+    assert f"bootstrap: Kafka unreachable at {address}" in done.stderr
+    assert "Shape test starting" not in done.stderr
+
+
+@pytest.mark.stack
+def test_missing_topic_is_named(kafka_bootstrap: str, tmp_path: Path) -> None:
+    with pytest.raises(LoadConfigError, match=r"topic: 'no-such-topic' not found"):
+        start_load(kafka_bootstrap, topic="no-such-topic", run_dir=str(tmp_path / "run"), check_timeout=3)
+
+
+def test_locust_cli_refuses_missing_bootstrap_before_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOADTESTS_BOOTSTRAP", raising=False)
+    done = run_locust("--rate", "10")
+    assert done.returncode != 0
+    assert "--kafka-bootstrap: required" in done.stderr
