@@ -1,10 +1,12 @@
 """The ``resilience`` command.
 
 Exit codes (for CI):
-  0  success (stack healthy)
-  1  a component failed to start or is unhealthy
-  2  bad invocation (unknown option, bad value)
-  3  a required tool is not installed (run ``resilience install``)
+  stack commands (up, status, down):
+    0  success (stack healthy)   1  a component failed or is unhealthy
+    2  bad invocation            3  a required tool is not installed
+  run, gate, replay, report:
+    0  every SLO passed          1  an SLO failed
+    2  inconclusive (no data, load not reached, not drained), bad input, or an error
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from typing import NoReturn
 import click
 from rich.console import Console
 
+from probes.slo import DEFAULT_SLO_FILE
 from resilience import __version__
-from resilience.paths import DEPLOY_LOCAL
+from resilience.paths import DEPLOY_LOCAL, REPO_ROOT
+from resilience.runner import DEFAULT_REPORTS, RunError, RunOptions
+from resilience.runner import run as run_scenario
 from resilience.stack import DEFAULT_PORT_BASE, ComponentError, LocalStack, MissingToolError, StackError
 from resilience.stack.core import StackStatus
 
@@ -154,6 +159,180 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
         console.print("no stack was running")
     if purge:
         console.print(f"removed {stack.data_dir}")
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              help="local: the embedded stack (brought up if needed). kubernetes: a staging cluster.")
+@click.option("--shape", type=click.Choice(["steady", "ramp", "spike", "soak"]), default=None,
+              help="Load shape (default: the experiment's).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Base load in events per second (default: the experiment's).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of load (default: the experiment's).")
+@click.option("--seed", type=int, default=None, help="Seed of the event content (default: the experiment's).")
+@port_base_option
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the run directory goes (default: reports/ in the checkout).")
+@click.option("--slo-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SLO catalogue (default: docs/slo.yaml).")
+@click.option("--prometheus-url", envvar="RESILIENCE_PROMETHEUS_URL", help="kubernetes target: Prometheus base URL.")
+@click.option("--kafka-bootstrap", envvar="RESILIENCE_KAFKA_BOOTSTRAP", help="kubernetes target: Kafka bootstrap.")
+@click.option("--clickhouse", envvar="RESILIENCE_CLICKHOUSE", help="kubernetes target: ClickHouse host:port.")
+def run(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
+        seed: int | None, port_base: int, reports_dir: Path | None, slo_file: Path | None,
+        prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None) -> None:
+    """Run one scenario under load and judge its SLOs.
+
+    EXPERIMENT is a scenario name (pod_failure, postgres_failure... see `resilience list`)
+    or a path to a Chaos Toolkit experiment file.
+
+    \b
+    It validates every input first (nothing is injected on bad input), brings the local
+    stack up if needed, runs the experiment with rollbacks always on, waits for the
+    pipeline to drain, judges every SLO of the scenario, and writes
+    reports/<time>-<scenario>/ with summary.json and report.html.
+
+    \b
+    Exit codes: 0 every SLO passed, 1 an SLO failed,
+                2 inconclusive (missing data, load not reached, not drained) or an error.
+    """
+    options = _run_options(experiment, target, shape, rate, duration, seed, port_base, reports_dir, slo_file,
+                           prometheus_url, kafka_bootstrap, clickhouse)
+    result = _run_with_progress(options)
+    sys.exit(result)
+
+
+def _run_options(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
+                 seed: int | None, port_base: int, reports_dir: Path | None, slo_file: Path | None,
+                 prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None) -> RunOptions:
+    ch: tuple[str, int] | None = None
+    if clickhouse:
+        host, _, port = clickhouse.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"{clickhouse!r}: expected host:port", param_hint="--clickhouse")
+        ch = (host, int(port))
+    return RunOptions(experiment=experiment, target=target, shape=shape, rate=rate, duration=duration, seed=seed,
+                      port_base=port_base, reports_dir=reports_dir or DEFAULT_REPORTS,
+                      slo_file=slo_file or DEFAULT_SLO_FILE, prometheus_url=prometheus_url,
+                      kafka_bootstrap=kafka_bootstrap, clickhouse=ch)
+
+
+def _run_with_progress(options: RunOptions) -> int:
+    """Run with a live status line; print the verdicts; return the exit code."""
+    from rich.live import Live
+    from rich.text import Text
+
+    state: dict[str, object] = {"phase": "validating", "detail": "", "t0": time.monotonic()}
+
+    def render() -> Text:
+        elapsed = time.monotonic() - float(state["t0"])  # type: ignore[arg-type]
+        live = state.get("live") or {}
+        assert isinstance(live, dict)
+
+        def fmt(key: str, f: str) -> str:
+            v = live.get(key)
+            return f.format(v) if isinstance(v, int | float) else "?"
+
+        return Text.assemble(
+            (f"[{elapsed:5.0f} s] ", "dim"), (f"{state['phase']}", "bold"), f" {state['detail']}  ",
+            ("lag ", "dim"), fmt("lag", "{:.0f}"), ("  p95 e2e ", "dim"), fmt("p95", "{:.3f} s"),
+            ("  ready ", "dim"), fmt("ready", "{:.0f}"))
+
+    with Live(render(), console=console, refresh_per_second=2, transient=False) as live_view:
+        def phase(name: str, detail: str) -> None:
+            if name != "activity" and name != state["phase"]:
+                console.log(f"{name}: {detail}")
+            state.update(phase=name, detail=detail)
+            live_view.update(render())
+
+        def live(values: dict[str, object]) -> None:
+            state["live"] = values
+            live_view.update(render())
+
+        try:
+            result = run_scenario(options, phase=phase, live=live)
+        except RunError as exc:
+            live_view.stop()
+            console.print(f"[bold red]error:[/] {exc}")
+            console.print("nothing was injected")
+            return 2
+    _print_verdicts(result.summary)
+    console.print(f"report: {result.run_dir / 'report.html'}")
+    return result.exit_code
+
+
+def _print_verdicts(summary: dict[str, object]) -> None:
+    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    verdicts = summary.get("verdicts") or []
+    assert isinstance(verdicts, list)
+    for v in verdicts:
+        measured = "-" if v["measured"] is None else f"{v['measured']:g}"
+        c = colour.get(v["outcome"], "white")
+        out.print(f"[{c}]{v['outcome']:<12}[/] {v['slo']:<24} {measured:>10} {v['unit']:<9} "
+                  f"(objective {v['objective']}) {v['reason']}", soft_wrap=True)
+    for err in summary.get("errors") or []:  # type: ignore[attr-defined]
+        out.print(f"[yellow]error:[/] {err}", soft_wrap=True)
+    outcome = str(summary.get("outcome"))
+    out.print(f"[bold {colour.get(outcome, 'white')}]{outcome.upper()}[/] {summary.get('scenario')}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Re-judge a recorded run offline and re-render its report (no stack needed).
+
+    Reads the run's recorded Prometheus answers, final store read and ledger, computes the
+    verdicts again, rewrites summary.json and report.html, and exits like `run` did.
+    """
+    from resilience.judge import judge
+    from resilience.runner import render
+
+    try:
+        meta = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"{run_dir / 'run.json'}: {exc}", 2)
+    j = judge(run_dir, meta, meta.get("endpoints", {}).get("prometheus_url", ""), live=False)
+    summary = j.summary(meta["scenario"])
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    render(run_dir)
+    _print_verdicts(summary)
+    console.print(f"report: {run_dir / 'report.html'}")
+    sys.exit(j.exit_code)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@port_base_option
+def replay(run_dir: Path, port_base: int) -> None:
+    """Run a recorded scenario again with the same experiment, load shape, rate, duration and seed."""
+    try:
+        meta = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"{run_dir / 'run.json'}: {exc}", 2)
+    load = meta.get("load", {})
+    console.print(f"replaying {meta.get('scenario')} from {run_dir}: {meta.get('experiment')}, "
+                  f"{load.get('shape')} {load.get('rate_eps')} events/s for {load.get('duration_s')} s, "
+                  f"seed {load.get('seed')}")
+    options = RunOptions(experiment=str(REPO_ROOT / meta["experiment"]) if not Path(meta["experiment"]).is_absolute()
+                         else meta["experiment"], target=meta.get("target", "local"), shape=load.get("shape"),
+                         rate=load.get("rate_eps"), duration=load.get("duration_s"), seed=load.get("seed"),
+                         port_base=port_base)
+    sys.exit(_run_with_progress(options))
+
+
+@cli.command(name="list")
+def list_experiments() -> None:
+    """List the experiment catalogue: name, scenario, tags, title."""
+    from resilience.experiments import ExperimentError, catalogue
+
+    try:
+        exps = catalogue()
+    except ExperimentError as exc:
+        _fail(str(exc), 2)
+    for e in exps:
+        out.print(f"{e.name:<28} {e.ext.scenario:<24} {','.join(e.ext.tags):<14} {e.title}", soft_wrap=True)
 
 
 def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> LocalStack:

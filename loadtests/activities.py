@@ -1,0 +1,88 @@
+"""Chaos Toolkit actions that start and stop the SQL-event load of an experiment.
+
+The load runs as a Locust subprocess (see ``loadtests/runner.py``) that stops by
+itself after its duration, so a killed runner never leaves load running for long.
+Where it writes and which Kafka it targets come from ``configuration``:
+
+``stack_port_base`` / ``target``  local target: the stack's direct Kafka listener.
+``kafka_bootstrap``  explicit bootstrap servers (required for the kubernetes target).
+``load_dir``         run directory of the load (load.json, locust.log, stats CSV); default env
+                     ``RESILIENCE_LOAD_DIR``, else ``reports/adhoc/<run_id>/load``.
+``ledger_dir``       where the ledger goes; default env ``RESILIENCE_LEDGER_DIR``, else ``<load_dir>/ledger``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from loadtests import runner
+from loadtests.config import LoadConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["start_load", "stop_load"]
+
+
+def _dirs(configuration: Configuration | None) -> tuple[Path, Path]:
+    from resilience.paths import REPO_ROOT
+
+    cfg = configuration or {}
+    run_id = str(cfg.get("run_id") or os.environ.get("RESILIENCE_RUN_ID") or f"pid{os.getpid()}")
+    load_dir = Path(cfg.get("load_dir") or os.environ.get("RESILIENCE_LOAD_DIR")
+                    or REPO_ROOT / "reports" / "adhoc" / run_id / "load")
+    ledger = Path(cfg.get("ledger_dir") or os.environ.get("RESILIENCE_LEDGER_DIR") or load_dir / "ledger")
+    return load_dir, ledger
+
+
+def _bootstrap(configuration: Configuration | None) -> str:
+    from probes.config import ProbeSettings
+
+    return ProbeSettings.from_configuration(configuration).kafka_bootstrap
+
+
+def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120.0, seed: int = 0,
+               workers: int = 0, configuration: Configuration | None = None,
+               secrets: Secrets | None = None) -> dict[str, Any]:
+    """Start SQL-event load into Kafka in the background; it stops by itself after ``duration``.
+
+    Args:
+        shape: steady, ramp, spike (a surge, for the consumer-lag scenario) or soak.
+        rate: base rate in events per second.
+        duration: seconds of load.
+        seed: seed of the event content (same seed, same events).
+        workers: 0 for one Locust process; N for distributed mode with N workers.
+
+    Returns:
+        The load's handle (pid, run directory, ledger directory, spec).
+
+    Raises:
+        ActivityFailed: a bad argument, Kafka unreachable or the topic missing (before any load
+            starts), or Locust exiting at once.
+    """
+    load_dir, ledger = _dirs(configuration)
+    try:
+        handle = runner.start_load(_bootstrap(configuration), shape=shape, rate=float(rate),
+                                   duration=float(duration), seed=int(seed), workers=int(workers),
+                                   run_dir=str(load_dir), ledger_dir=str(ledger))
+    except (LoadConfigError, RuntimeError, ValueError) as exc:
+        raise ActivityFailed(f"start load: {exc}") from None
+    return handle.as_dict()
+
+
+def stop_load(configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Stop the experiment's load gracefully (idempotent: a finished load just reports its result).
+
+    Returns:
+        The load's result: exit code, acknowledged and failed counts, request statistics.
+    """
+    load_dir, _ = _dirs(configuration)
+    if not (load_dir / runner.HANDLE_FILE).exists():
+        return {"stopped": False, "reason": f"no load was started in {load_dir}"}
+    result = runner.stop_load(str(load_dir))
+    return {"stopped": True, **result.as_dict()}

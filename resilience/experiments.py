@@ -1,0 +1,120 @@
+"""The experiment catalogue: Chaos Toolkit files under ``experiments/`` and what we add to them.
+
+Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
+
+    extensions:
+      - name: sql-audit-resilience
+        scenario: pod_failure      # a scenario id of docs/slo.yaml: its RTO/RPO and SLOs judge the run
+        profile: minimal           # stack profile the experiment needs
+        tags: [gate, fast]         # `resilience gate --tag fast`
+        stabilization_s: 10        # how long recovery must hold to count (RTO)
+        drain_timeout_s: 180       # how long to wait for lag 0 before judging data loss
+
+Load parameters live in the experiment's ``configuration`` (``load_shape``, ``load_rate``,
+``load_duration``, ``load_seed``) so that a plain ``chaos run`` uses them too; the runner
+overrides them from its command line through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from resilience.paths import REPO_ROOT
+
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+EXTENSION = "sql-audit-resilience"
+
+__all__ = ["EXPERIMENTS_DIR", "Experiment", "ExperimentError", "catalogue", "load", "resolve"]
+
+
+class ExperimentError(ValueError):
+    """An experiment that cannot be run; the message names the file and the field."""
+
+
+class Extension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    scenario: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    profile: str = "minimal"
+    tags: list[str] = Field(default_factory=list)
+    stabilization_s: float = Field(default=10.0, ge=0)
+    drain_timeout_s: float = Field(default=180.0, gt=0)
+    expected_replicas: int = Field(default=3, ge=1)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    doc: dict[str, Any]
+    ext: Extension
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def title(self) -> str:
+        return str(self.doc.get("title", self.name))
+
+    def config_default(self, key: str) -> Any:
+        """The default of a configuration key (``{type: env, default: ...}`` or a plain value)."""
+        value = self.doc.get("configuration", {}).get(key)
+        if isinstance(value, dict):
+            return value.get("default")
+        return value
+
+
+def load(path: Path) -> Experiment:
+    """Load and validate one experiment (Chaos Toolkit's own validation, then our extension).
+
+    Raises:
+        ExperimentError: naming the file and what is wrong.
+    """
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    if not path.is_file():
+        raise ExperimentError(f"{path}: no such experiment file")
+    try:
+        doc = load_experiment(str(path))
+    except (ChaosException, OSError, ValueError) as exc:
+        raise ExperimentError(f"{path}: cannot load: {exc}") from None
+    try:
+        ensure_experiment_is_valid(doc)
+    except ChaosException as exc:
+        raise ExperimentError(f"{path}: invalid experiment: {exc}") from None
+    entries = [e for e in doc.get("extensions", []) if isinstance(e, dict) and e.get("name") == EXTENSION]
+    if len(entries) != 1:
+        raise ExperimentError(f"{path}: extensions: needs exactly one entry named {EXTENSION!r} "
+                              f"(scenario, profile, tags), found {len(entries)}")
+    try:
+        ext = Extension.model_validate(entries[0])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ExperimentError(f"{path}: extensions[{EXTENSION}].{field}: {err['msg']}") from None
+    return Experiment(path=path, doc=doc, ext=ext)
+
+
+def catalogue(directory: Path = EXPERIMENTS_DIR) -> list[Experiment]:
+    """Every experiment in ``directory`` (sorted by file name); an invalid one raises."""
+    return [load(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def resolve(name_or_path: str, directory: Path = EXPERIMENTS_DIR) -> Path:
+    """A path as given, or ``experiments/<name>.yaml`` for a scenario or file name."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml", ".json") or os.sep in name_or_path:
+        return candidate
+    path = directory / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml"))) or "none"
+        raise ExperimentError(f"no experiment named {name_or_path!r} in {directory} (known: {known})")
+    return path

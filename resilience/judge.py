@@ -1,0 +1,203 @@
+"""Judge a finished run from what it recorded: the same code live and offline.
+
+Live (right after the experiment), the measurements query Prometheus and the stores
+and record every answer in the run directory. Offline (``resilience report <dir>``),
+the same function replays those answers, so the verdicts are reproduced exactly with
+no stack running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probes import prom
+from probes.dataloss import DataLossReport, StoredEvent, account, read_stored
+from probes.evaluate import (
+    Measurement,
+    RunWindow,
+    evaluate,
+    recovery_measurement,
+    rto_data_flow,
+    rto_replicas_ready,
+)
+from probes.recovery import Recovery
+from probes.slo import Catalogue, load_catalogue
+from probes.verdict import Outcome, Verdict, overall
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+EXIT_CODES = {Outcome.PASS: 0, Outcome.FAIL: 1, Outcome.INCONCLUSIVE: 2}
+
+
+@dataclass
+class Judgement:
+    outcome: Outcome
+    verdicts: list[Verdict]
+    rto: dict[str, dict[str, Any]]
+    data_loss: dict[str, Any]
+    load: dict[str, Any]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+    def summary(self, scenario: str) -> dict[str, Any]:
+        return _json_safe({"format": FORMAT, "scenario": scenario, "outcome": self.outcome.value,
+                           "exit_code": self.exit_code, "verdicts": [v.as_dict() for v in self.verdicts],
+                           "rto": self.rto, "data_loss": self.data_loss, "load": self.load, "errors": self.errors})
+
+
+def _json_safe(obj: Any) -> Any:
+    """Infinity and NaN are not JSON: write them as null (the verdict's reason says why)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
+          clickhouse: tuple[str, int] | None = None, drained: dict[str, Any] | None = None,
+          catalogue: Catalogue | None = None) -> Judgement:
+    """Verdicts of the run described by ``run`` (the content of run.json).
+
+    Args:
+        live: query Prometheus and ClickHouse and record the answers in ``run_dir/recorded``;
+            otherwise replay the recording.
+        clickhouse: (host, port) for the final store read (live only).
+        drained: result of waiting for lag 0 (live: from the runner; offline: from the recording).
+    """
+    cat = catalogue or load_catalogue(Path(run.get("slo_file") or _default_slo_file()))
+    scenario = cat.scenario(run["scenario"])
+    target = run.get("target", "local")
+    fault = run.get("fault") or {}
+    window = RunWindow(start=float(run["started_at"]), end=float(run["ended_at"]),
+                       fault_start=fault.get("start"), fault_end=fault.get("end"))
+    rec_dir = run_dir / "recorded"
+    errors: list[str] = []
+
+    # --- data loss (ledger vs ClickHouse) ------------------------------------------------
+    from loadtests.ledger import LedgerError, read_ledger
+
+    try:
+        ledger = read_ledger(run_dir / "ledger", strict=False)
+        acked = {r.event_id: r.produced_at for r in ledger.acked.values()}
+        failed_produces = ledger.failed_count
+    except (LedgerError, OSError) as exc:
+        acked, failed_produces = {}, 0
+        errors.append(f"ledger: {exc}")
+    if live:
+        drain = drained or {"drained": False, "reason": "drain not awaited"}
+        stored: dict[str, StoredEvent] = {}
+        if acked and drain.get("drained") and clickhouse:
+            try:
+                stored = read_stored(clickhouse[0], clickhouse[1], min(acked.values()), max(acked.values()))
+            except prom.ProbeError as exc:
+                errors.append(str(exc))
+                drain = {**drain, "store_error": str(exc)}
+        _write_json(rec_dir / "store.json", {"drain": drain,
+                                             "stored": {k: [v.copies, v.first_stored_at_ms, v.produced_at_ms]
+                                                        for k, v in stored.items() if k in acked}})
+    else:
+        saved = _read_json(rec_dir / "store.json") or {"drain": {"drained": False, "reason": "no store recording"},
+                                                        "stored": {}}
+        drain = saved["drain"]
+        stored = {k: StoredEvent(*v) for k, v in saved["stored"].items()}
+    loss: DataLossReport | None = None
+    if not acked:
+        loss_info: dict[str, Any] = {"status": "inconclusive", "reason": "the ledger holds no acknowledged event"}
+    elif not drain.get("drained"):
+        loss_info = {"status": "inconclusive", "reason": drain.get("reason") or "pipeline did not drain",
+                     "acknowledged": len(acked)}
+    elif drain.get("store_error"):
+        loss_info = {"status": "inconclusive", "reason": drain["store_error"], "acknowledged": len(acked)}
+    else:
+        fault_ms = int(window.fault_start * 1000) if window.fault_start else None
+        loss = account(acked, stored, fault_ms)
+        loss_info = {"status": "measured", **loss.as_dict()}
+
+    # --- Prometheus: recovery and PromQL SLOs --------------------------------------------
+    calls = (_read_json(rec_dir / "prometheus.json") or []) if not live else []
+    ctx = prom.recording() if live else prom.replaying(calls)
+    with ctx as recorder:
+        rto: dict[str, dict[str, Any]] = {}
+        measured: dict[str, Measurement] = {}
+        ext = run.get("extension", {})
+        stab = float(ext.get("stabilization_s", 10.0))
+        for name, fn in (("replicas_ready", lambda: rto_replicas_ready(
+                cat, target, prometheus_url, window, int(ext.get("expected_replicas", 3)), stab)),
+                         ("data_flow", lambda: rto_data_flow(cat, target, prometheus_url, window, stab))):
+            try:
+                rec: Recovery = fn()
+                m = recovery_measurement(rec)
+                rto[name] = {"status": rec.status.value, "rto_s": rec.rto_s, "reason": rec.reason}
+            except prom.ProbeError as exc:
+                m = Measurement(None, str(exc))
+                rto[name] = {"status": "inconclusive", "rto_s": None, "reason": str(exc)}
+            measured[f"rto_{name}"] = m
+        if loss is not None:
+            measured["rpo"] = Measurement(loss.rpo_s, details={"lost_before_fault": loss.lost_before_fault})
+            measured["data_loss"] = Measurement(float(len(loss.lost)), details={"lost_ids": loss.lost[:20]})
+        else:
+            for sid in ("rpo", "data_loss"):
+                measured[sid] = Measurement(None, loss_info.get("reason", "not measured"))
+        asked, achieved = _load_ratio(run_dir, run, acked)
+        verdicts = evaluate(cat, target, prometheus_url, window, scenario=scenario, measured=measured,
+                            load=(asked, achieved) if asked else None)
+        if live:
+            _write_json(rec_dir / "prometheus.json", recorder.calls)
+    load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
+                 "failed": failed_produces, "shape": run.get("load", {}).get("shape")}
+    if run.get("error"):
+        errors.append(run["error"])
+    outcome = overall(verdicts)
+    if errors and outcome is Outcome.PASS:
+        outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
+    return Judgement(outcome, verdicts, rto, loss_info, load_info, errors)
+
+
+def _load_ratio(run_dir: Path, run: dict[str, Any], acked: dict[str, int]) -> tuple[float, float]:
+    """(asked, achieved) mean events/s over the time the load actually ran.
+
+    The plan (shape, base rate) says how many events were asked for up to the moment the load
+    stopped (the experiment may stop it early); the ledger says how many were acknowledged.
+    """
+    from loadtests.shapes import LoadPlan
+
+    spec = run.get("load", {})
+    if not acked or not spec.get("rate_eps"):
+        return float(spec.get("rate_eps") or 0), 0.0
+    load = _read_json(run_dir / "load" / "load.json") or {}
+    started = float(load.get("started_at") or min(acked.values()) / 1000)
+    ran = max(1.0, max(acked.values()) / 1000 - started)
+    plan = LoadPlan(shape=spec["shape"], rate=float(spec["rate_eps"]), duration=float(spec["duration_s"]))
+    steps = max(1, int(ran * 10))
+    asked_events = sum((plan.rate_at((i + 0.5) * ran / steps) or 0.0) * ran / steps for i in range(steps))
+    return asked_events / ran, len(acked) / ran
+
+
+def _default_slo_file() -> Path:
+    from probes.slo import DEFAULT_SLO_FILE
+
+    return DEFAULT_SLO_FILE
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(data), indent=1, default=str))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
