@@ -9,8 +9,7 @@ checks used by ``up`` and ``status``:
 ``health``    the real health check reported by ``status``.
 
 A profile is a list of components (:func:`components_for`). The audit-service
-replicas and the consumer-lag exporter are added by their own modules through
-:data:`EXTRA_COMPONENTS`, so this file does not change when they arrive.
+replicas and the consumer-lag exporter live in their own modules.
 """
 
 from __future__ import annotations
@@ -432,13 +431,6 @@ def _configured_targets(conf: Path) -> int:
 # ---------------------------------------------------------------------------
 # Profiles
 # ---------------------------------------------------------------------------
-EXTRA_COMPONENTS: list[Callable[[StackContext], list[Component]]] = []
-"""Hooks adding components to every profile (audit-service replicas, lag exporter).
-
-Each takes the stack context and returns components; they start after the
-infrastructure and are scraped by Prometheus when they declare ``metrics``.
-"""
-
 PROFILES = ("minimal",)
 
 
@@ -446,8 +438,12 @@ def components_for(ctx: StackContext) -> list[Component]:
     """All components of ``ctx.profile`` in start order (Prometheus last: it scrapes the others)."""
     if ctx.profile not in PROFILES:
         raise ValueError(f"unknown profile {ctx.profile!r}; known: {', '.join(PROFILES)}")
+    # These modules import Component from this one, hence the late imports.
+    from resilience.stack.audit_service import audit_service
+    from resilience.stack.lag_exporter import lag_exporter
+
     comps = [toxiproxy(ctx), postgres(ctx), clickhouse(ctx), kafka(ctx)]
-    for hook in EXTRA_COMPONENTS:
-        comps.extend(hook(ctx))
+    comps.extend(audit_service(ctx))
+    comps.extend(lag_exporter(ctx))
     comps.append(prometheus(ctx, comps))
     return comps

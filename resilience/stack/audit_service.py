@@ -1,0 +1,97 @@
+"""The audit-service replicas of a local stack: ``python -m sqlaudit``, one process per replica.
+
+Each replica is supervised like a pod (restarted when it dies), has its own HTTP port
+(``Endpoints.replica_port(i)``: metrics and health) and reaches Kafka, PostgreSQL and
+ClickHouse through toxiproxy, so network faults injected there bite. The PostgreSQL
+password goes to the replica in its environment (``SQLAUDIT_PG_PASSWORD``), never on its
+command line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import requests
+
+from resilience.paths import REPO_ROOT
+from resilience.stack.components import Check, Component
+from resilience.stack.context import StackContext
+from resilience.stack.endpoints import CONSUMER_GROUP, HOST
+from resilience.stack.errors import ComponentError
+
+__all__ = ["audit_service", "replica_name"]
+
+GROUP = "audit-service"
+
+
+def replica_name(index: int) -> str:
+    """Supervisor program name (and ``replica`` label) of replica ``index``."""
+    return f"audit-service-{index}"
+
+
+def _readiness(name: str, port: int) -> Check:
+    url = f"http://{HOST}:{port}/actuator/health/readiness"
+
+    def check(ctx: StackContext) -> str:
+        try:
+            resp = requests.get(url, timeout=2)
+        except requests.RequestException as exc:
+            raise ComponentError(name, f"{url}: {type(exc).__name__}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        details = body.get("details", {})
+        if resp.status_code != 200:
+            reasons = "; ".join(details.get("reasons", [])) or f"HTTP {resp.status_code}"
+            raise ComponentError(name, f"not ready: {reasons}")
+        return f"ready, partitions {details.get('partitions')}"
+
+    return check
+
+
+def audit_service(ctx: StackContext) -> list[Component]:
+    """One :class:`Component` per replica (``ctx.replicas``), named ``audit-service-<i>``."""
+    eps = ctx.endpoints
+    pg_port = eps.port("proxy_postgres")
+    # URL form (no spaces or commas: supervisor's environment syntax stays simple).
+    pg_dsn = f"postgresql://{ctx.pg_user}@{HOST}:{pg_port}/{ctx.pg_database}?target_session_attrs=read-write"
+    comps: list[Component] = []
+    for i in range(ctx.replicas):
+        name = replica_name(i)
+        port = eps.replica_port(i)
+        env = {
+            "SQLAUDIT_REPLICA": name,
+            "SQLAUDIT_HTTP_HOST": HOST,
+            "SQLAUDIT_HTTP_PORT": str(port),
+            "SQLAUDIT_KAFKA_BOOTSTRAP": eps.kafka_bootstrap_service,
+            "SQLAUDIT_TOPIC": ctx.topic,
+            "SQLAUDIT_DLQ_TOPIC": ctx.dlq_topic,
+            "SQLAUDIT_GROUP_ID": CONSUMER_GROUP,
+            "SQLAUDIT_CH_HOST": HOST,
+            "SQLAUDIT_CH_PORT": str(eps.clickhouse_port_service),
+            "SQLAUDIT_CH_DATABASE": ctx.ch_database,
+            "SQLAUDIT_PG_DSN": pg_dsn,
+            "SQLAUDIT_PG_PASSWORD": ctx.secrets.postgres_password,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        # Stack-level overrides (e.g. SQLAUDIT_BATCH_SIZE) travel in ctx.extra.
+        env.update({k: v for k, v in ctx.extra.items() if k.startswith("SQLAUDIT_") and k != "SQLAUDIT_PG_PASSWORD"})
+        check = _readiness(name, port)
+        comps.append(Component(
+            name=name,
+            command=[sys.executable, "-m", "sqlaudit"],
+            ports=[],  # replica ports are port("audit_service") + i, not named in the port plan
+            probe=check,
+            health=check,
+            environment=env,
+            stopsignal="TERM",
+            stopwaitsecs=30,  # the replica's own shutdown deadline is 20 s
+            startup_timeout=60,
+            metrics=f"{HOST}:{port}",
+            metrics_labels={"replica": name},
+            endpoint=f"http://{HOST}:{port}/actuator/health/readiness",
+            group=GROUP,
+        ))
+    return comps

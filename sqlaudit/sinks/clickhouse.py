@@ -1,0 +1,124 @@
+"""ClickHouse sink: every valid event into ``<database>.audit_events`` (ReplacingMergeTree on event_id).
+
+Uses clickhouse-driver (native protocol; ClickHouse 18.16 has no DateTime64, times are UInt64
+milliseconds). Redelivered events produce duplicate rows until a merge collapses them: count with
+:func:`sqlaudit.queries.count_events` (``uniqExact(event_id)``), never ``count()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from clickhouse_driver import Client
+
+from sqlaudit.events import SqlEvent
+from sqlaudit.sinks import SinkError
+
+__all__ = ["COLUMNS", "ClickHouseSink", "EventRow", "make_client", "unstorable"]
+
+logger = logging.getLogger(__name__)
+
+SINK = "clickhouse"
+COLUMNS = ("event_id", "app", "database", "sql", "sql_type", "duration_ms", "rows_affected", "error_code",
+           "produced_at_ms", "stored_at_ms", "produced_date", "kafka_partition", "kafka_offset", "replica")
+_UINT32_MAX = 2**32 - 1
+_INT64_MAX = 2**63 - 1
+_DATETIME_MAX_MS = _UINT32_MAX * 1000  # ClickHouse DateTime is UInt32 seconds (up to 2106-02-07)
+
+
+def unstorable(event: SqlEvent) -> str | None:
+    """Why a *valid* event cannot be stored (a value outside the stores' types), or ``None``.
+
+    Such an event would fail every write attempt and block its partition forever, so the service
+    dead-letters it like an invalid one. Checked: ``rows_affected`` fits Int64, ``produced_at`` fits
+    DateTime, and text fields hold neither NUL (PostgreSQL rejects it) nor unpaired surrogates (not UTF-8).
+    """
+    if event.rows_affected > _INT64_MAX:
+        return "field rows_affected: larger than Int64 (not storable)"
+    if event.produced_at >= _DATETIME_MAX_MS:
+        return "field produced_at: after 2106-02-07, outside ClickHouse DateTime (not storable)"
+    for name in ("app", "database", "sql", "error_code"):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if "\x00" in value:
+            return f"field {name}: contains a NUL character (not storable)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"field {name}: contains an unpaired surrogate, not UTF-8 (not storable)"
+    return None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event and where it was read from."""
+
+    event: SqlEvent
+    partition: int
+    offset: int
+
+
+def make_client(host: str, port: int, database: str, user: str = "default", password: str = "",
+                timeout_s: float = 5.0) -> Client:
+    """A clickhouse-driver client whose connect, send/receive and ping all time out after ``timeout_s``."""
+    return Client(host=host, port=port, database=database, user=user, password=password,
+                  connect_timeout=timeout_s, send_receive_timeout=timeout_s, sync_request_timeout=timeout_s,
+                  client_name="sqlaudit")
+
+
+class ClickHouseSink:
+    """Inserts batches of events; one client, used by the consumer thread only."""
+
+    name = SINK
+
+    def __init__(self, host: str, port: int, database: str, replica: str, user: str = "default",
+                 password: str = "", timeout_s: float = 5.0) -> None:
+        self.database = database
+        self.replica = replica
+        self._args = dict(host=host, port=port, database=database, user=user, password=password, timeout_s=timeout_s)
+        self._client = make_client(**self._args)  # type: ignore[arg-type]
+        self._insert = f"INSERT INTO {database}.audit_events ({', '.join(COLUMNS)}) VALUES"
+
+    def rows(self, batch: Sequence[EventRow]) -> list[tuple[object, ...]]:
+        stored = int(time.time() * 1000)
+        out: list[tuple[object, ...]] = []
+        for r in batch:
+            e = r.event
+            out.append((e.event_id, e.app, e.database, e.sql, e.sql_type.value, min(e.duration_ms, _UINT32_MAX),
+                        e.rows_affected, e.error_code or "", e.produced_at, stored,
+                        datetime.fromtimestamp(e.produced_at / 1000, tz=UTC), r.partition, r.offset,
+                        self.replica))
+        return out
+
+    def write(self, batch: Sequence[EventRow]) -> None:
+        """Insert ``batch`` (one INSERT). Raises :class:`SinkError`; the connection is reset on error."""
+        if not batch:
+            return
+        try:
+            self._client.execute(self._insert, self.rows(batch), types_check=False)
+        except Exception as exc:  # driver, socket and server errors all mean "not durable"
+            self._client.disconnect()
+            raise SinkError(SINK, f"insert of {len(batch)} rows failed: {type(exc).__name__}: {exc}") from exc
+
+    def ping(self) -> None:
+        """``SELECT 1`` on a fresh connection. Raises :class:`SinkError`."""
+        client = make_client(**self._args)  # type: ignore[arg-type]
+        try:
+            client.execute("SELECT 1")
+        except Exception as exc:
+            raise SinkError(SINK, f"ping failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            client.disconnect()
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def event_ids(rows: Sequence[EventRow]) -> list[uuid.UUID]:
+    return [r.event.event_id for r in rows]
