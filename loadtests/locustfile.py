@@ -27,6 +27,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
@@ -42,6 +43,7 @@ from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, ch
 from loadtests.generator import SqlEventGenerator, derive_seed
 from loadtests.ledger import LedgerWriter
 from loadtests.pacing import Pacer, RateControl, worker_share
+from loadtests.runner import STOP_FILE
 from loadtests.shapes import LoadPlan
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         runner.register_message(DONE_MESSAGE, _on_worker_done)
     elif runner is not None:
         runner.register_message(RATE_MESSAGE, _on_rate)
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        gevent.spawn(_watch_stop_file, environment)
     options = environment.parsed_options
     if isinstance(runner, WorkerRunner) or options is None:
         return  # workers get the master's options when the test starts
@@ -165,6 +169,20 @@ def _housekeeping(environment: Environment) -> None:
                 runner.send_message(DONE_MESSAGE, {"worker_index": STATE.worker_index})
             elif isinstance(runner, LocalRunner):
                 gevent.spawn(runner.quit)
+
+
+def _watch_stop_file(environment: Environment) -> None:
+    """Quit gracefully once ``STOP`` appears in the working directory (``loadtests.runner.stop_load``).
+
+    A file, not a signal: a signal lands as an exception inside whatever greenlet runs (often the
+    Kafka client's selector) and can leave the producers unflushed.
+    """
+    path = Path.cwd() / STOP_FILE
+    while not path.exists():
+        gevent.sleep(0.2)
+    logger.info("loadtests: %s found: stopping users, flushing producers and ledgers", path)
+    if environment.runner is not None:
+        environment.runner.quit()
 
 
 @events.test_stop.add_listener

@@ -54,6 +54,7 @@ Secrets = dict[str, Any]
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 HANDLE_FILE = "load.json"
+STOP_FILE = "STOP"  # the locustfile quits gracefully when this appears in its run directory
 
 
 @dataclass
@@ -198,10 +199,17 @@ def stop_load(handle: LoadHandle | str, timeout: float = 30.0, configuration: Co
     h = _handle(handle)
     if h.is_running():
         logger.info("stopping load pid %d (%s)", h.pid, h.run_dir)
-        # SIGINT, not SIGTERM: during a shape test headless Locust has not installed its SIGTERM
-        # handler yet (it dies at once, nothing flushed) but turns SIGINT into a graceful stop.
-        _signal(h.pid, signal.SIGINT)
+        # First a STOP file, which the locustfile turns into runner.quit(): users stop, producers
+        # flush, ledgers close. A signal would land as an exception inside whatever greenlet runs.
+        (Path(h.run_dir) / STOP_FILE).touch()
         deadline = time.monotonic() + timeout
+        while h.is_running() and time.monotonic() < deadline - timeout / 3:
+            time.sleep(0.1)
+        if h.is_running():
+            # SIGINT, not SIGTERM: during a shape test headless Locust has not installed its SIGTERM
+            # handler yet (it dies at once, nothing flushed) but turns SIGINT into a graceful stop.
+            logger.warning("load pid %d still running after the STOP file: SIGINT", h.pid)
+            _signal(h.pid, signal.SIGINT)
         while h.is_running() and time.monotonic() < deadline:
             time.sleep(0.1)
         if h.is_running():
