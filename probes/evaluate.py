@@ -21,7 +21,7 @@ from probes.verdict import Outcome, Verdict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Measurement", "RunWindow", "evaluate", "rto_data_flow", "rto_replicas_ready"]
+__all__ = ["Measurement", "RunWindow", "evaluate", "rto_data_flow", "rto_postgres_writable", "rto_replicas_ready"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,23 @@ def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
     except prom.ProbeError:
         p95 = {}  # nothing processed at all after the fault: never flowing
     samples = [(t, v < lag_limit and p95.get(t, math.inf) < p95_limit) for t, v in sorted(lag.items())]
+    return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
+
+
+def rto_postgres_writable(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
+                          stabilization_s: float = 5.0, max_gap_s: float = 3.0) -> Recovery:
+    """Failover time as the service sees it: until every replica writes to PostgreSQL again.
+
+    Condition: the lowest ``sqlaudit_sink_up{sink="postgres"}`` over the replicas is 1 (a replica
+    sets it after each write attempt), so a new primary that accepts the service's writes ends it.
+    """
+    if window.fault_start is None:
+        return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no fault start recorded")
+    sel = cat.targets[target].selector
+    up = cat.targets[target].metrics["sink_up"]
+    query = f'min({up}{{{sel}, sink="postgres"}})'
+    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=1.0)
+    samples = [(t, v >= 1) for t, v in series[0].points]
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
 

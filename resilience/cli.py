@@ -322,6 +322,57 @@ def replay(run_dir: Path, port_base: int) -> None:
     sys.exit(_run_with_progress(options))
 
 
+@cli.command()
+@click.option("--tag", "tags", multiple=True, help="Only experiments with this tag (repeatable: any of them).")
+@click.option("--experiment", "names", multiple=True, help="Only this experiment (repeatable).")
+@port_base_option
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the gate directory goes (default: reports/ in the checkout).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JUnit XML here (it is always in the gate directory).")
+def gate(tags: tuple[str, ...], names: tuple[str, ...], port_base: int, reports_dir: Path | None,
+         junit_path: Path | None) -> None:
+    """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
+
+    \b
+    Writes reports/gate-<time>/ with one run directory per scenario, index.html and
+    junit.xml (an inconclusive scenario is a JUnit error, never a pass).
+    Exit code: 0 every scenario passed, 1 any SLO failed, 2 otherwise inconclusive or an error.
+    """
+    from resilience.experiments import ExperimentError, catalogue
+    from resilience.report import ScenarioResult, render_index, write_junit
+
+    try:
+        exps = [e for e in catalogue() if (not tags or set(tags) & set(e.ext.tags)) and (not names or e.name in names)]
+    except ExperimentError as exc:
+        _fail(str(exc), 2)
+    if not exps:
+        _fail(f"no experiment matches --tag {list(tags)} --experiment {list(names)} (see `resilience list`)", 2)
+    gate_dir = (reports_dir or DEFAULT_REPORTS) / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    gate_dir.mkdir(parents=True)
+    console.print(f"gate: {len(exps)} scenarios ({', '.join(e.name for e in exps)}) into {gate_dir}")
+    results: list[ScenarioResult] = []
+    codes: list[int] = []
+    for i, exp in enumerate(exps, 1):
+        console.rule(f"[{i}/{len(exps)}] {exp.name}")
+        options = RunOptions(experiment=str(exp.path), port_base=port_base, reports_dir=gate_dir)
+        before = set(gate_dir.iterdir())
+        codes.append(_run_with_progress(options))
+        new = sorted(set(gate_dir.iterdir()) - before)
+        if new:
+            results.append(ScenarioResult.from_run_dir(new[-1]))
+    write_junit(results, gate_dir / "junit.xml")
+    if junit_path:
+        write_junit(results, junit_path)
+    index = render_index(results, gate_dir / "index.html")
+    code = 1 if 1 in codes else (2 if any(c != 0 for c in codes) else 0)
+    console.rule("gate")
+    for r in results:
+        out.print(f"{r.outcome.value:<13} {r.scenario}", soft_wrap=True)
+    console.print(f"index: {index}\njunit: {gate_dir / 'junit.xml'}")
+    sys.exit(code)
+
+
 @cli.command(name="list")
 def list_experiments() -> None:
     """List the experiment catalogue: name, scenario, tags, title."""

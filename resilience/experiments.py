@@ -8,6 +8,8 @@ Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
         profile: minimal           # stack profile the experiment needs
         tags: [gate, fast]         # `resilience gate --tag fast`
         stabilization_s: 10        # how long recovery must hold to count (RTO)
+        slos: [...]                # optional: judge these SLO ids instead of the scenario's list
+        expect_lag_at_least: 10000 # optional: the run reproduces the scenario only if the lag got this high
         drain_timeout_s: 180       # how long to wait for lag 0 before judging data loss
 
 Load parameters live in the experiment's ``configuration`` (``load_shape``, ``load_rate``,
@@ -46,6 +48,11 @@ class Extension(BaseModel):
     stabilization_s: float = Field(default=10.0, ge=0)
     drain_timeout_s: float = Field(default=180.0, gt=0)
     expected_replicas: int = Field(default=3, ge=1)
+    expect_lag_at_least: float | None = Field(
+        default=None, ge=0, description="The fault must push the consumer lag at least this high, or the run "
+                                        "did not reproduce the scenario (inconclusive).")
+    slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "
+                                                             "(e.g. without Patroni on the minimal profile).")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from probes.evaluate import (
     evaluate,
     recovery_measurement,
     rto_data_flow,
+    rto_postgres_writable,
     rto_replicas_ready,
 )
 from probes.recovery import Recovery
@@ -151,8 +152,17 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             for sid in ("rpo", "data_loss"):
                 measured[sid] = Measurement(None, loss_info.get("reason", "not measured"))
         asked, achieved = _load_ratio(run_dir, run, acked)
+        if "patroni_failover" in (ext.get("slos") or scenario.slos):
+            try:
+                measured["patroni_failover"] = recovery_measurement(
+                    rto_postgres_writable(cat, target, prometheus_url, window, stab))
+            except prom.ProbeError as exc:
+                measured["patroni_failover"] = Measurement(None, str(exc))
         verdicts = evaluate(cat, target, prometheus_url, window, scenario=scenario, measured=measured,
-                            load=(asked, achieved) if asked else None)
+                            slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None)
+        if ext.get("expect_lag_at_least") is not None:
+            verdicts.insert(1 if asked else 0, _fault_effect(cat, target, prometheus_url, window,
+                                                             float(ext["expect_lag_at_least"])))
         if live:
             _write_json(rec_dir / "prometheus.json", recorder.calls)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
@@ -163,6 +173,23 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     if errors and outcome is Outcome.PASS:
         outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
     return Judgement(outcome, verdicts, rto, loss_info, load_info, errors)
+
+
+def _fault_effect(cat: Catalogue, target: str, url: str, window: RunWindow, lag_at_least: float) -> Verdict:
+    """Did the fault reproduce the scenario? The peak lag must reach ``lag_at_least``; if not, the
+    run proves nothing about recovering from it (inconclusive, never pass)."""
+    text = f">= {lag_at_least:g}"
+    try:
+        series = prom.range_query(url, cat.promql("consumer_lag_warning", target), window.start, window.end)
+        peak = max((v for _, v in series[0].points), default=math.nan)
+    except prom.ProbeError as exc:
+        return Verdict("fault_effect", Outcome.INCONCLUSIVE, None, text, "events", str(exc))
+    if math.isnan(peak):
+        return Verdict("fault_effect", Outcome.INCONCLUSIVE, None, text, "events", "no lag samples")
+    if peak >= lag_at_least:
+        return Verdict("fault_effect", Outcome.PASS, peak, text, "events")
+    return Verdict("fault_effect", Outcome.INCONCLUSIVE, peak, text, "events",
+                   f"peak consumer lag {peak:.0f} never reached {lag_at_least:g}: the scenario was not reproduced")
 
 
 def _load_ratio(run_dir: Path, run: dict[str, Any], acked: dict[str, int]) -> tuple[float, float]:

@@ -97,8 +97,10 @@ def plan(options: RunOptions) -> _Plan:
         raise RunError(str(exc)) from None
     try:
         cat.scenario(exp.ext.scenario)
+        for slo_id in exp.ext.slos or []:
+            cat.slo(slo_id)
     except KeyError as exc:
-        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].scenario: {exc.args[0]} "
+        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}]: {exc.args[0]} "
                        f"(in {options.slo_file})") from None
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} maps metrics for "
