@@ -1,14 +1,14 @@
 # The two commands of the README, and the pieces they are made of.
-#   make run    install everything, start the embedded stack, show its status
+#   make run    install everything, then run the replica-kill scenario end to end on the embedded stack
 #   make test   install everything, run the test suite against real processes
-# Other targets: setup, lint, typecheck, bench-stack, down.
+# Other targets: setup, lint, typecheck, gate, bench-*, down.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint typecheck bench-stack down
+.PHONY: setup run gate test lint typecheck bench-stack down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,12 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 	bash deploy/local/install.sh
 
+SCENARIO ?= pod_failure
 run: setup
-	$(VENV)/bin/resilience up
-	$(VENV)/bin/resilience status
+	$(VENV)/bin/resilience run $(SCENARIO)
+
+gate: setup
+	$(VENV)/bin/resilience gate $(GATE_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -36,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack: needs the real local stack (one per session, started by a fixture)")
     config.addinivalue_line("markers", "slow: takes more than a minute")
+    config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
 
 
 def stack_port_base(config: pytest.Config) -> int:
@@ -48,6 +49,16 @@ def stack_port_base(config: pytest.Config) -> int:
 def _keep(config: pytest.Config) -> bool:
     opt = config.getoption("--keep-stack")
     return bool(opt) if opt is not None else bool(config.getini("keep_stack"))
+
+
+@pytest.fixture(scope="session")
+def gate_reports() -> Path:
+    """Where ``-m gate`` runs write their run directories (``reports/pytest-gate/``)."""
+    from resilience.paths import REPO_ROOT
+
+    path = REPO_ROOT / "reports" / "pytest-gate"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -280,20 +280,28 @@ def _print_verdicts(summary: dict[str, object]) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def report(run_dir: Path) -> None:
+@click.option("--slo-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Judge against this SLO catalogue instead of the one the run used (what-if).")
+def report(run_dir: Path, slo_file: Path | None) -> None:
     """Re-judge a recorded run offline and re-render its report (no stack needed).
 
     Reads the run's recorded Prometheus answers, final store read and ledger, computes the
-    verdicts again, rewrites summary.json and report.html, and exits like `run` did.
+    verdicts again, rewrites summary.json and report.html, and exits like `run` did
+    (0 pass, 1 an SLO failed, 2 inconclusive). With --slo-file, the same recording is judged
+    against other objectives.
     """
+    from probes.slo import SloFileError, load_catalogue
     from resilience.judge import judge
     from resilience.runner import render
 
     try:
         meta = json.loads((run_dir / "run.json").read_text())
+        catalogue = load_catalogue(slo_file) if slo_file else None
+    except SloFileError as exc:
+        _fail(str(exc), 2)
     except (OSError, ValueError) as exc:
         _fail(f"{run_dir / 'run.json'}: {exc}", 2)
-    j = judge(run_dir, meta, meta.get("endpoints", {}).get("prometheus_url", ""), live=False)
+    j = judge(run_dir, meta, meta.get("endpoints", {}).get("prometheus_url", ""), live=False, catalogue=catalogue)
     summary = j.summary(meta["scenario"])
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     render(run_dir)

@@ -29,6 +29,7 @@ from probes.dataloss import wait_drained
 from probes.slo import DEFAULT_SLO_FILE, SloFileError, load_catalogue
 from probes.verdict import Outcome
 from resilience import experiments as xp
+from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
 from resilience.paths import REPO_ROOT
 from resilience.secrets import Redactor
@@ -268,6 +269,7 @@ def _finish(run_dir: Path, run: dict[str, Any], p: _Plan, redactor: Redactor, ph
                          clickhouse=tuple(p.endpoints["clickhouse"]), drained=drained)
     summary = j.summary(run["scenario"])
     _write(run_dir / "summary.json", summary, redactor)
+    annotate_fault(run, j.outcome.value)
     record_series(run_dir, run, p.endpoints["prometheus_url"], redactor)
     phase("report", "rendering")
     render(run_dir)
