@@ -40,7 +40,7 @@ def annotate_fault(run: dict[str, Any], outcome: str | None = None) -> dict[str,
         resp = requests.post(f"{url}/api/annotations", json=body, headers=headers, timeout=5)
         resp.raise_for_status()
         logger.info("Grafana annotation posted at %s for run %s", url, run.get("run_id"))
-        return resp.json()  # type: ignore[no-any-return]
+        return dict(resp.json())
     except (requests.RequestException, ValueError) as exc:
         logger.warning("Grafana annotation at %s failed: %s", url, exc)
         return None

@@ -17,7 +17,7 @@ CACHE="${RESILIENCE_CACHE_DIR:-/var/cache/sql-audit-resilience}"
 TOXIPROXY_VERSION="v2.12.0"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/kafka/pom.xml")"
 APT_PACKAGES=(postgresql-15 clickhouse-server clickhouse-client prometheus zookeeper etcd-server etcd-client
-              python3-venv openjdk-17-jre-headless maven golang-go iproute2)
+              python3-venv openjdk-17-jre-headless maven golang-go iproute2 chromium)
 # Tools the machine may already have from elsewhere (pyenv, a Go tarball): only
 # the apt packages whose command is missing are installed.
 declare -A PROVIDES=([openjdk-17-jre-headless]=java [maven]=mvn [golang-go]=go)
