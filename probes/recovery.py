@@ -86,15 +86,18 @@ def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, sta
             candidate = t
         if candidate is not None and t - candidate >= stabilization_s:
             return Recovery(RecoveryStatus.RECOVERED, candidate - fault_start, candidate,
-                            f"condition held from {candidate:.1f} for {stabilization_s:.0f} s", broke_at)
+                            f"condition held from +{candidate - fault_start:.1f} s for {stabilization_s:.0f} s",
+                            broke_at)
         prev_t = t
     if candidate is not None and end - prev_t <= max_gap_s:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
-                        f"condition holding since {candidate:.1f} but observed only {end - candidate:.1f} s of the "
-                        f"{stabilization_s:.0f} s stabilisation window", broke_at)
+                        f"condition holding since +{candidate - fault_start:.1f} s but observed only "
+                        f"{end - candidate:.1f} s of the {stabilization_s:.0f} s stabilisation window", broke_at)
     if gaps:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
                         f"not recovered, and {gaps} scrape gap(s) longer than {max_gap_s:.0f} s hide part of the run",
                         broke_at)
     return Recovery(RecoveryStatus.NEVER_RECOVERED, None, None,
-                    f"condition never held for {stabilization_s:.0f} s between the fault and {end:.1f}", broke_at)
+                    f"condition never held for {stabilization_s:.0f} s in the {end - fault_start:.0f} s after the "
+                    "fault",
+                    broke_at)

@@ -81,8 +81,9 @@ def install() -> None:
 
 
 @cli.command()
-@click.option("--profile", type=click.Choice(["minimal"]), default="minimal", show_default=True,
-              help="Topology to start. minimal: one of each component (the ha profile comes later).")
+@click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
+              help="Topology to start. minimal: one of each component; ha: Patroni pair, two ClickHouse "
+                   "replicas, three Kafka brokers (docs/local-stack.md).")
 @port_base_option
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout.")
@@ -173,6 +174,7 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
               help="Seconds of load (default: the experiment's).")
 @click.option("--seed", type=int, default=None, help="Seed of the event content (default: the experiment's).")
 @port_base_option
+@data_dir_option
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run directory goes (default: reports/ in the checkout).")
 @click.option("--slo-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -181,7 +183,7 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
 @click.option("--kafka-bootstrap", envvar="RESILIENCE_KAFKA_BOOTSTRAP", help="kubernetes target: Kafka bootstrap.")
 @click.option("--clickhouse", envvar="RESILIENCE_CLICKHOUSE", help="kubernetes target: ClickHouse host:port.")
 def run(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
-        seed: int | None, port_base: int, reports_dir: Path | None, slo_file: Path | None,
+        seed: int | None, port_base: int, data_dir: Path | None, reports_dir: Path | None, slo_file: Path | None,
         prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None) -> None:
     """Run one scenario under load and judge its SLOs.
 
@@ -200,6 +202,7 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
     """
     options = _run_options(experiment, target, shape, rate, duration, seed, port_base, reports_dir, slo_file,
                            prometheus_url, kafka_bootstrap, clickhouse)
+    options.data_dir = data_dir
     result = _run_with_progress(options)
     sys.exit(result)
 
@@ -392,6 +395,17 @@ def list_experiments() -> None:
         _fail(str(exc), 2)
     for e in exps:
         out.print(f"{e.name:<28} {e.ext.scenario:<24} {','.join(e.ext.tags):<14} {e.title}", soft_wrap=True)
+
+
+def _register_fault_commands() -> None:
+    """`cleanup` and the internal `watchdog` live with the fault library (faults/cli.py)."""
+    from faults.cli import cleanup_command, watchdog_command
+
+    cli.add_command(cleanup_command)
+    cli.add_command(watchdog_command)
+
+
+_register_fault_commands()
 
 
 def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> LocalStack:

@@ -56,6 +56,7 @@ class RunOptions:
     duration: float | None = None
     seed: int | None = None
     port_base: int = DEFAULT_PORT_BASE
+    data_dir: Path | None = None
     reports_dir: Path = DEFAULT_REPORTS
     slo_file: Path = DEFAULT_SLO_FILE
     prometheus_url: str | None = None
@@ -184,7 +185,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     """Run one experiment and judge it. Raises :class:`RunError` before anything is injected."""
     p = plan(options)
     if options.target == "local" and options.bring_up:
-        stack = LocalStack(port_base=options.port_base, profile=p.exp.ext.profile)
+        stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir, profile=p.exp.ext.profile)
         try:
             if not stack.is_running():
                 phase("stack", f"starting the {p.exp.ext.profile} stack (port base {options.port_base})")
@@ -223,7 +224,10 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         "RESILIENCE_LEDGER_DIR": str(run_dir / "ledger"), "RESILIENCE_LOAD_SHAPE": str(p.load["shape"]),
         "RESILIENCE_LOAD_RATE": str(p.load["rate_eps"]), "RESILIENCE_LOAD_DURATION": str(p.load["duration_s"]),
         "RESILIENCE_LOAD_SEED": str(p.load["seed"]),
+        **({"RESILIENCE_DATA_DIR": str(options.data_dir)} if options.data_dir else {}),
     }
+    # Chaos Toolkit drops configuration keys an experiment does not declare, so everything the
+    # activities need also travels in the environment (the experiments declare the load keys).
     config = {"target": options.target, "stack_port_base": options.port_base, "run_id": run_id,
               "load_dir": str(run_dir / "load"), "ledger_dir": str(run_dir / "ledger"),
               "load_shape": p.load["shape"], "load_rate": p.load["rate_eps"],
@@ -261,8 +265,12 @@ def _finish(run_dir: Path, run: dict[str, Any], p: _Plan, redactor: Redactor, ph
         run["ended_at"] = time.time()
     if journal is not None:
         _write(run_dir / "journal.json", journal, redactor)
-        if journal.get("status") not in ("completed",) and not run.get("error"):
-            run["error"] = f"experiment {journal.get('status')}: deviated={journal.get('deviated')}"
+        problems = [f"{r['activity'].get('name')} failed: {_last_line(r.get('exception'))}"
+                    for r in journal.get("run", []) if r.get("status") == "failed"]
+        if journal.get("status") != "completed":
+            problems.insert(0, f"experiment {journal.get('status')} (deviated: {journal.get('deviated')})")
+        if problems and not run.get("error"):
+            run["error"] = "; ".join(problems)
     _write(run_dir / "run.json", run, redactor)
     phase("judging", "evaluating the SLOs")
     j: Judgement = judge(run_dir, run, p.endpoints["prometheus_url"], live=True,
@@ -274,6 +282,12 @@ def _finish(run_dir: Path, run: dict[str, Any], p: _Plan, redactor: Redactor, ph
     phase("report", "rendering")
     render(run_dir)
     return RunResult(run_dir, j.outcome, EXIT_CODES[j.outcome], summary)
+
+
+def _last_line(exception: Any) -> str:
+    """The message of a Chaos Toolkit journal exception (a list of traceback lines)."""
+    lines = [str(x).strip() for x in (exception or []) if str(x).strip()]
+    return lines[-1][:300] if lines else "unknown error"
 
 
 def render(run_dir: Path) -> Path | None:
@@ -339,6 +353,14 @@ def _cleanup_faults(run_id: str) -> list[str]:
 
 
 def _fault_window(run_id: str) -> dict[str, Any] | None:
+    """The run's first fault from the fault journal: when it started and when it ended.
+
+    A kill (SIGKILL of a replica or a process) is over the moment it happens — what follows is
+    recovery — so its window ends where it starts; a fault with a duration ends when it expires;
+    any other ends when it was reverted.
+    """
+    import calendar
+
     from faults import journal
     from faults.settings import DEFAULT_STATE_DIR
 
@@ -347,13 +369,21 @@ def _fault_window(run_id: str) -> dict[str, Any] | None:
     if not found:
         return None
     first = found[0][1]
-    end = None
-    if first.get("reverted_at"):
-        import calendar
-
+    start = float(first["created_ts"])
+    params = first.get("parameters") or {}
+    action = str(first.get("action", ""))
+    instant = (action.endswith(("kill_replicas", "kill_process")) and not params.get("graceful")
+               ) or params.get("method") == "kill" or action.endswith("oom_kill_replica")
+    end: float | None
+    if instant:
+        end = start
+    elif first.get("expires_at"):
+        end = float(first["expires_at"])
+    elif first.get("reverted_at"):
         end = float(calendar.timegm(time.strptime(first["reverted_at"], "%Y-%m-%dT%H:%M:%SZ")))
-    return {"name": first.get("action"), "start": float(first["created_ts"]), "end": end,
-            "faults": [e.get("action") for _, e in found]}
+    else:
+        end = None
+    return {"name": first.get("action"), "start": start, "end": end, "faults": [e.get("action") for _, e in found]}
 
 
 # --------------------------------------------------------------------------- recording
@@ -414,7 +444,8 @@ def _stack_secrets(options: RunOptions) -> list[str]:
     if options.target != "local":
         return []
     try:
-        data = json.loads((LocalStack(port_base=options.port_base).data_dir / "secrets.json").read_text())
+        stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir)
+        data = json.loads((stack.data_dir / "secrets.json").read_text())
         return [str(v) for v in data.values()]
     except (OSError, ValueError, StackError):
         return []
