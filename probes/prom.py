@@ -61,7 +61,7 @@ class Recorder:
 
 
 def _key(call: dict[str, Any]) -> str:
-    return json.dumps({k: call.get(k) for k in ("kind", "url", "query", "time", "start", "end", "step")},
+    return json.dumps({k: call.get(k) for k in ("kind", "query", "time", "start", "end", "step")},
                       sort_keys=True)
 
 

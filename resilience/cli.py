@@ -243,24 +243,34 @@ def _run_with_progress(options: RunOptions) -> int:
             ("lag ", "dim"), fmt("lag", "{:.0f}"), ("  p95 e2e ", "dim"), fmt("p95", "{:.3f} s"),
             ("  ready ", "dim"), fmt("ready", "{:.0f}"))
 
-    with Live(render(), console=console, refresh_per_second=2, transient=False) as live_view:
-        def phase(name: str, detail: str) -> None:
-            if name != "activity" and name != state["phase"]:
-                console.log(f"{name}: {detail}")
-            state.update(phase=name, detail=detail)
+    # A terminal gets a live status line; a log (CI) gets one line per phase and no redraws.
+    live_view = Live(render(), console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+
+    def phase(name: str, detail: str) -> None:
+        if name != "activity" and name != state["phase"]:
+            console.log(f"{name}: {detail}")
+        elif name == "activity" and live_view is None:
+            console.log(f"  {detail}")
+        state.update(phase=name, detail=detail)
+        if live_view is not None:
             live_view.update(render())
 
-        def live(values: dict[str, object]) -> None:
-            state["live"] = values
+    def live(values: dict[str, object]) -> None:
+        state["live"] = values
+        if live_view is not None:
             live_view.update(render())
 
-        try:
-            result = run_scenario(options, phase=phase, live=live)
-        except RunError as exc:
+    try:
+        if live_view is not None:
+            live_view.start()
+        result = run_scenario(options, phase=phase, live=live)
+    except RunError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print("nothing was injected")
+        return 2
+    finally:
+        if live_view is not None:
             live_view.stop()
-            console.print(f"[bold red]error:[/] {exc}")
-            console.print("nothing was injected")
-            return 2
     _print_verdicts(result.summary)
     console.print(f"report: {result.run_dir / 'report.html'}")
     return result.exit_code
@@ -416,7 +426,7 @@ def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> L
 
 
 def _fail(message: str, code: int, note: str | None = None) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     if note:
         console.print(note)
     sys.exit(code)

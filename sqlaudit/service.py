@@ -132,7 +132,7 @@ class AuditService:
         self.metrics.init_series(SINKS, tuple(c.name for c in self.engine.checkers))
         s = settings
         self.clickhouse = ClickHouseSink(s.ch_host, s.ch_port, s.ch_database, s.replica, s.ch_user,
-                                         s.ch_password.get_secret_value(), s.ch_timeout_s)
+                                         s.ch_password.get_secret_value(), s.ch_timeout_s, s.ch_alt_hosts)
         self.postgres = PostgresSink(s.pg_dsn, s.pg_password.get_secret_value(), s.replica, s.pg_timeout_s)
         self.dlq = DeadLetterSink(s.kafka_bootstrap, s.dlq_topic, s.replica, s.ch_timeout_s)
         self.monitor = SinkMonitor(self.health, {"clickhouse": self.clickhouse.ping, "postgres": self.postgres.ping},
@@ -142,6 +142,7 @@ class AuditService:
         self._lock = threading.RLock()  # batch, checker state, offsets: consumer thread vs. rebalance listener
         self._durable: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._ever_committed = False
         self._rewind: dict[TopicPartition, int] = {}  # released on revocation, to re-read if re-assigned
         self._stop = threading.Event()
         self._paused = False
@@ -353,10 +354,14 @@ class AuditService:
             logger.warning("offset commit %s failed: %s", _fmt(offsets), exc)
 
     def _committed_ok(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        first = not self._ever_committed
+        self._ever_committed = True
         with self._lock:
             for tp, om in offsets.items():
                 self._committed[tp] = om.offset
         self.metrics.commit("ok")
+        if first:  # the moment this process is useful again: ground truth for RTO measurements
+            logger.info("first offset commit since start: %s", _fmt(offsets))
 
     # ------------------------------------------------------------ backpressure
     def _set_backpressure(self, on: bool) -> None:

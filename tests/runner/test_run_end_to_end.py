@@ -55,6 +55,7 @@ def pod_run(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iter
     os.environ.update(SECRETS)
     try:
         result = run(RunOptions(experiment=str(short_experiment(tmp)), port_base=stack.endpoints.port_base,
+                                data_dir=stack.data_dir,
                                 reports_dir=tmp / "reports", rate=200))
     finally:
         for k, v in saved.items():
@@ -138,7 +139,8 @@ def test_prometheus_stopped_mid_run_exits_2_and_rolls_back_every_fault(stack: Lo
 
     try:
         result = run(RunOptions(experiment=str(short_experiment(tmp_path, after_fault=20, duration=45)),
-                                port_base=stack.endpoints.port_base, reports_dir=tmp_path / "reports", rate=150),
+                                port_base=stack.endpoints.port_base,
+                                data_dir=stack.data_dir, reports_dir=tmp_path / "reports", rate=150),
                      phase=phase)
     finally:
         if stopped.is_set():
@@ -169,7 +171,8 @@ def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp
     before = _journal_size()
     for args, message in cases:
         cli = subprocess.run([sys.executable, "-m", "resilience.cli", *args, "--port-base",
-                              str(stack.endpoints.port_base)], capture_output=True, text=True, timeout=120)
+                              str(stack.endpoints.port_base), "--data-dir", str(stack.data_dir)],
+                             capture_output=True, text=True, timeout=120)
         assert cli.returncode == 2, (args, cli.stdout, cli.stderr)
         assert message in cli.stderr, (args, cli.stderr)
     assert _journal_size() == before, "a fault was recorded although the input was bad"
