@@ -24,8 +24,8 @@ from probes.lag import LagReader
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds", "ready_replicas",
-           "recovery_seconds", "slo_value", "throughput_eps"]
+__all__ = ["config_in_effect", "consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds",
+           "ready_replicas", "recovery_seconds", "slo_value", "throughput_eps"]
 
 
 def consumer_lag(configuration: Configuration | None = None, secrets: Secrets | None = None) -> int:
@@ -126,6 +126,41 @@ def drain(timeout_s: float = 120.0, configuration: Configuration | None = None,
     d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=timeout_s)
     return {"drained": d.drained, "waited_s": round(d.waited_s, 1), "lag": d.last.total if d.last else None,
             "reason": d.reason}
+
+
+def config_in_effect(checker: str, field: str, configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> list[Any]:
+    """The value of ``<checker>.<field>`` each replica is running with, from its ``/actuator/configprops``.
+
+    Replicas are found from the local stack (``expected_replicas`` of them), or listed in
+    ``replica_urls`` (base URLs) for the kubernetes target.
+
+    Returns:
+        One value per replica, in replica order (equal values: the change took effect everywhere).
+
+    Raises:
+        ActivityFailed: a replica did not answer, or does not report that field.
+    """
+    import requests
+
+    s = ProbeSettings.from_configuration(configuration)
+    urls = list((configuration or {}).get("replica_urls") or [])
+    if not urls:
+        if s.stack_port_base is None:
+            raise ActivityFailed("configuration replica_urls is required for target kubernetes")
+        from resilience.stack.endpoints import Endpoints
+
+        ep = Endpoints(s.stack_port_base)
+        urls = [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(s.expected_replicas)]
+    values = []
+    for url in urls:
+        try:
+            props = requests.get(f"{url.rstrip('/')}/actuator/configprops", timeout=5).json()
+            values.append(props["checkers"][checker][field])
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise ActivityFailed(f"configprops of {url}: {checker}.{field} not readable: "
+                                 f"{type(exc).__name__}: {exc}") from None
+    return values
 
 
 def _fault_window(s: ProbeSettings) -> tuple[float, float | None]:

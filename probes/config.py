@@ -45,6 +45,7 @@ class ProbeSettings:
     run_id: str | None
     fault_state_dir: Path | None
     ledger_dir: Path | None
+    stack_port_base: int | None = None  # local target only
 
     @classmethod
     def from_configuration(cls, configuration: dict[str, Any] | None) -> ProbeSettings:
@@ -54,6 +55,7 @@ class ProbeSettings:
         if target not in ("local", "kubernetes"):
             raise ActivityFailed(f"configuration target={target!r}: expected local or kubernetes")
         defaults: dict[str, Any] = {}
+        base: int | None = None
         if target == "local":
             try:
                 base = int(cfg.get("stack_port_base", os.environ.get("RESILIENCE_PORT_BASE", DEFAULT_PORT_BASE)))
@@ -84,7 +86,8 @@ class ProbeSettings:
                    topic=str(cfg.get("topic", TOPIC)), slo_file=Path(cfg.get("slo_file", DEFAULT_SLO_FILE)),
                    expected_replicas=replicas,
                    run_id=str(cfg.get("run_id") or os.environ.get("RESILIENCE_RUN_ID") or "") or None,
-                   fault_state_dir=Path(state) if state else None, ledger_dir=Path(ledger) if ledger else None)
+                   fault_state_dir=Path(state) if state else None, ledger_dir=Path(ledger) if ledger else None,
+                   stack_port_base=base)
 
     def catalogue(self) -> Catalogue:
         try:

@@ -10,6 +10,8 @@ Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
         stabilization_s: 10        # how long recovery must hold to count (RTO)
         slos: [...]                # optional: judge these SLO ids instead of the scenario's list
         expect_lag_at_least: 10000 # optional: the run reproduces the scenario only if the lag got this high
+        expect_probes:             # optional: a method probe's output must equal this (one verdict each)
+          - {name: config-in-effect, equals: [3000, 3000, 3000]}
         drain_timeout_s: 180       # how long to wait for lag 0 before judging data loss
 
 Load parameters live in the experiment's ``configuration`` (``load_shape``, ``load_rate``,
@@ -38,6 +40,13 @@ class ExperimentError(ValueError):
     """An experiment that cannot be run; the message names the file and the field."""
 
 
+class ExpectedProbe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    equals: Any
+
+
 class Extension(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +60,8 @@ class Extension(BaseModel):
     expect_lag_at_least: float | None = Field(
         default=None, ge=0, description="The fault must push the consumer lag at least this high, or the run "
                                         "did not reproduce the scenario (inconclusive).")
+    expect_probes: list[ExpectedProbe] = Field(
+        default_factory=list, description="Method probes whose journal output must equal a value (each a verdict).")
     slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "
                                                              "(e.g. without Patroni on the minimal profile).")
 

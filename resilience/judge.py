@@ -160,6 +160,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                 measured["patroni_failover"] = Measurement(None, str(exc))
         verdicts = evaluate(cat, target, prometheus_url, window, scenario=scenario, measured=measured,
                             slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None)
+        verdicts[1 if asked else 0:1 if asked else 0] = [
+            _expected_probe(run_dir, e["name"], e["equals"]) for e in ext.get("expect_probes") or []]
         if ext.get("expect_lag_at_least") is not None:
             verdicts.insert(1 if asked else 0, _fault_effect(cat, target, prometheus_url, window,
                                                              float(ext["expect_lag_at_least"])))
@@ -173,6 +175,23 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     if errors and outcome is Outcome.PASS:
         outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
     return Judgement(outcome, verdicts, rto, loss_info, load_info, errors)
+
+
+def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
+    """A method probe's recorded output (journal.json) must equal ``equals``."""
+    journal = _read_json(run_dir / "journal.json") or {}
+    runs = [r for r in journal.get("run", []) if r.get("activity", {}).get("name") == name]
+    slo = f"probe:{name}"
+    if not runs:
+        return Verdict(slo, Outcome.INCONCLUSIVE, None, f"== {equals}", "value", f"probe {name!r} did not run")
+    r = runs[-1]
+    if r.get("status") != "succeeded":
+        return Verdict(slo, Outcome.INCONCLUSIVE, None, f"== {equals}", "value",
+                       f"probe {name!r} {r.get('status')}: {str(r.get('exception') or '')[-200:]}")
+    out = r.get("output")
+    ok = out == equals
+    return Verdict(slo, Outcome.PASS if ok else Outcome.FAIL, None, f"== {equals}", "value",
+                   "" if ok else f"probe {name!r} returned {out!r}", {"output": out})
 
 
 def _fault_effect(cat: Catalogue, target: str, url: str, window: RunWindow, lag_at_least: float) -> Verdict:

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     disable_created_metrics()  # *_created series only add noise to every scrape
     service = AuditService(settings, checkers)
-    server = HealthServer(settings.http_host, settings.http_port, service.health)
+    configprops = {"settings": settings.redacted(), "checkers": checkers.model_dump()}
+    server = HealthServer(settings.http_host, settings.http_port, service.health, configprops=configprops)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %s: finishing the batch, committing, leaving the group", signal.Signals(signum).name)

@@ -4,6 +4,8 @@
 ``GET /actuator/health/liveness``     200 ``{"status": "UP"}`` or 503 ``DOWN``.
 ``GET /actuator/health/readiness``    200 ``UP`` or 503 ``DOWN`` with the reasons.
 ``GET /actuator/health``              both, 200 only when both are UP.
+``GET /actuator/configprops``         the configuration in effect (secrets masked), as Spring Boot's
+                                      endpoint of that name: how to check a config change took effect.
 ``POST /debug/allocate?mb=N``         only with ``SQLAUDIT_DEBUG_ENDPOINTS=1`` (the local stack sets it):
                                       allocate and keep N MiB, a memory leak on demand for the OOM fault.
 """
@@ -36,8 +38,9 @@ def debug_endpoints_enabled() -> bool:
 class HealthServer:
     """Serves metrics and health in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, health: Health) -> None:
+    def __init__(self, host: str, port: int, health: Health, configprops: dict[str, Any] | None = None) -> None:
         self.health = health
+        self.configprops = configprops or {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +56,8 @@ class HealthServer:
                     self._health(*outer.health.live())
                 elif path == "/actuator/health/readiness":
                     self._health(*outer.health.ready())
+                elif path == "/actuator/configprops":
+                    self._send(200, json.dumps(outer.configprops).encode(), "application/json")
                 elif path == "/actuator/health":
                     live, ldetail = outer.health.live()
                     ready, rdetail = outer.health.ready()

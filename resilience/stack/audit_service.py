@@ -9,7 +9,9 @@ command line.
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 import requests
 
@@ -18,6 +20,7 @@ from resilience.stack.components import Check, Component
 from resilience.stack.context import StackContext
 from resilience.stack.endpoints import CONSUMER_GROUP, HOST
 from resilience.stack.errors import ComponentError
+from sqlaudit.config import DEFAULT_CHECKERS_FILE
 
 __all__ = ["audit_service", "replica_name"]
 
@@ -50,6 +53,17 @@ def _readiness(name: str, port: int) -> Check:
     return check
 
 
+def checkers_file(ctx: StackContext) -> Path:
+    """The replicas' checker thresholds: a copy of ``sqlaudit/checkers.yaml`` made at ``up``."""
+    return ctx.conf_dir / "checkers.yaml"
+
+
+def _copy_checkers(ctx: StackContext) -> None:
+    dest = checkers_file(ctx)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEFAULT_CHECKERS_FILE, dest)
+
+
 def audit_service(ctx: StackContext) -> list[Component]:
     """One :class:`Component` per replica (``ctx.replicas``), named ``audit-service-<i>``."""
     eps = ctx.endpoints
@@ -74,6 +88,8 @@ def audit_service(ctx: StackContext) -> list[Component]:
             "SQLAUDIT_CH_DATABASE": ctx.ch_database,
             "SQLAUDIT_PG_DSN": pg_dsn,
             "SQLAUDIT_PG_PASSWORD": ctx.secrets.postgres_password,
+            # A copy the config-change fault can edit (the packaged file stays untouched).
+            "SQLAUDIT_CHECKERS_CONFIG": str(checkers_file(ctx)),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(REPO_ROOT),
         }
@@ -86,6 +102,7 @@ def audit_service(ctx: StackContext) -> list[Component]:
             ports=[],  # replica ports are port("audit_service") + i, not named in the port plan
             probe=check,
             health=check,
+            prepare=_copy_checkers if i == 0 else None,
             environment=env,
             stopsignal="TERM",
             stopwaitsecs=30,  # the replica's own shutdown deadline is 20 s
