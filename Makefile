@@ -26,7 +26,7 @@ run: setup
 gate: setup
 	$(VENV)/bin/resilience gate $(GATE_ARGS)
 
-test: setup
+test: setup k8s-envtest
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -41,3 +41,11 @@ bench-stack: setup
 
 down:
 	$(VENV)/bin/resilience down
+
+# kube-apiserver + etcd for tests/k8s (marker k8s), cached in /var/cache/sql-audit-resilience/k8s/;
+# a no-op when cached, about 11 min cold on 2 cores (deploy/k8s/envtest/install.sh).
+k8s-envtest:
+	bash deploy/k8s/envtest/install.sh
+
+test-k8s: setup k8s-envtest
+	$(PY) -m pytest tests/k8s $(PYTEST_ARGS)

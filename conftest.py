@@ -36,6 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack: needs the real local stack (one per session, started by a fixture)")
     config.addinivalue_line("markers", "slow: takes more than a minute")
+    config.addinivalue_line("markers", "ha: needs the ha profile stack (Patroni, replicated ClickHouse, three "
+                                       "brokers; tests/ha starts its own at port base 19600)")
+    config.addinivalue_line("markers", "k8s: needs a real kube-apiserver (etcd + kube-apiserver from "
+                            "deploy/k8s/envtest/install.sh, started by a session fixture)")
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
 
 

@@ -24,7 +24,7 @@ EXPERIMENTS = catalogue()
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=[e.name for e in EXPERIMENTS])
 def test_scenario_meets_its_slos(experiment, stack: LocalStack, gate_reports: Path) -> None:  # type: ignore[no-untyped-def]
     result = run(RunOptions(experiment=str(experiment.path), port_base=stack.endpoints.port_base,
-                            reports_dir=gate_reports))
+                            data_dir=stack.data_dir, reports_dir=gate_reports))
     not_passed = [f"{v['slo']}: {v['outcome']} ({v['reason'] or v['measured']})"
                   for v in result.summary["verdicts"] if v["outcome"] != "pass"]
     assert result.exit_code == 0, (f"{experiment.name} -> {result.outcome.value}; report {result.run_dir}/report.html\n"

@@ -1,0 +1,352 @@
+"""The kubernetes fault backends against a real kube-apiserver (see conftest.py), as the suite's ServiceAccount.
+
+Through the public activities (``faults.replicas.kill_replicas`` ...) with
+``configuration: {target: kubernetes}``: dispatch, dry run, journal, expiry timer and
+``cleanup`` are the real ones. RBAC is the Role of deploy/k8s/base.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from faults import (
+    clickhouse_down,
+    clickhouse_stall,
+    network_latency,
+    network_partition,
+    postgres_failover,
+    process,
+    replicas,
+)
+from faults import journal as fault_journal
+from faults.cleanup import cleanup
+from faults.kubernetes.client import CALLS, Call, record_calls
+from tests.k8s.conftest import NAMESPACE, ROOT, Envtest, kustomize
+from tests.k8s.test_offline import role_calls
+
+pytestmark = pytest.mark.k8s
+
+RECORDED: set[Call] = set()
+
+
+@pytest.fixture(autouse=True)
+def _record_api_calls() -> Iterator[None]:
+    """Collect every API call the backends make in this module (checked against the Role at the end)."""
+    with record_calls() as calls:
+        yield
+    RECORDED.update(calls)
+
+
+@pytest.fixture(scope="module")
+def workloads(envtest: Envtest) -> Iterator[None]:
+    """The example audit service (3-replica StatefulSet) plus one-pod kafka, clickhouse and postgres sets."""
+    docs = [d for d in kustomize(ROOT / "deploy/k8s/example-service") if d["kind"] in ("StatefulSet", "Service")]
+    for doc in docs:
+        doc["metadata"]["namespace"] = NAMESPACE
+    kubernetes.utils.create_from_yaml(envtest.admin, yaml_objects=docs, namespace=NAMESPACE)
+    apps = kubernetes.client.AppsV1Api(envtest.admin)
+    for name, labels in (("kafka", {"app": "kafka"}), ("clickhouse", {"app": "clickhouse"}),
+                         ("postgres", {"app": "postgres", "role": "primary"})):
+        apps.create_namespaced_stateful_set(NAMESPACE, {
+            "metadata": {"name": name},
+            "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": name, "image": f"{name}:test"}]}}}})
+    core = kubernetes.client.CoreV1Api(envtest.admin)
+    envtest.wait("6 pods Running and Ready", lambda: sum(
+        p.status.phase == "Running" for p in core.list_namespaced_pod(NAMESPACE).items) >= 6)
+    yield
+
+
+@pytest.fixture
+def run(envtest: Envtest, workloads: None, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A private journal and run id; teardown reverts whatever the test left open."""
+    run_id = f"k8s-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "journal"
+    try:
+        yield envtest.configuration(state, run_id)
+    finally:
+        cleanup(state, run_id)
+
+
+def pods(envtest: Envtest, selector: str) -> dict[str, str]:
+    items = kubernetes.client.CoreV1Api(envtest.admin).list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    return {p.metadata.name: p.metadata.uid for p in items if p.metadata.deletion_timestamp is None}
+
+
+def policies(envtest: Envtest) -> list[Any]:
+    return kubernetes.client.NetworkingV1Api(envtest.admin).list_namespaced_network_policy(NAMESPACE).items
+
+
+def test_kill_replicas_deletes_a_pod_the_controller_recreates(envtest: Envtest, run: dict[str, Any]) -> None:
+    before = envtest.wait("3 audit pods", lambda: (p := pods(envtest, "app=sql-audit-service")) and len(p) == 3 and p)
+    with record_calls() as calls:
+        result = replicas.kill_replicas(count=1, configuration=run)
+    killed = result["details"]["killed"]
+    assert len(killed) == 1 and killed[0] in before
+    assert set(calls) <= CALLS and any(c.verb == "delete" for c in calls)
+    after = envtest.wait("a new pod under the killed name", lambda: (p := pods(envtest, "app=sql-audit-service"))
+                         and len(p) == 3 and p[killed[0]] != before[killed[0]] and p)
+    assert {n for n in after if after[n] != before[n]} == set(killed)  # only the victim was replaced
+    restored = replicas.restore_replicas(configuration=run)
+    assert result["fault_id"] in restored["reverted_entries"]
+    assert fault_journal.open_entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_kill_process_deletes_one_named_pod_and_restore_waits_for_it(envtest: Envtest,
+                                                                    run: dict[str, Any]) -> None:
+    before = envtest.wait("3 audit pods", lambda: (p := pods(envtest, "app=sql-audit-service")) and len(p) == 3 and p)
+    result = process.kill_process("sql-audit-service-1", graceful=True, configuration=run)
+    assert result["details"]["uid"] == before["sql-audit-service-1"]
+    restored = process.restore_process("sql-audit-service-1", configuration=run)
+    assert result["fault_id"] in restored["reverted_entries"]
+    after = pods(envtest, "app=sql-audit-service")
+    assert after["sql-audit-service-1"] != before["sql-audit-service-1"]
+    assert after["sql-audit-service-0"] == before["sql-audit-service-0"]
+    with pytest.raises(ActivityFailed, match="no live pod 'nope'"):
+        process.kill_process("nope", configuration=run)
+
+
+def test_blast_radius_refuses_all_pods_and_changes_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
+    before = envtest.wait("3 audit pods", lambda: (p := pods(envtest, "app=sql-audit-service")) and len(p) == 3 and p)
+    with pytest.raises(ActivityFailed, match="blast radius"):
+        replicas.kill_replicas(percentage=100, configuration=run)
+    with pytest.raises(ActivityFailed, match="blast radius"):
+        replicas.kill_replicas(count=2, configuration={**run, "max_replicas_killed": 1})
+    assert pods(envtest, "app=sql-audit-service") == before
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_dry_run_lists_requests_and_sends_no_write(envtest: Envtest, run: dict[str, Any]) -> None:
+    before = envtest.wait("3 audit pods", lambda: (p := pods(envtest, "app=sql-audit-service")) and len(p) == 3 and p)
+    out = replicas.kill_replicas(count=1, configuration={**run, "dry_run": True})
+    assert out["dry_run"] is True
+    assert any(r.startswith("DELETE /api/v1/namespaces/sql-audit/pods/") for r in out["plan"]["requests"])
+    part = network_partition.partition_network("kafka", configuration={**run, "dry_run": True})
+    assert any(r.startswith("POST /apis/networking.k8s.io/v1/namespaces/sql-audit/networkpolicies")
+               for r in part["plan"]["requests"])
+    assert pods(envtest, "app=sql-audit-service") == before
+    assert policies(envtest) == []
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_partition_creates_a_labelled_policy_and_remove_deletes_it(envtest: Envtest, run: dict[str, Any]) -> None:
+    result = network_partition.partition_network("kafka", configuration=run)
+    [policy] = policies(envtest)
+    labels, notes = policy.metadata.labels, policy.metadata.annotations
+    assert labels["app.kubernetes.io/managed-by"] == "sql-audit-resilience"
+    assert labels["sql-audit-resilience/run-id"] == run["run_id"]
+    assert labels["sql-audit-resilience/edge"] == "kafka"
+    assert "sql-audit-resilience/expires-at" in notes
+    assert policy.spec.pod_selector.match_labels == {"app": "sql-audit-service"}
+    assert policy.spec.policy_types == ["Egress"]
+    kafka_ips = {f"{p.status.pod_ip}/32" for p in kubernetes.client.CoreV1Api(envtest.admin)
+                 .list_namespaced_pod(NAMESPACE, label_selector="app=kafka").items}
+    blocks = [peer.ip_block for peer in policy.spec.egress[0].to if peer.ip_block]
+    assert kafka_ips and kafka_ips <= set(blocks[0].var_except)
+    with pytest.raises(ActivityFailed, match="already partitioned"):
+        network_partition.partition_network("kafka", configuration=run)
+    removed = network_partition.remove_partition("kafka", configuration=run)
+    assert result["fault_id"] in removed["reverted_entries"]
+    assert policies(envtest) == []
+    again = network_partition.remove_partition("kafka", configuration=run)
+    assert again["details"]["changed"] == "already healed"
+
+
+def test_cleanup_removes_a_partition_a_dead_runner_left(envtest: Envtest, run: dict[str, Any]) -> None:
+    network_partition.partition_network("postgres", configuration=run)
+    assert len(policies(envtest)) == 1
+    # the runner "dies": only the journal remains; cleanup uses the configuration recorded in it
+    results = cleanup(Path(run["fault_state_dir"]), run["run_id"])
+    assert [r.ok for r in results] == [True], results
+    assert policies(envtest) == []
+
+
+def test_partition_expires_by_itself(envtest: Envtest, run: dict[str, Any]) -> None:
+    network_partition.partition_network("clickhouse", duration=2, configuration=run)
+    assert len(policies(envtest)) == 1
+    envtest.wait("the expiry timer to delete the policy", lambda: policies(envtest) == [], timeout=30)
+
+
+def test_remove_sweeps_expired_policies_by_label(envtest: Envtest, run: dict[str, Any]) -> None:
+    from faults.kubernetes.network_partition import EXPIRES, managed_selector
+
+    labels = dict(kv.split("=") for kv in managed_selector("kafka").split(","))
+    net = kubernetes.client.NetworkingV1Api(envtest.admin)
+    for name, expiry in (("stale", "2000-01-01T00:00:00Z"), ("fresh", "2999-01-01T00:00:00Z")):
+        net.create_namespaced_network_policy(NAMESPACE, {
+            "metadata": {"name": f"chaos-partition-{name}", "labels": {**labels, "sql-audit-resilience/edge": name},
+                         "annotations": {EXPIRES: expiry}},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})
+    out = network_partition.remove_partition("postgres", configuration=run)
+    assert out["details"]["expired_deleted"] == ["chaos-partition-stale"]
+    assert [p.metadata.name for p in policies(envtest)] == ["chaos-partition-fresh"]
+    net.delete_namespaced_network_policy("chaos-partition-fresh", NAMESPACE)
+
+
+def test_clickhouse_down_scales_to_zero_and_back(envtest: Envtest, run: dict[str, Any]) -> None:
+    result = clickhouse_down.stop_clickhouse(configuration=run)
+    assert result["details"]["replicas_before"] == 1
+    envtest.wait("clickhouse pods gone", lambda: pods(envtest, "app=clickhouse") == {})
+    restored = clickhouse_down.start_clickhouse(configuration=run)
+    assert restored["details"]["replicas"] == 1
+    assert len(pods(envtest, "app=clickhouse")) == 1
+    sts = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set("clickhouse", NAMESPACE)
+    assert "sql-audit-resilience/replicas-before" not in (sts.metadata.annotations or {})
+
+
+def test_postgres_failover_kills_the_leader_pod(envtest: Envtest, run: dict[str, Any]) -> None:
+    before = envtest.wait("a postgres leader", lambda: pods(envtest, "app=postgres"))
+    result = postgres_failover.fail_over_postgres(method="kill", configuration=run)
+    assert result["details"]["old_leader"] == "postgres-0"
+    envtest.wait("the leader pod recreated", lambda: (p := pods(envtest, "app=postgres"))
+                 and p.get("postgres-0") not in (None, before["postgres-0"]))
+    postgres_failover.restore_postgres(configuration=run)
+
+
+def test_exec_faults_are_authorized_and_fail_only_for_want_of_a_kubelet(envtest: Envtest,
+                                                                       run: dict[str, Any]) -> None:
+    """pods/exec goes through the real authorizer (get + create); with no node the server answers 400."""
+    with pytest.raises(ActivityFailed, match="does not have a host assigned") as err:
+        clickhouse_stall.stall_clickhouse(configuration=run)
+    assert "forbidden" not in str(err.value).lower()
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []  # failed in validation
+    with pytest.raises(ActivityFailed, match="does not have a host assigned"):
+        postgres_failover.fail_over_postgres("switchover", configuration=run)
+    [(_, entry)] = fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"])
+    assert entry["status"] == "failed"  # journaled first, apply failed, undone at once
+
+
+def test_latency_without_chaos_mesh_says_so_and_changes_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
+    with pytest.raises(ActivityFailed, match="Chaos Mesh is not installed"):
+        network_latency.add_latency("kafka", 100, configuration=run)
+    assert network_latency.remove_latency("kafka", configuration=run)["details"]["changed"].startswith(
+        "Chaos Mesh not installed")
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_latency_with_chaos_mesh_creates_and_deletes_networkchaos(envtest: Envtest, run: dict[str, Any]) -> None:
+    ext = kubernetes.client.ApiextensionsV1Api(envtest.admin)
+    ext.create_custom_resource_definition({
+        "metadata": {"name": "networkchaos.chaos-mesh.org"},
+        "spec": {"group": "chaos-mesh.org", "scope": "Namespaced",
+                 "names": {"plural": "networkchaos", "singular": "networkchaos", "kind": "NetworkChaos",
+                           "listKind": "NetworkChaosList"},
+                 "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                                              "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    custom = kubernetes.client.CustomObjectsApi(envtest.admin)
+    try:
+        envtest.wait("NetworkChaos served", lambda: _served(custom))
+        result = network_latency.add_latency("kafka", 150, jitter_ms=10, duration=60, configuration=run)
+        [obj] = custom.list_namespaced_custom_object("chaos-mesh.org", "v1alpha1", NAMESPACE, "networkchaos")["items"]
+        assert obj["spec"]["action"] == "delay" and obj["spec"]["delay"]["latency"] == "150ms"
+        assert obj["spec"]["duration"] == "60s"
+        assert obj["spec"]["target"]["selector"]["labelSelectors"] == {"app": "kafka"}
+        removed = network_latency.remove_latency("kafka", configuration=run)
+        assert result["fault_id"] in removed["reverted_entries"]
+        assert custom.list_namespaced_custom_object("chaos-mesh.org", "v1alpha1", NAMESPACE,
+                                                    "networkchaos")["items"] == []
+    finally:
+        ext.delete_custom_resource_definition("networkchaos.chaos-mesh.org")
+
+
+def _served(custom: kubernetes.client.CustomObjectsApi) -> bool:
+    try:
+        custom.list_namespaced_custom_object("chaos-mesh.org", "v1alpha1", NAMESPACE, "networkchaos")
+        return True
+    except kubernetes.client.ApiException:
+        return False
+
+
+def test_guard_refuses_unlisted_and_production_like_targets(envtest: Envtest, run: dict[str, Any]) -> None:
+    with pytest.raises(ActivityFailed, match="not in k8s_allowed_contexts"):
+        replicas.kill_replicas(count=1, configuration={**run, "k8s_allowed_contexts": ["other"]})
+    with pytest.raises(ActivityFailed, match="not in k8s_allowed_namespaces"):
+        replicas.kill_replicas(count=1, configuration={**run, "k8s_namespace": "payments"})
+    prod = {**run, "k8s_namespace": "sql-audit-prod", "k8s_allowed_namespaces": ["sql-audit-prod"]}
+    with pytest.raises(ActivityFailed, match="looks like production"):
+        replicas.kill_replicas(count=1, configuration=prod)
+    with pytest.raises(ActivityFailed, match="looks like production"):  # removes are guarded too
+        network_partition.remove_partition("kafka", configuration=prod)
+
+
+# ----------------------------------------------------------------------------- RBAC
+def _allowed(envtest: Envtest, verb: str, group: str, resource: str, namespace: str = NAMESPACE) -> bool:
+    api = kubernetes.config.new_client_from_config(str(envtest.sa_kubeconfig))
+    try:
+        sub = resource.split("/", 1)
+        review = kubernetes.client.AuthorizationV1Api(api).create_self_subject_access_review({
+            "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
+                                            "resource": sub[0], "subresource": sub[1] if len(sub) > 1 else ""}}})
+        return bool(review.status.allowed)
+    finally:
+        api.close()
+
+
+def test_the_role_allows_every_call_the_backends_make(envtest: Envtest) -> None:
+    denied = [c for c in sorted(CALLS) if not _allowed(envtest, c.verb, c.group, c.resource)]
+    assert denied == []
+
+
+@pytest.mark.parametrize(("verb", "group", "resource", "namespace"), [
+    ("create", "", "pods", NAMESPACE),
+    ("patch", "", "pods", NAMESPACE),
+    ("get", "", "secrets", NAMESPACE),
+    ("list", "", "secrets", NAMESPACE),
+    ("update", "networking.k8s.io", "networkpolicies", NAMESPACE),
+    ("delete", "apps", "statefulsets", NAMESPACE),
+    ("patch", "apps", "deployments", NAMESPACE),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", NAMESPACE),
+    ("delete", "", "pods", "kube-system"),
+    ("create", "networking.k8s.io", "networkpolicies", "default"),
+])
+def test_the_role_denies_the_rest(envtest: Envtest, verb: str, group: str, resource: str, namespace: str) -> None:
+    assert not _allowed(envtest, verb, group, resource, namespace)
+
+
+def test_a_denied_request_really_gets_403(envtest: Envtest) -> None:
+    api = kubernetes.config.new_client_from_config(str(envtest.sa_kubeconfig))
+    try:
+        with pytest.raises(kubernetes.client.ApiException) as err:
+            kubernetes.client.CoreV1Api(api).list_namespaced_secret(NAMESPACE)
+        assert err.value.status == 403
+        with pytest.raises(kubernetes.client.ApiException) as err:
+            kubernetes.client.CoreV1Api(api).delete_namespaced_pod("anything", "kube-system")
+        assert err.value.status == 403
+    finally:
+        api.close()
+
+
+def test_manifests_pass_server_side_dry_run(envtest: Envtest) -> None:
+    """Every rendered manifest is accepted by the real API server's validation (strict fields)."""
+    import yaml
+
+    for path in ("deploy/k8s/overlays/staging", "deploy/k8s/example-service"):
+        docs = kustomize(ROOT / path)
+        ns = docs[0]["metadata"].get("namespace", NAMESPACE)
+        envtest.kubectl("create", "namespace", ns, check=False)
+        out = envtest.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                              stdin=yaml.safe_dump_all(docs), check=False)
+        assert out.returncode == 0, f"{path}: {out.stderr}"
+        assert out.stdout.count("(server dry run)") == len(docs), out.stdout
+
+
+def test_server_is_the_pinned_version(envtest: Envtest) -> None:
+    """The session's server is the version install.sh pins (guards against a stale cache)."""
+    info = kubernetes.client.VersionApi(envtest.admin).get_code()
+    assert info.git_version == "v1.37.2"
+
+
+def test_zz_every_recorded_call_is_granted_by_the_role() -> None:
+    """Runs last in this module: the calls the backends really made above, against the Role in git."""
+    assert RECORDED, "nothing recorded"
+    assert RECORDED - role_calls() == set()
+    assert not CALLS - RECORDED, "calls no test exercised against the server"
