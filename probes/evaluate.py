@@ -47,6 +47,8 @@ class Measurement:
     details: dict[str, object] = field(default_factory=dict)
 
 
+RTO_STEP_S = 0.5  # the replicas and the lag exporter are scraped every 500 ms on the local stack
+
 # SLOs whose objective comes from the scenario's RTO / RPO.
 RTO_SLOS = {"rto_replicas_ready", "rto_data_flow"}
 RPO_SLOS = {"rpo"}
@@ -143,7 +145,7 @@ def rto_replicas_ready(cat: Catalogue, target: str, prom_url: str, window: RunWi
     ready = cat.targets[target].metrics["replica_ready"]
     # `or vector(0)`: with every replica dead there is no series at all, which means 0 ready, not "no data".
     query = f"sum({ready}{{{sel}}}) or vector(0)"
-    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=1.0)
+    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=RTO_STEP_S)
     samples = [(t, v >= expected_replicas) for t, v in series[0].points]
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
@@ -157,9 +159,9 @@ def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
     p95_limit = cat.slo("latency_p95_end_to_end").objective.value
     lag_q = cat.promql("consumer_lag_warning", target)
     p95_q = cat.promql("latency_p95_end_to_end", target, window=f"{latency_window_s}s")
-    lag = {t: v for t, v in prom.range_query(prom_url, lag_q, window.fault_start, window.end)[0].points}
+    lag = {t: v for t, v in prom.range_query(prom_url, lag_q, window.fault_start, window.end, RTO_STEP_S)[0].points}
     try:
-        p95 = {t: v for t, v in prom.range_query(prom_url, p95_q, window.fault_start, window.end)[0].points}
+        p95 = {t: v for t, v in prom.range_query(prom_url, p95_q, window.fault_start, window.end, RTO_STEP_S)[0].points}
     except prom.ProbeError:
         p95 = {}  # nothing processed at all after the fault: never flowing
     samples = [(t, v < lag_limit and p95.get(t, math.inf) < p95_limit) for t, v in sorted(lag.items())]
@@ -178,7 +180,7 @@ def rto_postgres_writable(cat: Catalogue, target: str, prom_url: str, window: Ru
     sel = cat.targets[target].selector
     up = cat.targets[target].metrics["sink_up"]
     query = f'min({up}{{{sel}, sink="postgres"}})'
-    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=1.0)
+    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=RTO_STEP_S)
     samples = [(t, v >= 1) for t, v in series[0].points]
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
