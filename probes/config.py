@@ -15,7 +15,9 @@ Keys (shared with the faults, see ``faults/settings.py``):
 ``ledger_dir``        the load generator's ledger of acknowledged events.
 
 Explicit keys always win over what the local stack implies, so a local experiment can
-point a probe elsewhere, and a Kubernetes one must name every endpoint.
+point a probe elsewhere, and a Kubernetes one must name every endpoint. Keys missing from an
+experiment's configuration are also read from the file named by ``RESILIENCE_TARGET_CONFIG``
+(``deploy/k8s/base/target.yaml`` in a cluster).
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class ProbeSettings:
     @classmethod
     def from_configuration(cls, configuration: dict[str, Any] | None) -> ProbeSettings:
         """Validate the keys; :class:`ActivityFailed` names the key that is missing or wrong."""
-        cfg = dict(configuration or {})
+        from faults.settings import target_file_configuration
+
+        cfg = {**target_file_configuration(), **(configuration or {})}
         target = str(cfg.get("target", "local")).lower()
         if target not in ("local", "kubernetes"):
             raise ActivityFailed(f"configuration target={target!r}: expected local or kubernetes")

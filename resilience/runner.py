@@ -127,11 +127,22 @@ def plan(options: RunOptions) -> _Plan:
                                      "kafka_bootstrap": options.kafka_bootstrap or ep.kafka_bootstrap,
                                      "clickhouse": options.clickhouse or (ep.clickhouse_host, ep.clickhouse_port)}
     else:
+        from faults.settings import target_file_configuration
+
+        try:
+            file_cfg = target_file_configuration()
+        except Exception as exc:  # ActivityFailed naming the file
+            raise RunError(str(exc)) from None
+        options.prometheus_url = options.prometheus_url or file_cfg.get("prometheus_url")
+        options.kafka_bootstrap = options.kafka_bootstrap or file_cfg.get("kafka_bootstrap")
+        if not options.clickhouse and file_cfg.get("clickhouse_host"):
+            options.clickhouse = (str(file_cfg["clickhouse_host"]), int(file_cfg.get("clickhouse_port", 9000)))
         missing = [n for n, v in (("--prometheus-url", options.prometheus_url),
                                   ("--kafka-bootstrap", options.kafka_bootstrap),
                                   ("--clickhouse", options.clickhouse)) if not v]
         if missing:
-            raise RunError(f"target kubernetes needs {', '.join(missing)}")
+            raise RunError(f"target kubernetes needs {', '.join(missing)} (or those keys in the file named by "
+                           "RESILIENCE_TARGET_CONFIG)")
         endpoints = {"prometheus_url": options.prometheus_url, "kafka_bootstrap": options.kafka_bootstrap,
                      "clickhouse": options.clickhouse}
     return _Plan(exp, load, endpoints)
