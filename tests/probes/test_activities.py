@@ -54,3 +54,16 @@ def test_unreachable_prometheus_is_an_error_naming_the_url() -> None:
 def test_data_loss_needs_a_ledger() -> None:
     with pytest.raises(ActivityFailed, match="ledger_dir is required"):
         activities.data_loss(configuration={"stack_port_base": 20000})
+
+
+def test_target_config_file_fills_keys_the_experiment_does_not_set(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "target.yaml"
+    target.write_text("target: kubernetes\nprometheus_url: http://prom.monitoring:9090\n"
+                      "kafka_bootstrap: kafka:9092\nclickhouse_host: ch\nclickhouse_port: 9000\n")
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))
+    s = ProbeSettings.from_configuration({"clickhouse_port": 9440})  # the experiment's own key wins
+    assert (s.target, s.prometheus_url, s.kafka_bootstrap, s.clickhouse_port) == (
+        "kubernetes", "http://prom.monitoring:9090", "kafka:9092", 9440)
+    target.write_text("- not a mapping\n")
+    with pytest.raises(ActivityFailed, match=f"RESILIENCE_TARGET_CONFIG={target}: expected a mapping"):
+        ProbeSettings.from_configuration({})
