@@ -26,6 +26,12 @@ def kafka_libs_dirname() -> str:
 
 TOXIPROXY_VERSION = "v2.12.0"  # keep in step with deploy/local/install.sh
 
+# Debian's zookeeper 3.8 jars, listed one by one: /usr/share/java/* holds several SLF4J bindings.
+ZOOKEEPER_CLASSPATH = ":".join(f"/usr/share/java/{jar}.jar" for jar in (
+    "zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "commons-cli", "netty-handler", "netty-common",
+    "netty-buffer", "netty-transport", "netty-codec", "netty-resolver", "netty-transport-native-epoll",
+    "netty-transport-native-unix-common"))
+
 
 @dataclass(frozen=True)
 class Tools:
@@ -38,6 +44,10 @@ class Tools:
     pg_bindir: Path
     clickhouse_server: str
     prometheus: str
+    # ha profile only (checked by :meth:`check_ha`)
+    etcd: str = "/usr/bin/etcd"
+    patroni: Path = Path("/var/cache/sql-audit-resilience/pg-venv/bin/patroni")
+    zookeeper_classpath: str = ""
 
     @classmethod
     def discover(cls) -> Tools:
@@ -50,7 +60,24 @@ class Tools:
             pg_bindir=Path(os.environ.get("RESILIENCE_PG_BINDIR", "/usr/lib/postgresql/15/bin")),
             clickhouse_server=os.environ.get("RESILIENCE_CLICKHOUSE_SERVER", "clickhouse-server"),
             prometheus=os.environ.get("RESILIENCE_PROMETHEUS", "prometheus"),
+            etcd=os.environ.get("RESILIENCE_ETCD", "/usr/bin/etcd"),
+            patroni=Path(os.environ.get("RESILIENCE_PATRONI", cache / "pg-venv" / "bin" / "patroni")),
+            zookeeper_classpath=os.environ.get("RESILIENCE_ZOOKEEPER_CLASSPATH", ZOOKEEPER_CLASSPATH),
         )
+
+    def check_ha(self) -> None:
+        """Raise :class:`MissingToolError` naming every tool of the ``ha`` profile that is missing
+        (etcd, Patroni in the postgres-user venv, the ZooKeeper jars)."""
+        missing = []
+        if not shutil.which(self.etcd):
+            missing.append(f"etcd ({self.etcd})")
+        if not os.access(self.patroni, os.X_OK):
+            missing.append(f"patroni not at {self.patroni}")
+        for jar in self.zookeeper_classpath.split(":"):
+            if not Path(jar).exists():
+                missing.append(f"ZooKeeper classpath entry {jar}")
+        if missing:
+            raise MissingToolError("missing for the ha profile: " + "; ".join(missing) + f" — {INSTALL_HINT}")
 
     def check(self) -> None:
         """Raise :class:`MissingToolError` naming every tool that is not installed."""
@@ -126,7 +153,14 @@ class StackContext:
         return self.data_dir / "logs"
 
     def postgres_kwargs(self, via_proxy: bool = False) -> dict[str, object]:
-        """psycopg connection keywords for the audit database (direct unless ``via_proxy``)."""
+        """psycopg connection keywords for the audit database (direct unless ``via_proxy``).
+
+        On an ``ha`` stack both Patroni members are listed with ``target_session_attrs=read-write``,
+        so the connection lands on whichever is primary."""
         port = self.endpoints.port("proxy_postgres" if via_proxy else "postgres")
-        return {"host": ep.HOST, "port": port, "dbname": self.pg_database, "user": self.pg_user,
-                "password": self.secrets.postgres_password}
+        kwargs: dict[str, object] = {"host": ep.HOST, "port": port, "dbname": self.pg_database,
+                                     "user": self.pg_user, "password": self.secrets.postgres_password}
+        if self.profile == "ha":
+            port_2 = self.endpoints.port("proxy_postgres_2" if via_proxy else "postgres_2")
+            kwargs.update(host=f"{ep.HOST},{ep.HOST}", port=f"{port},{port_2}", target_session_attrs="read-write")
+        return kwargs

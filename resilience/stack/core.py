@@ -134,6 +134,8 @@ class LocalStack:
             raise StackError("`resilience up` needs root (PostgreSQL runs as the postgres user and the stack "
                              "chowns its data directory): run it with sudo")
         self.ctx.tools.check()
+        if self.ctx.profile == "ha":
+            self.ctx.tools.check_ha()
         components = self.components()
         self._check_ports(components)
         started = False
@@ -273,13 +275,15 @@ class LocalStack:
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 procs = []
-            if self.supervisor.is_running():
-                try:
-                    self.supervisor.stop_all()
-                except Exception as exc:
-                    logger.warning("stopAllProcesses failed: %s", exc)
-                self.supervisor.shutdown()
-            _, alive = psutil.wait_procs(procs, timeout=timeout)
+        procs.extend(self._outside_pids({p.pid for p in procs}))
+        if pid and self.supervisor.is_running():
+            try:
+                self.supervisor.stop_all()
+            except Exception as exc:
+                logger.warning("stopAllProcesses failed: %s", exc)
+            self.supervisor.shutdown()
+        if procs:
+            _, alive = psutil.wait_procs(procs, timeout=timeout if pid else 0)
             for proc in alive:
                 logger.warning("pid %s (%s) still alive after %.0f s: SIGKILL", proc.pid, _name(proc), timeout)
                 with contextlib.suppress(psutil.NoSuchProcess):
@@ -292,6 +296,26 @@ class LocalStack:
         if purge and self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         return [p.pid for p in procs]
+
+
+    def _outside_pids(self, known: set[int]) -> list[psutil.Process]:
+        """Processes of the stack outside supervisord's tree (see ``Component.pids``)."""
+        found: list[psutil.Process] = []
+        for comp in self.components():
+            if comp.pids is None:
+                continue
+            try:
+                pids = comp.pids(self.ctx)
+            except Exception as exc:  # never let a hook stop `down`
+                logger.warning("%s: listing its pids failed: %s", comp.name, exc)
+                continue
+            for pid in pids:
+                if pid in known:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    found.append(psutil.Process(pid))
+                    known.add(pid)
+        return found
 
 
 def _port_holder(port: int) -> str | None:

@@ -29,9 +29,30 @@ OFFSETS: dict[str, int] = {
     "proxy_clickhouse": 11,  # toxiproxy: service -> clickhouse
     "lag_exporter": 12,  # consumer-lag exporter (probes issue)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
+    # --- ha profile only (resilience/stack/ha.py); a minimal stack binds none of these ---
+    "kafka_2": 40,  # second broker: DIRECT listener
+    "kafka_controller_2": 41,
+    "kafka_service_2": 42,  # second broker: SERVICE listener (advertised at proxy_kafka_2)
+    "kafka_3": 43,
+    "kafka_controller_3": 44,
+    "kafka_service_3": 45,
+    "proxy_kafka_2": 46,  # toxiproxy: service -> second broker
+    "proxy_kafka_3": 47,
+    "postgres_2": 48,  # second Patroni member's PostgreSQL
+    "proxy_postgres_2": 49,
+    "patroni_api": 50,  # Patroni REST API of the first member (its PostgreSQL is "postgres")
+    "patroni_api_2": 51,
+    "etcd_client": 52,  # Patroni's DCS
+    "etcd_peer": 53,
+    "clickhouse_tcp_2": 54,  # second ClickHouse replica
+    "clickhouse_http_2": 55,
+    "clickhouse_interserver_2": 56,
+    "proxy_clickhouse_2": 57,
+    "zookeeper": 58,  # ClickHouse replication coordination
 }
 MAX_REPLICAS = 10
-SPAN = 40  # ports reserved per stack; port bases must be at least this far apart
+SPAN = 60  # ports reserved per stack; port bases must be at least this far apart
+MINIMAL_SPAN = 40  # a minimal stack binds only offsets below this (bases 40 apart still work for minimal stacks)
 
 TOPIC = "sql-audit-events"
 DLQ_TOPIC = "sql-audit-events-dlq"
@@ -96,10 +117,19 @@ class Endpoints:
     def clickhouse_port_service(self) -> int:
         return self.port("proxy_clickhouse")
 
-    def proxies(self) -> dict[str, tuple[int, int]]:
-        """toxiproxy proxy name -> (listen port, upstream port)."""
-        return {
+    def proxies(self, profile: str = "minimal") -> dict[str, tuple[int, int]]:
+        """toxiproxy proxy name -> (listen port, upstream port); the ``ha`` profile has one proxy per
+        Kafka broker, PostgreSQL member and ClickHouse replica (``kafka_2``, ``postgres_2``...)."""
+        proxies = {
             "kafka": (self.port("proxy_kafka"), self.port("kafka_service")),
             "postgres": (self.port("proxy_postgres"), self.port("postgres")),
             "clickhouse": (self.port("proxy_clickhouse"), self.port("clickhouse_tcp")),
         }
+        if profile == "ha":
+            proxies.update({
+                "kafka_2": (self.port("proxy_kafka_2"), self.port("kafka_service_2")),
+                "kafka_3": (self.port("proxy_kafka_3"), self.port("kafka_service_3")),
+                "postgres_2": (self.port("proxy_postgres_2"), self.port("postgres_2")),
+                "clickhouse_2": (self.port("proxy_clickhouse_2"), self.port("clickhouse_tcp_2")),
+            })
+        return proxies

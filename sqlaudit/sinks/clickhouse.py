@@ -65,11 +65,16 @@ class EventRow:
 
 
 def make_client(host: str, port: int, database: str, user: str = "default", password: str = "",
-                timeout_s: float = 5.0) -> Client:
-    """A clickhouse-driver client whose connect, send/receive and ping all time out after ``timeout_s``."""
+                timeout_s: float = 5.0, alt_hosts: str = "") -> Client:
+    """A clickhouse-driver client whose connect, send/receive and ping all time out after ``timeout_s``.
+
+    ``alt_hosts`` (``host:port,host:port``) are further replicas: a connection that fails or times
+    out moves on to the next one, and the client stays there until that one fails.
+    """
+    extra = {"alt_hosts": alt_hosts} if alt_hosts else {}
     return Client(host=host, port=port, database=database, user=user, password=password,
                   connect_timeout=timeout_s, send_receive_timeout=timeout_s, sync_request_timeout=timeout_s,
-                  client_name="sqlaudit")
+                  client_name="sqlaudit", **extra)
 
 
 class ClickHouseSink:
@@ -78,10 +83,11 @@ class ClickHouseSink:
     name = SINK
 
     def __init__(self, host: str, port: int, database: str, replica: str, user: str = "default",
-                 password: str = "", timeout_s: float = 5.0) -> None:
+                 password: str = "", timeout_s: float = 5.0, alt_hosts: str = "") -> None:
         self.database = database
         self.replica = replica
-        self._args = dict(host=host, port=port, database=database, user=user, password=password, timeout_s=timeout_s)
+        self._args = dict(host=host, port=port, database=database, user=user, password=password, timeout_s=timeout_s,
+                          alt_hosts=alt_hosts)
         self._client = make_client(**self._args)  # type: ignore[arg-type]
         self._insert = f"INSERT INTO {database}.audit_events ({', '.join(COLUMNS)}) VALUES"
 

@@ -12,7 +12,7 @@ import yaml
 from resilience.stack import LocalStack, StackError
 from resilience.stack import components as comps
 from resilience.stack import supervisor as sv
-from resilience.stack.endpoints import OFFSETS, SPAN, Endpoints
+from resilience.stack.endpoints import MINIMAL_SPAN, OFFSETS, SPAN, Endpoints
 
 
 def test_ports_are_distinct_and_within_the_span() -> None:
@@ -71,6 +71,47 @@ def test_prometheus_scrape_config_is_generated_from_components(tmp_path: Path) -
     config = yaml.safe_load((stack.ctx.conf_dir / "prometheus.yml").read_text())
     assert config["global"]["scrape_interval"] == "1s"
     jobs = {j["job_name"]: j["static_configs"] for j in config["scrape_configs"]}
-    assert jobs["audit-service"] == [{"targets": ["127.0.0.1:20020"],
-                                      "labels": {"component": "audit-service-0", "replica": "audit-service-0"}}]
+    # the profile's own replicas are scraped too (audit_service.py); the fake one joins their job
+    assert {"targets": ["127.0.0.1:20020"],
+            "labels": {"component": "audit-service-0", "replica": "audit-service-0"}} in jobs["audit-service"]
     assert "prometheus" in jobs and "toxiproxy" in jobs
+
+
+def test_minimal_profile_binds_only_ports_below_the_minimal_span(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path)
+    names = {n for comp in stack.components() for n in comp.ports}
+    assert all(OFFSETS[n] < MINIMAL_SPAN for n in names)
+    assert set(stack.endpoints.proxies()) == {"kafka", "postgres", "clickhouse"}
+
+
+def test_ha_profile_ports_are_distinct_and_each_member_has_a_proxy(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path, profile="ha")
+    components = stack.components()
+    ports = [stack.endpoints.port(n) for comp in components for n in comp.ports]
+    assert len(ports) == len(set(ports))
+    assert all(20000 <= p < 20000 + SPAN for p in ports)
+    proxies = stack.endpoints.proxies("ha")
+    assert {"kafka_2", "kafka_3", "postgres_2", "clickhouse_2"} <= set(proxies)
+    upstreams = [up for _, up in proxies.values()]
+    assert len(upstreams) == len(set(upstreams))
+    names = {c.name for c in components}
+    assert {"etcd", "zookeeper", "postgres", "postgres-2", "clickhouse", "clickhouse-2", "kafka", "kafka-2",
+            "kafka-3"} <= names
+
+
+def test_ha_supervisor_config_and_service_environment(tmp_path: Path) -> None:
+    stack = LocalStack(port_base=20000, data_dir=tmp_path, profile="ha")
+    components = stack.components()
+    path = sv.write_config(stack.ctx, components)
+    cfg = configparser.RawConfigParser()
+    cfg.read(path)
+    for comp in components:
+        assert shlex.split(cfg[f"program:{comp.name}"]["command"]) == comp.command
+    assert cfg["program:postgres"]["user"] == cfg["program:postgres-2"]["user"] == "postgres"
+    replica = next(c for c in components if c.name == "audit-service-0")
+    env = replica.environment
+    assert env["SQLAUDIT_KAFKA_BOOTSTRAP"].count(",") == 2
+    assert "target_session_attrs=read-write" in env["SQLAUDIT_PG_DSN"] and "20049" in env["SQLAUDIT_PG_DSN"]
+    assert env["SQLAUDIT_CH_ALT_HOSTS"] == "127.0.0.1:20057"
+    kwargs = stack.ctx.postgres_kwargs()
+    assert kwargs["port"] == "20003,20048" and kwargs["target_session_attrs"] == "read-write"
