@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -448,8 +449,15 @@ def _print_status(st: StackStatus, as_json: bool) -> None:
                   soft_wrap=True)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a CI timeout, `kill`) gets the same clean-up as Ctrl-C: a partial `up` is torn
+    # down, a run rolls its faults back. (chaoslib installs its own handlers while it runs.)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    signal.signal(signal.SIGTERM, _terminate)
     cli()
 
 
