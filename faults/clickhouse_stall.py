@@ -1,0 +1,55 @@
+"""ClickHouse stall: the server is frozen (SIGSTOP) for a while, then resumed (SIGCONT).
+
+Clients can still connect (the kernel accepts) but get no answer: the
+signature of a long GC pause, a stuck disk or an overloaded node. A detached
+timer sends SIGCONT at expiry even if the runner dies. On an ``ha`` stack
+``replica`` picks one of the two ClickHouse replicas (the other keeps taking writes).
+"""
+
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from faults import engine
+
+__all__ = ["resume_clickhouse", "stall_clickhouse"]
+
+
+def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
+                     configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Freeze the ClickHouse server with SIGSTOP for ``duration`` seconds.
+
+    Args:
+        duration: seconds until a detached timer sends SIGCONT (default 10); ``null`` keeps it
+            frozen until ``resume_clickhouse`` (or the watchdog, if the runner dies).
+        replica: replica index (ha profile: 0 or 1; minimal: only 0); ``null`` means 0.
+
+    Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details`` (pid stopped);
+    on a dry run ``{"dry_run": true, "plan": ...}``.
+
+    Raises:
+        ActivityFailed: ClickHouse not RUNNING or already stopped, stack not running (nothing is
+            injected in these cases), or the signal failed.
+    """
+    which = {"replica": replica} if replica is not None else {}  # backends without replicas keep working
+    return engine.inject(__name__, "stall_clickhouse", {"duration": duration, **which},
+                         "resume_clickhouse", which, duration, configuration, secrets)
+
+
+def resume_clickhouse(replica: int | None = None, configuration: Configuration | None = None,
+                      secrets: Secrets | None = None) -> dict[str, Any]:
+    """Send SIGCONT to the ClickHouse server (and any pid a stall recorded); idempotent.
+
+    Args:
+        replica: replica index whose server is resumed (``null``: every replica); pids recorded by
+            open stalls on this stack are resumed in any case.
+
+    Returns ``{"fault", "target", "reverted_entries", "details"}`` (``details.resumed``: pids that
+    were stopped).
+
+    Raises:
+        ActivityFailed: the signal could not be sent.
+    """
+    return engine.remove(__name__, "resume_clickhouse", {"replica": replica} if replica is not None else {},
+                         configuration, secrets)

@@ -1,0 +1,231 @@
+"""The fault journal: an on-disk record of every fault, written before the fault is applied.
+
+Layout (under the state directory, outside git; see :mod:`faults.settings`)::
+
+    <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid
+    <state_dir>/<run_id>/heartbeat           its mtime is the run's heartbeat
+    <state_dir>/<run_id>/watchdog.lock       held (flock) by the run's watchdog while it lives
+    <state_dir>/<run_id>/faults/<id>.json    one entry per applied fault
+
+An entry says what was done (``action``, ``parameters``), on which stack
+(``configuration``), what undoes it (``undo``: an idempotent remove activity
+and its arguments), when it expires (``expires_at``, epoch seconds or null)
+and its ``status``: ``applying`` (recorded, being applied), ``active``,
+``reverted`` or ``failed`` (the apply raised and was undone). Entries are
+rewritten atomically (write + rename), so a killed writer never leaves half a
+record. ``applying`` and ``active`` entries are *open*: cleanup and the
+watchdog revert them.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from faults.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OPEN = ("applying", "active")
+
+Entry = dict[str, Any]
+
+
+def run_dir(state_dir: Path, run_id: str) -> Path:
+    """Directory of run ``run_id`` in the journal at ``state_dir``."""
+    return state_dir / run_id
+
+
+def heartbeat_path(state_dir: Path, run_id: str) -> Path:
+    """The file whose mtime is the heartbeat of run ``run_id``."""
+    return run_dir(state_dir, run_id) / "heartbeat"
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with tmp.open("w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def ensure_run(settings: Settings) -> Path:
+    """Create the run directory and ``run.json`` if missing; returns the run directory."""
+    rdir = run_dir(settings.state_dir, settings.run_id)
+    meta = rdir / "run.json"
+    if not meta.exists():
+        _atomic_write(meta, {"run_id": settings.run_id, "created_at": _iso(time.time()), "pid": os.getpid(),
+                             "heartbeat_timeout": settings.heartbeat_timeout})
+    touch_heartbeat(settings.state_dir, settings.run_id)
+    return rdir
+
+
+def run_meta(state_dir: Path, run_id: str) -> dict[str, Any]:
+    """``run.json`` of a run (empty dict when missing or unreadable)."""
+    try:
+        return json.loads((run_dir(state_dir, run_id) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def touch_heartbeat(state_dir: Path, run_id: str) -> None:
+    """Record that the run is alive now."""
+    path = heartbeat_path(state_dir, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path)
+
+
+def heartbeat_age(state_dir: Path, run_id: str) -> float | None:
+    """Seconds since the run's last heartbeat, ``None`` if it never had one."""
+    try:
+        return max(0.0, time.time() - heartbeat_path(state_dir, run_id).stat().st_mtime)
+    except OSError:
+        return None
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def new_entry(settings: Settings, action: str, parameters: dict[str, Any], undo: dict[str, Any],
+              duration: float | None, plan: dict[str, Any]) -> tuple[Path, Entry]:
+    """Record a fault about to be applied (status ``applying``); returns its path and content."""
+    now = time.time()
+    entry_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{action.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:8]}"
+    expires = now + duration if duration else None
+    entry: Entry = {
+        "id": entry_id,
+        "run_id": settings.run_id,
+        "target": settings.target,
+        "fault": action.split(".")[1] if action.count(".") >= 2 else action,
+        "action": action,
+        "parameters": parameters,
+        "undo": undo,
+        "configuration": settings.stack_configuration(),
+        "stack": {"port_base": settings.port_base,
+                  "data_dir": str(settings.data_dir) if settings.data_dir else None},
+        "created_at": _iso(now),
+        "created_ts": now,
+        "expires_at": expires,
+        "expires_at_iso": _iso(expires) if expires else None,
+        "status": "applying",
+        "plan": plan,
+        "details": None,
+        "pid": os.getpid(),
+    }
+    ensure_run(settings)
+    path = run_dir(settings.state_dir, settings.run_id) / "faults" / f"{entry_id}.json"
+    _atomic_write(path, entry)
+    return path, entry
+
+
+def read(path: Path) -> Entry | None:
+    """The entry at ``path``, or ``None`` if it is gone or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def update(path: Path, **changes: Any) -> Entry | None:
+    """Rewrite the entry at ``path`` with ``changes``; returns the new content (``None`` if gone)."""
+    entry = read(path)
+    if entry is None:
+        return None
+    if entry.get("status") == "reverted" and changes.get("status") in OPEN:
+        return entry  # a revert that raced ahead wins: never reopen a closed entry
+    entry.update(changes)
+    _atomic_write(path, entry)
+    return entry
+
+
+def entries(state_dir: Path, run_id: str | None = None) -> list[tuple[Path, Entry]]:
+    """All entries (oldest first), of one run or of every run in ``state_dir``."""
+    if run_id is not None:
+        dirs = [run_dir(state_dir, run_id)]
+    else:
+        dirs = sorted(p for p in state_dir.iterdir() if p.is_dir()) if state_dir.is_dir() else []
+    found: list[tuple[Path, Entry]] = []
+    for d in dirs:
+        for path in sorted((d / "faults").glob("*.json")):
+            entry = read(path)
+            if entry is not None:
+                found.append((path, entry))
+    found.sort(key=lambda pe: pe[1].get("created_ts", 0))
+    return found
+
+
+def open_entries(state_dir: Path, run_id: str | None = None, port_base: int | None = None) -> list[tuple[Path, Entry]]:
+    """Entries still ``applying`` or ``active``, optionally only those of one stack port base."""
+    return [(p, e) for p, e in entries(state_dir, run_id)
+            if e.get("status") in OPEN and (port_base is None or e.get("stack", {}).get("port_base") == port_base)]
+
+
+def same_stack(entry: Entry, settings: Settings) -> bool:
+    """Whether ``entry`` was applied to the stack ``settings`` points at."""
+    stack = entry.get("stack", {})
+    data_dir = str(settings.data_dir) if settings.data_dir else None
+    return (entry.get("target") == settings.target and stack.get("port_base") == settings.port_base
+            and stack.get("data_dir") == data_dir)
+
+
+def mark_reverted(settings: Settings, undo: dict[str, Any], by: str) -> list[str]:
+    """Close every open entry, in any run, on this stack whose undo is exactly ``undo``.
+
+    Called by the remove activities after they succeeded; returns the ids closed.
+    """
+    closed = []
+    for path, entry in open_entries(settings.state_dir):
+        if same_stack(entry, settings) and entry.get("undo") == undo:
+            update(path, status="reverted", reverted_at=_iso(time.time()), reverted_by=by)
+            closed.append(str(entry["id"]))
+    return closed
+
+
+# --------------------------------------------------------------------- heartbeat
+class _Heartbeat(threading.Thread):
+    def __init__(self, state_dir: Path, run_id: str, interval: float) -> None:
+        super().__init__(name=f"fault-heartbeat-{run_id}", daemon=True)
+        self.state_dir, self.run_id, self.interval = state_dir, run_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with contextlib.suppress(OSError):
+                touch_heartbeat(self.state_dir, self.run_id)
+
+
+_heartbeats: dict[tuple[Path, str], _Heartbeat] = {}
+_heartbeats_lock = threading.Lock()
+
+
+def start_heartbeat(settings: Settings) -> None:
+    """Keep the run's heartbeat fresh from a daemon thread of this process.
+
+    The thread dies with the process: a runner killed with SIGKILL stops
+    beating, and the watchdog reverts its faults ``heartbeat_timeout`` later.
+    """
+    key = (settings.state_dir, settings.run_id)
+    with _heartbeats_lock:
+        beat = _heartbeats.get(key)
+        if beat is not None and beat.is_alive():
+            return
+        beat = _Heartbeat(settings.state_dir, settings.run_id, max(0.2, settings.heartbeat_timeout / 5))
+        _heartbeats[key] = beat
+        beat.start()
+
+
+def stop_heartbeats() -> None:
+    """Stop this process's heartbeat threads (the watchdog then reverts anything still open)."""
+    with _heartbeats_lock:
+        for beat in _heartbeats.values():
+            beat.stopped.set()
+        _heartbeats.clear()

@@ -1,0 +1,55 @@
+"""Kafka broker loss.
+
+Minimal profile: the single broker is stopped (a full Kafka outage: producers
+buffer or fail, consumers stall). The HA profile runs three brokers and stops
+one of them (``broker`` picks which), leaving a quorum; with replication factor 3
+and ``min.insync.replicas=2`` acks=all producers keep going.
+"""
+
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from faults import engine
+
+__all__ = ["start_kafka_broker", "stop_kafka_broker"]
+
+
+def stop_kafka_broker(broker: int | None = None, duration: float | None = None, graceful: bool = True,
+                      configuration: Configuration | None = None,
+                      secrets: Secrets | None = None) -> dict[str, Any]:
+    """Stop a Kafka broker (controlled shutdown; SIGKILL after the stop timeout), or kill it.
+
+    Args:
+        broker: broker index; the minimal profile has only broker 0, the ha profile 0, 1 and 2
+            (``null`` means 0).
+        duration: seconds until a detached timer starts it again; ``null`` keeps it down until
+            ``start_kafka_broker``.
+        graceful: ``false``: SIGKILL instead of a controlled shutdown (a crashed broker); it stays
+            down the same way.
+
+    Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details`` (pid stopped);
+    on a dry run ``{"dry_run": true, "plan": ...}``.
+
+    Raises:
+        ActivityFailed: unknown broker, broker not RUNNING, stack not running (nothing is injected
+            in these cases), or it did not stop within 60 s.
+    """
+    how = {} if graceful else {"graceful": False}  # backends without kill keep working
+    return engine.inject(__name__, "stop_kafka_broker", {"broker": broker, "duration": duration, **how},
+                         "start_kafka_broker", {"broker": broker}, duration, configuration, secrets)
+
+
+def start_kafka_broker(broker: int | None = None, configuration: Configuration | None = None,
+                       secrets: Secrets | None = None) -> dict[str, Any]:
+    """Make sure the Kafka broker is RUNNING and its listener accepts connections; idempotent.
+
+    Args:
+        broker: broker index (``null``: the minimal profile's only broker).
+
+    Returns ``{"fault", "target", "reverted_entries", "details"}``.
+
+    Raises:
+        ActivityFailed: unknown broker, or not RUNNING and ready within 120 s.
+    """
+    return engine.remove(__name__, "start_kafka_broker", {"broker": broker}, configuration, secrets)

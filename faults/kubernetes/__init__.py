@@ -1,0 +1,15 @@
+"""Kubernetes backends of the fault library (``configuration: {target: kubernetes}``).
+
+``faults/kubernetes/<fault>.py`` holds the same functions, with the same signatures, as
+``faults/local/<fault>.py``; :mod:`faults.engine` dispatches to them, so dry run, journal,
+expiry timers, watchdog and ``resilience cleanup`` work as for the local target.
+
+Shared pieces: :mod:`.config` (the ``k8s_*`` keys and the safety guard), :mod:`.client`
+(every API request, recorded for RBAC and dry run), :mod:`.selectors`, :mod:`.chaosmesh`.
+Faults with no module here (``kafka_broker``) raise ``ActivityFailed`` before touching
+anything. See docs/faults.md, "Kubernetes target".
+"""
+
+MANAGED_BY = "sql-audit-resilience"
+"""Value of ``app.kubernetes.io/managed-by`` on every object the backends create."""
+LABEL_PREFIX = "sql-audit-resilience"

@@ -1,0 +1,182 @@
+"""Kubernetes backend of :mod:`faults.network_partition`: a NetworkPolicy that cuts one edge.
+
+chaosk8s only has a deny-all policy; a partition of one edge needs more, because
+NetworkPolicies only *allow*: once a policy selects the audit-service pods for Egress, the
+pods may reach only what some policy allows. The policy created here (name
+``chaos-partition-<edge>``, in ``k8s_namespace``) selects the service's pods and allows egress
+to everything *except* the dependency:
+
+* every pod in every other namespace than the dependency's;
+* every pod in the dependency's namespace that lacks one of its labels (one ``NotIn`` peer per
+  label of ``k8s_<edge>_selector``, so only pods with *all* of them are cut);
+* every IP address except the dependency pods' IPs at inject time and ``k8s_<edge>_cidrs``
+  (for a managed service outside the cluster, and for CNIs that match ipBlocks on pod IPs).
+
+It carries labels ``app.kubernetes.io/managed-by``, ``sql-audit-resilience/fault``,
+``.../edge`` and ``.../run-id``, and an annotation ``sql-audit-resilience/expires-at`` (the
+fault's ``duration``, else ``k8s_policy_max_age``). ``remove_partition`` deletes the edge's
+policies and every expired policy of this library (:func:`sweep_expired`), so a
+``resilience cleanup`` also removes what a dead runner left. Only ``mode: blackhole`` exists
+here (packets are dropped). Caveats: policies are additive, so another policy that already
+allows the dependency defeats the partition (the inject reports such policies); whether
+established connections are cut depends on the CNI; the cluster's CNI must enforce
+NetworkPolicies at all (kindnet before 0.3 and flannel do not).
+"""
+
+import calendar
+import ipaddress
+import logging
+import time
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
+from faults.kubernetes.client import Kube
+from faults.kubernetes.config import Edge, KubeSettings
+from faults.kubernetes.selectors import equality_labels, label_selector, label_value
+
+logger = logging.getLogger(__name__)
+
+FAULT = "network-partition"
+EXPIRES = f"{LABEL_PREFIX}/expires-at"
+NS_LABEL = "kubernetes.io/metadata.name"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def managed_selector(edge: str | None = None) -> str:
+    """Label selector of this library's partition policies (of one edge, or all)."""
+    sel = f"app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_PREFIX}/fault={FAULT}"
+    return sel + (f",{LABEL_PREFIX}/edge={edge}" if edge else "")
+
+
+def egress_peers(settings: KubeSettings, edge: Edge, pod_ips: list[str]) -> list[dict[str, Any]]:
+    """The ``to`` peers that allow everything but ``edge`` (see the module doc)."""
+    peers: list[dict[str, Any]] = []
+    if edge.selector:
+        labels = equality_labels(edge.selector, f"k8s_{edge.name}_selector")
+        peers.append({"namespaceSelector": {"matchExpressions": [
+            {"key": NS_LABEL, "operator": "NotIn", "values": [edge.namespace]}]}})
+        for key, value in sorted(labels.items()):
+            peers.append({"namespaceSelector": {"matchLabels": {NS_LABEL: edge.namespace}},
+                          "podSelector": {"matchExpressions": [{"key": key, "operator": "NotIn", "values": [value]}]}})
+    else:
+        peers.append({"namespaceSelector": {}})
+    blocked = [ipaddress.ip_network(ip if "/" in ip else f"{ip}/{32 if ':' not in ip else 128}", strict=False)
+               for ip in [*pod_ips, *edge.cidrs]]
+    for everything in (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")):
+        except_ = sorted({str(n) for n in blocked if n.version == everything.version})
+        block: dict[str, Any] = {"cidr": str(everything)}
+        if except_:
+            block["except"] = except_
+        peers.append({"ipBlock": block})
+    return peers
+
+
+def policy_body(settings: KubeSettings, edge: Edge, run_id: str, expires_at: float,
+                pod_ips: list[str]) -> dict[str, Any]:
+    """The NetworkPolicy manifest that partitions the audit service from ``edge``."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": f"chaos-partition-{edge.name}",
+            "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, f"{LABEL_PREFIX}/fault": FAULT,
+                       f"{LABEL_PREFIX}/edge": edge.name, f"{LABEL_PREFIX}/run-id": label_value(run_id)},
+            "annotations": {EXPIRES: _iso(expires_at), f"{LABEL_PREFIX}/run-id": run_id,
+                            f"{LABEL_PREFIX}/description": f"chaos: partition audit-service -> {edge.name}; "
+                                                           "delete me if I outlived my expiry"},
+        },
+        "spec": {"podSelector": label_selector(settings.service_selector), "policyTypes": ["Egress"],
+                 "egress": [{"to": egress_peers(settings, edge, pod_ips)}]},
+    }
+
+
+def _expired(policy: Any, now: float) -> bool:
+    stamp = (policy.metadata.annotations or {}).get(EXPIRES)
+    if not stamp:
+        return False
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) <= now
+    except ValueError:
+        return True  # unreadable expiry: ours (by label) and unbounded, so treat it as expired
+
+
+def sweep_expired(kube: Kube) -> list[str]:
+    """Delete every partition policy of this library in the service's namespace whose expiry has passed."""
+    now = time.time()
+    ns = kube.settings.namespace
+    gone = []
+    for policy in kube.list_policies(ns, managed_selector()):
+        if _expired(policy, now):
+            kube.delete_policy(ns, policy.metadata.name)
+            gone.append(policy.metadata.name)
+    if gone:
+        logger.info("deleted expired partition policies in %s: %s", ns, ", ".join(gone))
+    return gone
+
+
+def partition_network(edge: str, mode: str = "blackhole", duration: float | None = None,
+                      configuration: Configuration | None = None,
+                      secrets: Secrets | None = None) -> dict[str, Any]:
+    """Kubernetes backend of :func:`faults.network_partition.partition_network`."""
+    what = f"partition audit-service<->{edge}"
+    with Kube(configuration, what) as kube:
+        dep = kube.settings.edge(edge, what)
+        if mode != "blackhole":
+            raise ActivityFailed(f"{what}: mode {mode!r} is not available on kubernetes (a NetworkPolicy drops "
+                                 "packets): use mode blackhole")
+        ns = kube.settings.namespace
+        ours = [p.metadata.name for p in kube.list_policies(ns, managed_selector(edge))]
+        if ours:
+            raise ActivityFailed(f"{what}: already partitioned (NetworkPolicy {ours} in {ns} on {kube.where}); "
+                                 "remove_partition first")
+        pod_ips = []
+        if dep.selector:
+            pods = kube.list_pods(dep.namespace, dep.selector)
+            pod_ips = sorted({ip.ip for p in pods for ip in (p.status.pod_ips or []) if ip.ip})
+            if not pods and not dep.cidrs:
+                raise ActivityFailed(f"{what}: no pod matches k8s_{edge}_selector {dep.selector!r} in "
+                                     f"{dep.namespace} and k8s_{edge}_cidrs is empty: nothing to cut")
+        others = [p.metadata.name for p in kube.list_policies(ns)
+                  if "Egress" in (p.spec.policy_types or []) and p.metadata.name not in ours
+                  and (p.metadata.labels or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY]
+        expires = time.time() + (duration or kube.settings.policy_max_age)
+        body = policy_body(kube.settings, dep, kube.base.run_id, expires, pod_ips)
+        if not kube.dry_run:
+            sweep_expired(kube)
+        kube.create_policy(ns, body)
+        warning = (f"other egress policies in {ns} ({others}) may still allow {edge}: policies are additive"
+                   if others else None)
+        if warning:
+            logger.warning("%s: %s", what, warning)
+        if kube.dry_run:
+            return {"would": f"create NetworkPolicy {body['metadata']['name']} in {ns}", "policy": body,
+                    "requests": kube.requests, "edge": edge, "mode": mode, "warning": warning}
+        return {"edge": edge, "mode": mode, "namespace": ns, "policy": body["metadata"]["name"],
+                "blocked_ips": pod_ips + list(dep.cidrs), "expires_at": body["metadata"]["annotations"][EXPIRES],
+                "requests": kube.requests, "warning": warning,
+                "changed": f"created NetworkPolicy {body['metadata']['name']} in {ns}"}
+
+
+def remove_partition(edge: str, configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Kubernetes backend of :func:`faults.network_partition.remove_partition`; also sweeps expired policies."""
+    what = f"heal partition audit-service<->{edge}"
+    with Kube(configuration, what) as kube:
+        kube.settings.edge(edge, what)
+        ns = kube.settings.namespace
+        names = [p.metadata.name for p in kube.list_policies(ns, managed_selector(edge))]
+        for name in names:
+            kube.delete_policy(ns, name)
+        expired = [] if kube.dry_run else sweep_expired(kube)
+        if kube.dry_run:
+            return {"would": f"delete NetworkPolicies {names} in {ns} and any expired one", "edge": edge,
+                    "requests": kube.requests}
+        return {"edge": edge, "namespace": ns, "deleted": names, "expired_deleted": expired,
+                "changed": f"deleted NetworkPolicy {', '.join(names)}" if names else "already healed"}

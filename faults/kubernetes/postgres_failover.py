@@ -1,0 +1,79 @@
+"""Kubernetes backend of :mod:`faults.postgres_failover`: take the Patroni leader away.
+
+The leader is the one pod matching ``k8s_postgres_leader_selector`` (Patroni's Kubernetes
+labels; default ``app=postgres,role in (primary,master)``) in ``k8s_postgres_namespace``.
+
+* ``stop``: delete the leader pod with its grace period (PostgreSQL shuts down, Patroni's
+  leader key expires and a replica is promoted; the StatefulSet recreates the pod as a replica);
+* ``kill``: the same with grace period 0 (a crash);
+* ``switchover``: ``patronictl switchover --force`` run in the leader's container
+  (``k8s_patronictl``, e.g. ``patronictl -c /home/postgres/postgres.yml``), through pods/exec.
+
+``duration`` is not supported (the StatefulSet recreates the pod at once).
+``restore_postgres`` waits until a leader pod is Ready again.
+"""
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults.kubernetes._pods import no_duration
+from faults.kubernetes.client import Kube, is_ready
+
+METHODS = ("stop", "kill", "switchover")
+
+
+def _leader(kube: Kube, what: str) -> Any:
+    ns = kube.settings.edges["postgres"].namespace
+    selector = kube.settings.postgres_leader_selector
+    leaders = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+    if len(leaders) != 1:
+        raise ActivityFailed(f"{what}: expected one leader pod matching k8s_postgres_leader_selector {selector!r} "
+                             f"in {ns}, found {[p.metadata.name for p in leaders]} on {kube.where}")
+    return leaders[0]
+
+
+def fail_over_postgres(method: str = "stop", duration: float | None = None,
+                       configuration: Configuration | None = None,
+                       secrets: Secrets | None = None) -> dict[str, Any]:
+    """Kubernetes backend of :func:`faults.postgres_failover.fail_over_postgres`."""
+    what = f"fail over postgres ({method})"
+    if method not in METHODS:
+        raise ActivityFailed(f"{what}: unknown method {method!r}; on kubernetes: {', '.join(METHODS)}")
+    no_duration(duration, what)
+    with Kube(configuration, what) as kube:
+        ns = kube.settings.edges["postgres"].namespace
+        leader = _leader(kube, what)
+        name = leader.metadata.name
+        if not is_ready(leader):
+            raise ActivityFailed(f"{what}: leader pod {name} is not Ready; refusing to fail over a sick cluster")
+        if method == "switchover":
+            command = [*kube.settings.patronictl, "switchover", "--force"]
+            code, out, err = kube.exec(ns, name, kube.settings.postgres_container, command, write=True)
+            if code != 0:
+                raise ActivityFailed(f"{what}: {' '.join(command)} in {ns}/{name} exited {code}: "
+                                     f"{(err or out).strip()[-500:]}")
+            changed = f"patronictl switchover away from {name}"
+        else:
+            kube.delete_pod(ns, name, 0 if method == "kill" else None, uid=leader.metadata.uid)
+            changed = f"deleted leader pod {name} ({'grace period 0' if method == 'kill' else 'graceful'})"
+        if kube.dry_run:
+            return {"would": changed, "requests": kube.requests}
+        return {"method": method, "namespace": ns, "old_leader": name, "requests": kube.requests, "changed": changed}
+
+
+def restore_postgres(configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Kubernetes backend of :func:`faults.postgres_failover.restore_postgres`: wait for a Ready leader."""
+    what = "restore postgres"
+    with Kube(configuration, what) as kube:
+        ns = kube.settings.edges["postgres"].namespace
+        selector = kube.settings.postgres_leader_selector
+        ready = [p.metadata.name for p in kube.list_pods(ns, selector) if is_ready(p)]
+        if ready:
+            return {"leader": ready, "changed": "leader was Ready", "would": "nothing"}
+        if kube.dry_run:
+            return {"would": f"wait until a pod matching {selector!r} in {ns} is Ready", "requests": kube.requests}
+        leader = kube.wait_pods_ready(ns, selector, 1)
+        return {"leader": leader, "namespace": ns, "changed": f"waited for leader {leader}"}

@@ -1,0 +1,23 @@
+"""Local backends: faults on the embedded stack (``resilience up``).
+
+One module per fault, with the same function names and signatures as the
+public activity in ``faults/<fault>.py``. They act through supervisord's
+XML-RPC API (:mod:`faults.local.processes`), toxiproxy's HTTP API
+(:mod:`faults.local.proxies`) and signals. Called with ``dry_run: true`` they
+validate, read the system and return ``{"would": ...}`` without changing it.
+"""
+
+from pathlib import Path
+
+from chaoslib.exceptions import ActivityFailed
+
+from faults.settings import Settings
+from resilience.stack import LocalStack, StackError
+
+
+def local_stack(settings: Settings) -> LocalStack:
+    """The :class:`LocalStack` that ``stack_port_base`` / ``stack_data_dir`` point at."""
+    try:
+        return LocalStack(port_base=settings.port_base, data_dir=Path(settings.data_dir) if settings.data_dir else None)
+    except StackError as exc:
+        raise ActivityFailed(f"local stack (port base {settings.port_base}): {exc}") from exc

@@ -1,0 +1,125 @@
+"""Helpers of the local backends for the ``ha`` profile (Patroni pair, ClickHouse replicas, three brokers).
+
+The member layout (program names, Patroni members, broker indices) is
+:mod:`resilience.stack.ha`'s; this module only maps fault arguments onto it and
+adds the one process action the single-node faults do not need: a hard kill
+that stays down (:func:`kill_and_hold`).
+"""
+
+import logging
+import signal
+import time
+import xmlrpc.client
+from typing import Any
+
+import requests
+from chaoslib.exceptions import ActivityFailed
+from supervisor.xmlrpc import Faults
+
+from faults.local import local_stack
+from faults.local.processes import DOWN_STATES, Programs, killpg
+from faults.settings import Settings
+from resilience.stack import ha
+from resilience.stack.context import StackContext
+from resilience.stack.errors import ComponentError
+
+logger = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = (3.0, 60.0)  # a switchover answers once it is done
+
+
+def is_ha(settings: Settings) -> bool:
+    """Whether the stack ``settings`` points at runs the ``ha`` profile."""
+    return local_stack(settings).ctx.profile == "ha"
+
+
+def context(settings: Settings) -> StackContext:
+    return local_stack(settings).ctx
+
+
+def pick(index: int | None, count: int, kind: str, what: str) -> int:
+    """``index`` (``None`` means 0) if it is an integer in ``0..count-1``, else ``ActivityFailed``."""
+    if index is None:
+        return 0
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise ActivityFailed(f"{what}: {kind}={index!r}: the ha profile has {kind}s 0..{count - 1}")
+    return index
+
+
+def leader(settings: Settings, what: str) -> ha.PgMember:
+    """The Patroni member holding the leader lock; ``ActivityFailed`` if there is none or none answers."""
+    try:
+        found = ha.patroni_leader(context(settings))
+    except ComponentError as exc:
+        raise ActivityFailed(f"{what}: {exc}") from exc
+    if found is None:
+        raise ActivityFailed(f"{what}: the Patroni cluster has no running leader right now")
+    return found
+
+
+def cluster(settings: Settings, what: str) -> dict[str, Any]:
+    try:
+        return ha.patroni_cluster(context(settings))
+    except ComponentError as exc:
+        raise ActivityFailed(f"{what}: {exc}") from exc
+
+
+def switchover(settings: Settings, current: ha.PgMember, candidate: ha.PgMember, what: str) -> str:
+    """``POST /switchover`` on the leader's REST API; returns Patroni's answer."""
+    url = f"http://127.0.0.1:{context(settings).endpoints.port(current.api_port)}/switchover"
+    try:
+        resp = requests.post(url, json={"leader": current.name, "candidate": candidate.name}, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        raise ActivityFailed(f"{what}: Patroni at {url}: {exc}") from exc
+    if resp.status_code != 200:
+        raise ActivityFailed(f"{what}: Patroni at {url}: HTTP {resp.status_code}: {resp.text.strip()[:300]}")
+    logger.info("Patroni switchover %s -> %s via %s: %s", current.name, candidate.name, url, resp.text.strip())
+    return resp.text.strip()
+
+
+def wait_patroni_redundant(settings: Settings, timeout: float, what: str) -> str:
+    """Wait until the cluster has a running leader and every other member streams (and a sync
+    standby when synchronous mode is on); returns the member summary."""
+    ctx = context(settings)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            state = ha.patroni_cluster(ctx)
+            sync = bool(requests.get(f"http://127.0.0.1:{ctx.endpoints.port('patroni_api')}/config",
+                                     timeout=(2.0, 5.0)).json().get("synchronous_mode")) \
+                if state.get("members") else False
+            problems = ha.patroni_cluster_problems(state, sync)
+            last = ha.describe_members(state) + (f" ({'; '.join(problems)})" if problems else "")
+            if not problems:
+                return last
+        except (ComponentError, requests.RequestException, ValueError) as exc:
+            last = str(exc)
+        if time.monotonic() > deadline:
+            raise ActivityFailed(f"{what}: Patroni cluster not back to a leader and streaming replica(s) "
+                                 f"within {timeout:.0f} s: {last}")
+        time.sleep(0.5)
+
+
+def kill_and_hold(programs: Programs, program: str, what: str, timeout: float = 30.0) -> int:
+    """SIGKILL ``program``'s process group and keep it down (STOPPED) until it is started again.
+
+    The group is frozen (SIGSTOP) first, then supervisord is asked to stop it (its stop signal
+    stays pending on the frozen processes) and the group gets SIGKILL: no graceful shutdown
+    happens, and supervisord records STOPPED instead of restarting it. Returns the killed pid.
+    """
+    info = programs.info(program)
+    if info["statename"] != "RUNNING" or not info["pid"]:
+        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
+    pid = int(info["pid"])
+    killpg(pid, signal.SIGSTOP, what)
+    try:
+        programs.call(f"stop {program}", "stopProcess", programs.qualified(info), False)
+    except xmlrpc.client.Fault as exc:
+        if exc.faultCode != Faults.NOT_RUNNING:
+            killpg(pid, signal.SIGCONT, what)
+            raise ActivityFailed(f"{what}: {programs.where}: {exc.faultString}") from exc
+    killpg(pid, signal.SIGKILL, what)
+    programs.wait_state(program, DOWN_STATES, timeout)
+    logger.info("SIGKILL %s (pid %s), held down via %s", program, pid, programs.where)
+    return pid

@@ -1,0 +1,95 @@
+"""Local backend of :mod:`faults.clickhouse_stall`: SIGSTOP the server, SIGCONT to resume.
+
+supervisord still reports a stopped process RUNNING; clients see a server that
+accepts TCP connections (the kernel completes the handshake) but never answers.
+On an ``ha`` stack ``replica`` picks ``clickhouse`` or ``clickhouse-2``.
+"""
+
+import signal
+from typing import Any
+
+import psutil
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults import journal
+from faults.local import _ha
+from faults.local.clickhouse_down import program
+from faults.local.processes import Programs, killpg
+from faults.settings import Settings
+from resilience.stack import ha
+
+PROGRAM = "clickhouse"
+
+
+def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
+                     configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.clickhouse_stall.stall_clickhouse`."""
+    settings = Settings.from_configuration(configuration)
+    what = "stall ClickHouse" + (f" replica {replica}" if replica is not None else "")
+    target = program(settings, replica, what)
+    programs = Programs(settings)
+    programs.require_running(what)
+    info = programs.info(target)
+    if info["statename"] != "RUNNING" or not info["pid"]:
+        raise ActivityFailed(f"{what}: {target} is {info['statename']}, not RUNNING ({programs.where})")
+    pid = int(info["pid"])
+    try:
+        proc = psutil.Process(pid)
+        status, created = proc.status(), proc.create_time()
+    except psutil.Error as exc:
+        raise ActivityFailed(f"{what}: {target} pid {pid}: {exc}") from exc
+    if status == psutil.STATUS_STOPPED:
+        raise ActivityFailed(f"{what}: {target} pid {pid} is already stopped; resume_clickhouse first")
+    if settings.dry_run:
+        return {"would": f"SIGSTOP {target} pid {pid} (process group)", "pid": pid}
+    killpg(pid, signal.SIGSTOP, what)
+    return {"program": target, "pid": pid, "create_time": created, "changed": f"SIGSTOP pid {pid}"}
+
+
+def _stalled_pids(settings: Settings, current: list[int]) -> dict[int, float | None]:
+    """Current clickhouse pid(s) plus pids recorded by open stall entries that are still the same process."""
+    pids: dict[int, float | None] = dict.fromkeys(current)
+    for _, entry in journal.open_entries(settings.state_dir):
+        details = entry.get("details") or {}
+        if (entry.get("fault") == "clickhouse_stall" and journal.same_stack(entry, settings)
+                and details.get("pid")):
+            pids[int(details["pid"])] = details.get("create_time")
+    return pids
+
+
+def resume_clickhouse(replica: int | None = None, configuration: Configuration | None = None,
+                      secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.clickhouse_stall.resume_clickhouse`."""
+    settings = Settings.from_configuration(configuration)
+    what = "resume ClickHouse"
+    programs = Programs(settings)
+    current: list[int] = []
+    if programs.supervisord_running():
+        if replica is None and _ha.is_ha(settings):
+            targets = [r.program for r in ha.CH_REPLICAS]
+        else:
+            targets = [program(settings, replica, what)]
+        infos = programs.infos()
+        current = [int(infos[t]["pid"]) for t in targets if t in infos and infos[t]["pid"]]
+    resumed = []
+    for pid, created in _stalled_pids(settings, current).items():
+        try:
+            proc = psutil.Process(pid)
+            if created is not None and abs(proc.create_time() - float(created)) > 0.01:
+                continue  # pid reused by another process
+            stopped = proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            continue
+        if settings.dry_run:
+            if stopped:
+                resumed.append(pid)
+            continue
+        killpg(pid, signal.SIGCONT, what)
+        if stopped:
+            resumed.append(pid)
+    if settings.dry_run:
+        return {"would": f"SIGCONT {resumed}" if resumed else "nothing (not stalled)"}
+    return {"program": PROGRAM if replica is None else program(settings, replica, what), "resumed": resumed,
+            "changed": f"SIGCONT pid {', '.join(map(str, resumed))}" if resumed else "not stalled"}

@@ -1,0 +1,109 @@
+"""Local backend of :mod:`faults.config`: edit ``conf/checkers.yaml`` and restart replicas one by one."""
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults.local.processes import Programs, ready_port
+from faults.settings import Settings
+from resilience.stack.audit_service import checkers_file
+from sqlaudit.config import ConfigError, load_checkers_config
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 120.0
+
+
+def _backup(path: Path) -> Path:
+    return path.with_name(path.name + ".before-chaos")
+
+
+def _rolling_restart(programs: Programs, group: str, what: str) -> list[str]:
+    """Stop and start each replica in turn, waiting until it is ready before the next (a rolling update)."""
+    done = []
+    for member in programs.group(group):
+        name = member["name"]
+        programs.stop(name)
+        programs.ensure_running(name, READY_TIMEOUT_S)
+        port = ready_port(programs, name)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while port is not None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/actuator/health/readiness", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise ActivityFailed(f"{what}: {name} not ready within {READY_TIMEOUT_S:.0f} s after its restart")
+            time.sleep(0.5)
+        done.append(name)
+        logger.info("%s: %s restarted and ready", what, name)
+    return done
+
+
+def change_checker_threshold(checker: str, field: str, value: float, group: str = "audit-service",
+                             configuration: Configuration | None = None,
+                             secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.config.change_checker_threshold`."""
+    settings = Settings.from_configuration(configuration)
+    what = f"change {checker}.{field}"
+    programs = Programs(settings)
+    programs.require_running(what)
+    path = checkers_file(programs.stack.ctx)
+    if not path.exists():
+        raise ActivityFailed(f"{what}: {path} does not exist (a stack started before config changes were "
+                             "supported: restart it with `resilience down && resilience up`)")
+    doc = yaml.safe_load(path.read_text()) or {}
+    if checker not in doc or not isinstance(doc[checker], dict):
+        raise ActivityFailed(f"{what}: no checker {checker!r} in {path} (checkers: "
+                             f"{', '.join(k for k, v in doc.items() if isinstance(v, dict))})")
+    if field not in doc[checker] or isinstance(doc[checker][field], bool):
+        raise ActivityFailed(f"{what}: {checker} has no numeric field {field!r} in {path}")
+    old = doc[checker][field]
+    doc[checker][field] = type(old)(value) if isinstance(old, int | float) else value
+    candidate = path.with_name(path.name + ".candidate")
+    candidate.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        load_checkers_config(candidate, env={})  # the service's own validation: refuse what it would refuse
+    except ConfigError as exc:
+        raise ActivityFailed(f"{what}: the service would refuse {value!r}: {exc}") from None
+    finally:
+        if settings.dry_run:
+            candidate.unlink(missing_ok=True)
+    if settings.dry_run:
+        return {"would": f"set {checker}.{field} {old} -> {value} in {path}, then restart {group} one by one",
+                "old": old}
+    backup = _backup(path)
+    if not backup.exists():
+        shutil.copyfile(path, backup)
+    candidate.replace(path)
+    restarted = _rolling_restart(programs, group, what)
+    return {"checker": checker, "field": field, "old": old, "new": doc[checker][field], "file": str(path),
+            "restarted": restarted, "changed": f"{checker}.{field} {old} -> {doc[checker][field]}, rolled {group}"}
+
+
+def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
+                           secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.config.restore_checker_config`."""
+    settings = Settings.from_configuration(configuration)
+    programs = Programs(settings)
+    path = checkers_file(programs.stack.ctx)
+    backup = _backup(path)
+    if not backup.exists():
+        return {"changed": "nothing to restore (no change recorded)", "would": "nothing"}
+    if settings.dry_run:
+        return {"would": f"restore {path} from {backup}, then restart {group} one by one"}
+    shutil.copyfile(backup, path)
+    restarted: list[str] = []
+    if programs.supervisord_running():
+        restarted = _rolling_restart(programs, group, "restore checker config")
+    backup.unlink()
+    return {"changed": f"restored {path}; rolled {', '.join(restarted) or 'nothing (stack not running)'}",
+            "restarted": restarted}

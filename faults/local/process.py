@@ -1,0 +1,40 @@
+"""Local backend of :mod:`faults.process`: SIGKILL or stop one supervised program."""
+
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults.local.processes import Programs, start_again, stop_for
+from faults.settings import Settings
+
+
+def kill_process(program: str, graceful: bool = False, duration: float | None = None,
+                 configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.process.kill_process`."""
+    settings = Settings.from_configuration(configuration)
+    what = f"kill process {program}"
+    if not graceful and duration is not None:
+        raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
+                             "process at once, like the kubelet restarts a pod)")
+    if graceful:
+        result = stop_for(settings, program, what)
+        if not settings.dry_run and duration is None:
+            restarted = start_again(settings, program, what)
+            result["changed"] = f"{result['changed']}, started again ({restarted['changed']})"
+        return result
+    programs = Programs(settings)
+    programs.require_running(what)
+    info = programs.info(program)
+    if info["statename"] != "RUNNING":
+        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
+    if settings.dry_run:
+        return {"would": f"SIGKILL {program} (pid {info['pid']}) via {programs.where}", "program": program}
+    pid = programs.kill(program)
+    return {"program": program, "pid": pid, "changed": f"SIGKILL pid {pid}; supervisord restarts it"}
+
+
+def restore_process(program: str, configuration: Configuration | None = None,
+                    secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.process.restore_process`."""
+    return start_again(Settings.from_configuration(configuration), program, f"restore process {program}")

@@ -1,0 +1,92 @@
+"""toxiproxy's HTTP API (every request with a timeout): one proxy per edge of the audit service.
+
+Edges are ``kafka``, ``postgres`` and ``clickhouse``: the audit service reaches
+each through its proxy, so a toxic there hits the service and not the load
+generator or the probes. Toxics this library adds are named ``chaos-<fault>-<stream>``.
+"""
+
+import logging
+from typing import Any
+
+import requests
+from chaoslib.exceptions import ActivityFailed
+
+from faults.local import local_stack
+from faults.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EDGES = ("kafka", "postgres", "clickhouse")
+STREAMS = ("upstream", "downstream")
+TIMEOUT = (2.0, 5.0)  # connect, read
+
+
+def check_edge(edge: str, what: str) -> str:
+    """``edge`` if it is a known edge, else ``ActivityFailed`` listing them."""
+    if edge not in EDGES:
+        raise ActivityFailed(f"{what}: unknown edge {edge!r}; edges of the audit service: {', '.join(EDGES)}")
+    return edge
+
+
+def streams(stream: str, what: str) -> list[str]:
+    """``["upstream"]``, ``["downstream"]`` or both for ``"both"``; ``ActivityFailed`` otherwise."""
+    if stream == "both":
+        return list(STREAMS)
+    if stream not in STREAMS:
+        raise ActivityFailed(f"{what}: stream={stream!r}; expected upstream, downstream or both")
+    return [stream]
+
+
+class Toxiproxy:
+    """Client of the local stack's toxiproxy."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = local_stack(settings).endpoints.toxiproxy_url
+
+    def _send(self, method: str, path: str, what: str, json: dict[str, Any] | None = None) -> requests.Response:
+        """One API request; 404 is returned to the caller, other errors raise ``ActivityFailed``."""
+        try:
+            resp = requests.request(method, f"{self.url}{path}", json=json, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url}: {exc}") from exc
+        if resp.status_code >= 400 and resp.status_code != 404:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url}: {method} {path} -> HTTP {resp.status_code}: "
+                                 f"{resp.text.strip()[:300]}")
+        return resp
+
+    def proxy(self, edge: str, what: str) -> dict[str, Any]:
+        """The proxy of ``edge`` (``enabled``, ``toxics``...)."""
+        resp = self._send("GET", f"/proxies/{edge}", what)
+        if resp.status_code == 404:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url} has no proxy {edge!r}")
+        return dict(resp.json())
+
+    def set_enabled(self, edge: str, enabled: bool, what: str) -> None:
+        """Enable or disable the proxy of ``edge`` (disabled: listener closed, connections cut)."""
+        resp = self._send("POST", f"/proxies/{edge}", what, json={"enabled": enabled})
+        if resp.status_code == 404:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url} has no proxy {edge!r}")
+        logger.info("toxiproxy %s: proxy %s %s", self.url, edge, "enabled" if enabled else "DISABLED")
+
+    def add_toxic(self, edge: str, name: str, kind: str, stream: str, attributes: dict[str, Any],
+                  toxicity: float, what: str) -> None:
+        """Add toxic ``name`` of type ``kind`` to ``stream`` of the proxy of ``edge``."""
+        resp = self._send("POST", f"/proxies/{edge}/toxics", what,
+                          json={"name": name, "type": kind, "stream": stream, "toxicity": toxicity,
+                                "attributes": attributes})
+        if resp.status_code == 404:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url} has no proxy {edge!r}")
+        logger.info("toxiproxy %s: added toxic %s (%s %s, toxicity %g, %s) to %s", self.url, name, kind, stream,
+                    toxicity, attributes, edge)
+
+    def remove_toxic(self, edge: str, name: str, what: str) -> bool:
+        """Delete toxic ``name`` from ``edge``; ``False`` if it was not there (already gone)."""
+        existed = self._send("DELETE", f"/proxies/{edge}/toxics/{name}", what).status_code != 404
+        if existed:
+            logger.info("toxiproxy %s: removed toxic %s from %s", self.url, name, edge)
+        return existed
+
+
+def conflicting(proxy: dict[str, Any], prefix: str) -> list[str]:
+    """Names of toxics on ``proxy`` that start with ``prefix``."""
+    return [t["name"] for t in proxy.get("toxics", []) if t["name"].startswith(prefix)]

@@ -1,0 +1,81 @@
+"""Local backend of :mod:`faults.replicas`: kill members of a supervisor group, within a blast radius."""
+
+import math
+import random
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+from chaoslib.types import Configuration, Secrets
+
+from faults.local.processes import Programs, start_again
+from faults.settings import Settings
+
+
+def how_many(count: int | None, percentage: float | None, members: int, what: str) -> int:
+    """Replicas to kill: ``count``, or ``ceil(percentage% of members)`` (at least 1)."""
+    if (count is None) == (percentage is None):
+        raise ActivityFailed(f"{what}: give exactly one of count or percentage")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ActivityFailed(f"{what}: count={count!r} must be an integer >= 1")
+        return count
+    if isinstance(percentage, bool) or not isinstance(percentage, int | float) or not 0 < percentage <= 100:
+        raise ActivityFailed(f"{what}: percentage={percentage!r} must be a number in (0, 100]")
+    return max(1, math.ceil(members * float(percentage) / 100.0 - 1e-9))
+
+
+def kill_replicas(count: int | None = None, percentage: float | None = None, graceful: bool = False,
+                  group: str = "audit-service", allow_all: bool = False, duration: float | None = None,
+                  configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.replicas.kill_replicas`."""
+    settings = Settings.from_configuration(configuration)
+    what = f"kill replicas of {group}"
+    if not graceful and duration is not None:
+        raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
+                             "process at once)")
+    programs = Programs(settings)
+    programs.require_running(what)
+    members = programs.group(group)
+    n = how_many(count, percentage, len(members), what)
+    running = [m["name"] for m in members if m["statename"] == "RUNNING"]
+    limit = len(members) - 1
+    if settings.max_replicas_killed is not None:
+        limit = min(limit, settings.max_replicas_killed)
+    if not allow_all:
+        if n > limit:
+            raise ActivityFailed(f"{what}: blast radius: {n} of {len(members)} exceeds the limit of {limit} "
+                                 f"(all but one, capped by max_replicas_killed); pass allow_all=true to kill more")
+        if len(running) - n < 1:
+            raise ActivityFailed(f"{what}: blast radius: only {len(running)} of {len(members)} are RUNNING "
+                                 f"({running}); killing {n} would leave none; pass allow_all=true to do it anyway")
+    if n > len(running):
+        raise ActivityFailed(f"{what}: {n} requested but only {len(running)} RUNNING: {running}")
+    how = "stop (graceful)" if graceful else "SIGKILL"
+    if settings.dry_run:
+        return {"would": f"{how} {n} of RUNNING {running} (chosen at random) via {programs.where}", "group": group}
+    victims = sorted(random.sample(running, n))
+    pids: dict[str, int | None] = {}
+    for name in victims:
+        pids[name] = programs.stop(name) if graceful else programs.kill(name)
+    if graceful and duration is None:
+        for name in victims:
+            start_again(settings, name, what)
+    return {"group": group, "killed": victims, "pids": pids, "of": len(members),
+            "changed": f"{how} {', '.join(victims)}" + ("" if not graceful or duration else ", started again")}
+
+
+def restore_replicas(group: str = "audit-service", configuration: Configuration | None = None,
+                     secrets: Secrets | None = None) -> dict[str, Any]:
+    """Local backend of :func:`faults.replicas.restore_replicas`."""
+    settings = Settings.from_configuration(configuration)
+    what = f"restore replicas of {group}"
+    programs = Programs(settings)
+    if not programs.supervisord_running():
+        return {"group": group, "changed": "stack not running: nothing to undo", "would": "nothing"}
+    members = [m["name"] for m in programs.group(group)]
+    if settings.dry_run:
+        return {"would": f"make {members} RUNNING via {programs.where}", "group": group}
+    done = {name: start_again(settings, name, what)["changed"] for name in members}
+    started = [n for n, d in done.items() if d != "was RUNNING"]
+    return {"group": group, "replicas": done,
+            "changed": f"started {', '.join(started)}" if started else "all were RUNNING"}

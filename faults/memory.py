@@ -1,0 +1,48 @@
+"""Memory pressure that ends in a real out-of-memory kill of an audit-service replica.
+
+The troubleshooting guide's OOM scenario: the replica's memory limit is lowered
+below what it uses, the kernel's OOM killer kills it, and the supervisor (or the
+kubelet) restarts it with a fresh process. The remove takes the limit away and
+makes sure the replica runs again.
+"""
+
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from faults import engine
+
+__all__ = ["oom_kill_replica", "release_memory_limit"]
+
+
+def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str = "audit-service",
+                     configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Squeeze one replica into a memory limit below its usage until the kernel OOM-kills it.
+
+    Args:
+        replica: supervisor program to hit (``audit-service-1``); ``null`` picks a RUNNING one at random.
+        limit_mb: the memory limit, in MiB, set once the replica's memory is charged to its own
+            cgroup (default 16: far below what a replica uses).
+        group: supervisor group of the replicas.
+
+    Returns ``fault_id``, ``run_id``, ``journal`` and ``details`` (``program``, ``pid`` killed, the
+    ``cgroup``, ``oom_kills`` the kernel counted); on a dry run ``{"dry_run": true, "plan": ...}``.
+
+    Raises:
+        ActivityFailed: no memory cgroup controller writable here, no RUNNING replica, the stack
+            not running (nothing injected), or the replica survived the limit for 20 s.
+    """
+    return engine.inject(__name__, "oom_kill_replica", {"replica": replica, "limit_mb": limit_mb, "group": group},
+                         "release_memory_limit", {"group": group}, None, configuration, secrets)
+
+
+def release_memory_limit(group: str = "audit-service", configuration: Configuration | None = None,
+                         secrets: Secrets | None = None) -> dict[str, Any]:
+    """Remove every memory limit this fault set on ``group`` and make sure its replicas run; idempotent.
+
+    Returns ``{"fault", "target", "reverted_entries", "details"}``.
+
+    Raises:
+        ActivityFailed: a cgroup could not be removed, or a replica is not RUNNING within 120 s.
+    """
+    return engine.remove(__name__, "release_memory_limit", {"group": group}, configuration, secrets)

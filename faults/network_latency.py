@@ -1,0 +1,51 @@
+"""Added latency between the audit service and one of its dependencies (toxiproxy ``latency`` toxic)."""
+
+from typing import Any
+
+from chaoslib.types import Configuration, Secrets
+
+from faults import engine
+
+__all__ = ["add_latency", "remove_latency"]
+
+
+def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "downstream",
+                duration: float | None = None, configuration: Configuration | None = None,
+                secrets: Secrets | None = None) -> dict[str, Any]:
+    """Delay the traffic between the audit service and ``edge``.
+
+    Args:
+        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        latency_ms: delay added to every chunk of data, in milliseconds (> 0).
+        jitter_ms: random +/- variation of that delay (0..latency_ms).
+        stream: ``downstream`` (dependency -> service, the default), ``upstream``
+            (service -> dependency) or ``both`` (the delay is added each way).
+        duration: seconds until the latency is removed by itself (detached timer);
+            ``null`` keeps it until ``remove_latency``.
+
+    Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details`` (toxics added);
+    on a dry run ``{"dry_run": true, "plan": ...}``.
+
+    Raises:
+        ActivityFailed: unknown edge or stream, bad numbers, latency already on the edge, toxiproxy
+            unreachable (nothing is injected in these cases), or the apply failed (undone at once).
+    """
+    return engine.inject(__name__, "add_latency",
+                         {"edge": edge, "latency_ms": latency_ms, "jitter_ms": jitter_ms, "stream": stream,
+                          "duration": duration},
+                         "remove_latency", {"edge": edge}, duration, configuration, secrets)
+
+
+def remove_latency(edge: str, configuration: Configuration | None = None,
+                   secrets: Secrets | None = None) -> dict[str, Any]:
+    """Remove the latency this library added on ``edge``; idempotent (none there is success).
+
+    Args:
+        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+
+    Returns ``{"fault", "target", "reverted_entries", "details"}``.
+
+    Raises:
+        ActivityFailed: unknown edge, or toxiproxy unreachable while the stack runs.
+    """
+    return engine.remove(__name__, "remove_latency", {"edge": edge}, configuration, secrets)
