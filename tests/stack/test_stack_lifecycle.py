@@ -114,15 +114,14 @@ def test_component_that_crashes_fails_fast_with_its_log_and_leaves_nothing(
         if phase == "probing" and not seen and target.supervisor.pid():
             seen.extend(_stack_pids(target))
 
-    t0 = time.monotonic()
     try:
         with pytest.raises(ComponentError) as err:
             target.up(progress)
-        elapsed = time.monotonic() - t0
         assert err.value.component == "clickhouse"
         assert err.value.log_file == target.ctx.log_dir / "clickhouse.log"
         assert "boom: cannot open" in (err.value.log_tail or "")
-        assert elapsed < 45, f"a crash loop should fail fast, took {elapsed:.0f} s"  # sanity bound, not a benchmark
+        # Failing fast means the crash-loop detection fired, not the component's start-up timeout.
+        assert "exited 3 times while starting" in err.value.message, err.value.message
         assert seen, "never saw the stack's processes"
         assert _alive(seen) == [], "a failed start-up left processes running"
     finally:
