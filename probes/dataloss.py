@@ -31,7 +31,7 @@ from probes.prom import ProbeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataLossReport", "Drain", "StoredEvent", "account", "read_stored", "wait_drained"]
+__all__ = ["DataLossReport", "Drain", "StoredEvent", "account", "missing_violations", "read_stored", "wait_drained"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,61 @@ def account(acked: Mapping[str, int], stored: Mapping[str, StoredEvent], fault_s
 def produced_at_by_id(records: Iterable[Any]) -> dict[str, int]:
     """``event_id -> produced_at`` from ledger records (``loadtests.ledger.AckedRecord``)."""
     return {r.event_id: int(r.produced_at) for r in records}
+
+
+def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids: Iterable[str],
+                       slow_threshold_ms: int, impact_threshold_rows: int, database: str = "sqlaudit",
+                       timeout_s: float = 30.0) -> dict[str, list[str]]:
+    """Violations the stateless checkers must have written to PostgreSQL but did not.
+
+    For the given (acknowledged, stored) events, ClickHouse says which ran longer than the
+    SlowQuery threshold and which UPDATE/DELETE changed more rows than the ActualImpact
+    threshold; each of those must have its ``(event_id, checker)`` row in ``violations``.
+    (ErrorRate and Frequency depend on windows of other events, and are checked by the
+    service's own tests, not here.)
+
+    Returns:
+        ``{"SlowQuery": [ids...], "ActualImpact": [ids...]}``: expected but absent.
+
+    Raises:
+        ProbeError: a store could not be read.
+    """
+    import psycopg
+    from clickhouse_driver import Client
+
+    ids = sorted(set(event_ids))
+    if not ids:
+        return {"SlowQuery": [], "ActualImpact": []}
+    client = Client(host=ch[0], port=ch[1], connect_timeout=5, send_receive_timeout=timeout_s)
+    expected: dict[str, set[str]] = {"SlowQuery": set(), "ActualImpact": set()}
+    try:
+        for chunk in _chunks(ids, 5000):
+            rows = client.execute(
+                f"SELECT toString(event_id), any(duration_ms), any(sql_type), any(rows_affected) "
+                f"FROM {database}.audit_events WHERE event_id IN %(ids)s GROUP BY event_id", {"ids": tuple(chunk)})
+            for eid, duration, sql_type, rows_affected in rows:
+                if duration > slow_threshold_ms:
+                    expected["SlowQuery"].add(eid)
+                if sql_type in ("UPDATE", "DELETE") and rows_affected > impact_threshold_rows:
+                    expected["ActualImpact"].add(eid)
+    except Exception as exc:
+        raise ProbeError(f"ClickHouse at {ch[0]}:{ch[1]}: reading audit_events failed: {exc}") from None
+    finally:
+        client.disconnect()
+    found: dict[str, set[str]] = {"SlowQuery": set(), "ActualImpact": set()}
+    try:
+        with psycopg.connect(connect_timeout=5, **pg_kwargs) as conn:
+            for checker, want in expected.items():
+                for chunk in _chunks(sorted(want), 5000):
+                    cur = conn.execute("SELECT event_id::text FROM violations WHERE checker = %s "
+                                       "AND event_id = ANY(%s::uuid[])", (checker, chunk))
+                    found[checker].update(r[0] for r in cur.fetchall())
+    except psycopg.Error as exc:
+        raise ProbeError(f"PostgreSQL at {pg_kwargs.get('host')}:{pg_kwargs.get('port')}: reading violations "
+                         f"failed: {exc}") from None
+    return {checker: sorted(want - found[checker]) for checker, want in expected.items()}
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

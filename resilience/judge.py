@@ -68,13 +68,14 @@ def _json_safe(obj: Any) -> Any:
 
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
           clickhouse: tuple[str, int] | None = None, drained: dict[str, Any] | None = None,
-          catalogue: Catalogue | None = None) -> Judgement:
+          catalogue: Catalogue | None = None, postgres: dict[str, Any] | None = None) -> Judgement:
     """Verdicts of the run described by ``run`` (the content of run.json).
 
     Args:
         live: query Prometheus and ClickHouse and record the answers in ``run_dir/recorded``;
             otherwise replay the recording.
         clickhouse: (host, port) for the final store read (live only).
+        postgres: psycopg keywords to cross-check the stateless checkers' violations (live only).
         drained: result of waiting for lag 0 (live: from the runner; offline: from the recording).
     """
     cat = catalogue or load_catalogue(Path(run.get("slo_file") or _default_slo_file()))
@@ -105,13 +106,17 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             except prom.ProbeError as exc:
                 errors.append(str(exc))
                 drain = {**drain, "store_error": str(exc)}
-        _write_json(rec_dir / "store.json", {"drain": drain,
+        violations: dict[str, Any] = {"status": "not checked"}
+        if stored and postgres and clickhouse and not _config_changed(run):
+            violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked])
+        _write_json(rec_dir / "store.json", {"drain": drain, "violations": violations,
                                              "stored": {k: [v.copies, v.first_stored_at_ms, v.produced_at_ms]
                                                         for k, v in stored.items() if k in acked}})
     else:
         saved = _read_json(rec_dir / "store.json") or {"drain": {"drained": False, "reason": "no store recording"},
                                                         "stored": {}}
         drain = saved["drain"]
+        violations = saved.get("violations") or {"status": "not checked"}
         stored = {k: StoredEvent(*v) for k, v in saved["stored"].items()}
     loss: DataLossReport | None = None
     if not acked:
@@ -124,7 +129,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     else:
         fault_ms = int(window.fault_start * 1000) if window.fault_start else None
         loss = account(acked, stored, fault_ms)
-        loss_info = {"status": "measured", **loss.as_dict()}
+        loss_info = {"status": "measured", **loss.as_dict(), "violations": violations}
 
     # --- Prometheus: recovery and PromQL SLOs --------------------------------------------
     calls = (_read_json(rec_dir / "prometheus.json") or []) if not live else []
@@ -165,6 +170,12 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         if ext.get("expect_lag_at_least") is not None:
             verdicts.insert(1 if asked else 0, _fault_effect(cat, target, prometheus_url, window,
                                                              float(ext["expect_lag_at_least"])))
+        if loss is not None and violations.get("status") == "measured" and any(
+                v.slo == "data_loss" for v in verdicts):
+            n = sum(len(ids) for ids in violations["missing"].values())
+            verdicts.append(Verdict("violations_lost", Outcome.PASS if n == 0 else Outcome.FAIL, float(n), "== 0",
+                                    "violations", "" if n == 0 else f"{n} expected violations missing from "
+                                    f"PostgreSQL: {violations['missing']}", {"checked": violations["checked"]}))
         if live:
             _write_json(rec_dir / "prometheus.json", recorder.calls)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
@@ -175,6 +186,26 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     if errors and outcome is Outcome.PASS:
         outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
     return Judgement(outcome, verdicts, rto, loss_info, load_info, errors)
+
+
+def _config_changed(run: dict[str, Any]) -> bool:
+    """A run that changed checker thresholds cannot have its violations predicted from one config."""
+    return any("change_checker_threshold" in str(f) for f in (run.get("fault") or {}).get("faults", []))
+
+
+def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """Stateless checkers' violations expected from the stored events vs those in PostgreSQL."""
+    from probes.dataloss import missing_violations
+    from sqlaudit.config import load_checkers_config
+
+    path = Path(postgres.pop("checkers_file", "") or "/nonexistent")
+    cfg = load_checkers_config(path if path.is_file() else None, env={})
+    try:
+        missing = missing_violations(clickhouse, postgres, ids, cfg.slow_query.threshold_ms,
+                                     cfg.actual_impact.threshold_rows)
+    except prom.ProbeError as exc:
+        return {"status": "error", "reason": str(exc)}
+    return {"status": "measured", "checked": len(ids), "missing": missing}
 
 
 def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:

@@ -285,7 +285,8 @@ def _finish(run_dir: Path, run: dict[str, Any], p: _Plan, redactor: Redactor, ph
     _write(run_dir / "run.json", run, redactor)
     phase("judging", "evaluating the SLOs")
     j: Judgement = judge(run_dir, run, p.endpoints["prometheus_url"], live=True,
-                         clickhouse=tuple(p.endpoints["clickhouse"]), drained=drained)
+                         clickhouse=tuple(p.endpoints["clickhouse"]), drained=drained,
+                         postgres=_postgres_for_checks(run))
     summary = j.summary(run["scenario"])
     _write(run_dir / "summary.json", summary, redactor)
     annotate_fault(run, j.outcome.value)
@@ -293,6 +294,17 @@ def _finish(run_dir: Path, run: dict[str, Any], p: _Plan, redactor: Redactor, ph
     phase("report", "rendering")
     render(run_dir)
     return RunResult(run_dir, j.outcome, EXIT_CODES[j.outcome], summary)
+
+
+def _postgres_for_checks(run: dict[str, Any]) -> dict[str, Any] | None:
+    """psycopg keywords (and the replicas' checker file) of the local stack; None elsewhere."""
+    if run.get("target") != "local":
+        return None
+    from resilience.stack.audit_service import checkers_file
+
+    data_dir = os.environ.get("RESILIENCE_DATA_DIR")
+    stack = LocalStack(port_base=int(run["stack"]["port_base"]), data_dir=Path(data_dir) if data_dir else None)
+    return {**stack.ctx.postgres_kwargs(), "checkers_file": str(checkers_file(stack.ctx))}
 
 
 def _last_line(exception: Any) -> str:
