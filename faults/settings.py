@@ -44,7 +44,8 @@ def process_run_id() -> str:
     return _process_run_id
 
 
-def _bool(value: Any, key: str) -> bool:
+def parse_bool(value: Any, key: str) -> bool:
+    """A configuration boolean (YAML bool or an environment string); ``ActivityFailed`` naming ``key``."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -122,9 +123,9 @@ class Settings:
             data_dir=Path(data_dir).expanduser().resolve() if data_dir else None,
             state_dir=Path(state_dir).expanduser().resolve(),
             run_id=run_id,
-            dry_run=_bool(cfg.get("dry_run", False), "dry_run"),
+            dry_run=parse_bool(cfg.get("dry_run", False), "dry_run"),
             heartbeat_timeout=timeout,
-            watchdog=_bool(cfg.get("watchdog", True), "watchdog"),
+            watchdog=parse_bool(cfg.get("watchdog", True), "watchdog"),
             max_replicas_killed=None if cap in (None, "") else _number(cap, "max_replicas_killed", int),
             target_keys={k: v for k, v in cfg.items() if k.startswith("k8s_") or k == "allow_production"},
         )

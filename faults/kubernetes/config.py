@@ -18,21 +18,12 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from faults.settings import parse_bool
+
 EDGES = ("kafka", "postgres", "clickhouse")
 PRODUCTION_WORDS = frozenset({"prod", "prd", "production"})
 IN_CLUSTER = "in-cluster"
 DEFAULT_SELECTORS = {"kafka": "app=kafka", "postgres": "app=postgres", "clickhouse": "app=clickhouse"}
-
-
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ActivityFailed(f"configuration {key}={value!r}: expected true or false")
 
 
 def _list(value: Any) -> tuple[str, ...]:
@@ -101,7 +92,7 @@ class KubeSettings:
                                  "(the namespace of the audit service)")
         in_cluster_default = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not (
             cfg.get("k8s_kubeconfig") or os.environ.get("KUBECONFIG"))
-        in_cluster = _bool(cfg.get("k8s_in_cluster", in_cluster_default), "k8s_in_cluster")
+        in_cluster = parse_bool(cfg.get("k8s_in_cluster", in_cluster_default), "k8s_in_cluster")
         edges = {}
         for edge in EDGES:
             edges[edge] = Edge(name=edge,
@@ -124,7 +115,7 @@ class KubeSettings:
             namespace=namespace,
             allowed_contexts=_list(cfg.get("k8s_allowed_contexts")),
             allowed_namespaces=_list(cfg.get("k8s_allowed_namespaces")),
-            allow_production=_bool(cfg.get("allow_production", False), "allow_production"),
+            allow_production=parse_bool(cfg.get("allow_production", False), "allow_production"),
             service_selector=str(cfg.get("k8s_service_selector", "app=sql-audit-service")).strip(),
             edges=edges,
             postgres_leader_selector=str(cfg.get("k8s_postgres_leader_selector",

@@ -13,7 +13,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.kubernetes._pods import how_many, no_duration
+from faults.blast_radius import how_many
+from faults.kubernetes._pods import no_duration
 from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.config import KubeSettings
 

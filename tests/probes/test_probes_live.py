@@ -179,3 +179,31 @@ def test_chaos_toolkit_probes_measure_the_live_stack(healthy: LocalStack) -> Non
     assert 0 < activities.latency_p95_seconds("processing", window_s=60, configuration=cfg) < 5
     assert activities.throughput_eps(window_s=60, configuration=cfg) > 0
     assert activities.drain(timeout_s=10, configuration=cfg)["drained"] is True
+
+
+def test_missing_violations_are_named_exactly(healthy: LocalStack) -> None:
+    import psycopg
+
+    from probes.dataloss import missing_violations
+
+    producer = KafkaProducer(bootstrap_servers=healthy.endpoints.kafka_bootstrap, acks="all")
+    slow = [SqlEvent(event_id=uuid.uuid4(), app="probe-viol", database="db", sql="SELECT pg_sleep(3)",
+                     sql_type=SqlType.SELECT, duration_ms=3000, rows_affected=1, produced_at=now_ms())
+            for _ in range(5)]
+    impact = [SqlEvent(event_id=uuid.uuid4(), app="probe-viol", database="db", sql="DELETE FROM t",
+                       sql_type=SqlType.DELETE, duration_ms=5, rows_affected=50_000, produced_at=now_ms())
+              for _ in range(3)]
+    try:
+        for ev in slow + impact:
+            producer.send(healthy.ctx.topic, ev.to_bytes(), key=str(ev.event_id).encode()).get(timeout=10)
+    finally:
+        producer.close(timeout=10)
+    _drain(healthy)
+    ids = [str(e.event_id) for e in slow + impact]
+    ch = ("127.0.0.1", healthy.endpoints.clickhouse_port)
+    pg = healthy.ctx.postgres_kwargs()
+    assert missing_violations(ch, pg, ids, 1000, 1000) == {"SlowQuery": [], "ActualImpact": []}
+    victim = str(impact[0].event_id)
+    with psycopg.connect(connect_timeout=5, autocommit=True, **pg) as conn:  # type: ignore[arg-type]
+        conn.execute("DELETE FROM violations WHERE event_id = %s AND checker = 'ActualImpact'", (victim,))
+    assert missing_violations(ch, pg, ids, 1000, 1000) == {"SlowQuery": [], "ActualImpact": [victim]}
