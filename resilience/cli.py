@@ -347,12 +347,14 @@ def replay(run_dir: Path, port_base: int) -> None:
 @cli.command()
 @click.option("--tag", "tags", multiple=True, help="Only experiments with this tag (repeatable: any of them).")
 @click.option("--experiment", "names", multiple=True, help="Only this experiment (repeatable).")
+@click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
+              help="Stack profile of the gate: experiments that need another profile are listed and skipped.")
 @port_base_option
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gate directory goes (default: reports/ in the checkout).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the gate directory).")
-def gate(tags: tuple[str, ...], names: tuple[str, ...], port_base: int, reports_dir: Path | None,
+def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, port_base: int, reports_dir: Path | None,
          junit_path: Path | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
@@ -368,8 +370,14 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], port_base: int, reports_
         exps = [e for e in catalogue() if (not tags or set(tags) & set(e.ext.tags)) and (not names or e.name in names)]
     except ExperimentError as exc:
         _fail(str(exc), 2)
+    other = [e for e in exps if e.ext.profile != profile]
+    exps = [e for e in exps if e.ext.profile == profile]
+    if other:
+        console.print(f"skipping {', '.join(e.name for e in other)}: they need another profile than {profile} "
+                      "(run the gate again with --profile)")
     if not exps:
-        _fail(f"no experiment matches --tag {list(tags)} --experiment {list(names)} (see `resilience list`)", 2)
+        _fail(f"no {profile} experiment matches --tag {list(tags)} --experiment {list(names)} "
+              "(see `resilience list`)", 2)
     gate_dir = (reports_dir or DEFAULT_REPORTS) / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     gate_dir.mkdir(parents=True)
     console.print(f"gate: {len(exps)} scenarios ({', '.join(e.name for e in exps)}) into {gate_dir}")

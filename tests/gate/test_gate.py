@@ -16,7 +16,7 @@ from resilience.experiments import catalogue
 from resilience.runner import RunOptions, run
 from resilience.stack import LocalStack
 
-EXPERIMENTS = catalogue()
+EXPERIMENTS = [e for e in catalogue() if e.ext.profile == "minimal"]  # the session stack's profile
 
 
 @pytest.mark.gate
