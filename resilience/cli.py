@@ -195,7 +195,7 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
     It validates every input first (nothing is injected on bad input), brings the local
     stack up if needed, runs the experiment with rollbacks always on, waits for the
     pipeline to drain, judges every SLO of the scenario, and writes
-    reports/<time>-<scenario>/ with summary.json and report.html.
+    reports/<time>-<experiment>/ with summary.json and report.html.
 
     \b
     Exit codes: 0 every SLO passed, 1 an SLO failed,

@@ -212,14 +212,15 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
 
     scenario = p.exp.ext.scenario
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_id = f"{stamp}-{scenario}-{uuid.uuid4().hex[:4]}"
-    run_dir = options.reports_dir / f"{stamp}-{scenario}"
+    run_id = f"{stamp}-{p.exp.name}-{uuid.uuid4().hex[:4]}"
+    run_dir = options.reports_dir / f"{stamp}-{p.exp.name}"  # two experiments may share a scenario
     if run_dir.exists():
         run_dir = options.reports_dir / run_id
     run_dir.mkdir(parents=True)
     redactor = Redactor.from_environment(extra=_stack_secrets(options))
     run: dict[str, Any] = {
         "format": 1, "run_id": run_id, "scenario": scenario, "experiment": _rel(p.exp.path),
+        "experiment_name": p.exp.name,
         "title": p.exp.title, "target": options.target, "load": p.load,
         "stack": {"port_base": options.port_base, "profile": p.exp.ext.profile},
         "slo_file": _rel(options.slo_file), "extension": p.exp.ext.model_dump(exclude={"name"}),
