@@ -349,13 +349,15 @@ def replay(run_dir: Path, port_base: int) -> None:
 @click.option("--experiment", "names", multiple=True, help="Only this experiment (repeatable).")
 @click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
               help="Stack profile of the gate: experiments that need another profile are listed and skipped.")
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              help="kubernetes: endpoints and k8s_* keys come from the file named by RESILIENCE_TARGET_CONFIG.")
 @port_base_option
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gate directory goes (default: reports/ in the checkout).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the gate directory).")
-def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, port_base: int, reports_dir: Path | None,
-         junit_path: Path | None) -> None:
+def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
+         reports_dir: Path | None, junit_path: Path | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
     \b
@@ -385,7 +387,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, port_base:
     codes: list[int] = []
     for i, exp in enumerate(exps, 1):
         console.rule(f"[{i}/{len(exps)}] {exp.name}")
-        options = RunOptions(experiment=str(exp.path), port_base=port_base, reports_dir=gate_dir)
+        options = RunOptions(experiment=str(exp.path), target=target, port_base=port_base, reports_dir=gate_dir)
         before = set(gate_dir.iterdir())
         codes.append(_run_with_progress(options))
         new = sorted(set(gate_dir.iterdir()) - before)
