@@ -249,6 +249,9 @@ class KafkaProducerUser(User):
             "linger_ms": spec.linger_ms if spec else 5,
             "batch_size": spec.batch_size if spec else 16384,
             "max_block_ms": 10000,  # send() blocks at most this long on a full buffer or no metadata
+            # A broker stopped by a fault comes back within seconds: reconnect at once, not after
+            # kafka-python's default backoff of up to 30 s (which stalled the load after a broker outage).
+            "reconnect_backoff_max_ms": 1000,
             "allow_auto_create_topics": False,
         }
         config.update(self.producer_config)
