@@ -89,6 +89,11 @@ def evaluate(cat: Catalogue, target: str, prom_url: str, window: RunWindow, scen
                 m = measured.get(slo_id)
                 value, reason, details = (m.value, m.reason, dict(m.details)) if m else (
                     None, "not measured in this run", {})
+                observed = details.get("observed_s")
+                if value == math.inf and isinstance(observed, int | float) and observed < objective:
+                    # Not recovered in a window shorter than the objective proves nothing either way.
+                    value, reason = None, (f"{reason}; observed only {observed:.0f} s of the {objective:g} s "
+                                           "objective: run longer to judge it")
         except prom.ProbeError as exc:
             value, reason, details = None, str(exc), {}
         verdicts.append(_judge(slo, comparison, objective, value, reason, details))

@@ -145,6 +145,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             try:
                 rec: Recovery = fn()
                 m = recovery_measurement(rec)
+                if window.fault_start is not None:
+                    m.details["observed_s"] = round(window.end - window.fault_start, 1)
                 rto[name] = {"status": rec.status.value, "rto_s": rec.rto_s, "reason": rec.reason}
             except prom.ProbeError as exc:
                 m = Measurement(None, str(exc))
