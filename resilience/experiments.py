@@ -60,6 +60,9 @@ class Extension(BaseModel):
     expect_lag_at_least: float | None = Field(
         default=None, ge=0, description="The fault must push the consumer lag at least this high, or the run "
                                         "did not reproduce the scenario (inconclusive).")
+    min_load_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="Share of the planned load that must be acknowledged for the run to "
+                                             "count; lower it where the fault itself stops acknowledgements.")
     expect_probes: list[ExpectedProbe] = Field(
         default_factory=list, description="Method probes whose journal output must equal a value (each a verdict).")
     slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "

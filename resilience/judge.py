@@ -166,7 +166,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             except prom.ProbeError as exc:
                 measured["patroni_failover"] = Measurement(None, str(exc))
         verdicts = evaluate(cat, target, prometheus_url, window, scenario=scenario, measured=measured,
-                            slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None)
+                            slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None,
+                            min_load_ratio=float(ext.get("min_load_ratio", 0.8)))
         verdicts[1 if asked else 0:1 if asked else 0] = [
             _expected_probe(run_dir, e["name"], e["equals"]) for e in ext.get("expect_probes") or []]
         if ext.get("expect_lag_at_least") is not None:
