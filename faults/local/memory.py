@@ -100,7 +100,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
                 cgroup)
     _leak(programs, victim["name"], limit_mb * 4, what)
     deadline = time.monotonic() + KILL_TIMEOUT_S
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    while _alive(pid):
         if time.monotonic() > deadline:
             raise ActivityFailed(f"{what}: {victim['name']} (pid {pid}) still alive {KILL_TIMEOUT_S:.0f} s after "
                                  f"its limit was set to {limit_mb} MiB in {cgroup}")
@@ -108,6 +108,14 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     kills = _oom_kills(cgroup, version)
     return {"program": victim["name"], "pid": pid, "rss_mb": round(rss_mb), "cgroup": str(cgroup), "oom_kills": kills,
             "changed": f"kernel OOM-killed {victim['name']} (pid {pid}); supervisord restarts it"}
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, or a process gone between two calls, does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _leak(programs: Programs, program: str, mb: int, what: str) -> None:
