@@ -174,10 +174,10 @@ def envtest() -> Iterator[Envtest]:
     """etcd + kube-apiserver for the session, RBAC of deploy/k8s/base applied, a mini StatefulSet controller."""
     apiserver, etcd_bin = CACHE / "kube-apiserver", CACHE / "etcd"
     if not (apiserver.exists() and etcd_bin.exists()):
-        pytest.skip(f"no kube-apiserver/etcd in {CACHE}: run `make k8s-envtest`")
+        pytest.fail(f"no kube-apiserver/etcd in {CACHE}: run `make k8s-envtest` (make test does)")
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is needed to make the service-account signing key")
+        pytest.fail("openssl is needed to make the service-account signing key")
     tmp = Path(tempfile.mkdtemp(prefix="sql-audit-envtest-"))
     procs: list[subprocess.Popen[bytes]] = []
     controller: MiniStatefulSetController | None = None
