@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import requests
 
@@ -276,6 +277,21 @@ def clickhouse(ctx: StackContext) -> Component:
     )
 
 
+def ensure_topics(admin: Any, ctx: StackContext, replication_factor: int,
+                  configs: dict[str, str] | None = None, timeout_ms: int = 10000) -> None:
+    """Create the events topic and its dead-letter topic if missing (idempotent)."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    existing = set(admin.list_topics())
+    wanted = [NewTopic(t, num_partitions=ctx.partitions, replication_factor=replication_factor,
+                       topic_configs=configs or {})
+              for t in (ctx.topic, ctx.dlq_topic) if t not in existing]
+    if wanted:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(wanted, timeout_ms=timeout_ms)
+
+
 def _statements(script: str) -> list[str]:
     """Split a SQL script on ``;`` after dropping ``--`` comment lines (enough for our DDL files)."""
     body = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
@@ -317,17 +333,9 @@ def kafka(ctx: StackContext) -> Component:
         return "cluster metadata ok"
 
     def bootstrap(c: StackContext) -> str:
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
         admin = _admin(c)
         try:
-            existing = set(admin.list_topics())
-            wanted = [NewTopic(t, num_partitions=c.partitions, replication_factor=1)
-                      for t in (c.topic, c.dlq_topic) if t not in existing]
-            if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(wanted, timeout_ms=10000)
+            ensure_topics(admin, c, replication_factor=1)
         finally:
             admin.close()
         return f"topics {c.topic}, {c.dlq_topic} present"

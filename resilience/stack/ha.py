@@ -24,7 +24,6 @@ are what the fault backends and the tests use.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 import requests
 
 from resilience.stack import components as base
-from resilience.stack.components import Component, render
+from resilience.stack.components import Component, ensure_topics, render
 from resilience.stack.context import StackContext
 from resilience.stack.endpoints import HOST
 from resilience.stack.errors import ComponentError
@@ -589,21 +588,13 @@ def _kafka_node(ctx: StackContext, broker: Broker) -> Component:
         return "cluster metadata ok"
 
     def bootstrap(c: StackContext) -> str:
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
         admin = _kafka_admin(c, broker)
         try:
             brokers = _live_brokers(admin.describe_cluster())
             if len(brokers) < len(BROKERS):
                 raise ComponentError(broker.program, f"{len(brokers)} of {len(BROKERS)} brokers registered")
-            existing = set(admin.list_topics())
-            wanted = [NewTopic(t, num_partitions=c.partitions, replication_factor=len(BROKERS),
-                               topic_configs={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
-                      for t in (c.topic, c.dlq_topic) if t not in existing]
-            if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(wanted, timeout_ms=15000)
+            ensure_topics(admin, c, replication_factor=len(BROKERS), timeout_ms=15000,
+                          configs={"min.insync.replicas": "2", "unclean.leader.election.enable": "false"})
         finally:
             admin.close()
         return f"topics {c.topic}, {c.dlq_topic} present (RF {len(BROKERS)}, min.insync.replicas 2)"
