@@ -30,10 +30,7 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
     what = "stall ClickHouse" + (f" replica {replica}" if replica is not None else "")
     target = program(settings, replica, what)
     programs = Programs(settings)
-    programs.require_running(what)
-    info = programs.info(target)
-    if info["statename"] != "RUNNING" or not info["pid"]:
-        raise ActivityFailed(f"{what}: {target} is {info['statename']}, not RUNNING ({programs.where})")
+    info = programs.running_info(target, what)
     pid = int(info["pid"])
     try:
         proc = psutil.Process(pid)

@@ -37,10 +37,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
     if graceful:
         return stop_for(settings, program, what)
     programs = Programs(settings)
-    programs.require_running(what)
-    info = programs.info(program)
-    if info["statename"] != "RUNNING":
-        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
+    info = programs.running_info(program, what)
     if settings.dry_run:
         return {"would": f"SIGKILL {program} (pid {info['pid']}) and keep it down via {programs.where}",
                 "program": program}

@@ -102,10 +102,7 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
     if method == "stop":
         return stop_for(settings, PROGRAM, what)
     programs = Programs(settings)
-    programs.require_running(what)
-    info = programs.info(PROGRAM)
-    if info["statename"] != "RUNNING":
-        raise ActivityFailed(f"{what}: postgres is {info['statename']}, not RUNNING ({programs.where})")
+    info = programs.running_info(PROGRAM, what)
     if settings.dry_run:
         return {"would": f"SIGKILL the postgres process group (pid {info['pid']}) via {programs.where}"}
     pid = programs.kill(PROGRAM)

@@ -24,10 +24,7 @@ def kill_process(program: str, graceful: bool = False, duration: float | None = 
             result["changed"] = f"{result['changed']}, started again ({restarted['changed']})"
         return result
     programs = Programs(settings)
-    programs.require_running(what)
-    info = programs.info(program)
-    if info["statename"] != "RUNNING":
-        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
+    info = programs.running_info(program, what)
     if settings.dry_run:
         return {"would": f"SIGKILL {program} (pid {info['pid']}) via {programs.where}", "program": program}
     pid = programs.kill(program)

@@ -84,6 +84,14 @@ class Programs:
             raise ActivityFailed(f"{what}: the local stack is not running ({self.where} does not answer; "
                                  f"port base {self.stack.endpoints.port_base}, data dir {self.stack.data_dir})")
 
+    def running_info(self, program: str, what: str) -> dict[str, Any]:
+        """Info of ``program``, which must be RUNNING on a running stack (``ActivityFailed`` otherwise)."""
+        self.require_running(what)
+        info = self.info(program)
+        if info["statename"] != "RUNNING" or not info["pid"]:
+            raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({self.where})")
+        return info
+
     def infos(self) -> dict[str, dict[str, Any]]:
         """Program name -> supervisor's process info."""
         return {i["name"]: i for i in self.call("list programs", "getAllProcessInfo")}
@@ -231,10 +239,7 @@ def killpg(pid: int, sig: int, what: str) -> None:
 def stop_for(settings: Settings, program: str, what: str) -> dict[str, Any]:
     """Stop ``program`` and keep it down (the expiry timer or the remove starts it); dry-run aware."""
     programs = Programs(settings)
-    programs.require_running(what)
-    info = programs.info(program)
-    if info["statename"] != "RUNNING":
-        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
+    info = programs.running_info(program, what)
     if settings.dry_run:
         return {"would": f"stop {program} (pid {info['pid']}) via {programs.where}", "program": program}
     pid = programs.stop(program)

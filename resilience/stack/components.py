@@ -179,19 +179,7 @@ def postgres(ctx: StackContext) -> Component:
         return "accepts connections"
 
     def bootstrap(c: StackContext) -> str:
-        from psycopg import sql
-
-        with _connect(c, host=str(sockdir), port=c.endpoints.port("postgres"), user="postgres",
-                      dbname="postgres") as conn:
-            role = c.pg_user
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(c.secrets.postgres_password)))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (c.pg_database,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(c.pg_database), sql.Identifier(role)))
-        with _connect(c, **c.postgres_kwargs()) as conn:
-            conn.execute((SCHEMA_DIR / "postgres.sql").read_text())
+        ensure_audit_database(c, {"host": str(sockdir), "port": c.endpoints.port("postgres")})
         return "role, database and schema present"
 
     def health(c: StackContext) -> str:
@@ -275,6 +263,28 @@ def clickhouse(ctx: StackContext) -> Component:
         startup_timeout=60,
         endpoint=f"clickhouse://127.0.0.1:{eps.port('clickhouse_tcp')}/{ctx.ch_database}",
     )
+
+
+def ensure_audit_database(ctx: StackContext, superuser: dict[str, object]) -> None:
+    """Create the audit role, database and ``violations`` schema if missing (idempotent).
+
+    ``superuser`` gives ``host`` (the unix socket directory) and ``port`` of the primary, where
+    the ``postgres`` superuser connects without a password.
+    """
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(**superuser, user="postgres", dbname="postgres", connect_timeout=3,  # type: ignore[arg-type]
+                         autocommit=True) as conn:
+        role = ctx.pg_user
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(ctx.secrets.postgres_password)))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (ctx.pg_database,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(ctx.pg_database), sql.Identifier(role)))
+    with psycopg.connect(**ctx.postgres_kwargs(), connect_timeout=3, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute((SCHEMA_DIR / "postgres.sql").read_text())
 
 
 def ensure_topics(admin: Any, ctx: StackContext, replication_factor: int,

@@ -347,23 +347,11 @@ def _patroni_member(ctx: StackContext, member: PgMember) -> Component:
         return f"{member.name} running"
 
     def bootstrap(c: StackContext) -> str:
-        import psycopg
-        from psycopg import sql
 
         leader = patroni_leader(c)
         if leader is None:
             raise ComponentError(member.program, "no Patroni leader yet")
-        with psycopg.connect(host=str(_sockdir(c, leader)), port=c.endpoints.port(leader.port), user="postgres",
-                             dbname="postgres", connect_timeout=3, autocommit=True) as conn:
-            role = c.pg_user
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(c.secrets.postgres_password)))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (c.pg_database,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(c.pg_database), sql.Identifier(role)))
-        with psycopg.connect(**c.postgres_kwargs(), connect_timeout=3, autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute((base.SCHEMA_DIR / "postgres.sql").read_text())
+        base.ensure_audit_database(c, {"host": str(_sockdir(c, leader)), "port": c.endpoints.port(leader.port)})
         return f"role, database and schema present (leader {leader.name})"
 
     def health(c: StackContext) -> str:
