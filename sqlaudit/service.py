@@ -195,7 +195,13 @@ class AuditService:
                     session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
                     request_timeout_ms=max(15000, s.session_timeout_ms + 5000), fetch_max_wait_ms=100,
                     max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024,
-                    bootstrap_timeout_ms=5000, reconnect_backoff_max_ms=2000)
+                    bootstrap_timeout_ms=5000, reconnect_backoff_max_ms=2000,
+                    # A topic created after we start (or grown later) is seen within seconds,
+                    # not after the client's 5-minute default.
+                    metadata_max_age_ms=5000)
+                if not self._wait_for_topic(consumer):
+                    consumer.close()
+                    return None
                 consumer.subscribe([s.topic], listener=_Listener(self))
                 logger.info("joined as %s to group %s on %s via %s", s.replica, s.group_id, s.topic, s.kafka_bootstrap)
                 return consumer
@@ -204,6 +210,28 @@ class AuditService:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, s.retry_backoff_max_ms / 1000)
         return None
+
+    def _wait_for_topic(self, consumer: KafkaConsumer) -> bool:
+        """Block until the events topic is in the cluster metadata (or we are told to stop).
+
+        Joining the group before the topic exists gets an empty assignment that the
+        client only revisits on its next metadata refresh; a replica started alongside
+        the broker must not sit idle (and unready) for that long.
+        """
+        s = self.settings
+        logged = False
+        while not self._stop.is_set():
+            self.health.tick()
+            try:
+                if consumer.partitions_for_topic(s.topic):
+                    return True
+            except KafkaError as exc:
+                logger.debug("metadata for %s not available yet: %s", s.topic, exc)
+            if not logged:
+                logger.info("waiting for topic %s to exist before joining group %s", s.topic, s.group_id)
+                logged = True
+            self._stop.wait(0.5)
+        return False
 
     def _loop(self) -> None:
         s = self.settings
