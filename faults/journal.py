@@ -8,13 +8,13 @@ Layout (under the state directory, outside git; see :mod:`faults.settings`)::
     <state_dir>/<run_id>/faults/<id>.json    one entry per applied fault
 
 An entry says what was done (``action``, ``parameters``), on which stack
-(``configuration``), what undoes it (``undo``: an idempotent remove activity
-and its arguments), when it expires (``expires_at``, epoch seconds or null)
-and its ``status``: ``applying`` (recorded, being applied), ``active``,
-``reverted`` or ``failed`` (the apply raised and was undone). Entries are
-rewritten atomically (write + rename), so a killed writer never leaves half a
-record. ``applying`` and ``active`` entries are *open*: cleanup and the
-watchdog revert them.
+(``stack``, see :func:`stack_identity`; ``configuration``: the keys that reach it again),
+what undoes it (``undo``: an idempotent remove activity and its arguments),
+when it expires (``expires_at``, epoch seconds or null) and its ``status``:
+``applying`` (recorded, being applied), ``active``, ``reverted`` or ``failed``
+(the apply raised and was undone). Entries are rewritten atomically (write +
+rename), so a killed writer never leaves half a record. ``applying`` and
+``active`` entries are *open*: cleanup and the watchdog revert them.
 """
 
 import contextlib
@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from faults.settings import Settings
+from faults.settings import DEFAULT_PORT_BASE, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def new_entry(settings: Settings, action: str, parameters: dict[str, Any], undo:
         "parameters": parameters,
         "undo": undo,
         "configuration": settings.stack_configuration(),
-        "stack": {"port_base": settings.port_base,
-                  "data_dir": str(settings.data_dir) if settings.data_dir else None},
+        "stack": settings_stack(settings),
         "created_at": _iso(now),
         "created_ts": now,
         "expires_at": expires,
@@ -164,27 +163,91 @@ def entries(state_dir: Path, run_id: str | None = None) -> list[tuple[Path, Entr
 
 
 def open_entries(state_dir: Path, run_id: str | None = None, port_base: int | None = None) -> list[tuple[Path, Entry]]:
-    """Entries still ``applying`` or ``active``, optionally only those of one stack port base."""
+    """Entries still ``applying`` or ``active``, optionally only those of the local stack at ``port_base``."""
     return [(p, e) for p, e in entries(state_dir, run_id)
-            if e.get("status") in OPEN and (port_base is None or e.get("stack", {}).get("port_base") == port_base)]
+            if e.get("status") in OPEN and (port_base is None or on_local_stack(e, port_base))]
+
+
+# ------------------------------------------------------------------ stack identity
+def stack_identity(target: str, configuration: dict[str, Any]) -> dict[str, Any]:
+    """Which stack a fault of ``target`` with these configuration keys acts on.
+
+    ``{"target": "local", "port_base": N, "data_dir": DIR or None}`` for the embedded stack
+    (``data_dir`` as configured: ``None`` means the default of the port base);
+    ``{"target": "kubernetes", "context": CTX, "namespace": NS}`` for a cluster, ``context`` being the
+    one a client would use (``k8s_context``, ``in-cluster``, else the kubeconfig's current context,
+    ``None`` if unreadable) and ``namespace`` the audit service's (``k8s_namespace``).
+    Two entries are on the same stack when these dicts are equal.
+    """
+    if target == "kubernetes":
+        from chaoslib.exceptions import ActivityFailed
+
+        from faults.kubernetes.config import KubeSettings, context_in_use
+
+        try:
+            context = context_in_use(KubeSettings.from_configuration(configuration))
+        except ActivityFailed:  # a bad key: the fault never ran with it; keep what was said
+            context = str(configuration.get("k8s_context") or "") or None
+        namespace = str(configuration.get("k8s_namespace") or "").strip() or None
+        return {"target": target, "context": context, "namespace": namespace}
+    data_dir = configuration.get("stack_data_dir")
+    return {"target": target, "port_base": int(configuration.get("stack_port_base", DEFAULT_PORT_BASE)),
+            "data_dir": str(data_dir) if data_dir else None}
+
+
+def settings_stack(settings: Settings) -> dict[str, Any]:
+    """The :func:`stack_identity` of the stack ``settings`` point at (what a new entry records)."""
+    if settings.target == "kubernetes":
+        return stack_identity(settings.target, settings.target_keys)
+    return {"target": settings.target, "port_base": settings.port_base,
+            "data_dir": str(settings.data_dir) if settings.data_dir else None}
+
+
+def entry_stack(entry: Entry) -> dict[str, Any]:
+    """The :func:`stack_identity` of the stack ``entry`` was applied to.
+
+    Entries written before the identity carried a target (``stack`` was ``{port_base, data_dir}``
+    for every target) still work: a local one keeps its recorded port base and data dir; a
+    kubernetes one gets its context and namespace from its journaled ``configuration`` (the
+    ``k8s_*`` keys), the context resolved now when the entry named none.
+    """
+    stack = entry.get("stack") or {}
+    if "target" in stack:
+        return dict(stack)
+    target = str(entry.get("target") or "local")
+    if target == "kubernetes":
+        return stack_identity(target, dict(entry.get("configuration") or {}))
+    return {"target": target, "port_base": stack.get("port_base"), "data_dir": stack.get("data_dir")}
+
+
+def on_local_stack(entry: Entry, port_base: int) -> bool:
+    """Whether ``entry`` was applied to the local stack at ``port_base`` (whatever its data dir)."""
+    stack = entry_stack(entry)
+    return stack["target"] == "local" and stack.get("port_base") == port_base
+
+
+def describe_stack(stack: dict[str, Any]) -> str:
+    """A stack identity for people: ``local stack at port base 19000``, ``kubernetes context x, namespace y``."""
+    if stack.get("target") == "kubernetes":
+        return f"kubernetes context {stack.get('context')}, namespace {stack.get('namespace')}"
+    where = f" (data dir {stack['data_dir']})" if stack.get("data_dir") else ""
+    return f"{stack.get('target')} stack at port base {stack.get('port_base')}{where}"
 
 
 def same_stack(entry: Entry, settings: Settings) -> bool:
-    """Whether ``entry`` was applied to the stack ``settings`` points at."""
-    stack = entry.get("stack", {})
-    data_dir = str(settings.data_dir) if settings.data_dir else None
-    return (entry.get("target") == settings.target and stack.get("port_base") == settings.port_base
-            and stack.get("data_dir") == data_dir)
+    """Whether ``entry`` was applied to the stack ``settings`` points at (see :func:`stack_identity`)."""
+    return entry_stack(entry) == settings_stack(settings)
 
 
 def mark_reverted(settings: Settings, undo: dict[str, Any], by: str) -> list[str]:
-    """Close every open entry, in any run, on this stack whose undo is exactly ``undo``.
+    """Close every open entry, in any run, on this stack (:func:`stack_identity`) whose undo is exactly ``undo``.
 
     Called by the remove activities after they succeeded; returns the ids closed.
     """
     closed = []
+    stack = settings_stack(settings)
     for path, entry in open_entries(settings.state_dir):
-        if same_stack(entry, settings) and entry.get("undo") == undo:
+        if entry.get("undo") == undo and entry_stack(entry) == stack:
             update(path, status="reverted", reverted_at=_iso(time.time()), reverted_by=by)
             closed.append(str(entry["id"]))
     return closed

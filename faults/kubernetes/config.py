@@ -168,3 +168,23 @@ def kubeconfig_path(settings: KubeSettings) -> Path:
     """The kubeconfig file to read (``k8s_kubeconfig``, env ``KUBECONFIG``, else ``~/.kube/config``)."""
     first = (settings.kubeconfig or "").split(os.pathsep)[0]
     return Path(first).expanduser() if first else Path.home() / ".kube" / "config"
+
+
+def context_in_use(settings: KubeSettings) -> str | None:
+    """The context a client made from ``settings`` talks to, without connecting (as :mod:`.client` picks it).
+
+    ``k8s_context`` when set, else ``in-cluster`` inside a pod, else the kubeconfig's current context;
+    ``None`` when that kubeconfig cannot be read or names none.
+    """
+    if settings.context:
+        return settings.context
+    if settings.in_cluster:
+        return IN_CLUSTER
+    import yaml
+
+    try:
+        data = yaml.safe_load(kubeconfig_path(settings).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    current = data.get("current-context") if isinstance(data, dict) else None
+    return str(current) if current else None
