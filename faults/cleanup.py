@@ -1,10 +1,11 @@
 """Undo what a killed runner left: revert every open fault in the journal.
 
-``resilience cleanup [--run ID] [--port-base N]`` (see :mod:`faults.cli`) calls
-:func:`cleanup`. Each open entry is reverted by calling the remove activity
-recorded in its ``undo`` with the configuration recorded with it (same
-target, stack and journal); remove activities are idempotent, so reverting
-twice, or reverting what a timer already reverted, is harmless.
+``resilience cleanup [--port-base N | --run ID | --all]`` (see :mod:`faults.cli`, which
+scopes a bare ``cleanup`` to the default local stack) calls :func:`cleanup`.
+Each open entry is reverted by calling the remove activity recorded in its
+``undo`` with the configuration recorded with it (same target, stack and
+journal); remove activities are idempotent, so reverting twice, or reverting
+what a timer already reverted, is harmless.
 """
 
 import importlib
@@ -77,7 +78,8 @@ def cleanup(state_dir: Path | None = None, run_id: str | None = None, port_base:
         state_dir: journal directory (default: env ``RESILIENCE_STATE_DIR`` or
             ``/var/tmp/sql-audit-resilience/faults``).
         run_id: only this run's faults.
-        port_base: only faults applied to the stack at this port base.
+        port_base: only faults applied to the local stack at this port base (``None``: every stack,
+            local and kubernetes; the CLI passes one unless told ``--all`` or ``--run``).
         dry_run: list what would be reverted and change nothing.
 
     Returns one :class:`Reverted` per open entry (``ok`` false where the undo failed; the entry then

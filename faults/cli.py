@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from faults import cleanup as cleanup_mod
+from faults import journal
 from faults import watchdog as watchdog_mod
+from faults.settings import DEFAULT_PORT_BASE
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_STATE_DIR",
@@ -29,32 +32,74 @@ def _logging(verbose: int) -> None:
 
 
 @click.command("cleanup")
-@click.option("--run", "run_id", default=None, help="Only this run's faults (default: every run).")
-@click.option("--port-base", type=click.IntRange(1024, 65495), default=None,
-              help="Only faults applied to the stack at this port base (default: every stack).")
+@click.option("--run", "run_id", default=None,
+              help="Only this run's faults. Alone it is scope enough: the run's faults on whatever stack "
+                   "they are (add --port-base to narrow).")
+@click.option("--port-base", type=click.IntRange(1024, 65495), default=DEFAULT_PORT_BASE, show_default=True,
+              envvar="RESILIENCE_PORT_BASE",
+              help="Only faults on the local stack at this port base; the default is the stack `resilience run` "
+                   "uses by default (env RESILIENCE_PORT_BASE, else 19000).")
+@click.option("--all", "all_stacks", is_flag=True,
+              help="Every stack recorded in the journal: local stacks at any port base and every kubernetes "
+                   "context/namespace, whoever started them. Not with --port-base.")
 @state_dir_option
 @click.option("--dry-run", is_flag=True, help="List what would be reverted; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.option("-v", "--verbose", count=True, help="Log every revert.")
-def cleanup_command(run_id: str | None, port_base: int | None, state_dir: Path | None, dry_run: bool,
-                    as_json: bool, verbose: int) -> None:
-    """Revert every fault a killed or interrupted run left behind.
+@click.pass_context
+def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_stacks: bool,
+                    state_dir: Path | None, dry_run: bool, as_json: bool, verbose: int) -> None:
+    """Revert the faults a killed or interrupted run left behind, on one stack.
 
-    Reads the fault journal and calls, for each fault still open, the remove
-    activity recorded with it (idempotent). Exits 1 if any fault could not be
-    reverted (it stays in the journal; run cleanup again).
+    Reads the fault journal and calls, for each fault still open in scope, the remove
+    activity recorded with it (idempotent). The journal is shared by everyone on the
+    machine, so the scope is one stack unless you say otherwise:
+
+    \b
+      (no option)      the local stack at the default port base (RESILIENCE_PORT_BASE,
+                       else 19000), the stack `resilience run` uses by default
+      --port-base N    the local stack at port base N
+      --run ID         that run's faults, on whatever stack they are
+      --all            every stack recorded in the journal: all local stacks and
+                       kubernetes namespaces (other people's runs too)
+
+    Without --all, --port-base or --run, faults on other stacks are left alone and
+    counted, so you know to pass one of them. Exits 1 if any fault could not be
+    reverted (it stays in the journal; run cleanup again), 2 on a bad invocation.
     """
     _logging(verbose)
-    results = cleanup_mod.cleanup(state_dir, run_id, port_base, dry_run=dry_run)
+    explicit_port_base = ctx.get_parameter_source("port_base") is ParameterSource.COMMANDLINE
+    if all_stacks and explicit_port_base:
+        raise click.UsageError("--all takes every stack; --port-base takes one: give one of them", ctx)
+    if all_stacks or (run_id is not None and not explicit_port_base):
+        scope_port_base: int | None = None
+        scope = f"of run {run_id}" if run_id is not None else "in the journal"
+    else:
+        scope_port_base = port_base
+        scope = f"on the local stack at port base {port_base}" + (f" of run {run_id}" if run_id else "")
+    state = state_dir or cleanup_mod.default_state_dir()
+    results = cleanup_mod.cleanup(state, run_id, scope_port_base, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     elif not results:
-        click.echo("no open faults")
+        click.echo(f"no open faults {scope}")
     else:
         for r in results:
             mark = "would revert" if dry_run else ("reverted" if r.ok else "FAILED")
             click.echo(f"{mark:<12} {r.run_id}  {r.fault} {r.parameters}: {r.detail}")
+    if not as_json and scope_port_base is not None:
+        _report_out_of_scope(state, run_id, scope_port_base)
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+def _report_out_of_scope(state: Path, run_id: str | None, port_base: int) -> None:
+    """Say how many open faults the stack scope left alone, and where they are."""
+    others = [e for _, e in journal.open_entries(state, run_id) if not journal.on_local_stack(e, port_base)]
+    if not others:
+        return
+    stacks = sorted({journal.describe_stack(journal.entry_stack(e)) for e in others})
+    click.echo(f"{len(others)} open on other stacks, left alone ({'; '.join(stacks)}): pass --port-base N "
+               f"or --run ID for one of them, --all for every stack", err=True)
 
 
 @click.command("watchdog")

@@ -98,7 +98,7 @@ def test_cleanup_undoes_what_a_killed_runner_left(stack: LocalStack, config: dic
         assert "reverted" in result.output and "network_partition" in result.output
         assert _toxics(stack, "postgres") == []
         assert [e["status"] for _, e in journal.entries(state_dir)] == ["reverted"]
-        again = CliRunner().invoke(cleanup_command, ["--state-dir", str(state_dir)])
+        again = CliRunner().invoke(cleanup_command, ["--all", "--state-dir", str(state_dir)])
         assert again.exit_code == 0 and "no open faults" in again.output
     finally:
         if runner.poll() is None:
@@ -141,7 +141,8 @@ def test_watchdog_reverts_a_killed_runners_faults_in_bounded_time(stack: LocalSt
 def test_cleanup_dry_run_lists_and_changes_nothing(stack: LocalStack, config: dict[str, Any],
                                                    state_dir: Path) -> None:
     network_latency.add_latency("clickhouse", 50, configuration={**config, "watchdog": False})
-    result = CliRunner().invoke(cleanup_command, ["--dry-run", "--json", "--state-dir", str(state_dir)])
+    result = CliRunner().invoke(cleanup_command, ["--dry-run", "--json", "--port-base", str(stack.endpoints.port_base),
+                                                  "--state-dir", str(state_dir)])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
     assert [r["fault"] for r in listed] == ["network_latency"]

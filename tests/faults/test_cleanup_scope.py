@@ -1,0 +1,119 @@
+"""`resilience cleanup` touches one stack unless told otherwise (no stack needed: nothing is reverted for real).
+
+The journal is shared by everyone on the machine, so a bare ``cleanup`` must not revert other
+people's faults: it takes the default stack of ``resilience run``; ``--all`` takes every stack.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from faults import cleanup as cleanup_mod
+from faults import journal
+from faults.cli import cleanup_command
+from faults.settings import Settings
+from resilience.cli import cli as resilience_cli
+from resilience.stack import DEFAULT_PORT_BASE
+
+UNDO = {"activity": "faults.network_partition.remove_partition", "arguments": {"edge": "kafka"}}
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("RESILIENCE_TARGET_CONFIG", "RESILIENCE_PORT_BASE", "RESILIENCE_DATA_DIR", "RESILIENCE_STATE_DIR",
+                "RESILIENCE_RUN_ID", "KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def inject(state_dir: Path, run_id: str, **cfg: Any) -> str:
+    settings = Settings.from_configuration({"fault_state_dir": str(state_dir), "run_id": run_id, **cfg})
+    path, entry = journal.new_entry(settings, "faults.network_partition.partition_network", {"edge": "kafka"},
+                                    UNDO, None, {})
+    journal.update(path, status="active")
+    return str(entry["run_id"])
+
+
+@pytest.fixture
+def journal_dir(tmp_path: Path) -> Path:
+    """Three runs on three stacks: the default local stack, another local stack, a kubernetes namespace."""
+    state = tmp_path / "journal"
+    inject(state, "on-default", stack_port_base=DEFAULT_PORT_BASE)
+    inject(state, "on-19500", stack_port_base=19500)
+    inject(state, "on-k8s", target="kubernetes", k8s_namespace="sql-audit", k8s_context="staging")
+    return state
+
+
+def cleanup(state: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cleanup_command, [*args, "--state-dir", str(state)], env=env)
+
+
+def listed(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return sorted(r["run_id"] for r in json.loads(result.stdout))
+
+
+def test_without_options_only_the_default_stack_is_cleaned(journal_dir: Path) -> None:
+    assert DEFAULT_PORT_BASE == 19000  # the default of `resilience run`
+    assert listed(cleanup(journal_dir, "--dry-run", "--json")) == ["on-default"]
+
+
+def test_the_default_stack_follows_RESILIENCE_PORT_BASE_like_run(journal_dir: Path) -> None:
+    result = cleanup(journal_dir, "--dry-run", "--json", env={"RESILIENCE_PORT_BASE": "19500"})
+    assert listed(result) == ["on-19500"]
+
+
+def test_port_base_picks_one_local_stack(journal_dir: Path) -> None:
+    assert listed(cleanup(journal_dir, "--dry-run", "--json", "--port-base", "19500")) == ["on-19500"]
+
+
+def test_all_takes_every_recorded_stack(journal_dir: Path) -> None:
+    assert listed(cleanup(journal_dir, "--dry-run", "--json", "--all")) == ["on-19500", "on-default", "on-k8s"]
+
+
+def test_a_run_id_alone_is_scope_enough(journal_dir: Path) -> None:
+    assert listed(cleanup(journal_dir, "--dry-run", "--json", "--run", "on-k8s")) == ["on-k8s"]
+    assert listed(cleanup(journal_dir, "--dry-run", "--json", "--run", "on-k8s", "--port-base", "19500")) == []
+
+
+def test_all_with_port_base_is_a_usage_error(journal_dir: Path) -> None:
+    result = cleanup(journal_dir, "--all", "--port-base", "19500")
+    assert result.exit_code == 2
+    assert "--all" in result.output and "--port-base" in result.output
+
+
+def test_nothing_in_scope_says_where_the_open_faults_are(journal_dir: Path) -> None:
+    result = cleanup(journal_dir, "--dry-run", "--port-base", "19040")
+    assert result.exit_code == 0, result.output
+    assert "no open faults on the local stack at port base 19040" in result.output
+    assert "3 open on other stacks" in result.output and "--all" in result.output
+    assert "kubernetes context staging, namespace sql-audit" in result.output
+
+
+def test_a_real_cleanup_reverts_only_its_scope(journal_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reverted: list[str] = []
+
+    def fake_revert(path: Path, entry: journal.Entry, by: str) -> cleanup_mod.Reverted:
+        reverted.append(entry["run_id"])
+        journal.update(path, status="reverted", reverted_by=by)
+        return cleanup_mod.Reverted(id=entry["id"], run_id=entry["run_id"], fault=entry["fault"],
+                                    parameters=entry["parameters"], ok=True, detail="reverted")
+
+    monkeypatch.setattr(cleanup_mod, "revert_entry", fake_revert)
+    result = cleanup(journal_dir)
+    assert result.exit_code == 0, result.output
+    assert reverted == ["on-default"]
+    assert sorted(e["run_id"] for _, e in journal.open_entries(journal_dir)) == ["on-19500", "on-k8s"]
+    assert cleanup(journal_dir, "--all").exit_code == 0
+    assert sorted(reverted) == ["on-19500", "on-default", "on-k8s"]
+
+
+def test_help_explains_the_default_and_all() -> None:
+    result = CliRunner().invoke(resilience_cli, ["cleanup", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--all" in text
+    assert "Without --all, --port-base or --run" in text
+    assert "every stack recorded in the journal" in text
