@@ -48,7 +48,9 @@ def load_exported_activities() -> DiscoveredActivities:
 
 
 def discover(discover_system: bool = True) -> Discovery:
-    """Discover the faults this extension offers (``chaos discover faults --no-install``).
+    """Discover the faults this extension offers (``chaos discover sql-audit-resilience --no-install``).
+
+    ``chaos discover`` takes a distribution name, not a package name: see docs/faults.md, "Discovery".
 
     ``discover_system`` is accepted for Chaos Toolkit's interface; no system information is gathered.
     """

@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 def discover(discover_system: bool = True) -> Discovery:
-    """Discover the probes this extension offers (``chaos discover probes --no-install``)."""
+    """Discover the probes this extension offers.
+
+    ``chaos discover`` cannot reach this package (it resolves the distribution
+    ``sql-audit-resilience`` to ``faults``); docs/faults.md, "Discovery", gives the command that calls this.
+    """
     logger.info("Discovering activities of the sql-audit-resilience probes")
     discovery = initialize_discovery_result("sql-audit-resilience-probes", __version__, "sql-audit-resilience")
     discovery["activities"].extend(discover_probes("probes.activities"))
