@@ -42,8 +42,9 @@ bench-stack: setup
 down:
 	$(VENV)/bin/resilience down
 
-# kube-apiserver + etcd for tests/k8s (marker k8s), cached in /var/cache/sql-audit-resilience/k8s/;
-# a no-op when cached, about 11 min cold on 2 cores (deploy/k8s/envtest/install.sh).
+# kube-apiserver + etcd for tests/k8s (marker k8s) and the kustomize its manifest tests run, cached in
+# /var/cache/sql-audit-resilience/k8s/; a no-op when cached, about 11 min cold on 2 cores
+# (deploy/k8s/envtest/install.sh).
 k8s-envtest:
 	bash deploy/k8s/envtest/install.sh
 

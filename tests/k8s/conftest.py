@@ -16,6 +16,7 @@ TokenRequest API), so everything they do is checked against the Role shipped in 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -33,6 +34,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+INSTALL = ROOT / "deploy" / "k8s" / "envtest" / "install.sh"
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.37.2")
 CACHE = Path(os.environ.get("RESILIENCE_K8S_CACHE", "/var/cache/sql-audit-resilience/k8s")) / f"v{K8S_VERSION}"
 NAMESPACE = "sql-audit"
@@ -46,12 +48,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@functools.cache
+def kustomize_binary() -> Path:
+    """The kustomize deploy/k8s/envtest/install.sh pins (asked from the script, so the version lives there)."""
+    out = subprocess.run(["bash", str(INSTALL), "--print-kustomize"], check=True, capture_output=True, text=True,
+                         timeout=30).stdout
+    return Path(out.strip())
+
+
 def kustomize(path: Path) -> list[dict[str, Any]]:
-    """Documents of ``kustomize build`` (kubectl's built-in kustomize; skips the test without kubectl)."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (with its built-in kustomize) is not installed")
-    out = subprocess.run([kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(path)],
+    """Documents of ``kustomize build`` with the pinned kustomize; fails the test when it is not installed."""
+    binary = kustomize_binary()
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"no kustomize at {binary}: run `make k8s-envtest` (make test does)")
+    out = subprocess.run([str(binary), "build", "--load-restrictor", "LoadRestrictionsNone", str(path)],
                          check=True, capture_output=True, text=True, timeout=60).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
