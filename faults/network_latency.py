@@ -15,7 +15,8 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
     """Delay the traffic between the audit service and ``edge``.
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy on the ``ha`` profile),
+            or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
         latency_ms: delay added to every chunk of data, in milliseconds (> 0).
         jitter_ms: random +/- variation of that delay (0..latency_ms).
         stream: ``downstream`` (dependency -> service, the default), ``upstream``
@@ -41,7 +42,8 @@ def remove_latency(edge: str, configuration: Configuration | None = None,
     """Remove the latency this library added on ``edge``; idempotent (none there is success).
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy on the ``ha`` profile),
+            or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
 
     Returns ``{"fault", "target", "reverted_entries", "details"}``.
 

@@ -24,7 +24,8 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
     """Black-hole ``loss_percent`` % of the connections between the audit service and ``edge``.
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy on the ``ha`` profile),
+            or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
         loss_percent: share of connections hit, in (0, 100] (toxiproxy toxicity).
         stream: ``downstream`` (default), ``upstream`` or ``both`` (each direction draws separately).
         timeout_ms: close a hit connection after this many ms; 0 (default) keeps it hanging.
@@ -49,7 +50,8 @@ def remove_packet_loss(edge: str, configuration: Configuration | None = None,
     """Remove the packet loss this library added on ``edge``; idempotent (none there is success).
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy on the ``ha`` profile),
+            or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
 
     Returns ``{"fault", "target", "reverted_entries", "details"}``.
 

@@ -2,7 +2,9 @@
 
 Local target: toxiproxy sits on every edge of the audit service (``kafka``,
 ``postgres``, ``clickhouse``), so the partition hits the service only; the load
-generator and the probes keep their direct paths.
+generator and the probes keep their direct paths. On the ``ha`` profile an edge has
+one proxy per member (``postgres``/``postgres_2``, ``kafka``/``kafka_2``/``kafka_3``...):
+the fault hits all of them, or only the one named (``edge: clickhouse_2``).
 """
 
 from typing import Any
@@ -20,7 +22,8 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
     """Cut the network between the audit service and ``edge``.
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy), or one
+            member's proxy on the ``ha`` profile (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
         mode: ``blackhole`` (default): bytes stop flowing both ways on open and new
             connections, like dropped packets (toxiproxy ``timeout`` toxics, timeout 0);
             ``reset``: connections are reset as soon as data flows (``reset_peer`` toxics);
@@ -44,11 +47,11 @@ def remove_partition(edge: str, configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
     """Heal the partition between the audit service and ``edge``; idempotent.
 
-    Removes this library's partition toxics from the edge's proxy and enables the proxy;
+    Removes this library's partition toxics from the edge's proxies and enables them;
     a healthy edge (or a stopped stack) is success. Closes the matching journal entries.
 
     Args:
-        edge: ``kafka``, ``postgres`` or ``clickhouse``.
+        edge: as given to :func:`partition_network`.
 
     Returns ``{"fault", "target", "reverted_entries", "details"}``; ``details.changed`` says what
     was undone ("already healed" if nothing).

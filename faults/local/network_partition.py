@@ -23,25 +23,27 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
     if mode not in MODES:
         raise ActivityFailed(f"{what}: unknown mode {mode!r}; modes: {', '.join(MODES)}")
     tp = Toxiproxy(settings)
-    proxy = tp.proxy(edge, what)
-    if not proxy["enabled"] or conflicting(proxy, PREFIX):
-        raise ActivityFailed(f"{what}: already partitioned (proxy enabled={proxy['enabled']}, toxics "
-                             f"{conflicting(proxy, PREFIX)}) at toxiproxy {tp.url}; remove_partition first")
+    members = tp.members(edge, what)
+    taken = {name: {"enabled": p["enabled"], "toxics": conflicting(p, PREFIX)} for name, p in members.items()
+             if not p["enabled"] or conflicting(p, PREFIX)}
+    if taken:
+        raise ActivityFailed(f"{what}: already partitioned ({taken}) at toxiproxy {tp.url}; remove_partition first")
+    names = ", ".join(members)
     if mode == "refuse":
-        plan = f"disable toxiproxy proxy {edge} at {tp.url}"
+        plan = f"disable toxiproxy proxies {names} at {tp.url}"
     else:
-        plan = f"add {MODES[mode]} toxics {PREFIX}-upstream/-downstream to proxy {edge} at {tp.url}"
+        plan = f"add {MODES[mode]} toxics {PREFIX}-upstream/-downstream to proxies {names} at {tp.url}"
     if settings.dry_run:
-        return {"would": plan, "edge": edge, "mode": mode}
-    toxics = []
-    if mode == "refuse":
-        tp.set_enabled(edge, False, what)
-    else:
-        for stream in STREAMS:
-            name = f"{PREFIX}-{stream}"
-            tp.add_toxic(edge, name, str(MODES[mode]), stream, {"timeout": 0}, 1.0, what)
-            toxics.append(name)
-    return {"edge": edge, "mode": mode, "toxiproxy": tp.url, "toxics": toxics, "changed": plan}
+        return {"would": plan, "edge": edge, "mode": mode, "proxies": list(members)}
+    toxics = [f"{PREFIX}-{stream}" for stream in STREAMS] if mode != "refuse" else []
+    for proxy_name in members:
+        if mode == "refuse":
+            tp.set_enabled(proxy_name, False, what)
+        else:
+            for stream, name in zip(STREAMS, toxics, strict=True):
+                tp.add_toxic(proxy_name, name, str(MODES[mode]), stream, {"timeout": 0}, 1.0, what)
+    return {"edge": edge, "mode": mode, "proxies": list(members), "toxiproxy": tp.url, "toxics": toxics,
+            "changed": plan}
 
 
 def remove_partition(edge: str, configuration: Configuration | None = None,
@@ -53,14 +55,17 @@ def remove_partition(edge: str, configuration: Configuration | None = None,
     if not Programs(settings).supervisord_running():
         return {"edge": edge, "changed": "stack not running: nothing to undo", "would": "nothing"}
     tp = Toxiproxy(settings)
-    proxy = tp.proxy(edge, what)
-    toxics = conflicting(proxy, PREFIX)
+    members = tp.members(edge, what)
     if settings.dry_run:
-        return {"would": f"remove toxics {toxics}" + ("" if proxy["enabled"] else f", enable proxy {edge}"),
-                "edge": edge}
-    removed = [name for name in toxics if tp.remove_toxic(edge, name, what)]
-    changed = [f"removed {', '.join(removed)}"] if removed else []
-    if not proxy["enabled"]:
-        tp.set_enabled(edge, True, what)
-        changed.append(f"enabled proxy {edge}")
-    return {"edge": edge, "toxiproxy": tp.url, "changed": "; ".join(changed) or "already healed"}
+        plan = {name: {"remove": conflicting(p, PREFIX), "enable": not p["enabled"]} for name, p in members.items()}
+        return {"would": f"at {tp.url}: {plan}", "edge": edge}
+    changed = []
+    for proxy_name, proxy in members.items():
+        removed = [name for name in conflicting(proxy, PREFIX) if tp.remove_toxic(proxy_name, name, what)]
+        if removed:
+            changed.append(f"removed {', '.join(removed)} from {proxy_name}")
+        if not proxy["enabled"]:
+            tp.set_enabled(proxy_name, True, what)
+            changed.append(f"enabled proxy {proxy_name}")
+    return {"edge": edge, "proxies": list(members), "toxiproxy": tp.url,
+            "changed": "; ".join(changed) or "already healed"}

@@ -3,9 +3,15 @@
 Edges are ``kafka``, ``postgres`` and ``clickhouse``: the audit service reaches
 each through its proxy, so a toxic there hits the service and not the load
 generator or the probes. Toxics this library adds are named ``chaos-<fault>-<stream>``.
+
+An edge has one proxy per member behind it: ``postgres`` on the minimal profile,
+``postgres`` and ``postgres_2`` on the ``ha`` one (``kafka``, ``kafka_2``, ``kafka_3``...).
+A fault on an edge hits every member's proxy, so a partition from PostgreSQL cannot be
+dodged by failing over to the other member; name one proxy (``postgres_2``) to hit only it.
 """
 
 import logging
+import re
 from typing import Any
 
 import requests
@@ -21,11 +27,24 @@ STREAMS = ("upstream", "downstream")
 TIMEOUT = (2.0, 5.0)  # connect, read
 
 
+_MEMBER = re.compile(r"^(?P<edge>[a-z]+)(?:_(?P<n>[2-9]))?$")
+
+
 def check_edge(edge: str, what: str) -> str:
-    """``edge`` if it is a known edge, else ``ActivityFailed`` listing them."""
-    if edge not in EDGES:
-        raise ActivityFailed(f"{what}: unknown edge {edge!r}; edges of the audit service: {', '.join(EDGES)}")
+    """``edge`` if it is a known edge (or one member's proxy, ``postgres_2``), else ``ActivityFailed``."""
+    m = _MEMBER.match(edge)
+    if m is None or m["edge"] not in EDGES:
+        raise ActivityFailed(f"{what}: unknown edge {edge!r}; edges of the audit service: {', '.join(EDGES)} "
+                             f"(or one member's proxy, e.g. postgres_2)")
     return edge
+
+
+def edge_members(edge: str, names: list[str]) -> list[str]:
+    """The proxies among ``names`` that ``edge`` covers: every member (``kafka``, ``kafka_2``...)
+    for an edge, just itself for one member's proxy. Sorted, the first member first."""
+    if _MEMBER.match(edge) and "_" in edge:
+        return [edge] if edge in names else []
+    return sorted(n for n in names if n == edge or re.fullmatch(rf"{re.escape(edge)}_[2-9]", n))
 
 
 def streams(stream: str, what: str) -> list[str]:
@@ -53,6 +72,16 @@ class Toxiproxy:
             raise ActivityFailed(f"{what}: toxiproxy at {self.url}: {method} {path} -> HTTP {resp.status_code}: "
                                  f"{resp.text.strip()[:300]}")
         return resp
+
+    def members(self, edge: str, what: str) -> dict[str, dict[str, Any]]:
+        """Every proxy ``edge`` covers (see :func:`edge_members`), by name; none raises ``ActivityFailed``."""
+        resp = self._send("GET", "/proxies", what)
+        proxies = dict(resp.json()) if resp.status_code == 200 else {}
+        chosen = edge_members(edge, list(proxies))
+        if not chosen:
+            raise ActivityFailed(f"{what}: toxiproxy at {self.url} has no proxy for {edge!r} "
+                                 f"(it has {', '.join(sorted(proxies)) or 'none'})")
+        return {name: dict(proxies[name]) for name in chosen}
 
     def proxy(self, edge: str, what: str) -> dict[str, Any]:
         """The proxy of ``edge`` (``enabled``, ``toxics``...)."""

@@ -33,6 +33,8 @@ def _snapshot(stack: LocalStack) -> tuple[Any, Any]:
 
 BAD_CALLS = [
     ("unknown edge", lambda c: network_partition.partition_network("redis", configuration=c), "unknown edge 'redis'"),
+    ("no second member on minimal", lambda c: network_partition.partition_network("clickhouse_2", configuration=c),
+     "has no proxy for 'clickhouse_2'"),
     ("unknown mode", lambda c: network_partition.partition_network("kafka", "flood", configuration=c),
      "unknown mode 'flood'"),
     ("negative duration", lambda c: network_partition.partition_network("kafka", duration=-1, configuration=c),
