@@ -8,8 +8,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
-from faults import clickhouse_stall, kafka_broker, postgres_failover
+from faults import clickhouse_stall, kafka_broker, network_partition, postgres_failover
 from faults.cleanup import cleanup
 from resilience.stack import LocalStack, ha
 from tests.ha import harness as h
@@ -104,6 +105,38 @@ def test_clickhouse_replica_stalled_writes_continue(ha_stack: LocalStack, tmp_pa
     for replica in (0, 1):
         report = h.drained_loss(ha_stack, result, fault_ms, replica=replica)
         assert report.lost == [], (replica, report.as_dict(10))
+    _healthy(ha_stack)
+
+
+def test_partition_of_an_edge_cuts_every_member(ha_stack: LocalStack, tmp_path: Path, state_dir: Path) -> None:
+    """A partition from ClickHouse must not be dodged through the other replica (alt_hosts):
+    nothing is stored on either replica while it lasts, and nothing is lost once it heals."""
+    cfg = h.fault_config(ha_stack, state_dir)
+    proxies_url = f"{ha_stack.endpoints.toxiproxy_url}/proxies"
+    handle = h.load(ha_stack, tmp_path / "load", rate=150, duration=40)
+    try:
+        time.sleep(8)
+        fault_ms = int(time.time() * 1000)
+        network_partition.partition_network("clickhouse", mode="blackhole", duration=60, configuration=cfg)
+        cut = {name: [t["name"] for t in p["toxics"]] for name, p in requests.get(proxies_url, timeout=5).json().items()
+               if p["toxics"]}
+        assert set(cut) == {"clickhouse", "clickhouse_2"}, f"partition toxics on {cut}"
+        time.sleep(15)
+        healed_ms = int(time.time() * 1000)
+        stored_during = {}
+        for replica in ha.CH_REPLICAS:
+            rows = ha._ch_query(ha_stack.ctx, replica, "SELECT count() FROM sqlaudit.audit_events WHERE stored_at_ms "
+                                                       f"BETWEEN {fault_ms + 2000} AND {healed_ms}", timeout=5)
+            stored_during[replica.program] = int(rows[0][0])
+    finally:
+        network_partition.remove_partition("clickhouse", configuration=cfg)
+        result = h.stop(handle)
+        cleanup(state_dir)
+    assert all(not p["toxics"] and p["enabled"] for p in requests.get(proxies_url, timeout=5).json().values())
+    assert stored_during == {r.program: 0 for r in ha.CH_REPLICAS}, f"rows stored during the partition: {stored_during}"
+    h.wait_replicas_converged(ha_stack)
+    report = h.drained_loss(ha_stack, result, fault_ms, replica=1)
+    assert report.lost == [], report.as_dict(10)
     _healthy(ha_stack)
 
 
