@@ -40,7 +40,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 port_base_option = click.option(
     "--port-base", type=click.IntRange(1024, 65495), default=DEFAULT_PORT_BASE, show_default=True,
     envvar="RESILIENCE_PORT_BASE",
-    help="First of the 40 loopback ports the stack uses; two stacks need bases 40 apart.")
+    help="First of the loopback ports the stack uses (40 for minimal, 60 for ha); keep two stacks' "
+         "bases 60 apart.")
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_DATA_DIR",
     help="Stack state (configs, data, logs). Default: /var/tmp/sql-audit-resilience/stack-<port-base>.")
