@@ -43,6 +43,7 @@ from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, ch
 from loadtests.generator import SqlEventGenerator, derive_seed
 from loadtests.ledger import LedgerWriter
 from loadtests.pacing import Pacer, RateControl, worker_share
+from loadtests.producer import PendingSends, close_producer
 from loadtests.runner import STOP_FILE
 from loadtests.shapes import LoadPlan
 
@@ -54,6 +55,10 @@ RATE_MESSAGE = "loadtests_rate"
 DONE_MESSAGE = "loadtests_done"
 REQUEST_TYPE = "kafka"
 CLOSE_TIMEOUT_S = 15.0
+# A send still unresolved this long after the delivery timeout means the producer is wedged
+# (kafka-python 3's idempotent producer after a broker outage longer than the delivery timeout):
+# it is replaced (loadtests/producer.py, docs/load.md).
+WEDGED_AFTER_DELIVERY_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -224,7 +229,12 @@ class KafkaProducerUser(User):
     outcome to Locust from the future's callback or errback, timed from the
     ``send`` call with ``time.perf_counter()``. ``producer_config`` overrides the
     defaults; the producer is created in ``on_start`` and closed (flushing what
-    is in flight) in ``on_stop``.
+    is in flight, then failing what could not be flushed) in ``on_stop``.
+
+    A producer whose oldest unresolved send is older than its delivery timeout plus
+    ``WEDGED_AFTER_DELIVERY_TIMEOUT_S`` is wedged (kafka-python 3 after a broker outage longer
+    than the delivery timeout, docs/load.md): :meth:`produce` force-closes it, which fails its
+    unresolved sends (errbacks: Locust failures, ledger ``failed``), and carries on with a new one.
     """
 
     abstract = True
@@ -233,6 +243,9 @@ class KafkaProducerUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.producer: KafkaProducer | None = None
+        self.pending = PendingSends()  # unresolved sends of the current producer
+        self.wedged_after_s = 30.0 + WEDGED_AFTER_DELIVERY_TIMEOUT_S
+        self.producers_replaced = 0
 
     def make_producer_config(self) -> dict[str, Any]:
         """The producer configuration: safe defaults for loss accounting, then ``producer_config``."""
@@ -249,8 +262,9 @@ class KafkaProducerUser(User):
             "linger_ms": spec.linger_ms if spec else 5,
             "batch_size": spec.batch_size if spec else 16384,
             "max_block_ms": 10000,  # send() blocks at most this long on a full buffer or no metadata
-            # A broker stopped by a fault comes back within seconds: reconnect at once, not after
-            # kafka-python's default backoff of up to 30 s (which stalled the load after a broker outage).
+            # A broker stopped by a fault comes back within seconds: reconnect within 1 s of its return,
+            # not after kafka-python's default backoff of up to 30 s. (This was not what stopped the load
+            # after a 30 s outage: the idempotent producer wedged itself, see _replace_wedged_producer.)
             "reconnect_backoff_max_ms": 1000,
             "allow_auto_create_topics": False,
         }
@@ -258,12 +272,42 @@ class KafkaProducerUser(User):
         return config
 
     def on_start(self) -> None:
-        self.producer = KafkaProducer(**self.make_producer_config())
+        self.producer = self._new_producer()
 
     def on_stop(self) -> None:
         producer, self.producer = self.producer, None
-        if producer is not None:
-            producer.close(timeout=CLOSE_TIMEOUT_S)
+        if producer is not None and not close_producer(producer, CLOSE_TIMEOUT_S):
+            logger.warning("loadtests: producer did not flush within %.0f s; its unresolved sends were failed",
+                           CLOSE_TIMEOUT_S)
+
+    def _new_producer(self, api_version: Any = None) -> KafkaProducer:
+        config = self.make_producer_config()
+        if api_version is not None:
+            # Known from the previous producer: the constructor then does not bootstrap, which would
+            # block this user for up to 30 s and raise if the broker is still down.
+            config.setdefault("api_version", api_version)
+        self.pending = PendingSends()
+        self.wedged_after_s = config["delivery_timeout_ms"] / 1000.0 + WEDGED_AFTER_DELIVERY_TIMEOUT_S
+        return KafkaProducer(**config)
+
+    def _replace_wedged_producer(self, oldest_s: float) -> None:
+        """Fail every unresolved send of the current producer and carry on with a new one.
+
+        Why a producer wedges: kafka-python 3.0's idempotent producer, when a batch it had already
+        sent expires (an outage of the broker longer than ``delivery_timeout_ms``), resets its
+        producer id but leaves its transaction state at READY, so it never asks for a new id and
+        its sender waits for one forever: no acknowledgement, no failure, no expiry, ever.
+        """
+        old = self.producer
+        if old is None:
+            return
+        self.producer = None
+        self.producers_replaced += 1
+        logger.warning("loadtests: producer wedged: %d sends unresolved, the oldest for %.0f s (delivery timeout "
+                       "+ %.0f s); failing them and starting producer #%d", len(self.pending), oldest_s,
+                       WEDGED_AFTER_DELIVERY_TIMEOUT_S, self.producers_replaced + 1)
+        close_producer(old, 0.0)  # errbacks: every unresolved send becomes a Locust failure and a ledger failure
+        self.producer = self._new_producer(api_version=old.config.get("api_version"))
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None, name: str | None = None,
                 context: dict[str, Any] | None = None) -> None:
@@ -271,6 +315,9 @@ class KafkaProducerUser(User):
         :meth:`on_error`) when the broker answers."""
         if self.producer is None:
             raise StopUser()
+        oldest_s = self.pending.oldest_age(time.monotonic())
+        if oldest_s > self.wedged_after_s:
+            self._replace_wedged_producer(oldest_s)
         start = time.perf_counter()
         name = name or topic
         try:
@@ -279,6 +326,7 @@ class KafkaProducerUser(User):
             self._report(name, start, len(value), exc, context)
             self.on_error(exc, context)
             return
+        future.add_both(self.pending.done, self.pending.add(time.monotonic()))
         future.add_callback(self._acked, name, start, len(value), context)
         future.add_errback(self._failed, name, start, len(value), context)
 
