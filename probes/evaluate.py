@@ -155,6 +155,19 @@ def rto_replicas_ready(cat: Catalogue, target: str, prom_url: str, window: RunWi
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
 
+#: How much of the run before the fault is read as the baseline of an RTO condition.
+BASELINE_S = 20.0
+
+
+def _baseline_start(window: RunWindow) -> float:
+    """Start of the baseline: up to :data:`BASELINE_S` before the fault, within the run.
+
+    The first seconds of load are warm-up (batches filling, first scrapes), so the baseline
+    starts at least 5 s into the run."""
+    assert window.fault_start is not None
+    return min(window.fault_start, max(window.start + 5.0, window.fault_start - BASELINE_S))
+
+
 def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow, stabilization_s: float = 10.0,
                   max_gap_s: float = 3.0, latency_window_s: int = 10) -> Recovery:
     """RTO until data flows within SLO: lag under the warning level and end-to-end p95 under 500 ms."""
@@ -164,29 +177,39 @@ def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
     p95_limit = cat.slo("latency_p95_end_to_end").objective.value
     lag_q = cat.promql("consumer_lag_warning", target)
     p95_q = cat.promql("latency_p95_end_to_end", target, window=f"{latency_window_s}s")
-    lag = {t: v for t, v in prom.range_query(prom_url, lag_q, window.fault_start, window.end, RTO_STEP_S)[0].points}
+    since = _baseline_start(window)
+    lag = {t: v for t, v in prom.range_query(prom_url, lag_q, since, window.end, RTO_STEP_S)[0].points}
     try:
-        p95 = {t: v for t, v in prom.range_query(prom_url, p95_q, window.fault_start, window.end, RTO_STEP_S)[0].points}
+        p95 = {t: v for t, v in prom.range_query(prom_url, p95_q, since, window.end, RTO_STEP_S)[0].points}
     except prom.ProbeError:
         p95 = {}  # nothing processed at all after the fault: never flowing
     samples = [(t, v < lag_limit and p95.get(t, math.inf) < p95_limit) for t, v in sorted(lag.items())]
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
 
+#: A replica writes a PostgreSQL batch every flush under load (well under a second): no successful
+#: write in this window means PostgreSQL is not taking the service's writes.
+WRITE_PROGRESS_WINDOW = "1500ms"
+
+
 def rto_postgres_writable(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
                           stabilization_s: float = 5.0, max_gap_s: float = 3.0) -> Recovery:
-    """Failover time as the service sees it: until every replica writes to PostgreSQL again.
+    """Failover time as the service sees it: until PostgreSQL takes the service's writes again.
 
-    Condition: the lowest ``sqlaudit_sink_up{sink="postgres"}`` over the replicas is 1 (a replica
-    sets it after each write attempt), so a new primary that accepts the service's writes ends it.
+    Condition: some replica completed a PostgreSQL batch write in the last 1.5 s (the write-latency
+    histogram's count grows) and no replica reports the sink down (``min(sink_up) == 1``). A
+    failover the pool rides out by waiting (writes stall, none fails) still breaks it; a run
+    without writes never satisfies it, so it cannot pass on missing load.
     """
     if window.fault_start is None:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no fault start recorded")
-    sel = cat.targets[target].selector
-    up = cat.targets[target].metrics["sink_up"]
-    query = f'min({up}{{{sel}, sink="postgres"}})'
-    series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=RTO_STEP_S)
-    samples = [(t, v >= 1) for t, v in series[0].points]
+    t = cat.targets[target]
+    sel, up = t.selector, t.metrics["sink_up"]
+    count = t.metrics.get("sink_write_count", "sqlaudit_sink_write_latency_seconds_count")
+    query = (f'(sum(increase({count}{{{sel}, sink="postgres"}}[{WRITE_PROGRESS_WINDOW}])) > bool 0)'
+             f' * (min({up}{{{sel}, sink="postgres"}}) >= bool 1)')
+    series = prom.range_query(prom_url, query, _baseline_start(window), window.end, step_s=RTO_STEP_S)
+    samples = [(ts, v >= 1) for ts, v in series[0].points] if series else []
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
 

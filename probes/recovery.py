@@ -8,6 +8,10 @@ moment from which a recovery condition held *continuously* for a stabilisation
 window. A condition that never broke gives RTO 0. Samples further apart than
 ``max_gap_s`` are a scrape gap: a stable window cannot span one, and a run whose
 post-fault data has gaps is inconclusive rather than "never recovered".
+
+The same condition sampled before the fault is the baseline: if it did not hold
+then, the service was out of its SLO before anything was broken and a "recovery"
+would time the baseline, not the fault, so the result is inconclusive.
 """
 
 from __future__ import annotations
@@ -35,8 +39,13 @@ class Recovery:
     broke_at: float | None = None  # first sample after the fault at which the condition did not hold
 
 
+#: Share of the pre-fault samples in which the condition must hold for the RTO to mean anything.
+MIN_BASELINE_SHARE = 0.8
+
+
 def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, stabilization_s: float,
-                  max_gap_s: float = 3.0, observed_until: float | None = None) -> Recovery:
+                  max_gap_s: float = 3.0, observed_until: float | None = None,
+                  min_baseline_share: float = MIN_BASELINE_SHARE) -> Recovery:
     """RTO of a boolean condition sampled at ``samples`` = [(epoch seconds, condition holds), ...].
 
     Args:
@@ -46,12 +55,21 @@ def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, sta
         max_gap_s: a larger distance between consecutive samples is a scrape gap.
         observed_until: end of the observation (default: the last sample). A stable window must
             end by then; a recovery that started too late to be confirmed is inconclusive.
+        min_baseline_share: samples before ``fault_start`` are the baseline; when there are at
+            least 3 and the condition held in fewer than this share of them, the result is
+            inconclusive (the service was not healthy before the fault).
 
     Returns:
         A :class:`Recovery`: ``rto_s`` is set only when RECOVERED.
     """
     if stabilization_s < 0 or max_gap_s <= 0:
         raise ValueError("stabilization_s must be >= 0 and max_gap_s > 0")
+    before = [ok for t, ok in samples if t < fault_start]
+    if len(before) >= 3 and sum(before) < min_baseline_share * len(before):
+        return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
+                        f"the condition held in only {100 * sum(before) / len(before):.0f} % of the {len(before)} "
+                        f"samples before the fault (need {100 * min_baseline_share:.0f} %): the service was out of "
+                        "its SLO before anything was broken, so an RTO would time the baseline, not the recovery")
     pts = sorted((t, ok) for t, ok in samples if t >= fault_start)
     if not pts:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no samples after the fault started")

@@ -76,10 +76,24 @@ def test_no_samples_is_inconclusive() -> None:
     assert r.status is RecoveryStatus.INCONCLUSIVE
 
 
-def test_samples_before_the_fault_are_ignored() -> None:
-    pre = series("-----", start=90.0)
+def test_a_healthy_baseline_with_a_blip_does_not_count_towards_the_rto() -> None:
+    pre = series("++++-+++++", start=90.0)  # 90 % held before the fault; the blip is not the fault's
     r = recovery_time(pre + series("+" * 10), fault_start=100.0, stabilization_s=5)
     assert (r.status, r.rto_s) == (RecoveryStatus.RECOVERED, 0.0)
+
+
+def test_a_baseline_already_out_of_slo_is_inconclusive_not_an_rto() -> None:
+    # p95 above 500 ms before anything was broken: "recovering" would time the baseline
+    pre = series("--+--+----", start=90.0)
+    r = recovery_time(pre + series("---" + "+" * 10), fault_start=100.0, stabilization_s=5)
+    assert r.status is RecoveryStatus.INCONCLUSIVE and r.rto_s is None
+    assert "only 20 % of the 10 samples before the fault" in r.reason
+
+
+def test_too_short_a_baseline_is_not_judged() -> None:
+    pre = series("--", start=98.0)  # the fault came 2 s into the run
+    r = recovery_time(pre + series("-" + "+" * 10), fault_start=100.0, stabilization_s=5)
+    assert (r.status, r.rto_s) == (RecoveryStatus.RECOVERED, 1.0)
 
 
 def test_sub_second_resolution() -> None:
