@@ -53,7 +53,12 @@ class DeadLetterSink:
             self._producer = KafkaProducer(
                 bootstrap_servers=self._bootstrap, client_id=f"sqlaudit-dlq-{self.replica}", acks="all",
                 linger_ms=0, request_timeout_ms=ms, max_block_ms=ms, delivery_timeout_ms=ms * 2,
-                bootstrap_timeout_ms=ms)
+                bootstrap_timeout_ms=ms,
+                # kafka-python 3's idempotent producer wedges for good once a batch it had sent expires
+                # (an outage longer than the delivery timeout; loadtests/producer.py has the details).
+                # Dead letters are at-least-once anyway (a retry may write one twice), so idempotence
+                # buys nothing here and would cost the partition behind the letter.
+                enable_idempotence=False)
         return self._producer
 
     def write(self, letters: Sequence[DeadLetter]) -> None:
@@ -71,8 +76,17 @@ class DeadLetterSink:
             for f in futures:
                 f.get(timeout=self.timeout_s)
         except (KafkaError, OSError) as exc:
+            self._discard()  # the next attempt starts from a fresh producer and fresh metadata
             raise SinkError(SINK, f"{len(letters)} dead letters not acknowledged: "
                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def _discard(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except KafkaError as exc:  # whatever was unsent fails with it: those letters are retried
+                logger.debug("discarding the dead-letter producer: %s", exc)
 
     def close(self) -> None:
         if self._producer is not None:
