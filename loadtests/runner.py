@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,12 @@ class LoadResult:
                 "ledger_error": self.ledger_error}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, duration: float | None = None,
                seed: int = 0, ledger_dir: str | None = None, workers: int = 0, run_dir: str | None = None,
                topic: str = "sql-audit-events", max_events: int | None = None, user_rate: float = 100.0,
@@ -152,7 +159,11 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                "--csv", str(run_path / "stats"), "--json-file", str(run_path / "stats"),
                "--loglevel", "INFO", *spec.locust_args()]
     if workers:
-        command += ["--processes", str(workers)]
+        # Master and forked workers talk on a free loopback port, not Locust's fixed 5557: two load
+        # generators on one machine (two stacks, a test beside a run) must not collide.
+        port = str(_free_port())
+        command += ["--processes", str(workers), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+                    "--master-host", "127.0.0.1", "--master-port", port]
     log = (run_path / "locust.log").open("ab")
     try:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

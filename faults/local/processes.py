@@ -123,9 +123,15 @@ class Programs:
         info = self.info(program)
         if info["statename"] != "RUNNING" or not info["pid"]:
             raise ActivityFailed(f"kill {program}: it is {info['statename']}, not RUNNING ({self.where})")
-        killpg(int(info["pid"]), signal.SIGKILL, f"kill {program}")
-        logger.info("SIGKILL %s (pid %s) via %s", program, info["pid"], self.where)
-        return int(info["pid"])
+        pid = int(info["pid"])
+        killpg(pid, signal.SIGKILL, f"kill {program}")
+        # SIGKILL is delivered asynchronously: on a busy machine a many-threaded process is still
+        # "running" for a moment. The fault has happened when this returns.
+        if not wait_dead(pid, KILL_WAIT_S):
+            raise ActivityFailed(f"kill {program}: pid {pid} still alive {KILL_WAIT_S:.0f} s after SIGKILL "
+                                 f"({self.where})")
+        logger.info("SIGKILL %s (pid %s) via %s", program, pid, self.where)
+        return pid
 
     def stop(self, program: str, timeout: float | None = None) -> int | None:
         """Stop ``program`` (its stop signal, then SIGKILL after stopwaitsecs); returns the pid it had."""
@@ -220,6 +226,23 @@ def ready_port(programs: Programs, program: str) -> int | None:
     if program.startswith(prefix) and program[len(prefix):].isdigit():
         return eps.replica_port(int(program[len(prefix):]))
     return None
+
+
+KILL_WAIT_S = 10.0
+
+
+def wait_dead(pid: int, timeout: float) -> bool:
+    """``True`` once ``pid`` is gone or a zombie (dead, not yet reaped), ``False`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def killpg(pid: int, sig: int, what: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -89,12 +91,18 @@ def test_distributed_mode_merges_worker_ledgers_without_duplicates_or_gaps(
         kafka_bootstrap: str, fresh_topic: Callable[[int], str], tmp_path: Path) -> None:
     topic = fresh_topic(3)
     n = 800
+    # Locust's default master port taken, as by another load generator on the machine: ours must not care.
+    squatter = socket.socket()
+    with contextlib.suppress(OSError):
+        squatter.bind(("0.0.0.0", 5557))
+        squatter.listen()
     handle = start_load(kafka_bootstrap, "steady", rate=200, duration=60, seed=13, topic=topic, max_events=n,
                         workers=2, run_dir=str(tmp_path / "run"), user_rate=50)
     try:
         result = wait_load(handle, timeout=RUN_TIMEOUT_S)
     finally:
         stop_quietly(handle)
+        squatter.close()
     assert result.exit_code == 0, (Path(handle.run_dir) / "locust.log").read_text()[-3000:]
     assert handle.ledger_dir is not None
     writers = {p.name for p in Path(handle.ledger_dir).glob("acked-worker*.jsonl")}
