@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from faults import kafka_broker
 from faults.cleanup import cleanup
 from loadtests.runner import LoadHandle, start_load, stop_load
 from resilience.stack import LocalStack
+from tests.load.conftest import _wait_for_leaders
 from tests.load.test_load_kafka import assert_ledger_in_kafka, stop_quietly
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -28,6 +31,32 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 OUTAGE_S = 30.0  # as in experiments/cluster_loss.yaml; the producer's delivery timeout is 30 s too
 RESUME_WITHIN_S = 30.0
 RESUMED_EVENTS = 300  # 1.5 s of load at 200 events/s
+
+
+@pytest.fixture
+def outage_topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A new 3-partition topic, deleted by an admin client made after the outage (``fresh_topic``'s,
+    made before it, may not reconnect to the restarted broker: NodeNotReadyError at teardown)."""
+    name = f"loadtest-{uuid.uuid4().hex[:10]}"
+    _admin_call(kafka_bootstrap, lambda admin: admin.create_topics(
+        [NewTopic(name, num_partitions=3, replication_factor=1)], timeout_ms=10000))
+    _wait_for_leaders(kafka_bootstrap, name, 3)
+    yield name
+    _admin_call(kafka_bootstrap, lambda admin: admin.delete_topics([name], timeout_ms=10000))
+
+
+def _admin_call(bootstrap: str, call: Any, attempts: int = 5) -> None:
+    for attempt in range(attempts):
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="tests-load-admin")
+        try:
+            call(admin)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+        finally:
+            admin.close()
 
 
 def _acked(handle: LoadHandle) -> int:
@@ -43,8 +72,8 @@ def _log_tail(handle: LoadHandle, lines: int = 30) -> str:
 
 
 def test_load_resumes_after_the_only_broker_was_down_for_30_s(
-        stack: LocalStack, kafka_bootstrap: str, fresh_topic: Callable[[int], str], tmp_path: Path) -> None:
-    topic = fresh_topic(3)
+        stack: LocalStack, kafka_bootstrap: str, outage_topic: str, tmp_path: Path) -> None:
+    topic = outage_topic
     config: dict[str, Any] = {
         "stack_port_base": stack.endpoints.port_base, "stack_data_dir": str(stack.data_dir),
         "fault_state_dir": str(tmp_path / "journal"), "run_id": f"test-{uuid.uuid4().hex[:8]}",
