@@ -55,6 +55,7 @@ Secrets = dict[str, Any]
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 HANDLE_FILE = "load.json"
+STOP_TIMEOUT_S = 10  # seconds a stopping user may take to finish its current send
 STOP_FILE = "STOP"  # the locustfile quits gracefully when this appears in its run directory
 
 
@@ -155,9 +156,13 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                     **(options or {}))
     check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout)
     run_path.mkdir(parents=True, exist_ok=True)
+    (run_path / STOP_FILE).unlink(missing_ok=True)  # a reused run directory may hold the last run's stop request
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
                "--csv", str(run_path / "stats"), "--json-file", str(run_path / "stats"),
-               "--loglevel", "INFO", *spec.locust_args()]
+               "--loglevel", "INFO", *spec.locust_args(),
+               # A stop lets a user finish the send it is in (its callbacks attached), instead of killing
+               # it between the record entering the producer and the callback that writes the ledger.
+               "--stop-timeout", str(STOP_TIMEOUT_S)]
     if workers:
         # Master and forked workers talk on a free loopback port, not Locust's fixed 5557: two load
         # generators on one machine (two stacks, a test beside a run) must not collide.
