@@ -182,7 +182,7 @@ def stack_identity(target: str, configuration: dict[str, Any]) -> dict[str, Any]
     if target == "kubernetes":
         from chaoslib.exceptions import ActivityFailed
 
-        from faults.kubernetes.config import KubeSettings, context_in_use
+        from faults.kubernetes.settings import KubeSettings, context_in_use
 
         try:
             context = context_in_use(KubeSettings.from_configuration(configuration))

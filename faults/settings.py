@@ -16,7 +16,7 @@ One place reads them, so docs/faults.md and the code cannot disagree:
                        (default 15).
 ``watchdog``           ``false`` disables the detached watchdog (cleanup and expiry timers remain).
 ``max_replicas_killed`` cap on replicas one ``kill_replicas`` may take down (default: all but one).
-``k8s_*``, ``allow_production``  Kubernetes target keys, read by ``faults/kubernetes/config.py``; kept
+``k8s_*``, ``allow_production``  Kubernetes target keys, read by ``faults/kubernetes/settings.py``; kept
                        here only to be journaled with each fault, so cleanup reaches the same cluster.
 """
 

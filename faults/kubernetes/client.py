@@ -1,7 +1,7 @@
 """The one way the Kubernetes backends talk to the API server: every request named, logged and bounded.
 
 :class:`Kube` opens a client for the configured kubeconfig context (or the pod's service
-account), runs the safety guard of :mod:`faults.kubernetes.config` before the first
+account), runs the safety guard of :mod:`faults.kubernetes.settings` before the first
 request, and sends every request through :meth:`Kube._send`, which
 
 * records the RBAC triple (verb, API group, resource) it needs: :data:`CALLS` lists every
@@ -24,7 +24,7 @@ import kubernetes
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.rest import ApiException
 
-from faults.kubernetes.config import IN_CLUSTER, KubeSettings, kubeconfig_path
+from faults.kubernetes.settings import IN_CLUSTER, KubeSettings, kubeconfig_path
 from faults.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from faults.kubernetes.client import CALLS, Call
-from faults.kubernetes.config import KubeSettings, looks_like_production
 from faults.kubernetes.network_partition import policy_body
 from faults.kubernetes.selectors import label_selector
+from faults.kubernetes.settings import KubeSettings, looks_like_production
 from tests.k8s.conftest import ROOT, kustomize
 
 K8S = ROOT / "deploy/k8s"
