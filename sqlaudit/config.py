@@ -175,7 +175,8 @@ class Settings(BaseModel):
                                       description="Kafka max.poll.interval.ms (also the rebalance timeout).")
     ch_host: str = Field(default="127.0.0.1", description="ClickHouse host (native protocol).")
     ch_port: int = Field(default=9000, description="ClickHouse native TCP port.")
-    ch_alt_hosts: str = Field(default="", description="Further ClickHouse replicas as host:port, comma separated, "
+    ch_alt_hosts: str = Field(default="", pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$",
+                              description="Further ClickHouse replicas as host:port, comma separated, "
                                                       "tried in turn when the current one fails (clickhouse-driver "
                                                       "alt_hosts); empty: ch_host only.")
     ch_database: str = Field(default="sqlaudit", description="ClickHouse database holding audit_events.")

@@ -64,6 +64,17 @@ class EventRow:
     offset: int
 
 
+def _parse_hosts(alt_hosts: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as ``[(host, port), ...]`` (empty string: no alternatives)."""
+    out = []
+    for item in filter(None, (h.strip() for h in alt_hosts.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"alt_hosts: {item!r} is not host:port")
+        out.append((host, int(port)))
+    return out
+
+
 def make_client(host: str, port: int, database: str, user: str = "default", password: str = "",
                 timeout_s: float = 5.0, alt_hosts: str = "") -> Client:
     """A clickhouse-driver client whose connect, send/receive and ping all time out after ``timeout_s``.
@@ -86,10 +97,27 @@ class ClickHouseSink:
                  password: str = "", timeout_s: float = 5.0, alt_hosts: str = "") -> None:
         self.database = database
         self.replica = replica
-        self._args = dict(host=host, port=port, database=database, user=user, password=password, timeout_s=timeout_s,
-                          alt_hosts=alt_hosts)
-        self._client = make_client(**self._args)  # type: ignore[arg-type]
+        # Every replica, the one to try first at the front. A failed write moves the front one to
+        # the back, so the reconnect (and the health ping) starts at the next replica instead of
+        # paying the timeout of a stalled one again (clickhouse-driver starts every new connection
+        # at its first host).
+        self.hosts = [(host, port), *_parse_hosts(alt_hosts)]
+        self._args = dict(database=database, user=user, password=password, timeout_s=timeout_s)
+        self._client = self._make_client()
         self._insert = f"INSERT INTO {database}.audit_events ({', '.join(COLUMNS)}) VALUES"
+
+    def _make_client(self) -> Client:
+        (host, port), rest = self.hosts[0], self.hosts[1:]
+        return make_client(host, port, alt_hosts=",".join(f"{h}:{p}" for h, p in rest),
+                           **self._args)  # type: ignore[arg-type]
+
+    def _fail_over(self) -> None:
+        """Drop the connection; with replicas to spare, start the next attempt at the next one."""
+        self._client.disconnect()
+        if len(self.hosts) > 1:
+            self.hosts.append(self.hosts.pop(0))
+            self._client = self._make_client()
+            logger.info("clickhouse: next attempt starts at %s:%s", *self.hosts[0])
 
     def rows(self, batch: Sequence[EventRow]) -> list[tuple[object, ...]]:
         stored = int(time.time() * 1000)
@@ -109,12 +137,12 @@ class ClickHouseSink:
         try:
             self._client.execute(self._insert, self.rows(batch), types_check=False)
         except Exception as exc:  # driver, socket and server errors all mean "not durable"
-            self._client.disconnect()
+            self._fail_over()
             raise SinkError(SINK, f"insert of {len(batch)} rows failed: {type(exc).__name__}: {exc}") from exc
 
     def ping(self) -> None:
         """``SELECT 1`` on a fresh connection. Raises :class:`SinkError`."""
-        client = make_client(**self._args)  # type: ignore[arg-type]
+        client = self._make_client()
         try:
             client.execute("SELECT 1")
         except Exception as exc:

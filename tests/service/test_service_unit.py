@@ -114,3 +114,32 @@ def test_valid_but_unstorable_events_are_recognised() -> None:
     assert b"ud800" in raw
     with pytest.raises(InvalidEvent, match="JSON"):
         decode_event(raw)
+
+
+def test_a_failed_clickhouse_write_starts_the_next_attempt_at_the_next_replica() -> None:
+    from sqlaudit.sinks import SinkError
+    from sqlaudit.sinks.clickhouse import ClickHouseSink, EventRow
+
+    sink = ClickHouseSink("ch1", 9000, "sqlaudit", "r0", alt_hosts="ch2:9001,ch3:9002")
+    assert sink.hosts == [("ch1", 9000), ("ch2", 9001), ("ch3", 9002)]
+    tried = []
+
+    def stalled(*_args: object, **_kwargs: object) -> None:
+        tried.append(sink.hosts[0])
+        raise TimeoutError("timed out")
+
+    for _ in range(3):
+        sink._client.execute = stalled  # type: ignore[method-assign]
+        with pytest.raises(SinkError, match="timed out"):
+            sink.write([EventRow(_ev(), partition=0, offset=0)])
+    assert tried == [("ch1", 9000), ("ch2", 9001), ("ch3", 9002)]  # each retry starts at the next replica
+    assert sink.hosts[0] == ("ch1", 9000)  # and comes round again
+    conn = sink._make_client().connection
+    assert list(conn.hosts) == [("ch1", 9000), ("ch2", 9001), ("ch3", 9002)]
+
+
+def test_a_single_clickhouse_host_keeps_its_client_config() -> None:
+    from sqlaudit.sinks.clickhouse import ClickHouseSink
+
+    sink = ClickHouseSink("ch1", 9000, "sqlaudit", "r0")
+    assert sink.hosts == [("ch1", 9000)] and list(sink._client.connection.hosts) == [("ch1", 9000)]
