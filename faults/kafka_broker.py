@@ -3,7 +3,9 @@
 Minimal profile: the single broker is stopped (a full Kafka outage: producers
 buffer or fail, consumers stall). The HA profile runs three brokers and stops
 one of them (``broker`` picks which), leaving a quorum; with replication factor 3
-and ``min.insync.replicas=2`` acks=all producers keep going.
+and ``min.insync.replicas=2`` acks=all producers keep going. On Kubernetes one
+broker pod is deleted and its StatefulSet recreates it (``duration`` is refused
+there: docs/faults.md, "Kubernetes target").
 """
 
 from typing import Any
@@ -22,9 +24,10 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 
     Args:
         broker: broker index; the minimal profile has only broker 0, the ha profile 0, 1 and 2
-            (``null`` means 0).
+            (``null`` means 0). Kubernetes: the broker pod's ordinal (``kafka-1`` is 1), ``null`` a
+            Ready one at random.
         duration: seconds until a detached timer starts it again; ``null`` keeps it down until
-            ``start_kafka_broker``.
+            ``start_kafka_broker``. Kubernetes: must be ``null`` (the pod is recreated at once).
         graceful: ``false``: SIGKILL instead of a controlled shutdown (a crashed broker); it stays
             down the same way.
 
@@ -32,8 +35,9 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
     on a dry run ``{"dry_run": true, "plan": ...}``.
 
     Raises:
-        ActivityFailed: unknown broker, broker not RUNNING, stack not running (nothing is injected
-            in these cases), or it did not stop within 60 s.
+        ActivityFailed: unknown broker, broker not RUNNING (Kubernetes: any broker not Ready),
+            stack not running, a duration on Kubernetes (nothing is injected in these cases), or it
+            did not stop within 60 s.
     """
     how = {} if graceful else {"graceful": False}  # backends without kill keep working
     return engine.inject(__name__, "stop_kafka_broker", {"broker": broker, "duration": duration, **how},
@@ -45,11 +49,12 @@ def start_kafka_broker(broker: int | None = None, configuration: Configuration |
     """Make sure the Kafka broker is RUNNING and its listener accepts connections; idempotent.
 
     Args:
-        broker: broker index (``null``: the minimal profile's only broker).
+        broker: broker index (``null``: the minimal profile's only broker; Kubernetes: every broker pod).
 
     Returns ``{"fault", "target", "reverted_entries", "details"}``.
 
     Raises:
-        ActivityFailed: unknown broker, or not RUNNING and ready within 120 s.
+        ActivityFailed: unknown broker, or not RUNNING and ready within 120 s (Kubernetes:
+            ``k8s_ready_timeout``).
     """
     return engine.remove(__name__, "start_kafka_broker", {"broker": broker}, configuration, secrets)

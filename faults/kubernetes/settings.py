@@ -78,6 +78,7 @@ class KubeSettings:
     clickhouse_statefulset: str
     clickhouse_container: str
     expected_replicas: int
+    kafka_brokers: int | None
     policy_max_age: float
     ready_timeout: float
     request_timeout: float
@@ -107,6 +108,16 @@ class KubeSettings:
         except (TypeError, ValueError) as exc:
             raise ActivityFailed(f"configuration k8s_expected_replicas={cfg.get('k8s_expected_replicas')!r}: "
                                  "expected an integer") from exc
+        brokers = cfg.get("k8s_kafka_brokers")
+        if brokers in (None, ""):
+            kafka_brokers = None
+        else:
+            try:
+                kafka_brokers = int(brokers)
+            except (TypeError, ValueError) as exc:
+                raise ActivityFailed(f"configuration k8s_kafka_brokers={brokers!r}: expected an integer") from exc
+            if kafka_brokers < 1 or isinstance(brokers, bool):
+                raise ActivityFailed(f"configuration k8s_kafka_brokers={brokers!r}: must be an integer >= 1")
         patronictl = cfg.get("k8s_patronictl", "patronictl")
         return cls(
             kubeconfig=str(cfg.get("k8s_kubeconfig") or os.environ.get("KUBECONFIG") or "") or None,
@@ -125,6 +136,7 @@ class KubeSettings:
             clickhouse_statefulset=str(cfg.get("k8s_clickhouse_statefulset", "clickhouse")),
             clickhouse_container=str(cfg.get("k8s_clickhouse_container", "clickhouse")),
             expected_replicas=expected,
+            kafka_brokers=kafka_brokers,
             policy_max_age=_positive(cfg.get("k8s_policy_max_age", 3600), "k8s_policy_max_age"),
             ready_timeout=_positive(cfg.get("k8s_ready_timeout", 120), "k8s_ready_timeout"),
             request_timeout=_positive(cfg.get("k8s_request_timeout", 10), "k8s_request_timeout"),

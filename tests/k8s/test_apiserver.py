@@ -19,6 +19,7 @@ from chaoslib.exceptions import ActivityFailed
 from faults import (
     clickhouse_down,
     clickhouse_stall,
+    kafka_broker,
     network_latency,
     network_partition,
     postgres_failover,
@@ -46,22 +47,22 @@ def _record_api_calls() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def workloads(envtest: Envtest) -> Iterator[None]:
-    """The example audit service (3-replica StatefulSet) plus one-pod kafka, clickhouse and postgres sets."""
+    """The example audit service (3-replica StatefulSet), three kafka brokers, one-pod clickhouse and postgres sets."""
     docs = [d for d in kustomize(ROOT / "deploy/k8s/example-service") if d["kind"] in ("StatefulSet", "Service")]
     for doc in docs:
         doc["metadata"]["namespace"] = NAMESPACE
     kubernetes.utils.create_from_yaml(envtest.admin, yaml_objects=docs, namespace=NAMESPACE)
     apps = kubernetes.client.AppsV1Api(envtest.admin)
-    for name, labels in (("kafka", {"app": "kafka"}), ("clickhouse", {"app": "clickhouse"}),
-                         ("postgres", {"app": "postgres", "role": "primary"})):
+    for name, labels, count in (("kafka", {"app": "kafka"}, 3), ("clickhouse", {"app": "clickhouse"}, 1),
+                                ("postgres", {"app": "postgres", "role": "primary"}, 1)):
         apps.create_namespaced_stateful_set(NAMESPACE, {
             "metadata": {"name": name},
-            "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+            "spec": {"replicas": count, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": labels},
                                   "spec": {"containers": [{"name": name, "image": f"{name}:test"}]}}}})
     core = kubernetes.client.CoreV1Api(envtest.admin)
-    envtest.wait("6 pods Running and Ready", lambda: sum(
-        p.status.phase == "Running" for p in core.list_namespaced_pod(NAMESPACE).items) >= 6)
+    envtest.wait("8 pods Running and Ready", lambda: sum(
+        p.status.phase == "Running" for p in core.list_namespaced_pod(NAMESPACE).items) >= 8)
     yield
 
 
@@ -278,6 +279,113 @@ def test_guard_refuses_unlisted_and_production_like_targets(envtest: Envtest, ru
         network_partition.remove_partition("kafka", configuration=prod)
 
 
+# ----------------------------------------------------------------------------- Kafka broker
+def ready_pods(envtest: Envtest, selector: str) -> dict[str, str]:
+    items = kubernetes.client.CoreV1Api(envtest.admin).list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    return {p.metadata.name: p.metadata.uid for p in items if p.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))}
+
+
+def brokers(envtest: Envtest) -> dict[str, str]:
+    return envtest.wait("3 Ready kafka brokers", lambda: (p := ready_pods(envtest, "app=kafka")) and len(p) == 3 and p)
+
+
+def test_stop_kafka_broker_deletes_that_broker_pod_and_start_waits_for_it(envtest: Envtest,
+                                                                         run: dict[str, Any]) -> None:
+    before = brokers(envtest)
+    result = kafka_broker.stop_kafka_broker(1, graceful=False, configuration=run)
+    details = result["details"]
+    assert (details["pod"], details["broker"], details["uid"]) == ("kafka-1", 1, before["kafka-1"])
+    assert (details["of"], details["owner"]) == (3, "StatefulSet/kafka")
+    assert details["requests"] == ["DELETE /api/v1/namespaces/sql-audit/pods/kafka-1?gracePeriodSeconds=0"]
+    started = kafka_broker.start_kafka_broker(1, configuration=run)  # returns once all three are Ready again
+    assert started["reverted_entries"] == [result["fault_id"]]
+    after = ready_pods(envtest, "app=kafka")
+    assert after.keys() == before.keys() and after["kafka-1"] != before["kafka-1"]
+    assert {n: u for n, u in after.items() if n != "kafka-1"} == {n: u for n, u in before.items() if n != "kafka-1"}
+    assert fault_journal.open_entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+    again = kafka_broker.start_kafka_broker(1, configuration=run)
+    assert again["details"]["changed"] == "all 3 broker pods were Ready"
+
+
+def test_stop_kafka_broker_without_a_broker_picks_a_ready_one_gracefully(envtest: Envtest,
+                                                                        run: dict[str, Any]) -> None:
+    before = brokers(envtest)
+    result = kafka_broker.stop_kafka_broker(configuration=run)
+    victim = result["details"]["pod"]
+    assert victim in before and result["details"]["uid"] == before[victim]
+    assert result["details"]["requests"] == [f"DELETE /api/v1/namespaces/sql-audit/pods/{victim}"]  # own grace period
+    started = kafka_broker.start_kafka_broker(configuration=run)
+    assert started["reverted_entries"] == [result["fault_id"]]
+    assert ready_pods(envtest, "app=kafka")[victim] != before[victim]
+
+
+@pytest.mark.parametrize(("kwargs", "extra", "match"), [
+    ({"broker": 7}, {}, r"no broker pod with ordinal 7 \(brokers: \['kafka-0', 'kafka-1', 'kafka-2'\]; "
+                        r"k8s_kafka_selector 'app=kafka' in namespace sql-audit on context envtest-sandbox"),
+    ({"broker": -1}, {}, "broker=-1 must be a pod ordinal"),
+    ({"broker": 0, "duration": 30}, {}, "duration is not supported on kubernetes"),
+    ({}, {"k8s_kafka_selector": "app=nokafka"},
+     "no broker pod matches k8s_kafka_selector 'app=nokafka' in namespace sql-audit"),
+    ({"broker": 0}, {"k8s_kafka_brokers": 4}, r"blast radius: only 3 of 4 broker pods \(k8s_kafka_brokers\) are Ready"),
+])
+def test_stop_kafka_broker_refuses_bad_input_and_injects_nothing(envtest: Envtest, run: dict[str, Any],
+                                                                  kwargs: dict[str, Any], extra: dict[str, Any],
+                                                                  match: str) -> None:
+    before = brokers(envtest)
+    with pytest.raises(ActivityFailed, match=match):
+        kafka_broker.stop_kafka_broker(**kwargs, configuration={**run, **extra})
+    assert ready_pods(envtest, "app=kafka") == before
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_stop_kafka_broker_refuses_a_pod_no_controller_would_recreate(envtest: Envtest,
+                                                                      run: dict[str, Any]) -> None:
+    core = kubernetes.client.CoreV1Api(envtest.admin)
+    core.create_namespaced_pod(NAMESPACE, {"metadata": {"name": "kafka-9", "labels": {"app": "kafka"}},
+                                           "spec": {"containers": [{"name": "kafka", "image": "kafka:test"}]}})
+    try:
+        envtest.wait("bare broker pod Ready", lambda: "kafka-9" in ready_pods(envtest, "app=kafka"))
+        with pytest.raises(ActivityFailed, match="broker pod sql-audit/kafka-9 has no controller"):
+            kafka_broker.stop_kafka_broker(9, configuration=run)
+        assert "kafka-9" in ready_pods(envtest, "app=kafka")
+    finally:
+        core.delete_namespaced_pod("kafka-9", NAMESPACE)
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_a_broker_down_already_blocks_another_and_start_waits_a_bounded_time(envtest: Envtest,
+                                                                           run: dict[str, Any]) -> None:
+    before = brokers(envtest)
+    core = kubernetes.client.CoreV1Api(envtest.admin)
+    core.patch_namespaced_pod_status("kafka-2", NAMESPACE, {"status": {"conditions": [
+        {"type": "Ready", "status": "False"}]}})  # the mini kubelet leaves a Running pod's conditions alone
+    try:
+        envtest.wait("kafka-2 not Ready", lambda: "kafka-2" not in ready_pods(envtest, "app=kafka"))
+        with pytest.raises(ActivityFailed, match=r"blast radius: only 2 of 3 broker pods \(replicas of StatefulSet "
+                                                 r"kafka\) are Ready"):
+            kafka_broker.stop_kafka_broker(0, configuration=run)
+        with pytest.raises(ActivityFailed, match=r"only 2 of 3 broker pods Ready .* after 2 s \(k8s_ready_timeout\)"):
+            kafka_broker.start_kafka_broker(configuration={**run, "k8s_ready_timeout": 2})
+    finally:
+        core.patch_namespaced_pod_status("kafka-2", NAMESPACE, {"status": {"conditions": [
+            {"type": "Ready", "status": "True"}]}})
+    assert brokers(envtest) == before
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_dry_run_of_stop_kafka_broker_changes_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
+    before = brokers(envtest)
+    dry = {**run, "dry_run": True}
+    stop = kafka_broker.stop_kafka_broker(2, configuration=dry)
+    assert stop["dry_run"] is True
+    assert stop["plan"]["requests"] == ["DELETE /api/v1/namespaces/sql-audit/pods/kafka-2"]
+    assert "StatefulSet kafka recreates it" in stop["plan"]["would"]
+    assert kafka_broker.start_kafka_broker(configuration=dry)["dry_run"] is True
+    assert ready_pods(envtest, "app=kafka") == before
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
 # ----------------------------------------------------------------------------- RBAC
 def _allowed(envtest: Envtest, verb: str, group: str, resource: str, namespace: str = NAMESPACE) -> bool:
     api = kubernetes.config.new_client_from_config(str(envtest.sa_kubeconfig))
@@ -307,6 +415,7 @@ def test_the_role_allows_every_call_the_backends_make(envtest: Envtest) -> None:
     ("create", "rbac.authorization.k8s.io", "rolebindings", NAMESPACE),
     ("delete", "", "pods", "kube-system"),
     ("create", "networking.k8s.io", "networkpolicies", "default"),
+    ("patch", "apps", "statefulsets", "kube-system"),
 ])
 def test_the_role_denies_the_rest(envtest: Envtest, verb: str, group: str, resource: str, namespace: str) -> None:
     assert not _allowed(envtest, verb, group, resource, namespace)
