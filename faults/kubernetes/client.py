@@ -45,6 +45,7 @@ CALLS = frozenset({
     Call("list", "networking.k8s.io", "networkpolicies"), Call("create", "networking.k8s.io", "networkpolicies"),
     Call("delete", "networking.k8s.io", "networkpolicies"),
     Call("get", "apps", "statefulsets"), Call("patch", "apps", "statefulsets"),
+    Call("get", "", "configmaps"), Call("patch", "", "configmaps"),
     Call("list", "chaos-mesh.org", "networkchaos"), Call("create", "chaos-mesh.org", "networkchaos"),
     Call("delete", "chaos-mesh.org", "networkchaos"),
 })
@@ -73,6 +74,37 @@ def is_ready(pod: Any) -> bool:
     if pod.metadata.deletion_timestamp is not None:
         return False
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def rollout_status(sts: Any) -> tuple[bool, str]:
+    """``(complete, message)`` of a StatefulSet's rolling update, judged as ``kubectl rollout status`` does.
+
+    Complete when the controller has seen the latest spec (``observedGeneration``), every replica is
+    Ready, every pod the update may touch runs the update revision (``updatedReplicas`` against
+    ``replicas - partition``) and, without a partition, ``currentRevision`` caught up with
+    ``updateRevision`` (the controller sets it when the roll is done).
+    """
+    name = sts.metadata.name
+    strategy = sts.spec.update_strategy
+    kind = (strategy.type if strategy else None) or "RollingUpdate"
+    if kind != "RollingUpdate":
+        return False, f"StatefulSet {name} has updateStrategy {kind}: a restart rolls no pod by itself"
+    status = sts.status
+    replicas = sts.spec.replicas if sts.spec.replicas is not None else 1
+    if status is None or not status.observed_generation or (sts.metadata.generation or 0) > status.observed_generation:
+        return False, f"waiting for the controller to observe generation {sts.metadata.generation} of {name}"
+    ready = status.ready_replicas or 0
+    if ready < replicas:
+        return False, f"waiting for {replicas - ready} of {replicas} pods of {name} to be Ready"
+    rolling = strategy.rolling_update if strategy else None
+    partition = (rolling.partition if rolling else None) or 0
+    updated = status.updated_replicas or 0
+    if updated < replicas - partition:
+        return False, (f"waiting for the rolling update of {name}: {updated} of {replicas - partition} pods at "
+                       f"revision {status.update_revision}")
+    if partition == 0 and status.update_revision != status.current_revision:
+        return False, f"waiting for the rolling update of {name} to complete at revision {status.update_revision}"
+    return True, f"rolling update of {name} complete: {replicas} pods at revision {status.update_revision}"
 
 
 class Kube:
@@ -239,6 +271,37 @@ class Kube:
                    f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name} {body}",
                    lambda: self.apps.patch_namespaced_stateful_set(name, namespace, body,
                                                                    _request_timeout=self._timeout),
+                   write=True)
+
+    def wait_rollout(self, namespace: str, name: str, timeout: float | None = None) -> str:
+        """Poll StatefulSet ``name`` until :func:`rollout_status` says complete; its message."""
+        limit = timeout or self.settings.rollout_timeout
+        deadline = time.monotonic() + limit
+        while True:
+            done, message = rollout_status(self.read_statefulset(namespace, name))
+            if done:
+                return message
+            if time.monotonic() > deadline:
+                raise ActivityFailed(f"{self.what}: StatefulSet {namespace}/{name} did not finish rolling within "
+                                     f"{limit:g} s (k8s_rollout_timeout) on {self.where}: {message}")
+            time.sleep(1.0)
+
+    # ------------------------------------------------------------------ configmaps
+    def read_configmap(self, namespace: str, name: str) -> Any | None:
+        """ConfigMap ``name``, or ``None`` when it does not exist."""
+        return self._send("get", "", "configmaps", f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+                          lambda: self.core.read_namespaced_config_map(name, namespace,
+                                                                      _request_timeout=self._timeout),
+                          write=False, missing_ok=True)
+
+    def patch_configmap(self, namespace: str, name: str, body: dict[str, Any], summary: str) -> None:
+        """Strategic-merge-patch ConfigMap ``name``; ``summary`` stands for the body in logs (data can be long).
+
+        A ``metadata.resourceVersion`` in ``body`` makes it conditional: 409 if the object changed since.
+        """
+        self._send("patch", "", "configmaps", f"/api/v1/namespaces/{namespace}/configmaps/{name} ({summary})",
+                   lambda: self.core.patch_namespaced_config_map(name, namespace, body,
+                                                                 _request_timeout=self._timeout),
                    write=True)
 
     # ------------------------------------------------------------------ Chaos Mesh

@@ -44,6 +44,13 @@ def _positive(value: Any, key: str) -> float:
     return number
 
 
+def _name(value: Any, key: str) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise ActivityFailed(f"configuration {key} is empty")
+    return text
+
+
 def looks_like_production(name: str) -> bool:
     """Whether ``name`` has a word ``prod``, ``prd`` or ``production`` (split on anything not a letter or digit)."""
     return any(word in PRODUCTION_WORDS for word in re.split(r"[^a-z0-9]+", name.lower()))
@@ -79,8 +86,12 @@ class KubeSettings:
     clickhouse_container: str
     expected_replicas: int
     kafka_brokers: int | None
+    service_statefulset: str
+    checkers_configmap: str
+    checkers_key: str
     policy_max_age: float
     ready_timeout: float
+    rollout_timeout: float
     request_timeout: float
 
     @classmethod
@@ -137,8 +148,14 @@ class KubeSettings:
             clickhouse_container=str(cfg.get("k8s_clickhouse_container", "clickhouse")),
             expected_replicas=expected,
             kafka_brokers=kafka_brokers,
+            service_statefulset=_name(cfg.get("k8s_service_statefulset", "sql-audit-service"),
+                                      "k8s_service_statefulset"),
+            checkers_configmap=_name(cfg.get("k8s_checkers_configmap", "sql-audit-service-checkers"),
+                                     "k8s_checkers_configmap"),
+            checkers_key=_name(cfg.get("k8s_checkers_key", "checkers.yaml"), "k8s_checkers_key"),
             policy_max_age=_positive(cfg.get("k8s_policy_max_age", 3600), "k8s_policy_max_age"),
             ready_timeout=_positive(cfg.get("k8s_ready_timeout", 120), "k8s_ready_timeout"),
+            rollout_timeout=_positive(cfg.get("k8s_rollout_timeout", 600), "k8s_rollout_timeout"),
             request_timeout=_positive(cfg.get("k8s_request_timeout", 10), "k8s_request_timeout"),
         )
 

@@ -6,8 +6,11 @@ run as plain processes on loopback ports, with RBAC on, a static admin token and
 service-account signing key generated here. There are no nodes: a small controller thread
 (:class:`MiniStatefulSetController`) plays the StatefulSet controller and the kubelet — it
 creates ``<name>-<i>`` pods from each StatefulSet's template, marks them Running and Ready
-with a fake pod IP, and deletes surplus ones. Unscheduled pods are deleted at once by the
-API server whatever the grace period, which is what a kill looks like from the API.
+with a fake pod IP, deletes surplus ones, rolls pods whose template revision is stale (one at a
+time, highest ordinal first, as ``RollingUpdate`` does) and keeps the StatefulSet's status
+(``observedGeneration``, ready/updated replicas, current/update revision) as the real controller
+does. Unscheduled pods are deleted at once by the API server whatever the grace period, which is
+what a kill looks like from the API.
 
 The backends authenticate as the ServiceAccount of deploy/k8s/base (token from the
 TokenRequest API), so everything they do is checked against the Role shipped in git.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -40,6 +45,7 @@ CACHE = Path(os.environ.get("RESILIENCE_K8S_CACHE", "/var/cache/sql-audit-resili
 NAMESPACE = "sql-audit"
 CONTEXT = "envtest-sandbox"
 ADMIN_TOKEN = "envtest-admin-token"
+REVISION = "controller-revision-hash"
 
 
 def free_port() -> int:
@@ -116,21 +122,29 @@ class MiniStatefulSetController(threading.Thread):
         ns = self.namespace
         pods = {p.metadata.name: p for p in self.core.list_namespaced_pod(ns, _request_timeout=5).items}
         for sts in self.apps.list_namespaced_stateful_set(ns, _request_timeout=5).items:
+            template = self.apps.api_client.sanitize_for_serialization(sts.spec.template)
+            digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+            revision = f"{sts.metadata.name}-{digest}"
             wanted = {f"{sts.metadata.name}-{i}" for i in range(sts.spec.replicas or 0)}
             for name in sorted(wanted - pods.keys()):
-                template = self.apps.api_client.sanitize_for_serialization(sts.spec.template)
+                labels = {**template["metadata"].get("labels", {}), REVISION: revision}
                 body = {"apiVersion": "v1", "kind": "Pod",
-                        "metadata": {"name": name, "labels": template["metadata"].get("labels", {}),
+                        "metadata": {"name": name, "labels": labels,
                                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
                                                           "name": sts.metadata.name, "uid": sts.metadata.uid,
                                                           "controller": True}]},
                         "spec": template["spec"]}
                 with contextlib.suppress(kubernetes.client.ApiException):  # 409: still terminating
                     self.core.create_namespaced_pod(ns, body, _request_timeout=5)
+            owned = {}
             for name, pod in pods.items():
-                owned = any(o.uid == sts.metadata.uid for o in (pod.metadata.owner_references or []))
-                if owned and name not in wanted and pod.metadata.deletion_timestamp is None:
+                if not any(o.uid == sts.metadata.uid for o in (pod.metadata.owner_references or [])):
+                    continue
+                if name not in wanted and pod.metadata.deletion_timestamp is None:
                     self.core.delete_namespaced_pod(name, ns, _request_timeout=5)
+                elif name in wanted and pod.metadata.deletion_timestamp is None:
+                    owned[name] = pod
+            self._roll_and_report(sts, revision, wanted, owned)
         for name, pod in pods.items():
             if pod.metadata.deletion_timestamp is None and pod.status.phase != "Running":
                 self._ip += 1
@@ -139,6 +153,29 @@ class MiniStatefulSetController(threading.Thread):
                     self.core.patch_namespaced_pod_status(name, ns, {"status": {
                         "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
                         "conditions": [{"type": "Ready", "status": "True"}]}}, _request_timeout=5)
+
+    def _roll_and_report(self, sts: Any, revision: str, wanted: set[str], live: dict[str, Any]) -> None:
+        """Delete the highest-ordinal stale pod once all are Ready (RollingUpdate); write the StatefulSet status."""
+        ready = {n for n, p in live.items()
+                 if any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))}
+        updated = {n for n, p in live.items() if (p.metadata.labels or {}).get(REVISION) == revision}
+        strategy = sts.spec.update_strategy.type if sts.spec.update_strategy else "RollingUpdate"
+        stale = sorted(live.keys() - updated, key=lambda n: int(n.rsplit("-", 1)[1]))
+        if strategy == "RollingUpdate" and stale and ready == wanted:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                self.core.delete_namespaced_pod(stale[-1], self.namespace, _request_timeout=5)
+        old = sts.status
+        done = updated == wanted and ready == wanted
+        current = revision if done else ((old.current_revision if old else None) or revision)
+        status = {"observedGeneration": sts.metadata.generation, "replicas": len(live),
+                  "readyReplicas": len(ready), "availableReplicas": len(ready), "updatedReplicas": len(updated),
+                  "currentReplicas": sum((p.metadata.labels or {}).get(REVISION) == current for p in live.values()),
+                  "updateRevision": revision, "currentRevision": current}
+        seen = self.apps.api_client.sanitize_for_serialization(old) if old else {}
+        if any(seen.get(k, 0 if isinstance(v, int) else None) != v for k, v in status.items()):
+            with contextlib.suppress(kubernetes.client.ApiException):
+                self.apps.patch_namespaced_stateful_set_status(sts.metadata.name, self.namespace,
+                                                               {"status": status}, _request_timeout=5)
 
 
 @dataclass

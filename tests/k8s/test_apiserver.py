@@ -7,6 +7,7 @@ Through the public activities (``faults.replicas.kill_replicas`` ...) with
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from faults import (
@@ -26,9 +28,11 @@ from faults import (
     process,
     replicas,
 )
+from faults import config as config_fault
 from faults import journal as fault_journal
 from faults.cleanup import cleanup
-from faults.kubernetes.client import CALLS, Call, record_calls
+from faults.kubernetes.client import CALLS, Call, record_calls, rollout_status
+from faults.kubernetes.config import BEFORE, PENDING, RESTARTED_AT
 from tests.k8s.conftest import NAMESPACE, ROOT, Envtest, kustomize
 from tests.k8s.test_offline import role_calls
 
@@ -47,8 +51,10 @@ def _record_api_calls() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def workloads(envtest: Envtest) -> Iterator[None]:
-    """The example audit service (3-replica StatefulSet), three kafka brokers, one-pod clickhouse and postgres sets."""
-    docs = [d for d in kustomize(ROOT / "deploy/k8s/example-service") if d["kind"] in ("StatefulSet", "Service")]
+    """The example audit service (3-replica StatefulSet, its ConfigMaps), three kafka brokers, one-pod
+    clickhouse and postgres sets."""
+    docs = [d for d in kustomize(ROOT / "deploy/k8s/example-service")
+            if d["kind"] in ("StatefulSet", "Service", "ConfigMap")]
     for doc in docs:
         doc["metadata"]["namespace"] = NAMESPACE
     kubernetes.utils.create_from_yaml(envtest.admin, yaml_objects=docs, namespace=NAMESPACE)
@@ -374,16 +380,144 @@ def test_a_broker_down_already_blocks_another_and_start_waits_a_bounded_time(env
     assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
 
 
-def test_dry_run_of_stop_kafka_broker_changes_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
-    before = brokers(envtest)
+# ----------------------------------------------------------------------------- checker config change
+def checkers(envtest: Envtest) -> Any:
+    return kubernetes.client.CoreV1Api(envtest.admin).read_namespaced_config_map("sql-audit-service-checkers",
+                                                                                  NAMESPACE)
+
+
+def settled(envtest: Envtest) -> Any:
+    """The audit service's StatefulSet once its roll (if any) is complete."""
+    apps = kubernetes.client.AppsV1Api(envtest.admin)
+    return envtest.wait("sql-audit-service settled", lambda: (
+        s := apps.read_namespaced_stateful_set("sql-audit-service", NAMESPACE)) and rollout_status(s)[0] and s)
+
+
+def restarted_at(sts: Any) -> str | None:
+    return (sts.spec.template.metadata.annotations or {}).get(RESTARTED_AT)
+
+
+def test_config_change_patches_the_configmap_rolls_the_set_and_restore_is_byte_exact(envtest: Envtest,
+                                                                                    run: dict[str, Any]) -> None:
+    sts0, cm0 = settled(envtest), checkers(envtest)
+    pods0 = pods(envtest, "app=sql-audit-service")
+    original = cm0.data["checkers.yaml"]
+    result = config_fault.change_checker_threshold("slow_query", "threshold_ms", 3000, configuration=run)
+    details = result["details"]
+    assert (details["old"], details["new"], details["previous"]) == (1000, 3000, original)
+    [(_, entry)] = fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"])
+    assert entry["plan"]["previous"] == original  # journaled before the change
+    assert entry["details"]["previous"] == original
+    # the ConfigMap: one line changed (comments kept), the old value recorded beside it
+    cm1 = checkers(envtest)
+    changed = [(a, b) for a, b in zip(original.splitlines(), cm1.data["checkers.yaml"].splitlines(), strict=True)
+               if a != b]
+    assert changed == [("  threshold_ms: 1000        # WARNING when duration_ms > threshold_ms",
+                        "  threshold_ms: 3000        # WARNING when duration_ms > threshold_ms")]
+    assert json.loads(cm1.metadata.annotations[BEFORE])["value"] == original
+    assert PENDING not in cm1.metadata.annotations
+    # the StatefulSet: restarted as kubectl rollout restart does, and the inject returned once it had rolled
+    sts1 = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
+    assert restarted_at(sts1) == details["restarted_at"] != restarted_at(sts0)
+    assert rollout_status(sts1)[0] and sts1.status.update_revision != sts0.status.update_revision
+    assert any(r.startswith("PATCH /apis/apps/v1/namespaces/sql-audit/statefulsets/sql-audit-service")
+               for r in details["requests"])
+    pods1 = pods(envtest, "app=sql-audit-service")
+    assert pods1.keys() == pods0.keys() and all(pods1[n] != pods0[n] for n in pods0)  # every pod restarted
+
+    restored = config_fault.restore_checker_config(configuration=run)
+    assert restored["reverted_entries"] == [result["fault_id"]]
+    cm2 = checkers(envtest)
+    assert cm2.data == cm0.data  # byte for byte
+    assert BEFORE not in (cm2.metadata.annotations or {}) and PENDING not in (cm2.metadata.annotations or {})
+    sts2 = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
+    assert restarted_at(sts2) == restored["details"]["restarted_at"] != restarted_at(sts1)
+    assert rollout_status(sts2)[0]
+    pods2 = pods(envtest, "app=sql-audit-service")
+    assert all(pods2[n] != pods1[n] for n in pods1)  # rolled again, onto the old config
+    again = config_fault.restore_checker_config(configuration=run)
+    assert again["details"]["changed"].startswith("nothing to restore")
+    assert fault_journal.open_entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+@pytest.mark.parametrize(("args", "extra", "match"), [
+    ({}, {"k8s_checkers_configmap": "nope"}, r"no ConfigMap sql-audit/nope \(k8s_checkers_configmap\) on context"),
+    ({}, {"k8s_checkers_key": "other.yaml"},
+     r"ConfigMap sql-audit/sql-audit-service-checkers has no key 'other.yaml' \(k8s_checkers_key"),
+    ({"checker": "nope"}, {}, "no checker 'nope' in ConfigMap sql-audit/sql-audit-service-checkers key checkers.yaml"),
+    ({"field": "colour"}, {}, "slow_query has no numeric field 'colour'"),
+    ({"field": "enabled"}, {}, "slow_query has no numeric field 'enabled'"),
+    ({"value": -5}, {}, "the service would refuse -5: ConfigMap sql-audit/sql-audit-service-checkers key "
+                        "checkers.yaml: field slow_query.threshold_ms"),
+    ({"value": 2.5}, {}, "slow_query.threshold_ms is an integer; value=2.5 is not"),
+    ({"group": "other"}, {}, "unknown group 'other' on kubernetes"),
+    ({}, {"k8s_service_statefulset": "nope"}, "statefulsets/nope on context envtest-sandbox .*: 404"),
+    ({}, {"k8s_service_statefulset": "clickhouse"},
+     "blast radius: StatefulSet sql-audit/clickhouse has 1 replica.s.; a rolling restart would leave none serving"),
+])
+def test_bad_config_change_fails_clearly_and_changes_nothing(envtest: Envtest, run: dict[str, Any],
+                                                             args: dict[str, Any], extra: dict[str, Any],
+                                                             match: str) -> None:
+    sts0, cm0 = settled(envtest), checkers(envtest)
+    call = {"checker": "slow_query", "field": "threshold_ms", "value": 3000, **args}
+    with pytest.raises(ActivityFailed, match=match):
+        config_fault.change_checker_threshold(**call, configuration={**run, **extra})
+    cm1 = checkers(envtest)
+    assert (cm1.data, cm1.metadata.annotations) == (cm0.data, cm0.metadata.annotations)
+    assert cm1.metadata.resource_version == cm0.metadata.resource_version
+    assert settled(envtest).metadata.generation == sts0.metadata.generation
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_dry_runs_of_the_broker_and_config_faults_change_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
+    before, sts0, cm0 = brokers(envtest), settled(envtest), checkers(envtest)
     dry = {**run, "dry_run": True}
     stop = kafka_broker.stop_kafka_broker(2, configuration=dry)
     assert stop["dry_run"] is True
     assert stop["plan"]["requests"] == ["DELETE /api/v1/namespaces/sql-audit/pods/kafka-2"]
     assert "StatefulSet kafka recreates it" in stop["plan"]["would"]
     assert kafka_broker.start_kafka_broker(configuration=dry)["dry_run"] is True
+    change = config_fault.change_checker_threshold("frequency", "threshold", 250, configuration=dry)
+    plan = change["plan"]
+    assert plan["previous"] == cm0.data["checkers.yaml"] and "frequency.threshold 100 -> 250" in plan["would"]
+    configmap = "PATCH /api/v1/namespaces/sql-audit/configmaps/sql-audit-service-checkers ("
+    assert [r[:len(configmap)] for r in plan["requests"][::2]] == [configmap, configmap]  # data, then restart-pending
+    assert plan["requests"][1].startswith("PATCH /apis/apps/v1/namespaces/sql-audit/statefulsets/sql-audit-service ")
+    assert RESTARTED_AT in plan["requests"][1] and len(plan["requests"]) == 3
+    assert config_fault.restore_checker_config(configuration=dry)["plan"]["would"] == "nothing"
     assert ready_pods(envtest, "app=kafka") == before
+    cm1 = checkers(envtest)
+    assert (cm1.data, cm1.metadata.resource_version) == (cm0.data, cm0.metadata.resource_version)
+    assert settled(envtest).metadata.generation == sts0.metadata.generation
     assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def test_config_change_twice_is_refused_and_cleanup_reverts_a_dead_runners_change(envtest: Envtest,
+                                                                                 run: dict[str, Any]) -> None:
+    settled(envtest)
+    cm0 = checkers(envtest)
+    config_fault.change_checker_threshold("error_rate", "threshold", 0.75, configuration=run)
+    doc = yaml.safe_load(checkers(envtest).data["checkers.yaml"])
+    assert doc["error_rate"]["threshold"] == 0.75 and doc["frequency"]["threshold"] == 100
+    with pytest.raises(ActivityFailed, match="already carries a change of this library"):
+        config_fault.change_checker_threshold("error_rate", "threshold", 0.8, configuration=run)
+    # the runner "dies": cleanup reverts with the configuration recorded in the journal
+    results = cleanup(Path(run["fault_state_dir"]), run["run_id"])
+    assert [r.ok for r in results] == [True], results
+    assert checkers(envtest).data == cm0.data
+
+
+def test_restore_finishes_a_restart_an_earlier_restore_left_pending(envtest: Envtest, run: dict[str, Any]) -> None:
+    """A revert that died between its ConfigMap patch and its restart: the next one still rolls the pods."""
+    sts0 = settled(envtest)
+    core = kubernetes.client.CoreV1Api(envtest.admin)
+    core.patch_namespaced_config_map("sql-audit-service-checkers", NAMESPACE,
+                                     {"metadata": {"annotations": {PENDING: "2000-01-01T00:00:00Z"}}})
+    out = config_fault.restore_checker_config(configuration=run)
+    assert "a restart was pending" in out["details"]["changed"]
+    assert restarted_at(settled(envtest)) not in (None, restarted_at(sts0))
+    assert PENDING not in (checkers(envtest).metadata.annotations or {})
+    assert config_fault.restore_checker_config(configuration=run)["details"]["changed"].startswith("nothing")
 
 
 # ----------------------------------------------------------------------------- RBAC
@@ -415,6 +549,11 @@ def test_the_role_allows_every_call_the_backends_make(envtest: Envtest) -> None:
     ("create", "rbac.authorization.k8s.io", "rolebindings", NAMESPACE),
     ("delete", "", "pods", "kube-system"),
     ("create", "networking.k8s.io", "networkpolicies", "default"),
+    ("list", "", "configmaps", NAMESPACE),
+    ("create", "", "configmaps", NAMESPACE),
+    ("update", "", "configmaps", NAMESPACE),
+    ("delete", "", "configmaps", NAMESPACE),
+    ("patch", "", "configmaps", "default"),
     ("patch", "apps", "statefulsets", "kube-system"),
 ])
 def test_the_role_denies_the_rest(envtest: Envtest, verb: str, group: str, resource: str, namespace: str) -> None:

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
 
-from faults.kubernetes.client import CALLS, Call
+from faults.kubernetes.client import CALLS, Call, rollout_status
+from faults.kubernetes.config import edit_threshold
 from faults.kubernetes.network_partition import policy_body
 from faults.kubernetes.selectors import label_selector
 from faults.kubernetes.settings import KubeSettings, looks_like_production
@@ -94,6 +95,77 @@ def test_example_service_is_a_three_replica_statefulset_with_pdb_and_probes() ->
     container = sts["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/actuator/health/liveness"
     assert container["readinessProbe"]["httpGet"]["path"] == "/actuator/health/readiness"
+
+
+def test_example_service_reads_the_checkers_configmap_the_config_fault_patches() -> None:
+    """Defaults of k8s_checkers_configmap/_key and k8s_service_statefulset name what example-service deploys."""
+    defaults = settings()
+    docs = kustomize(K8S / "example-service")
+    [sts] = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert sts["metadata"]["name"] == defaults.service_statefulset
+    [cm] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == defaults.checkers_configmap]
+    assert cm["data"][defaults.checkers_key] == (ROOT / "sqlaudit/checkers.yaml").read_text()  # the packaged copy
+    pod = sts["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v.get("configMap", {}).get("name") == defaults.checkers_configmap]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert "subPath" not in mount  # a subPath mount would never see the patched file, even after a restart
+    env = {k: v for d in docs if d["kind"] == "ConfigMap" for k, v in d["data"].items() if k.startswith("SQLAUDIT_")}
+    assert env["SQLAUDIT_CHECKERS_CONFIG"] == f"{mount['mountPath']}/{defaults.checkers_key}"
+
+
+def test_edit_threshold_changes_one_line_and_keeps_the_comments() -> None:
+    text = (ROOT / "sqlaudit/checkers.yaml").read_text()
+    new, old, value = edit_threshold(text, "frequency", "threshold", 250, "t", "here")
+    assert (old, value) == (100, 250)
+    diff = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert diff == [("  threshold: 100            # WARNING on the (threshold+1)-th occurrence in the window",
+                     "  threshold: 250            # WARNING on the (threshold+1)-th occurrence in the window")]
+    # a value whose plain form YAML would read back as a string: the whole document is dumped anew, correctly
+    new, old, value = edit_threshold(text, "error_rate", "threshold", 1e-05, "t", "here")
+    assert yaml.safe_load(new)["error_rate"]["threshold"] == 1e-05 and old == 0.5
+    assert yaml.safe_load(new)["frequency"] == yaml.safe_load(text)["frequency"]
+    crlf = text.replace("\n", "\r\n")  # line ends kept too
+    assert edit_threshold(crlf, "slow_query", "critical_ms", 6000, "t", "here")[0] == crlf.replace(
+        "critical_ms: 5000 ", "critical_ms: 6000 ")
+    with pytest.raises(ActivityFailed, match="value='many' is not a number"):
+        edit_threshold(text, "slow_query", "threshold_ms", "many", "t", "here")
+    with pytest.raises(ActivityFailed, match="here is not valid YAML"):
+        edit_threshold("a: [", "a", "x", 1, "t", "here")
+
+
+def _sts(**status: Any) -> Any:
+    import kubernetes
+
+    m = kubernetes.client
+    rolling = m.V1RollingUpdateStatefulSetStrategy(partition=status.pop("partition", 0))
+    strategy = status.pop("strategy", m.V1StatefulSetUpdateStrategy(type="RollingUpdate", rolling_update=rolling))
+    full = {"observed_generation": 2, "ready_replicas": 3, "updated_replicas": 3, "current_revision": "r2",
+            "update_revision": "r2", "replicas": 3, **status}
+    return m.V1StatefulSet(metadata=m.V1ObjectMeta(name="s", generation=2),
+                           spec=m.V1StatefulSetSpec(replicas=3, selector=m.V1LabelSelector(), service_name="s",
+                                                    template=m.V1PodTemplateSpec(), update_strategy=strategy),
+                           status=m.V1StatefulSetStatus(**full))
+
+
+@pytest.mark.parametrize(("status", "done", "says"), [
+    ({}, True, "complete: 3 pods at revision r2"),
+    ({"observed_generation": 1}, False, "observe generation 2"),
+    ({"ready_replicas": 2}, False, "1 of 3 pods of s to be Ready"),
+    ({"updated_replicas": 1}, False, "1 of 3 pods at revision r2"),
+    ({"current_revision": "r1"}, False, "to complete at revision r2"),
+    ({"partition": 2, "updated_replicas": 1, "current_revision": "r1"}, True, "complete"),
+    ({"strategy": None}, True, "complete"),
+])
+def test_rollout_status_judges_as_kubectl(status: dict[str, Any], done: bool, says: str) -> None:
+    ok, message = rollout_status(_sts(**status))
+    assert ok is done and says in message
+
+
+def test_rollout_status_of_on_delete_never_completes() -> None:
+    import kubernetes
+
+    ok, message = rollout_status(_sts(strategy=kubernetes.client.V1StatefulSetUpdateStrategy(type="OnDelete")))
+    assert not ok and "OnDelete" in message
 
 
 # ----------------------------------------------------------------------------- RBAC
