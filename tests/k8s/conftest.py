@@ -120,8 +120,10 @@ class MiniStatefulSetController(threading.Thread):
 
     def reconcile(self) -> None:
         ns = self.namespace
-        pods = {p.metadata.name: p for p in self.core.list_namespaced_pod(ns, _request_timeout=5).items}
-        for sts in self.apps.list_namespaced_stateful_set(ns, _request_timeout=5).items:
+        listed: list[Any] = self.core.list_namespaced_pod(ns, _request_timeout=5).items
+        pods = {p.metadata.name: p for p in listed}
+        sets: list[Any] = self.apps.list_namespaced_stateful_set(ns, _request_timeout=5).items
+        for sts in sets:
             template = self.apps.api_client.sanitize_for_serialization(sts.spec.template)
             digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
             revision = f"{sts.metadata.name}-{digest}"

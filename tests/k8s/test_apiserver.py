@@ -287,7 +287,8 @@ def test_guard_refuses_unlisted_and_production_like_targets(envtest: Envtest, ru
 
 # ----------------------------------------------------------------------------- Kafka broker
 def ready_pods(envtest: Envtest, selector: str) -> dict[str, str]:
-    items = kubernetes.client.CoreV1Api(envtest.admin).list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    items: list[Any] = kubernetes.client.CoreV1Api(envtest.admin).list_namespaced_pod(
+        NAMESPACE, label_selector=selector).items
     return {p.metadata.name: p.metadata.uid for p in items if p.metadata.deletion_timestamp is None
             and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))}
 
@@ -348,8 +349,9 @@ def test_stop_kafka_broker_refuses_bad_input_and_injects_nothing(envtest: Envtes
 def test_stop_kafka_broker_refuses_a_pod_no_controller_would_recreate(envtest: Envtest,
                                                                       run: dict[str, Any]) -> None:
     core = kubernetes.client.CoreV1Api(envtest.admin)
-    core.create_namespaced_pod(NAMESPACE, {"metadata": {"name": "kafka-9", "labels": {"app": "kafka"}},
-                                           "spec": {"containers": [{"name": "kafka", "image": "kafka:test"}]}})
+    bare: Any = {"metadata": {"name": "kafka-9", "labels": {"app": "kafka"}},
+                 "spec": {"containers": [{"name": "kafka", "image": "kafka:test"}]}}
+    core.create_namespaced_pod(NAMESPACE, bare)
     try:
         envtest.wait("bare broker pod Ready", lambda: "kafka-9" in ready_pods(envtest, "app=kafka"))
         with pytest.raises(ActivityFailed, match="broker pod sql-audit/kafka-9 has no controller"):
@@ -417,7 +419,7 @@ def test_config_change_patches_the_configmap_rolls_the_set_and_restore_is_byte_e
     assert json.loads(cm1.metadata.annotations[BEFORE])["value"] == original
     assert PENDING not in cm1.metadata.annotations
     # the StatefulSet: restarted as kubectl rollout restart does, and the inject returned once it had rolled
-    sts1 = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
+    sts1: Any = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
     assert restarted_at(sts1) == details["restarted_at"] != restarted_at(sts0)
     assert rollout_status(sts1)[0] and sts1.status.update_revision != sts0.status.update_revision
     assert any(r.startswith("PATCH /apis/apps/v1/namespaces/sql-audit/statefulsets/sql-audit-service")
