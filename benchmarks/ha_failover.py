@@ -167,9 +167,11 @@ def ch_scenario(stack: LocalStack, work: Path) -> dict[str, Any]:
         result = h.stop(handle)
         cleanup(work / "faults")
     converge = h.wait_replicas_converged(stack)
-    stamps = [int(r[0]) for r in ha._ch_query(
+    # Sorted here: ClickHouse 18.16 reads "ORDER BY 1" as ordering by the constant 1 (no positional
+    # arguments before 22.x), which left the stamps unsorted and made the first runs' "gap" meaningless.
+    stamps = sorted(int(r[0]) for r in ha._ch_query(
         stack.ctx, survivor, "SELECT DISTINCT stored_at_ms FROM sqlaudit.audit_events "
-                             f"WHERE stored_at_ms BETWEEN {fault_ms} AND {fault_ms + 30000} ORDER BY 1")]
+                             f"WHERE stored_at_ms BETWEEN {fault_ms} AND {fault_ms + 30000}"))
     gap = max((b - a for a, b in itertools.pairwise([fault_ms, *stamps])), default=0) / 1000
     lost = {}
     for replica in (0, 1):

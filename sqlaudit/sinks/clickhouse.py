@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 SINK = "clickhouse"
 COLUMNS = ("event_id", "app", "database", "sql", "sql_type", "duration_ms", "rows_affected", "error_code",
            "produced_at_ms", "stored_at_ms", "produced_date", "kafka_partition", "kafka_offset", "replica")
+PING_TIMEOUT_S = 1.0
 _UINT32_MAX = 2**32 - 1
 _INT64_MAX = 2**63 - 1
 _DATETIME_MAX_MS = _UINT32_MAX * 1000  # ClickHouse DateTime is UInt32 seconds (up to 2106-02-07)
@@ -84,7 +85,11 @@ def make_client(host: str, port: int, database: str, user: str = "default", pass
     """
     extra = {"alt_hosts": alt_hosts} if alt_hosts else {}
     return Client(host=host, port=port, database=database, user=user, password=password,
-                  connect_timeout=timeout_s, send_receive_timeout=timeout_s, sync_request_timeout=timeout_s,
+                  connect_timeout=timeout_s, send_receive_timeout=timeout_s,
+                  # The driver pings an idle connection before each query: a healthy server answers
+                  # in milliseconds, and a stalled one must not cost a full timeout before the
+                  # reconnect (which then pays the handshake timeout on the way to the next replica).
+                  sync_request_timeout=min(timeout_s, PING_TIMEOUT_S),
                   client_name="sqlaudit", **extra)
 
 
@@ -106,6 +111,12 @@ class ClickHouseSink:
         self._client = self._make_client()
         self._insert = f"INSERT INTO {database}.audit_events ({', '.join(COLUMNS)}) VALUES"
 
+    def _current_order(self) -> list[tuple[str, int]]:
+        """The replicas in the write client's order: the driver moves a host it failed to connect
+        to (its pre-query ping or handshake timed out) to the back by itself."""
+        hosts = list(getattr(getattr(self._client, "connection", None), "hosts", None) or self.hosts)
+        return [(str(h), int(p)) for h, p in hosts]
+
     def _make_client(self) -> Client:
         (host, port), rest = self.hosts[0], self.hosts[1:]
         return make_client(host, port, alt_hosts=",".join(f"{h}:{p}" for h, p in rest),
@@ -115,6 +126,7 @@ class ClickHouseSink:
         """Drop the connection; with replicas to spare, start the next attempt at the next one."""
         self._client.disconnect()
         if len(self.hosts) > 1:
+            self.hosts = self._current_order()
             self.hosts.append(self.hosts.pop(0))
             self._client = self._make_client()
             logger.info("clickhouse: next attempt starts at %s:%s", *self.hosts[0])
@@ -142,6 +154,7 @@ class ClickHouseSink:
 
     def ping(self) -> None:
         """``SELECT 1`` on a fresh connection. Raises :class:`SinkError`."""
+        self.hosts = self._current_order()  # start where the writes are going now
         client = self._make_client()
         try:
             client.execute("SELECT 1")
