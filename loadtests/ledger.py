@@ -31,10 +31,10 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -295,8 +295,33 @@ def _read_jsonl(path: Path, strict: bool) -> tuple[list[dict[str, Any]], int]:
     return out, torn
 
 
+_R = TypeVar("_R")
+
+
 def _writer_of(path: Path, prefix: str) -> str:
     return path.name[len(prefix):-len(".jsonl")]
+
+
+def _records(ledger: Ledger, files: list[Path], prefix: str, strict: bool,
+             build: Callable[[dict[str, Any], str], _R]) -> Iterator[_R]:
+    """The records of ``files`` (one writer each, named ``<prefix><writer>.jsonl``), built by ``build``.
+
+    Registers each writer and counts torn lines in ``ledger``; a record with a missing or bad
+    field raises :class:`LedgerError` (``strict``) or is skipped.
+    """
+    for path in files:
+        writer = _writer_of(path, prefix)
+        ledger.writers.setdefault(writer, {"writer": writer})
+        objs, torn = _read_jsonl(path, strict)
+        ledger.torn_lines += torn
+        for n, obj in enumerate(objs, 1):
+            try:
+                rec = build(obj, writer)
+            except (KeyError, TypeError, ValueError) as exc:
+                if strict:
+                    raise LedgerError(f"{path}: record {n}: missing or bad field {exc}") from None
+                continue
+            yield rec
 
 
 def read_ledger(directory: str | os.PathLike[str], strict: bool = True) -> Ledger:
@@ -319,41 +344,19 @@ def read_ledger(directory: str | os.PathLike[str], strict: bool = True) -> Ledge
             ledger.writers[str(info.get("writer", meta.stem[len("writer-"):]))] = info
         except (OSError, ValueError) as exc:
             logger.warning("%s: unreadable writer metadata: %s", meta, exc)
-    for path in acked_files:
-        writer = _writer_of(path, "acked-")
-        ledger.writers.setdefault(writer, {"writer": writer})
-        objs, torn = _read_jsonl(path, strict)
-        ledger.torn_lines += torn
-        for n, obj in enumerate(objs, 1):
-            try:
-                rec = AckedRecord(event_id=str(obj["event_id"]), topic=str(obj["topic"]),
-                                  partition=int(obj["partition"]), offset=int(obj["offset"]),
-                                  produced_at=int(obj["produced_at"]), acked_at=int(obj["acked_at"]),
-                                  app=str(obj.get("app", "")), writer=writer)
-            except (KeyError, TypeError, ValueError) as exc:
-                if strict:
-                    raise LedgerError(f"{path}: record {n}: missing or bad field {exc}") from None
-                continue
-            if rec.event_id in ledger.acked:
-                ledger.duplicates.append(rec.event_id)
-                continue
-            ledger.acked[rec.event_id] = rec
-    for path in failed_files:
-        writer = _writer_of(path, "failed-")
-        ledger.writers.setdefault(writer, {"writer": writer})
-        objs, torn = _read_jsonl(path, strict)
-        ledger.torn_lines += torn
-        for n, obj in enumerate(objs, 1):
-            try:
-                frec = FailedRecord(event_id=str(obj["event_id"]), topic=str(obj["topic"]),
-                                    produced_at=int(obj["produced_at"]), failed_at=int(obj["failed_at"]),
-                                    error=str(obj.get("error", "")), writer=writer)
-            except (KeyError, TypeError, ValueError) as exc:
-                if strict:
-                    raise LedgerError(f"{path}: record {n}: missing or bad field {exc}") from None
-                continue
-            if frec.event_id not in ledger.acked:
-                ledger.failed.setdefault(frec.event_id, frec)
+    for rec in _records(ledger, acked_files, "acked-", strict, lambda obj, writer: AckedRecord(
+            event_id=str(obj["event_id"]), topic=str(obj["topic"]), partition=int(obj["partition"]),
+            offset=int(obj["offset"]), produced_at=int(obj["produced_at"]), acked_at=int(obj["acked_at"]),
+            app=str(obj.get("app", "")), writer=writer)):
+        if rec.event_id in ledger.acked:
+            ledger.duplicates.append(rec.event_id)
+            continue
+        ledger.acked[rec.event_id] = rec
+    for frec in _records(ledger, failed_files, "failed-", strict, lambda obj, writer: FailedRecord(
+            event_id=str(obj["event_id"]), topic=str(obj["topic"]), produced_at=int(obj["produced_at"]),
+            failed_at=int(obj["failed_at"]), error=str(obj.get("error", "")), writer=writer)):
+        if frec.event_id not in ledger.acked:
+            ledger.failed.setdefault(frec.event_id, frec)
     for eid in list(ledger.failed):
         if eid in ledger.acked:
             del ledger.failed[eid]

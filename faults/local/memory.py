@@ -20,7 +20,7 @@ import psutil
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.local.processes import Programs, start_again
+from faults.local.processes import Programs, start_again, wait_dead
 from faults.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -99,23 +99,12 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     logger.info("%s: %s (pid %s, %.0f MiB) limited to %s MiB in %s", what, victim["name"], pid, rss_mb, limit_mb,
                 cgroup)
     _leak(programs, victim["name"], limit_mb * 4, what)
-    deadline = time.monotonic() + KILL_TIMEOUT_S
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise ActivityFailed(f"{what}: {victim['name']} (pid {pid}) still alive {KILL_TIMEOUT_S:.0f} s after "
-                                 f"its limit was set to {limit_mb} MiB in {cgroup}")
-        time.sleep(0.05)
+    if not wait_dead(pid, KILL_TIMEOUT_S):
+        raise ActivityFailed(f"{what}: {victim['name']} (pid {pid}) still alive {KILL_TIMEOUT_S:.0f} s after "
+                             f"its limit was set to {limit_mb} MiB in {cgroup}")
     kills = _oom_kills(cgroup, version)
     return {"program": victim["name"], "pid": pid, "rss_mb": round(rss_mb), "cgroup": str(cgroup), "oom_kills": kills,
             "changed": f"kernel OOM-killed {victim['name']} (pid {pid}); supervisord restarts it"}
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie, or a process gone between two calls, does not)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _leak(programs: Programs, program: str, mb: int, what: str) -> None:

@@ -234,15 +234,11 @@ KILL_WAIT_S = 10.0
 def wait_dead(pid: int, timeout: float) -> bool:
     """``True`` once ``pid`` is gone or a zombie (dead, not yet reaped), ``False`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
+    while _alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
+    return True
 
 
 def killpg(pid: int, sig: int, what: str) -> None:

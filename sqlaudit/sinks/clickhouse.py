@@ -114,8 +114,7 @@ class ClickHouseSink:
     def _current_order(self) -> list[tuple[str, int]]:
         """The replicas in the write client's order: the driver moves a host it failed to connect
         to (its pre-query ping or handshake timed out) to the back by itself."""
-        hosts = list(getattr(getattr(self._client, "connection", None), "hosts", None) or self.hosts)
-        return [(str(h), int(p)) for h, p in hosts]
+        return [(str(h), int(p)) for h, p in self._client.connection.hosts]
 
     def _make_client(self) -> Client:
         (host, port), rest = self.hosts[0], self.hosts[1:]
