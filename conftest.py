@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from resilience.paths import DEFAULT_DATA_ROOT
-from resilience.stack import LocalStack
+from stack.core import LocalStack
+from stack.paths import DEFAULT_DATA_ROOT
 
 STACK_KEY = pytest.StashKey[LocalStack]()
 DEFAULT_TEST_PORT_BASE = 19500
@@ -58,7 +58,7 @@ def _keep(config: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def gate_reports() -> Path:
     """Where ``-m gate`` runs write their run directories (``reports/pytest-gate/``)."""
-    from resilience.paths import REPO_ROOT
+    from stack.paths import REPO_ROOT
 
     path = REPO_ROOT / "reports" / "pytest-gate"
     path.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from faults import (
     replicas,
 )
 from faults.cleanup import cleanup
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 Cycle = tuple[Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], Any]]
 

@@ -40,7 +40,8 @@ import contextlib
 
 from faults import clickhouse_stall, kafka_broker, postgres_failover
 from faults.cleanup import cleanup
-from resilience.stack import LocalStack, ha
+from stack.components import clickhouse, patroni
+from stack.core import LocalStack
 from tests.ha import harness as h
 
 RATE = 150.0
@@ -84,7 +85,7 @@ def idle_cpu(stack: LocalStack, seconds: float = 10.0) -> float:
     sup = stack.supervisor.pid()
     assert sup
     procs = [psutil.Process(sup), *psutil.Process(sup).children(recursive=True)]
-    procs += [psutil.Process(pm) for m in ha.PG_MEMBERS if (pm := ha.postmaster_pid(stack.ctx, m))]
+    procs += [psutil.Process(pm) for m in patroni.PG_MEMBERS if (pm := patroni.postmaster_pid(stack.ctx, m))]
     t0 = {p.pid: sum(p.cpu_times()[:2]) for p in procs}
     time.sleep(seconds)
     used = 0.0
@@ -96,16 +97,16 @@ def idle_cpu(stack: LocalStack, seconds: float = 10.0) -> float:
 
 def pg_scenario(stack: LocalStack, work: Path, method: str, sync: bool) -> dict[str, Any]:
     cfg = h.fault_config(stack, work / "faults")
-    ha.set_synchronous_mode(stack.ctx, sync)
+    patroni.set_synchronous_mode(stack.ctx, sync)
     h.wait_until(lambda: stack.status().healthy, 90, f"cluster settled with synchronous_mode={sync}")
-    old = ha.patroni_leader(stack.ctx)
+    old = patroni.patroni_leader(stack.ctx)
     commits = h.CommitLedger(stack).start()
     handle = h.load(stack, work / "load", RATE, 40)
     try:
         time.sleep(12)
         fault_at = time.time()
         postgres_failover.fail_over_postgres(method, configuration=cfg)
-        h.wait_until(lambda: (lead := ha.patroni_leader(stack.ctx)) is not None and lead != old, 90, "new leader")
+        h.wait_until(lambda: (lead := patroni.patroni_leader(stack.ctx)) is not None and lead != old, 90, "new leader")
         leader_at = time.time()
         h.wait_until(lambda: commits.first_ack_after(leader_at) is not None, 90, "a write on the new primary")
         time.sleep(3)
@@ -114,7 +115,7 @@ def pg_scenario(stack: LocalStack, work: Path, method: str, sync: bool) -> dict[
         commits.stop()
         result = h.stop(handle)
         cleanup(work / "faults")
-        ha.set_synchronous_mode(stack.ctx, True)
+        patroni.set_synchronous_mode(stack.ctx, True)
     lost, rpo = commits.lost(fault_at)
     report = h.drained_loss(stack, result, int(fault_at * 1000))
     recovered = commits.first_ack_after(leader_at) or time.time()
@@ -144,7 +145,7 @@ def broker_scenario(stack: LocalStack, work: Path) -> dict[str, Any]:
 
 def ch_scenario(stack: LocalStack, work: Path) -> dict[str, Any]:
     cfg = h.fault_config(stack, work / "faults")
-    survivor = ha.CH_REPLICAS[1]
+    survivor = clickhouse.CH_REPLICAS[1]
     handle = h.load(stack, work / "load", RATE, 45)
     first_ms: int | None = None
     try:
@@ -154,7 +155,7 @@ def ch_scenario(stack: LocalStack, work: Path) -> dict[str, Any]:
 
         def first_after() -> bool:
             nonlocal first_ms
-            rows = ha._ch_query(stack.ctx, survivor, "SELECT count(), min(stored_at_ms) FROM sqlaudit.audit_events "
+            rows = clickhouse.query(stack.ctx, survivor, "SELECT count(), min(stored_at_ms) FROM sqlaudit.audit_events "
                                                      f"WHERE stored_at_ms > {fault_ms}", timeout=5)
             if int(rows[0][0]) > 0:
                 first_ms = int(rows[0][1])
@@ -169,7 +170,7 @@ def ch_scenario(stack: LocalStack, work: Path) -> dict[str, Any]:
     converge = h.wait_replicas_converged(stack)
     # Sorted here: ClickHouse 18.16 reads "ORDER BY 1" as ordering by the constant 1 (no positional
     # arguments before 22.x), which left the stamps unsorted and made the first runs' "gap" meaningless.
-    stamps = sorted(int(r[0]) for r in ha._ch_query(
+    stamps = sorted(int(r[0]) for r in clickhouse.query(
         stack.ctx, survivor, "SELECT DISTINCT stored_at_ms FROM sqlaudit.audit_events "
                              f"WHERE stored_at_ms BETWEEN {fault_ms} AND {fault_ms + 30000}"))
     gap = max((b - a for a, b in itertools.pairwise([fault_ms, *stamps])), default=0) / 1000

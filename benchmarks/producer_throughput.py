@@ -37,8 +37,8 @@ from kafka.admin import NewTopic
 from loadtests.generator import GeneratorConfig, SqlEventGenerator
 from loadtests.ledger import LedgerWriter, read_ledger
 from loadtests.runner import start_load, stop_load, wait_load
-from resilience.stack.context import Tools
-from resilience.stack.endpoints import Endpoints
+from stack.context import Tools
+from stack.endpoints import Endpoints
 
 PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 5, "batch_size": 16384,
             "max_in_flight_requests_per_connection": 5, "allow_auto_create_topics": False}

@@ -28,7 +28,7 @@ from faults.settings import DEFAULT_STATE_DIR
 from loadtests.runner import start_load, stop_load
 from probes.evaluate import RunWindow, evaluate, rto_data_flow, rto_replicas_ready
 from probes.slo import load_catalogue
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 MARK = "first offset commit since start"
 

@@ -30,10 +30,10 @@ from pathlib import Path
 import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from resilience.stack import LocalStack
-from resilience.stack.audit_service import GROUP, replica_name
-from resilience.stack.endpoints import CONSUMER_GROUP
 from sqlaudit.events import SqlEvent, SqlType, now_ms
+from stack.components.audit_service import GROUP, replica_name
+from stack.core import LocalStack
+from stack.endpoints import CONSUMER_GROUP
 
 logger = logging.getLogger("benchmarks.service_throughput")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from resilience.paths import DEFAULT_DATA_ROOT
-from resilience.stack import LocalStack
+from stack.core import LocalStack
+from stack.paths import DEFAULT_DATA_ROOT
 
 
 def _timed_up(stack: LocalStack) -> float:

@@ -30,7 +30,7 @@ __all__ = ["start_load", "stop_load"]
 
 
 def _dirs(configuration: Configuration | None) -> tuple[Path, Path]:
-    from resilience.paths import REPO_ROOT
+    from stack.paths import REPO_ROOT
 
     cfg = configuration or {}
     run_id = str(cfg.get("run_id") or os.environ.get("RESILIENCE_RUN_ID") or f"pid{os.getpid()}")

@@ -16,11 +16,11 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from clients.kafka_lag import LagReader
 from probes import prom
 from probes.config import ProbeSettings
 from probes.dataloss import account, read_stored, wait_drained
 from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_replicas_ready
-from probes.lag import LagReader
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def config_in_effect(checker: str, field: str, configuration: Configuration | No
     if not urls:
         if s.stack_port_base is None:
             raise ActivityFailed("configuration replica_urls is required for target kubernetes")
-        from resilience.stack.endpoints import Endpoints
+        from stack.endpoints import Endpoints
 
         ep = Endpoints(s.stack_port_base)
         urls = [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(s.expected_replicas)]

@@ -30,7 +30,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from probes.slo import DEFAULT_SLO_FILE, Catalogue, SloFileError, load_catalogue
-from resilience.stack.endpoints import CONSUMER_GROUP, DEFAULT_PORT_BASE, TOPIC, Endpoints
+from stack.endpoints import CONSUMER_GROUP, DEFAULT_PORT_BASE, TOPIC, Endpoints
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.lag import LagReader, LagSnapshot
+from clients.kafka_lag import LagReader, LagSnapshot
 from probes.prom import ProbeError
 
 logger = logging.getLogger(__name__)

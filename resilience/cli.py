@@ -26,11 +26,12 @@ from rich.console import Console
 
 from probes.slo import DEFAULT_SLO_FILE
 from resilience import __version__
-from resilience.paths import DEPLOY_LOCAL, REPO_ROOT
 from resilience.runner import DEFAULT_REPORTS, RunError, RunOptions
 from resilience.runner import run as run_scenario
-from resilience.stack import DEFAULT_PORT_BASE, ComponentError, LocalStack, MissingToolError, StackError
-from resilience.stack.core import StackStatus
+from stack.core import LocalStack, StackStatus
+from stack.endpoints import DEFAULT_PORT_BASE
+from stack.errors import ComponentError, MissingToolError, StackError
+from stack.paths import DEPLOY_LOCAL, REPO_ROOT
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

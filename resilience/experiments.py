@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from resilience.paths import REPO_ROOT
+from stack.paths import REPO_ROOT
 
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 EXTENSION = "sql-audit-resilience"

@@ -31,10 +31,11 @@ from probes.verdict import Outcome
 from resilience import experiments as xp
 from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
-from resilience.paths import REPO_ROOT
 from resilience.secrets import Redactor
-from resilience.stack import DEFAULT_PORT_BASE, LocalStack, StackError
-from resilience.stack.endpoints import CONSUMER_GROUP, TOPIC, Endpoints
+from stack.core import LocalStack
+from stack.endpoints import CONSUMER_GROUP, DEFAULT_PORT_BASE, TOPIC, Endpoints
+from stack.errors import StackError
+from stack.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ def _postgres_for_checks(run: dict[str, Any]) -> dict[str, Any] | None:
     """psycopg keywords (and the replicas' checker file) of the local stack; None elsewhere."""
     if run.get("target") != "local":
         return None
-    from resilience.stack.audit_service import checkers_file
+    from stack.components.audit_service import checkers_file
 
     data_dir = os.environ.get("RESILIENCE_DATA_DIR")
     stack = LocalStack(port_base=int(run["stack"]["port_base"]), data_dir=Path(data_dir) if data_dir else None)

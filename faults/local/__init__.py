@@ -12,7 +12,8 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 
 from faults.settings import Settings
-from resilience.stack import LocalStack, StackError
+from stack.core import LocalStack
+from stack.errors import StackError
 
 
 def local_stack(settings: Settings) -> LocalStack:

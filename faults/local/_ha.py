@@ -1,9 +1,9 @@
 """Helpers of the local backends for the ``ha`` profile (Patroni pair, ClickHouse replicas, three brokers).
 
-The member layout (program names, Patroni members, broker indices) is
-:mod:`resilience.stack.ha`'s; this module only maps fault arguments onto it and
-adds the one process action the single-node faults do not need: a hard kill
-that stays down (:func:`kill_and_hold`).
+The member layout (program names, Patroni members, broker indices) belongs to the stack's
+component modules (:mod:`stack.components.patroni`, ``.kafka``, ``.clickhouse``); this module only
+maps fault arguments onto it and adds the one process action the single-node faults do not need:
+a hard kill that stays down (:func:`kill_and_hold`).
 """
 
 import logging
@@ -19,9 +19,9 @@ from supervisor.xmlrpc import Faults
 from faults.local import local_stack
 from faults.local.processes import DOWN_STATES, Programs, killpg
 from faults.settings import Settings
-from resilience.stack import ha
-from resilience.stack.context import StackContext
-from resilience.stack.errors import ComponentError
+from stack.components import patroni
+from stack.context import StackContext
+from stack.errors import ComponentError
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ def pick(index: int | None, count: int, kind: str, what: str) -> int:
     return index
 
 
-def leader(settings: Settings, what: str) -> ha.PgMember:
+def leader(settings: Settings, what: str) -> patroni.PgMember:
     """The Patroni member holding the leader lock; ``ActivityFailed`` if there is none or none answers."""
     try:
-        found = ha.patroni_leader(context(settings))
+        found = patroni.patroni_leader(context(settings))
     except ComponentError as exc:
         raise ActivityFailed(f"{what}: {exc}") from exc
     if found is None:
@@ -59,12 +59,12 @@ def leader(settings: Settings, what: str) -> ha.PgMember:
 
 def cluster(settings: Settings, what: str) -> dict[str, Any]:
     try:
-        return ha.patroni_cluster(context(settings))
+        return patroni.patroni_cluster(context(settings))
     except ComponentError as exc:
         raise ActivityFailed(f"{what}: {exc}") from exc
 
 
-def switchover(settings: Settings, current: ha.PgMember, candidate: ha.PgMember, what: str) -> str:
+def switchover(settings: Settings, current: patroni.PgMember, candidate: patroni.PgMember, what: str) -> str:
     """``POST /switchover`` on the leader's REST API; returns Patroni's answer."""
     url = f"http://127.0.0.1:{context(settings).endpoints.port(current.api_port)}/switchover"
     try:
@@ -85,12 +85,12 @@ def wait_patroni_redundant(settings: Settings, timeout: float, what: str) -> str
     last = ""
     while True:
         try:
-            state = ha.patroni_cluster(ctx)
+            state = patroni.patroni_cluster(ctx)
             sync = bool(requests.get(f"http://127.0.0.1:{ctx.endpoints.port('patroni_api')}/config",
                                      timeout=(2.0, 5.0)).json().get("synchronous_mode")) \
                 if state.get("members") else False
-            problems = ha.patroni_cluster_problems(state, sync)
-            last = ha.describe_members(state) + (f" ({'; '.join(problems)})" if problems else "")
+            problems = patroni.patroni_cluster_problems(state, sync)
+            last = patroni.describe_members(state) + (f" ({'; '.join(problems)})" if problems else "")
             if not problems:
                 return last
         except (ComponentError, requests.RequestException, ValueError) as exc:

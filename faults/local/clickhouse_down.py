@@ -9,7 +9,7 @@ from chaoslib.types import Configuration, Secrets
 from faults.local import _ha
 from faults.local.processes import start_again, stop_for
 from faults.settings import Settings
-from resilience.stack import ha
+from stack.components import clickhouse
 
 PROGRAM = "clickhouse"
 
@@ -17,7 +17,7 @@ PROGRAM = "clickhouse"
 def program(settings: Settings, replica: int | None, what: str) -> str:
     """Supervisor program of ClickHouse replica ``replica`` (``None``: 0) on this stack's profile."""
     if _ha.is_ha(settings):
-        return ha.CH_REPLICAS[_ha.pick(replica, len(ha.CH_REPLICAS), "replica", what)].program
+        return clickhouse.CH_REPLICAS[_ha.pick(replica, len(clickhouse.CH_REPLICAS), "replica", what)].program
     if replica not in (None, 0):
         raise ActivityFailed(f"{what}: replica={replica!r}: the minimal profile has one ClickHouse (0)")
     return PROGRAM

@@ -17,7 +17,7 @@ from faults.local import _ha
 from faults.local.clickhouse_down import program
 from faults.local.processes import Programs, killpg
 from faults.settings import Settings
-from resilience.stack import ha
+from stack.components import clickhouse
 
 PROGRAM = "clickhouse"
 
@@ -65,7 +65,7 @@ def resume_clickhouse(replica: int | None = None, configuration: Configuration |
     current: list[int] = []
     if programs.supervisord_running():
         if replica is None and _ha.is_ha(settings):
-            targets = [r.program for r in ha.CH_REPLICAS]
+            targets = [r.program for r in clickhouse.CH_REPLICAS]
         else:
             targets = [program(settings, replica, what)]
         infos = programs.infos()

@@ -13,8 +13,8 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs, ready_port
 from faults.settings import Settings
-from resilience.stack.audit_service import checkers_file
 from sqlaudit.config import ConfigError, load_checkers_config
+from stack.components.audit_service import checkers_file
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from chaoslib.types import Configuration, Secrets
 from faults.local import _ha, local_stack
 from faults.local.processes import Programs, start_again, stop_for
 from faults.settings import Settings
-from resilience.stack import ha
+from stack.components import kafka
 
 
 def _program(settings: Settings, broker: int | None, what: str) -> str:
     profile = local_stack(settings).ctx.profile
     if profile == "ha":
-        return ha.BROKERS[_ha.pick(broker, len(ha.BROKERS), "broker", what)].program
+        return kafka.BROKERS[_ha.pick(broker, len(kafka.BROKERS), "broker", what)].program
     if broker not in (None, 0):
         raise ActivityFailed(f"{what}: broker={broker!r}: the {profile} profile has one broker (0)")
     return "kafka"

@@ -20,7 +20,7 @@ from chaoslib.types import Configuration, Secrets
 from faults.local import _ha, local_stack
 from faults.local.processes import Programs, killpg, start_again, stop_for
 from faults.settings import Settings
-from resilience.stack import ha
+from stack.components import patroni
 
 PROGRAM = "postgres"
 METHODS = ("stop", "kill")
@@ -38,11 +38,11 @@ def _fail_over_patroni(settings: Settings, method: str, duration: float | None, 
     programs = Programs(settings)
     programs.require_running(what)
     leader = _ha.leader(settings, what)
-    others = [m for m in ha.PG_MEMBERS if m != leader]
+    others = [m for m in patroni.PG_MEMBERS if m != leader]
     state = {m["name"]: m for m in _ha.cluster(settings, what).get("members", [])}
     ready = [m for m in others if state.get(m.name, {}).get("state") in ("streaming", "running")]
     if not ready:
-        members = ha.describe_members({"members": list(state.values())})
+        members = patroni.describe_members({"members": list(state.values())})
         raise ActivityFailed(f"{what}: no standby is streaming ({members}): nothing to fail over to")
     candidate = ready[0]
     if method == "stop":
@@ -58,7 +58,7 @@ def _fail_over_patroni(settings: Settings, method: str, duration: float | None, 
         answer = _ha.switchover(settings, leader, candidate, what)
         return {"member": leader.name, "candidate": candidate.name, "started_at": t0, "changed": answer}
     ctx = local_stack(settings).ctx
-    postmaster = ha.postmaster_pid(ctx, leader)
+    postmaster = patroni.postmaster_pid(ctx, leader)
     patroni_pid = programs.kill(leader.program)
     if postmaster is not None:
         with contextlib.suppress(ActivityFailed):  # already gone with Patroni: that is the goal
@@ -74,10 +74,11 @@ def _restore_patroni(settings: Settings, what: str) -> dict[str, Any]:
     if not programs.supervisord_running():
         return {"changed": "stack not running: nothing to undo", "would": "nothing"}
     if settings.dry_run:
-        return {"would": f"start {[m.program for m in ha.PG_MEMBERS]} if down, wait for a leader and streaming "
+        return {"would": f"start {[m.program for m in patroni.PG_MEMBERS]} if down, wait for a leader and streaming "
                          f"standby via {programs.where}"}
     t0 = time.monotonic()
-    done = {m.program: start_again(settings, m.program, what, HA_RESTORE_TIMEOUT_S)["changed"] for m in ha.PG_MEMBERS}
+    done = {m.program: start_again(settings, m.program, what, HA_RESTORE_TIMEOUT_S)["changed"]
+            for m in patroni.PG_MEMBERS}
     cluster = _ha.wait_patroni_redundant(settings, max(10.0, HA_RESTORE_TIMEOUT_S - (time.monotonic() - t0)), what)
     started = [p for p, d in done.items() if d != "was RUNNING"]
     return {"members": done, "cluster": cluster, "accepting": _wait_accepting(settings, 60.0, what),

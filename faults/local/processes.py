@@ -21,7 +21,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from faults.local import local_stack
 from faults.settings import Settings
-from resilience.stack import supervisor as sv
+from stack import supervisor as sv
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def wait_tcp(host: str, port: int, timeout: float, what: str) -> float:
 # Port that says "ready" for each infrastructure program (audit-service-<i> uses its replica port).
 READY_PORTS = {"kafka": "kafka", "postgres": "postgres", "clickhouse": "clickhouse_tcp",
                "toxiproxy": "toxiproxy_api", "prometheus": "prometheus",
-               # ha profile (resilience/stack/ha.py); a Patroni member is ready when its REST API answers
+               # ha profile (stack/profiles.py); a Patroni member is ready when its REST API answers
                "kafka-2": "kafka_2", "kafka-3": "kafka_3", "clickhouse-2": "clickhouse_tcp_2",
                "postgres-2": "patroni_api_2", "etcd": "etcd_client", "zookeeper": "zookeeper"}
 

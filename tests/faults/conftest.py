@@ -20,7 +20,7 @@ import requests
 from clickhouse_driver import Client
 
 from faults.cleanup import cleanup
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 BASELINE_TIMEOUT_S = 150.0
 

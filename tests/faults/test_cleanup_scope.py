@@ -16,7 +16,7 @@ from faults import journal
 from faults.cli import cleanup_command
 from faults.settings import Settings
 from resilience.cli import cli as resilience_cli
-from resilience.stack import DEFAULT_PORT_BASE
+from stack.endpoints import DEFAULT_PORT_BASE
 
 UNDO = {"activity": "faults.network_partition.remove_partition", "arguments": {"edge": "kafka"}}
 

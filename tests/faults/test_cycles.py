@@ -27,7 +27,7 @@ from faults import (
     replicas,
 )
 from faults.local import proxies
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 from tests.faults.conftest import baseline_problems, wait_baseline
 
 pytestmark = pytest.mark.stack

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from faults import clickhouse_stall, journal, network_latency, network_partition, postgres_failover
 from faults.cli import cleanup_command
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 from tests.faults.conftest import wait_baseline, wait_no_helpers
 
 pytestmark = pytest.mark.stack

@@ -15,8 +15,8 @@ from chaoslib.exceptions import ActivityFailed
 
 from faults import config as config_fault
 from faults import journal, memory
-from resilience.stack import LocalStack
-from resilience.stack.audit_service import checkers_file
+from stack.components.audit_service import checkers_file
+from stack.core import LocalStack
 
 pytestmark = pytest.mark.stack
 

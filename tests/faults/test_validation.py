@@ -20,7 +20,7 @@ from faults import (
     process,
     replicas,
 )
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 from tests.faults.conftest import baseline_problems
 
 pytestmark = pytest.mark.stack

@@ -14,7 +14,7 @@ import pytest
 
 from resilience.experiments import catalogue
 from resilience.runner import RunOptions, run
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 EXPERIMENTS = [e for e in catalogue() if e.ext.profile == "minimal"]  # the session stack's profile
 

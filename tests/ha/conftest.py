@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from resilience.paths import DEFAULT_DATA_ROOT
-from resilience.stack import LocalStack
+from stack.core import LocalStack
+from stack.paths import DEFAULT_DATA_ROOT
 
 HA_PORT_BASE = int(os.environ.get("RESILIENCE_TEST_HA_PORT_BASE", "19600"))
 

@@ -15,8 +15,9 @@ import psycopg
 
 from loadtests.runner import LoadHandle, LoadResult, start_load, stop_load
 from probes.dataloss import DataLossReport, account, produced_at_by_id, read_stored, wait_drained
-from resilience.stack import LocalStack, ha
-from resilience.stack.endpoints import CONSUMER_GROUP
+from stack.components import clickhouse, kafka
+from stack.core import LocalStack
+from stack.endpoints import CONSUMER_GROUP
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
@@ -40,7 +41,7 @@ def fault_config(stack: LocalStack, state_dir: Path) -> dict[str, Any]:
 
 def load(stack: LocalStack, run_dir: Path, rate: float, duration: float, seed: int = 1) -> LoadHandle:
     """Steady load into every broker's DIRECT listener, with a ledger in ``run_dir/ledger``."""
-    return start_load(ha.kafka_bootstrap_direct(stack.ctx), "steady", rate=rate, duration=duration, seed=seed,
+    return start_load(kafka.kafka_bootstrap_direct(stack.ctx), "steady", rate=rate, duration=duration, seed=seed,
                       run_dir=str(run_dir), ledger_dir=str(run_dir / "ledger"))
 
 
@@ -48,12 +49,12 @@ def drained_loss(stack: LocalStack, result: LoadResult, fault_start_ms: int | No
                  drain_timeout: float = 150.0) -> DataLossReport:
     """Wait for lag 0, then account the ledger against ClickHouse replica ``replica``."""
     assert result.ledger is not None, result.ledger_error
-    drain = wait_drained(ha.kafka_bootstrap_direct(stack.ctx), CONSUMER_GROUP, stack.ctx.topic,
+    drain = wait_drained(kafka.kafka_bootstrap_direct(stack.ctx), CONSUMER_GROUP, stack.ctx.topic,
                          timeout_s=drain_timeout)
     assert drain.drained, drain.reason
     acked = produced_at_by_id(result.ledger.acked.values())
     assert acked, "the load acknowledged nothing"
-    port = stack.endpoints.port(ha.CH_REPLICAS[replica].tcp)
+    port = stack.endpoints.port(clickhouse.CH_REPLICAS[replica].tcp)
     stored = read_stored("127.0.0.1", port, min(acked.values()), max(acked.values()))
     return account(acked, stored, fault_start_ms)
 
@@ -65,10 +66,10 @@ def wait_replicas_converged(stack: LocalStack, timeout: float = 120.0) -> float:
     previous: list[tuple[int, ...]] = []
 
     def converged() -> bool:
-        states = [ha.clickhouse_replica_status(stack.ctx, r) for r in ha.CH_REPLICAS]
+        states = [clickhouse.clickhouse_replica_status(stack.ctx, r) for r in clickhouse.CH_REPLICAS]
         query = f"SELECT count() FROM {stack.ctx.ch_database}.audit_events"
-        counts = tuple(int(ha._ch_query(stack.ctx, r, query)[0][0]) for r in ha.CH_REPLICAS)
-        ok = all(s["queue_size"] == 0 and not s["is_readonly"] and s["active_replicas"] == len(ha.CH_REPLICAS)
+        counts = tuple(int(clickhouse.query(stack.ctx, r, query)[0][0]) for r in clickhouse.CH_REPLICAS)
+        ok = all(s["queue_size"] == 0 and not s["is_readonly"] and s["active_replicas"] == len(clickhouse.CH_REPLICAS)
                  for s in states) and len(set(counts)) == 1
         previous.append(counts if ok else ())
         return ok and len(previous) >= 2 and previous[-2] == counts

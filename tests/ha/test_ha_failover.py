@@ -12,7 +12,8 @@ import requests
 
 from faults import clickhouse_stall, kafka_broker, network_partition, postgres_failover
 from faults.cleanup import cleanup
-from resilience.stack import LocalStack, ha
+from stack.components import clickhouse, patroni
+from stack.core import LocalStack
 from tests.ha import harness as h
 
 pytestmark = [pytest.mark.stack, pytest.mark.ha]
@@ -34,7 +35,7 @@ def test_status_reports_every_ha_member(ha_stack: LocalStack) -> None:
 def test_primary_hard_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_path: Path,
                                                       state_dir: Path) -> None:
     cfg = h.fault_config(ha_stack, state_dir)
-    old = ha.patroni_leader(ha_stack.ctx)
+    old = patroni.patroni_leader(ha_stack.ctx)
     assert old is not None
     commits = h.CommitLedger(ha_stack).start()
     handle = h.load(ha_stack, tmp_path / "load", rate=150, duration=35)
@@ -43,7 +44,7 @@ def test_primary_hard_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_
         before = h.violations(ha_stack)
         fault_at = time.time()
         postgres_failover.fail_over_postgres("kill", configuration=cfg)
-        h.wait_until(lambda: (lead := ha.patroni_leader(ha_stack.ctx)) is not None and lead != old, 60,
+        h.wait_until(lambda: (lead := patroni.patroni_leader(ha_stack.ctx)) is not None and lead != old, 60,
                      f"a new Patroni leader after killing {old.name}")
         leader_at = time.time()
         h.wait_until(lambda: commits.first_ack_after(leader_at) is not None, 60, "a write on the new primary")
@@ -85,7 +86,7 @@ def test_broker_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_path: 
 
 def test_clickhouse_replica_stalled_writes_continue(ha_stack: LocalStack, tmp_path: Path, state_dir: Path) -> None:
     cfg = h.fault_config(ha_stack, state_dir)
-    survivor = ha.CH_REPLICAS[1]
+    survivor = clickhouse.CH_REPLICAS[1]
     handle = h.load(ha_stack, tmp_path / "load", rate=150, duration=45)
     try:
         time.sleep(8)
@@ -93,7 +94,7 @@ def test_clickhouse_replica_stalled_writes_continue(ha_stack: LocalStack, tmp_pa
         clickhouse_stall.stall_clickhouse(30, replica=0, configuration=cfg)
 
         def written_after_fault() -> bool:
-            rows = ha._ch_query(ha_stack.ctx, survivor, "SELECT count() FROM sqlaudit.audit_events "
+            rows = clickhouse.query(ha_stack.ctx, survivor, "SELECT count() FROM sqlaudit.audit_events "
                                                         f"WHERE stored_at_ms > {fault_ms}", timeout=5)
             return int(rows[0][0]) > 0
         h.wait_until(written_after_fault, 25, "rows written through the surviving replica during the stall")
@@ -124,16 +125,17 @@ def test_partition_of_an_edge_cuts_every_member(ha_stack: LocalStack, tmp_path: 
         time.sleep(15)
         healed_ms = int(time.time() * 1000)
         stored_during = {}
-        for replica in ha.CH_REPLICAS:
-            rows = ha._ch_query(ha_stack.ctx, replica, "SELECT count() FROM sqlaudit.audit_events WHERE stored_at_ms "
-                                                       f"BETWEEN {fault_ms + 2000} AND {healed_ms}", timeout=5)
+        for replica in clickhouse.CH_REPLICAS:
+            rows = clickhouse.query(ha_stack.ctx, replica, "SELECT count() FROM sqlaudit.audit_events WHERE "
+                                    f"stored_at_ms BETWEEN {fault_ms + 2000} AND {healed_ms}", timeout=5)
             stored_during[replica.program] = int(rows[0][0])
     finally:
         network_partition.remove_partition("clickhouse", configuration=cfg)
         result = h.stop(handle)
         cleanup(state_dir)
     assert all(not p["toxics"] and p["enabled"] for p in requests.get(proxies_url, timeout=5).json().values())
-    assert stored_during == {r.program: 0 for r in ha.CH_REPLICAS}, f"rows stored during the partition: {stored_during}"
+    assert stored_during == {r.program: 0 for r in clickhouse.CH_REPLICAS}, \
+        f"rows stored during the partition: {stored_during}"
     h.wait_replicas_converged(ha_stack)
     report = h.drained_loss(ha_stack, result, fault_ms, replica=1)
     assert report.lost == [], report.as_dict(10)
@@ -144,7 +146,7 @@ def test_down_leaves_no_process(ha_stack: LocalStack) -> None:
     sup = ha_stack.supervisor.pid()
     assert sup
     pids = {sup, *(p.pid for p in psutil.Process(sup).children(recursive=True))}
-    postmasters = {pid for m in ha.PG_MEMBERS if (pid := ha.postmaster_pid(ha_stack.ctx, m))}
+    postmasters = {pid for m in patroni.PG_MEMBERS if (pid := patroni.postmaster_pid(ha_stack.ctx, m))}
     assert len(postmasters) == 2, "expected both Patroni members' postmasters"
     pids |= postmasters
     stopped = set(ha_stack.down())

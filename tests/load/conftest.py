@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 
 @pytest.fixture(scope="session")

@@ -16,15 +16,15 @@ import requests
 from clickhouse_driver import Client
 from kafka import KafkaProducer
 
+from clients.kafka_lag import LagReader
 from probes import prom
 from probes.dataloss import account, read_stored, wait_drained
 from probes.evaluate import RunWindow, evaluate, rto_replicas_ready
-from probes.lag import LagReader
 from probes.recovery import RecoveryStatus
 from probes.slo import load_catalogue
 from probes.verdict import Outcome
-from resilience.stack import LocalStack
 from sqlaudit.events import SqlEvent, SqlType, now_ms
+from stack.core import LocalStack
 
 pytestmark = pytest.mark.stack
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resilience.paths import REPO_ROOT
 from resilience.report import render_report
+from stack.paths import REPO_ROOT
 from tests.report.conftest import series_doc
 
 ARTIFACTS = REPO_ROOT / "reports" / "test-artifacts"

@@ -24,7 +24,7 @@ from probes import prom
 from probes.slo import DEFAULT_SLO_FILE
 from resilience.judge import judge
 from resilience.runner import RunOptions, RunResult, run
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from clickhouse_driver import Client
 from kafka import KafkaProducer
 from service_harness import Harness
 
-from resilience.stack import LocalStack
 from sqlaudit.config import DEFAULT_CHECKERS_FILE, CheckersConfig, load_checkers_config
+from stack.core import LocalStack
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,11 @@ import requests
 from clickhouse_driver import Client
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from resilience.stack import LocalStack
-from resilience.stack.audit_service import replica_name
-from resilience.stack.endpoints import CONSUMER_GROUP
 from sqlaudit.events import SqlEvent, SqlType, now_ms
 from sqlaudit.queries import count_events
+from stack.components.audit_service import replica_name
+from stack.core import LocalStack
+from stack.endpoints import CONSUMER_GROUP
 
 SUPERVISOR_GROUP = "audit-service"
 

@@ -20,7 +20,7 @@ import requests
 from kafka.admin import KafkaAdminClient, NewTopic
 from service_harness import wait_until
 
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 pytestmark = pytest.mark.stack
 

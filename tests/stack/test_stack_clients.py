@@ -11,7 +11,7 @@ import requests
 from clickhouse_driver import Client
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from resilience.stack import LocalStack
+from stack.core import LocalStack
 
 pytestmark = pytest.mark.stack
 

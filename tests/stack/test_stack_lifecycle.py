@@ -14,9 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from resilience.paths import DEFAULT_DATA_ROOT
-from resilience.stack import ComponentError, LocalStack, StackError
-from resilience.stack.endpoints import SPAN
+from stack.core import LocalStack
+from stack.endpoints import SPAN
+from stack.errors import ComponentError, StackError
+from stack.paths import DEFAULT_DATA_ROOT
 
 pytestmark = pytest.mark.stack
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resilience.stack import LocalStack, StackError
-from resilience.stack import components as comps
-from resilience.stack import supervisor as sv
-from resilience.stack.endpoints import MINIMAL_SPAN, OFFSETS, SPAN, Endpoints
+from stack import supervisor as sv
+from stack.components import base as comps
+from stack.components import prometheus
+from stack.core import LocalStack
+from stack.endpoints import MINIMAL_SPAN, OFFSETS, SPAN, Endpoints
+from stack.errors import StackError
 
 
 def test_ports_are_distinct_and_within_the_span() -> None:
@@ -65,7 +67,7 @@ def test_prometheus_scrape_config_is_generated_from_components(tmp_path: Path) -
     fake = comps.Component(name="audit-service-0", command=["true"], ports=[], probe=lambda c: "",
                            health=lambda c: "", metrics="127.0.0.1:20020", group="audit-service",
                            metrics_labels={"replica": "audit-service-0"})
-    prom = comps.prometheus(stack.ctx, [*stack.components(), fake])
+    prom = prometheus.prometheus(stack.ctx, [*stack.components(), fake])
     assert prom.prepare is not None
     prom.prepare(stack.ctx)
     config = yaml.safe_load((stack.ctx.conf_dir / "prometheus.yml").read_text())

@@ -23,12 +23,13 @@ from typing import Any
 
 import psutil
 
-from resilience.paths import default_data_dir
-from resilience.stack import components as comps
-from resilience.stack import supervisor as sv
-from resilience.stack.context import StackContext, Tools
-from resilience.stack.endpoints import DEFAULT_PORT_BASE, OFFSETS, SPAN, Endpoints
-from resilience.stack.errors import ComponentError, StackError
+from stack import supervisor as sv
+from stack.components.base import Component
+from stack.context import StackContext, Tools
+from stack.endpoints import DEFAULT_PORT_BASE, OFFSETS, SPAN, Endpoints
+from stack.errors import ComponentError, StackError
+from stack.paths import default_data_dir
+from stack.profiles import components_for
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,8 @@ class LocalStack:
                  "replicas": self.ctx.replicas, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._state_file().write_text(json.dumps(state, indent=2))
 
-    def components(self) -> list[comps.Component]:
-        return comps.components_for(self.ctx)
+    def components(self) -> list[Component]:
+        return components_for(self.ctx)
 
     def is_running(self) -> bool:
         return self.supervisor.is_running()
@@ -167,7 +168,7 @@ class LocalStack:
             parent.chmod(parent.stat().st_mode | 0o005)
             parent = parent.parent
 
-    def _check_ports(self, components: list[comps.Component]) -> None:
+    def _check_ports(self, components: list[Component]) -> None:
         for comp in components:
             for name in comp.ports:
                 port = self.endpoints.port(name)
@@ -176,7 +177,7 @@ class LocalStack:
                     raise StackError(f"port {port} ({comp.name}: {name}, port base {self.endpoints.port_base}) "
                                      f"is already in use{holder}; choose another --port-base or stop it")
 
-    def _wait_all(self, components: list[comps.Component], progress: Progress) -> None:
+    def _wait_all(self, components: list[Component], progress: Progress) -> None:
         infra = [c for c in components if c.group == "infra" and c.name != "prometheus"]
         later = [c for c in components if c not in infra]
         # Infrastructure first (in parallel), then what depends on it (replicas, exporters),
@@ -188,7 +189,7 @@ class LocalStack:
             if errors:
                 raise errors[0]  # type: ignore[misc]
 
-    def _wait_one(self, comp: comps.Component, progress: Progress) -> None:
+    def _wait_one(self, comp: Component, progress: Progress) -> None:
         t0 = time.monotonic()
         deadline = t0 + comp.startup_timeout
         progress(comp.name, "starting", "")
@@ -227,7 +228,7 @@ class LocalStack:
         except Exception:
             return None
 
-    def _component_error(self, comp: comps.Component, message: str) -> ComponentError:
+    def _component_error(self, comp: Component, message: str) -> ComponentError:
         path = sv.log_file(self.ctx, comp)
         return ComponentError(comp.name, message, log_file=path, log_tail=_tail(path, 15))
 
@@ -241,7 +242,7 @@ class LocalStack:
             infos = self.supervisor.process_info()
             components = self.components()
 
-            def one(comp: comps.Component) -> ComponentStatus:
+            def one(comp: Component) -> ComponentStatus:
                 info = infos.get(comp.name)
                 state = str(info["statename"]) if info else "ABSENT"
                 pid = int(info["pid"]) if info and info["pid"] else None

@@ -1,4 +1,4 @@
-"""The consumer-lag exporter as a stack component (see ``probes/lag_exporter.py``)."""
+"""The consumer-lag exporter as a stack component (see ``stack/kafka_lag_exporter.py``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import sys
 
 import requests
 
-from resilience.stack.components import Component
-from resilience.stack.context import StackContext
-from resilience.stack.endpoints import CONSUMER_GROUP
-from resilience.stack.errors import ComponentError
+from stack.components.base import Component
+from stack.context import StackContext
+from stack.endpoints import CONSUMER_GROUP
+from stack.errors import ComponentError
 
 
-def lag_exporter(ctx: StackContext) -> list[Component]:
-    """One exporter reading lag of the audit service's group from Kafka (directly, not via the proxy)."""
+def lag_exporter(ctx: StackContext, bootstrap: str) -> list[Component]:
+    """One exporter reading the lag of the audit service's group from Kafka at ``bootstrap`` (directly, not
+    via the proxy)."""
     port = ctx.endpoints.port("lag_exporter")
     url = f"http://127.0.0.1:{port}/metrics"
 
@@ -30,7 +31,7 @@ def lag_exporter(ctx: StackContext) -> list[Component]:
 
     return [Component(
         name="lag-exporter",
-        command=[sys.executable, "-m", "probes.lag_exporter", "--bootstrap", ctx.endpoints.kafka_bootstrap,
+        command=[sys.executable, "-m", "stack.kafka_lag_exporter", "--bootstrap", bootstrap,
                  "--group", CONSUMER_GROUP, "--topic", ctx.topic, "--port", str(port), "--interval", "0.5"],
         ports=["lag_exporter"],
         probe=probe,

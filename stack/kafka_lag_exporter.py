@@ -1,6 +1,6 @@
 """Consumer-lag exporter: Kafka's view of the audit service's lag, for Prometheus.
 
-Samples :class:`probes.lag.LagReader` every ``--interval`` seconds in a thread and
+Samples :class:`clients.kafka_lag.LagReader` every ``--interval`` seconds in a thread and
 serves the latest sample on ``/metrics``. Metric names and labels are those of the
 widely deployed kafka_exporter, so the same PromQL works in staging:
 
@@ -17,7 +17,7 @@ plus the exporter's own health:
 When Kafka cannot be read, the lag series disappear (Prometheus marks them stale)
 instead of showing a stale or zero lag: no data must never look healthy.
 
-    python -m probes.lag_exporter --bootstrap 127.0.0.1:19000 --port 19012
+    python -m stack.kafka_lag_exporter --bootstrap 127.0.0.1:19000 --port 19012
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from probes.lag import LagReader, LagSnapshot
+from clients.kafka_lag import LagReader, LagSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def run(bootstrap: str, group: str, topic: str, port: int, interval: float) -> N
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m probes.lag_exporter", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m stack.kafka_lag_exporter", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers (direct, not proxied)")
     ap.add_argument("--group", default="sql-audit-service")

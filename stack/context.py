@@ -10,9 +10,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resilience.paths import DEPLOY_LOCAL, cache_dir
-from resilience.stack import endpoints as ep
-from resilience.stack.errors import MissingToolError
+from stack import endpoints as ep
+from stack.errors import MissingToolError
+from stack.paths import DEPLOY_LOCAL, cache_dir
 
 INSTALL_HINT = "run deploy/local/install.sh (or `make setup`) first"
 

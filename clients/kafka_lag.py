@@ -6,7 +6,7 @@ admin API. ``lag = end offset - committed offset`` per partition; a partition wi
 no committed offset counts from its beginning offset (the service reads from the
 earliest offset when it has none).
 
-Used by the lag exporter (``probes/lag_exporter.py``, scraped by Prometheus every
+Used by the lag exporter (``stack/kafka_lag_exporter.py``, scraped by Prometheus every
 second) and directly by probes that must not depend on Prometheus (the drain wait
 before an RPO verdict).
 """

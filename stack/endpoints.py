@@ -29,7 +29,7 @@ OFFSETS: dict[str, int] = {
     "proxy_clickhouse": 11,  # toxiproxy: service -> clickhouse
     "lag_exporter": 12,  # consumer-lag exporter (probes issue)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
-    # --- ha profile only (resilience/stack/ha.py); a minimal stack binds none of these ---
+    # --- ha profile only (stack/profiles.py); a minimal stack binds none of these ---
     "kafka_2": 40,  # second broker: DIRECT listener
     "kafka_controller_2": 41,
     "kafka_service_2": 42,  # second broker: SERVICE listener (advertised at proxy_kafka_2)

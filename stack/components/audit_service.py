@@ -15,12 +15,12 @@ from pathlib import Path
 
 import requests
 
-from resilience.paths import REPO_ROOT
-from resilience.stack.components import Check, Component
-from resilience.stack.context import StackContext
-from resilience.stack.endpoints import CONSUMER_GROUP, HOST
-from resilience.stack.errors import ComponentError
 from sqlaudit.config import DEFAULT_CHECKERS_FILE
+from stack.components.base import Check, Component
+from stack.context import StackContext
+from stack.endpoints import CONSUMER_GROUP, HOST
+from stack.errors import ComponentError
+from stack.paths import REPO_ROOT
 
 __all__ = ["audit_service", "replica_name"]
 

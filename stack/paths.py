@@ -29,3 +29,6 @@ def default_data_dir(port_base: int) -> Path:
     """Data directory of the stack at ``port_base`` (``RESILIENCE_DATA_ROOT`` moves the root)."""
     root = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT))
     return root / f"stack-{port_base}"
+
+#: The reference service's DDL (ClickHouse table, PostgreSQL violations schema).
+SCHEMA_DIR = REPO_ROOT / "sqlaudit" / "schema"

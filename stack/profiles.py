@@ -1,0 +1,74 @@
+"""The stack's profiles: which components run, in start order (Prometheus last: it scrapes the others).
+
+``minimal``  one of each: Kafka, PostgreSQL, ClickHouse, toxiproxy, the audit-service replicas,
+             the consumer-lag exporter and Prometheus.
+``ha``       the production topology's redundancy on loopback: a Patroni pair with etcd, two
+             ClickHouse replicas with ZooKeeper, three Kafka brokers. The audit service reaches
+             every member through its own toxiproxy proxy (``postgres``/``postgres_2``,
+             ``clickhouse``/``clickhouse_2``, ``kafka``/``kafka_2``/``kafka_3``) with a multi-host
+             PostgreSQL conninfo (``target_session_attrs=read-write``), clickhouse-driver
+             ``alt_hosts`` and all three brokers as bootstrap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from stack.components import (
+    audit_service,
+    clickhouse,
+    etcd,
+    kafka,
+    lag_exporter,
+    patroni,
+    postgres,
+    prometheus,
+    toxiproxy,
+    zookeeper,
+)
+from stack.components.base import Component
+from stack.context import StackContext
+from stack.endpoints import HOST
+
+__all__ = ["PROFILES", "components_for"]
+
+PROFILES = ("minimal", "ha")
+
+
+def components_for(ctx: StackContext) -> list[Component]:
+    """All components of ``ctx.profile`` in start order."""
+    if ctx.profile not in PROFILES:
+        raise ValueError(f"unknown profile {ctx.profile!r}; known: {', '.join(PROFILES)}")
+    if ctx.profile == "ha":
+        return _ha(ctx)
+    comps = [toxiproxy.toxiproxy(ctx), postgres.postgres(ctx), clickhouse.clickhouse(ctx), kafka.kafka(ctx)]
+    comps.extend(audit_service.audit_service(ctx))
+    comps.extend(lag_exporter.lag_exporter(ctx, ctx.endpoints.kafka_bootstrap))
+    comps.append(prometheus.prometheus(ctx, comps))
+    return comps
+
+
+def _ha(ctx: StackContext) -> list[Component]:
+    comps: list[Component] = [toxiproxy.toxiproxy(ctx), etcd.etcd(ctx), zookeeper.zookeeper(ctx)]
+    comps.extend(patroni.member(ctx, m) for m in patroni.PG_MEMBERS)
+    comps.extend(clickhouse.replica(ctx, r) for r in clickhouse.CH_REPLICAS)
+    comps.extend(kafka.node(ctx, b) for b in kafka.BROKERS)
+    # Stack-level overrides in ctx.extra still win over the HA addresses.
+    service_ctx = dataclasses.replace(ctx, extra={**_ha_service_environment(ctx), **ctx.extra})
+    comps.extend(audit_service.audit_service(service_ctx))
+    # The exporter bootstraps from every broker, so one broker down does not blind it.
+    comps.extend(lag_exporter.lag_exporter(ctx, kafka.kafka_bootstrap_direct(ctx)))
+    comps.append(prometheus.prometheus(ctx, comps))
+    return comps
+
+
+def _ha_service_environment(ctx: StackContext) -> dict[str, str]:
+    """What the audit-service replicas need to reach every ha member through its proxy."""
+    eps = ctx.endpoints
+    brokers = ",".join(f"{HOST}:{eps.port(b.proxy)}" for b in kafka.BROKERS)
+    pg_hosts = ",".join(f"{HOST}:{eps.port(p)}" for p in ("proxy_postgres", "proxy_postgres_2"))
+    return {
+        "SQLAUDIT_KAFKA_BOOTSTRAP": brokers,
+        "SQLAUDIT_PG_DSN": f"postgresql://{ctx.pg_user}@{pg_hosts}/{ctx.pg_database}?target_session_attrs=read-write",
+        "SQLAUDIT_CH_ALT_HOSTS": f"{HOST}:{eps.port('proxy_clickhouse_2')}",
+    }
