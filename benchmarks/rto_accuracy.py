@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 
 from faults import journal, replicas
-from faults.settings import DEFAULT_STATE_DIR
 from loadtests.runner import start_load, stop_load
 from probes.evaluate import RunWindow, evaluate, rto_data_flow, rto_replicas_ready
 from probes.slo import load_catalogue
 from stack.core import LocalStack
+from target.settings import DEFAULT_STATE_DIR
 
 MARK = "first offset commit since start"
 
@@ -68,7 +68,7 @@ def main() -> None:
         for i in range(args.kills):
             out = replicas.kill_replicas(count=1, configuration=cfg)
             program = out["details"]["killed"][0]
-            kill_ts = journal.entries(Path(DEFAULT_STATE_DIR), run_id)[-1][1]["created_ts"]
+            kill_ts = journal.entries(Path(DEFAULT_STATE_DIR), run_id)[-1][1]["created_at"]
             time.sleep(args.observe)
             window = RunWindow(start=kill_ts - 10, end=time.time(), fault_start=kill_ts)
             rec = rto_replicas_ready(cat, "local", url, window, expected_replicas=3, stabilization_s=10)

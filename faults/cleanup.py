@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from faults import journal
-from faults.settings import DEFAULT_STATE_DIR
+from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class Reverted:
 
 
 def default_state_dir() -> Path:
-    """The journal directory when none is given: env ``RESILIENCE_STATE_DIR`` or the default."""
-    return Path(os.environ.get("RESILIENCE_STATE_DIR") or DEFAULT_STATE_DIR)
+    """The journal directory when none is given (the settings model's ``fault_state_dir``)."""
+    return resolve().fault_state_dir
 
 
 def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
@@ -62,8 +62,7 @@ def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
         journal.update(path, last_revert_error=result.detail, last_revert_at=time.time())
         logger.error("reverting %s (%s) failed: %s", result.id, result.fault, exc)
         return result
-    journal.update(path, status="reverted", reverted_by=by,
-                   reverted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    journal.close(path, by)
     result.ok = True
     result.detail = str(outcome.get("details", {}).get("changed", "reverted"))
     logger.info("reverted %s (%s %s) by %s: %s", result.id, result.fault, result.parameters, by, result.detail)

@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from faults import cleanup as cleanup_mod
 from faults import journal
 from faults import watchdog as watchdog_mod
-from faults.settings import DEFAULT_PORT_BASE
+from stack.endpoints import DEFAULT_PORT_BASE
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_STATE_DIR",

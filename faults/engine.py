@@ -27,7 +27,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from faults import journal, watchdog
-from faults.settings import Settings
+from target.settings import TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def backend(target: str, fault: str) -> ModuleType:
         raise
 
 
-def _impl(settings: Settings, module: str, function: str) -> Any:
+def _impl(settings: TargetSettings, module: str, function: str) -> Any:
     fault = module.rsplit(".", 1)[-1]
     impl = getattr(backend(settings.target, fault), function, None)
     if impl is None:
@@ -73,7 +73,7 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
     Returns ``{"fault_id", "run_id", "fault", "target", "parameters", "expires_at", "journal", "details"}``
     or, on a dry run, ``{"dry_run": True, "fault", "target", "plan"}``. Raises ``ActivityFailed``.
     """
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     fault = module.rsplit(".", 1)[-1]
     duration = check_duration(duration, f"{fault}.{function}")
     impl = _impl(settings, module, function)
@@ -104,7 +104,8 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
     timer = watchdog.spawn_timer(path) if duration else None
     journal.update(path, status="active", details=details, timer=timer)
     logger.info("injected %s: %s(%s) on %s stack %s%s [journal %s]", fault, function, _args(arguments),
-                settings.target, settings.port_base, f", expires in {duration:g} s" if duration else "", entry["id"])
+                settings.target, settings.stack_port_base, f", expires in {duration:g} s" if duration else "",
+                entry["id"])
     return {"fault_id": entry["id"], "run_id": settings.run_id, "fault": fault, "target": settings.target,
             "parameters": arguments, "expires_at": entry["expires_at_iso"], "journal": str(path),
             "details": details}
@@ -118,7 +119,7 @@ def remove(module: str, function: str, arguments: dict[str, Any], configuration:
     changed; "already gone" is success) or, on a dry run, ``{"dry_run": True, ...}``.
     Raises ``ActivityFailed`` when the fault could not be removed.
     """
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     fault = module.rsplit(".", 1)[-1]
     impl = _impl(settings, module, function)
     details = impl(**arguments, configuration=configuration, secrets=secrets)
@@ -129,7 +130,7 @@ def remove(module: str, function: str, arguments: dict[str, Any], configuration:
     closed = journal.mark_reverted(settings, undo, by=f"{function} (pid {os.getpid()})")
     watchdog.stop_timers(settings, closed)
     logger.info("removed %s: %s(%s) on %s stack %s: %s; journal entries closed: %s", fault, function,
-                _args(arguments), settings.target, settings.port_base, details.get("changed", details),
+                _args(arguments), settings.target, settings.stack_port_base, details.get("changed", details),
                 ", ".join(closed) or "none")
     return {"fault": fault, "target": settings.target, "reverted_entries": closed, "details": details}
 

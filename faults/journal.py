@@ -1,6 +1,6 @@
 """The fault journal: an on-disk record of every fault, written before the fault is applied.
 
-Layout (under the state directory, outside git; see :mod:`faults.settings`)::
+Layout (under the state directory, outside git; see :mod:`target.settings`)::
 
     <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid
     <state_dir>/<run_id>/heartbeat           its mtime is the run's heartbeat
@@ -10,7 +10,9 @@ Layout (under the state directory, outside git; see :mod:`faults.settings`)::
 An entry says what was done (``action``, ``parameters``), on which stack
 (``stack``, see :func:`stack_identity`; ``configuration``: the keys that reach it again),
 what undoes it (``undo``: an idempotent remove activity and its arguments),
-when it expires (``expires_at``, epoch seconds or null) and its ``status``:
+whether it is over the moment it happens (``instant``: a kill; what follows is recovery),
+its times in epoch seconds with an ISO-8601 twin for people (``created_at``, ``expires_at``:
+null without a duration, ``reverted_at``: null while open; ``*_iso``) and its ``status``:
 ``applying`` (recorded, being applied), ``active``, ``reverted`` or ``failed``
 (the apply raised and was undone). Entries are rewritten atomically (write +
 rename), so a killed writer never leaves half a record. ``applying`` and
@@ -24,10 +26,12 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faults.settings import DEFAULT_PORT_BASE, Settings
+from stack.endpoints import DEFAULT_PORT_BASE
+from target.settings import TargetSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +60,14 @@ def _atomic_write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def ensure_run(settings: Settings) -> Path:
+def ensure_run(settings: TargetSettings) -> Path:
     """Create the run directory and ``run.json`` if missing; returns the run directory."""
-    rdir = run_dir(settings.state_dir, settings.run_id)
+    rdir = run_dir(settings.fault_state_dir, settings.run_id)
     meta = rdir / "run.json"
     if not meta.exists():
         _atomic_write(meta, {"run_id": settings.run_id, "created_at": _iso(time.time()), "pid": os.getpid(),
                              "heartbeat_timeout": settings.heartbeat_timeout})
-    touch_heartbeat(settings.state_dir, settings.run_id)
+    touch_heartbeat(settings.fault_state_dir, settings.run_id)
     return rdir
 
 
@@ -95,8 +99,8 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def new_entry(settings: Settings, action: str, parameters: dict[str, Any], undo: dict[str, Any],
-              duration: float | None, plan: dict[str, Any]) -> tuple[Path, Entry]:
+def new_entry(settings: TargetSettings, action: str, parameters: dict[str, Any], undo: dict[str, Any],
+              duration: float | None, plan: dict[str, Any], instant: bool = False) -> tuple[Path, Entry]:
     """Record a fault about to be applied (status ``applying``); returns its path and content."""
     now = time.time()
     entry_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{action.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:8]}"
@@ -109,21 +113,70 @@ def new_entry(settings: Settings, action: str, parameters: dict[str, Any], undo:
         "action": action,
         "parameters": parameters,
         "undo": undo,
-        "configuration": settings.stack_configuration(),
+        "configuration": settings.journal_configuration(),
         "stack": settings_stack(settings),
-        "created_at": _iso(now),
-        "created_ts": now,
+        "instant": instant,
+        "created_at": now,
+        "created_at_iso": _iso(now),
         "expires_at": expires,
         "expires_at_iso": _iso(expires) if expires else None,
+        "reverted_at": None,
+        "reverted_at_iso": None,
         "status": "applying",
         "plan": plan,
         "details": None,
         "pid": os.getpid(),
     }
     ensure_run(settings)
-    path = run_dir(settings.state_dir, settings.run_id) / "faults" / f"{entry_id}.json"
+    path = run_dir(settings.fault_state_dir, settings.run_id) / "faults" / f"{entry_id}.json"
     _atomic_write(path, entry)
     return path, entry
+
+
+def close(path: Path, by: str, error: str | None = None) -> Entry | None:
+    """Mark the entry at ``path`` reverted now, by ``by`` (and with the ``error`` a failed attempt left)."""
+    now = time.time()
+    changes: dict[str, Any] = {"status": "reverted", "reverted_at": now, "reverted_at_iso": _iso(now),
+                               "reverted_by": by}
+    if error is not None:
+        changes["error"] = error
+    return update(path, **changes)
+
+
+def created_at(entry: Entry) -> float:
+    """When the entry was recorded, in epoch seconds."""
+    return float(entry.get("created_at") or 0.0)
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """When a run's first fault started and ended (epoch seconds), and every fault the run applied."""
+
+    name: str
+    start: float
+    end: float | None
+    faults: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "start": self.start, "end": self.end, "faults": self.faults}
+
+
+def fault_window(state_dir: Path, run_id: str) -> FaultWindow | None:
+    """The window of run ``run_id``'s first fault, by the one rule every verdict uses.
+
+    A fault that is over the moment it happens (``instant``: a SIGKILL, an OOM kill — what
+    follows is recovery) ends where it starts; any other ends when it was reverted or when it
+    expired, whichever came first; ``end`` is ``None`` while it is still open without expiry.
+    ``None`` when the run applied no fault.
+    """
+    found = entries(state_dir, run_id)
+    if not found:
+        return None
+    first = found[0][1]
+    start = created_at(first)
+    ends = [float(t) for t in (first.get("expires_at"), first.get("reverted_at")) if t]
+    end = start if first.get("instant") else (min(ends) if ends else None)
+    return FaultWindow(str(first.get("action")), start, end, [str(e.get("action")) for _, e in found])
 
 
 def read(path: Path) -> Entry | None:
@@ -158,7 +211,7 @@ def entries(state_dir: Path, run_id: str | None = None) -> list[tuple[Path, Entr
             entry = read(path)
             if entry is not None:
                 found.append((path, entry))
-    found.sort(key=lambda pe: pe[1].get("created_ts", 0))
+    found.sort(key=lambda pe: created_at(pe[1]))
     return found
 
 
@@ -182,7 +235,7 @@ def stack_identity(target: str, configuration: dict[str, Any]) -> dict[str, Any]
     if target == "kubernetes":
         from chaoslib.exceptions import ActivityFailed
 
-        from faults.kubernetes.settings import KubeSettings, context_in_use
+        from target.kubernetes import KubeSettings, context_in_use
 
         try:
             context = context_in_use(KubeSettings.from_configuration(configuration))
@@ -195,12 +248,12 @@ def stack_identity(target: str, configuration: dict[str, Any]) -> dict[str, Any]
             "data_dir": str(data_dir) if data_dir else None}
 
 
-def settings_stack(settings: Settings) -> dict[str, Any]:
+def settings_stack(settings: TargetSettings) -> dict[str, Any]:
     """The :func:`stack_identity` of the stack ``settings`` point at (what a new entry records)."""
     if settings.target == "kubernetes":
-        return stack_identity(settings.target, settings.target_keys)
-    return {"target": settings.target, "port_base": settings.port_base,
-            "data_dir": str(settings.data_dir) if settings.data_dir else None}
+        return stack_identity(settings.target, settings.kubernetes_keys)
+    return {"target": settings.target, "port_base": settings.stack_port_base,
+            "data_dir": str(settings.stack_data_dir) if settings.stack_data_dir else None}
 
 
 def entry_stack(entry: Entry) -> dict[str, Any]:
@@ -234,21 +287,21 @@ def describe_stack(stack: dict[str, Any]) -> str:
     return f"{stack.get('target')} stack at port base {stack.get('port_base')}{where}"
 
 
-def same_stack(entry: Entry, settings: Settings) -> bool:
+def same_stack(entry: Entry, settings: TargetSettings) -> bool:
     """Whether ``entry`` was applied to the stack ``settings`` points at (see :func:`stack_identity`)."""
     return entry_stack(entry) == settings_stack(settings)
 
 
-def mark_reverted(settings: Settings, undo: dict[str, Any], by: str) -> list[str]:
+def mark_reverted(settings: TargetSettings, undo: dict[str, Any], by: str) -> list[str]:
     """Close every open entry, in any run, on this stack (:func:`stack_identity`) whose undo is exactly ``undo``.
 
     Called by the remove activities after they succeeded; returns the ids closed.
     """
     closed = []
     stack = settings_stack(settings)
-    for path, entry in open_entries(settings.state_dir):
+    for path, entry in open_entries(settings.fault_state_dir):
         if entry.get("undo") == undo and entry_stack(entry) == stack:
-            update(path, status="reverted", reverted_at=_iso(time.time()), reverted_by=by)
+            close(path, by)
             closed.append(str(entry["id"]))
     return closed
 
@@ -270,18 +323,18 @@ _heartbeats: dict[tuple[Path, str], _Heartbeat] = {}
 _heartbeats_lock = threading.Lock()
 
 
-def start_heartbeat(settings: Settings) -> None:
+def start_heartbeat(settings: TargetSettings) -> None:
     """Keep the run's heartbeat fresh from a daemon thread of this process.
 
     The thread dies with the process: a runner killed with SIGKILL stops
     beating, and the watchdog reverts its faults ``heartbeat_timeout`` later.
     """
-    key = (settings.state_dir, settings.run_id)
+    key = (settings.fault_state_dir, settings.run_id)
     with _heartbeats_lock:
         beat = _heartbeats.get(key)
         if beat is not None and beat.is_alive():
             return
-        beat = _Heartbeat(settings.state_dir, settings.run_id, max(0.2, settings.heartbeat_timeout / 5))
+        beat = _Heartbeat(settings.fault_state_dir, settings.run_id, max(0.2, settings.heartbeat_timeout / 5))
         _heartbeats[key] = beat
         beat.start()
 

@@ -26,7 +26,7 @@ from typing import IO, Any
 import psutil
 
 from faults import journal
-from faults.settings import DEFAULT_HEARTBEAT_TIMEOUT, Settings
+from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, TargetSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,12 @@ def watchdog_alive(state_dir: Path, run_id: str) -> bool:
     return False
 
 
-def ensure_watchdog(settings: Settings) -> dict[str, Any] | None:
+def ensure_watchdog(settings: TargetSettings) -> dict[str, Any] | None:
     """Start the run's watchdog unless one is alive; returns the new one's pid info, else ``None``."""
-    if watchdog_alive(settings.state_dir, settings.run_id):
+    if watchdog_alive(settings.fault_state_dir, settings.run_id):
         return None
-    rdir = journal.run_dir(settings.state_dir, settings.run_id)
-    info = spawn_detached(["watchdog", "--run", settings.run_id, "--state-dir", str(settings.state_dir)],
+    rdir = journal.run_dir(settings.fault_state_dir, settings.run_id)
+    info = spawn_detached(["watchdog", "--run", settings.run_id, "--state-dir", str(settings.fault_state_dir)],
                           rdir / "watchdog.log")
     logger.info("started watchdog pid %s for run %s (heartbeat timeout %g s)", info["pid"], settings.run_id,
                 settings.heartbeat_timeout)
@@ -123,12 +123,12 @@ def _ours(pid: int, create_time: float | None) -> psutil.Process | None:
         return None
 
 
-def stop_timers(settings: Settings, entry_ids: list[str]) -> None:
+def stop_timers(settings: TargetSettings, entry_ids: list[str]) -> None:
     """Terminate the expiry timers of closed entries (verified by pid, start time and command line)."""
     if not entry_ids:
         return
     wanted = set(entry_ids)
-    for _, entry in journal.entries(settings.state_dir):
+    for _, entry in journal.entries(settings.fault_state_dir):
         timer = entry.get("timer") or {}
         if entry.get("id") in wanted and timer.get("pid") and timer["pid"] != os.getpid():
             proc = _ours(int(timer["pid"]), timer.get("create_time"))

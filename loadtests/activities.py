@@ -4,17 +4,18 @@ The load runs as a Locust subprocess (see ``loadtests/runner.py``) that stops by
 itself after its duration, so a killed runner never leaves load running for long.
 Where it writes and which Kafka it targets come from ``configuration``:
 
-``stack_port_base`` / ``target``  local target: the stack's direct Kafka listener.
-``kafka_bootstrap``  explicit bootstrap servers (required for the kubernetes target).
-``load_dir``         run directory of the load (load.json, locust.log, stats CSV); default env
-                     ``RESILIENCE_LOAD_DIR``, else ``reports/adhoc/<run_id>/load``.
-``ledger_dir``       where the ledger goes; default env ``RESILIENCE_LEDGER_DIR``, else ``<load_dir>/ledger``.
+``kafka_bootstrap``  where the events go (local: the stack's direct listener; required on kubernetes);
+``load_dir``         run directory of the load (load.json, locust.log, stats CSV), default
+                     ``reports/adhoc/<run_id>/load``;
+``ledger_dir``       where the ledger goes, default ``<load_dir>/ledger``.
+
+(the settings model, ``target/settings.py``, resolves them from the configuration, the target
+file and the ``RESILIENCE_*`` environment).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +24,17 @@ from chaoslib.types import Configuration, Secrets
 
 from loadtests import runner
 from loadtests.config import LoadConfigError
+from stack.paths import REPO_ROOT
+from target.settings import TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["start_load", "stop_load"]
 
 
-def _dirs(configuration: Configuration | None) -> tuple[Path, Path]:
-    from stack.paths import REPO_ROOT
-
-    cfg = configuration or {}
-    run_id = str(cfg.get("run_id") or os.environ.get("RESILIENCE_RUN_ID") or f"pid{os.getpid()}")
-    load_dir = Path(cfg.get("load_dir") or os.environ.get("RESILIENCE_LOAD_DIR")
-                    or REPO_ROOT / "reports" / "adhoc" / run_id / "load")
-    ledger = Path(cfg.get("ledger_dir") or os.environ.get("RESILIENCE_LEDGER_DIR") or load_dir / "ledger")
-    return load_dir, ledger
-
-
-def _bootstrap(configuration: Configuration | None) -> str:
-    from probes.config import ProbeSettings
-
-    return ProbeSettings.from_configuration(configuration).kafka_bootstrap
+def _dirs(settings: TargetSettings) -> tuple[Path, Path]:
+    load_dir = settings.load_dir or REPO_ROOT / "reports" / "adhoc" / settings.run_id / "load"
+    return load_dir, settings.ledger_dir or load_dir / "ledger"
 
 
 def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120.0, seed: int = 0,
@@ -65,9 +56,10 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
         ActivityFailed: a bad argument, Kafka unreachable or the topic missing (before any load
             starts), or Locust exiting at once.
     """
-    load_dir, ledger = _dirs(configuration)
+    settings = resolve(configuration)
+    load_dir, ledger = _dirs(settings)
     try:
-        handle = runner.start_load(_bootstrap(configuration), shape=shape, rate=float(rate),
+        handle = runner.start_load(settings.require("kafka_bootstrap", "start load"), shape=shape, rate=float(rate),
                                    duration=float(duration), seed=int(seed), workers=int(workers),
                                    run_dir=str(load_dir), ledger_dir=str(ledger))
     except (LoadConfigError, RuntimeError, ValueError) as exc:
@@ -81,7 +73,7 @@ def stop_load(configuration: Configuration | None = None, secrets: Secrets | Non
     Returns:
         The load's result: exit code, acknowledged and failed counts, request statistics.
     """
-    load_dir, _ = _dirs(configuration)
+    load_dir, _ = _dirs(resolve(configuration))
     if not (load_dir / runner.HANDLE_FILE).exists():
         return {"stopped": False, "reason": f"no load was started in {load_dir}"}
     result = runner.stop_load(str(load_dir))

@@ -3,12 +3,11 @@
 Each probe returns a number (or a dict) that an experiment's tolerance judges; none
 judges by itself. A probe raises ``ActivityFailed`` only when nothing could be
 measured — Prometheus or Kafka unreachable, no data — and says what and where.
-Endpoints come from ``configuration`` (see ``probes/config.py``).
+Endpoints come from the settings model (``target/settings.py``) through ``probes/endpoints.py``.
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
 import time
 from typing import Any
@@ -17,10 +16,12 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from clients.kafka_lag import LagReader
+from faults import journal
 from probes import prom
-from probes.config import ProbeSettings
 from probes.dataloss import account, read_stored, wait_drained
+from probes.endpoints import ProbeEndpoints
 from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_replicas_ready
+from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def consumer_lag(configuration: Configuration | None = None, secrets: Secrets | 
     Raises:
         ActivityFailed: Kafka could not be read.
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     try:
         with LagReader(s.kafka_bootstrap, s.consumer_group, s.topic) as reader:
             return reader.read().total
@@ -54,7 +55,7 @@ def ready_replicas(configuration: Configuration | None = None, secrets: Secrets 
     Raises:
         ActivityFailed: Prometheus unreachable.
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     t = s.catalogue().targets[s.target]
     return int(prom.instant(s.prometheus_url, f"sum({t.metrics['replica_ready']}{{{t.selector}}}) or vector(0)"))
 
@@ -70,7 +71,7 @@ def slo_value(slo_id: str, window_s: int = 60, configuration: Configuration | No
     Raises:
         ActivityFailed: unknown SLO, Prometheus unreachable, or no data (e.g. no events in the window).
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     cat = s.catalogue()
     try:
         query = cat.promql(slo_id, s.target, window=f"{int(window_s)}s")
@@ -109,7 +110,7 @@ def throughput_eps(window_s: int = 30, configuration: Configuration | None = Non
     Raises:
         ActivityFailed: Prometheus unreachable or no data.
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     t = s.catalogue().targets[s.target]
     return prom.instant(s.prometheus_url,
                         f"sum(rate({t.metrics['events_processed']}{{{t.selector}}}[{int(window_s)}s]))")
@@ -122,7 +123,7 @@ def drain(timeout_s: float = 120.0, configuration: Configuration | None = None,
     A pipeline that does not drain makes data-loss verdicts inconclusive; this probe
     reports it rather than failing.
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=timeout_s)
     return {"drained": d.drained, "waited_s": round(d.waited_s, 1), "lag": d.last.total if d.last else None,
             "reason": d.reason}
@@ -143,15 +144,7 @@ def config_in_effect(checker: str, field: str, configuration: Configuration | No
     """
     import requests
 
-    s = ProbeSettings.from_configuration(configuration)
-    urls = list((configuration or {}).get("replica_urls") or [])
-    if not urls:
-        if s.stack_port_base is None:
-            raise ActivityFailed("configuration replica_urls is required for target kubernetes")
-        from stack.endpoints import Endpoints
-
-        ep = Endpoints(s.stack_port_base)
-        urls = [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(s.expected_replicas)]
+    urls = resolve(configuration).replica_base_urls("config_in_effect")
     values = []
     for url in urls:
         try:
@@ -163,21 +156,13 @@ def config_in_effect(checker: str, field: str, configuration: Configuration | No
     return values
 
 
-def _fault_window(s: ProbeSettings) -> tuple[float, float | None]:
-    """Start (and end, if reverted) of the run's first fault, from the fault journal."""
-    from faults import journal
-    from faults.settings import DEFAULT_STATE_DIR
-
-    if not s.run_id:
-        raise ActivityFailed("configuration run_id is required to find the fault's start in the fault journal")
-    state_dir = s.fault_state_dir or DEFAULT_STATE_DIR
-    found = journal.entries(state_dir, s.run_id)
-    if not found:
+def _fault_window(s: ProbeEndpoints) -> tuple[float, float | None]:
+    """Start and end of the run's first fault, from the fault journal (:func:`faults.journal.fault_window`)."""
+    state_dir = s.settings.fault_state_dir
+    window = journal.fault_window(state_dir, s.run_id)
+    if window is None:
         raise ActivityFailed(f"no fault recorded for run {s.run_id} in {state_dir}")
-    first = found[0][1]
-    reverted = first.get("reverted_at")
-    end = calendar.timegm(time.strptime(reverted, "%Y-%m-%dT%H:%M:%SZ")) if reverted else None
-    return float(first["created_ts"]), (float(end) if end is not None else None)
+    return window.start, window.end
 
 
 def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float = 10.0,
@@ -195,7 +180,7 @@ def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float =
     Raises:
         ActivityFailed: no fault recorded for the run, or Prometheus unreachable.
     """
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     start, _ = _fault_window(s)
     window = RunWindow(start=start, end=time.time(), fault_start=start)
     cat = s.catalogue()
@@ -223,7 +208,7 @@ def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | Non
     """
     from loadtests.ledger import LedgerError, read_ledger
 
-    s = ProbeSettings.from_configuration(configuration)
+    s = ProbeEndpoints.from_configuration(configuration)
     if s.ledger_dir is None:
         raise ActivityFailed("configuration ledger_dir is required to account for data loss")
     try:

@@ -128,16 +128,16 @@ def plan(options: RunOptions) -> _Plan:
                                      "kafka_bootstrap": options.kafka_bootstrap or ep.kafka_bootstrap,
                                      "clickhouse": options.clickhouse or (ep.clickhouse_host, ep.clickhouse_port)}
     else:
-        from faults.settings import target_file_configuration
+        from target.settings import SettingsError, resolve
 
         try:
-            file_cfg = target_file_configuration()
-        except Exception as exc:  # ActivityFailed naming the file
+            target = resolve({"target": "kubernetes"})
+        except SettingsError as exc:
             raise RunError(str(exc)) from None
-        options.prometheus_url = options.prometheus_url or file_cfg.get("prometheus_url")
-        options.kafka_bootstrap = options.kafka_bootstrap or file_cfg.get("kafka_bootstrap")
-        if not options.clickhouse and file_cfg.get("clickhouse_host"):
-            options.clickhouse = (str(file_cfg["clickhouse_host"]), int(file_cfg.get("clickhouse_port", 9000)))
+        options.prometheus_url = options.prometheus_url or target.prometheus_url
+        options.kafka_bootstrap = options.kafka_bootstrap or target.kafka_bootstrap
+        if not options.clickhouse and target.clickhouse_host:
+            options.clickhouse = (target.clickhouse_host, target.clickhouse_port or 9000)
         missing = [n for n, v in (("--prometheus-url", options.prometheus_url),
                                   ("--kafka-bootstrap", options.kafka_bootstrap),
                                   ("--clickhouse", options.clickhouse)) if not v]
@@ -378,37 +378,12 @@ def _cleanup_faults(run_id: str) -> list[str]:
 
 
 def _fault_window(run_id: str) -> dict[str, Any] | None:
-    """The run's first fault from the fault journal: when it started and when it ended.
-
-    A kill (SIGKILL of a replica or a process) is over the moment it happens — what follows is
-    recovery — so its window ends where it starts; a fault with a duration ends when it expires;
-    any other ends when it was reverted.
-    """
-    import calendar
-
+    """The run's first fault from the fault journal (:func:`faults.journal.fault_window`)."""
     from faults import journal
-    from faults.settings import DEFAULT_STATE_DIR
+    from target.settings import resolve
 
-    state = Path(os.environ.get("RESILIENCE_STATE_DIR") or DEFAULT_STATE_DIR)
-    found = journal.entries(state, run_id)
-    if not found:
-        return None
-    first = found[0][1]
-    start = float(first["created_ts"])
-    params = first.get("parameters") or {}
-    action = str(first.get("action", ""))
-    instant = (action.endswith(("kill_replicas", "kill_process")) and not params.get("graceful")
-               ) or params.get("method") == "kill" or action.endswith("oom_kill_replica")
-    end: float | None
-    if instant:
-        end = start
-    elif first.get("expires_at"):
-        end = float(first["expires_at"])
-    elif first.get("reverted_at"):
-        end = float(calendar.timegm(time.strptime(first["reverted_at"], "%Y-%m-%dT%H:%M:%SZ")))
-    else:
-        end = None
-    return {"name": first.get("action"), "start": start, "end": end, "faults": [e.get("action") for _, e in found]}
+    window = journal.fault_window(resolve().fault_state_dir, run_id)
+    return window.as_dict() if window else None
 
 
 # --------------------------------------------------------------------------- recording

@@ -14,7 +14,7 @@ from chaoslib.exceptions import ActivityFailed
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube
 from faults.kubernetes.selectors import label_selector, label_value
-from faults.kubernetes.settings import Edge
+from target.kubernetes import Edge
 
 DIRECTIONS = {"upstream": "to", "downstream": "from", "both": "both"}
 

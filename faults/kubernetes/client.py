@@ -1,7 +1,7 @@
 """The one way the Kubernetes backends talk to the API server: every request named, logged and bounded.
 
 :class:`Kube` opens a client for the configured kubeconfig context (or the pod's service
-account), runs the safety guard of :mod:`faults.kubernetes.settings` before the first
+account), runs the safety guard of :mod:`target.kubernetes` before the first
 request, and sends every request through :meth:`Kube._send`, which
 
 * records the RBAC triple (verb, API group, resource) it needs: :data:`CALLS` lists every
@@ -24,8 +24,8 @@ import kubernetes
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.rest import ApiException
 
-from faults.kubernetes.settings import IN_CLUSTER, KubeSettings, kubeconfig_path
-from faults.settings import Settings
+from target.kubernetes import IN_CLUSTER, KubeSettings, kubeconfig_path
+from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Kube:
 
     def __init__(self, configuration: dict[str, Any] | None, what: str) -> None:
         self.what = what
-        self.base = Settings.from_configuration(configuration)
+        self.base = resolve(configuration)
         self.settings = KubeSettings.from_configuration(configuration)
         self.dry_run = self.base.dry_run
         self.requests: list[str] = []

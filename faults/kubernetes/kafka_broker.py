@@ -29,7 +29,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.kubernetes.client import Kube, is_ready
-from faults.kubernetes.settings import Edge
+from target.kubernetes import Edge
 
 _ORDINAL = re.compile(r"-(\d+)$")
 

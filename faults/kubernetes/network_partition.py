@@ -35,7 +35,7 @@ from chaoslib.types import Configuration, Secrets
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube
 from faults.kubernetes.selectors import equality_labels, label_selector, label_value
-from faults.kubernetes.settings import Edge, KubeSettings
+from target.kubernetes import Edge, KubeSettings
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from chaoslib.types import Configuration, Secrets
 from faults.blast_radius import how_many
 from faults.kubernetes._pods import no_duration
 from faults.kubernetes.client import Kube, is_ready
-from faults.kubernetes.settings import KubeSettings
+from target.kubernetes import KubeSettings
 
 
 def selector_of(settings: KubeSettings, group: str, what: str) -> str:

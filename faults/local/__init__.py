@@ -7,18 +7,17 @@ XML-RPC API (:mod:`faults.local.processes`), toxiproxy's HTTP API
 validate, read the system and return ``{"would": ...}`` without changing it.
 """
 
-from pathlib import Path
 
 from chaoslib.exceptions import ActivityFailed
 
-from faults.settings import Settings
 from stack.core import LocalStack
 from stack.errors import StackError
+from target.settings import TargetSettings
 
 
-def local_stack(settings: Settings) -> LocalStack:
+def local_stack(settings: TargetSettings) -> LocalStack:
     """The :class:`LocalStack` that ``stack_port_base`` / ``stack_data_dir`` point at."""
     try:
-        return LocalStack(port_base=settings.port_base, data_dir=Path(settings.data_dir) if settings.data_dir else None)
+        return LocalStack(port_base=settings.stack_port_base, data_dir=settings.stack_data_dir)
     except StackError as exc:
-        raise ActivityFailed(f"local stack (port base {settings.port_base}): {exc}") from exc
+        raise ActivityFailed(f"local stack (port base {settings.stack_port_base}): {exc}") from exc

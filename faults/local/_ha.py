@@ -18,22 +18,22 @@ from supervisor.xmlrpc import Faults
 
 from faults.local import local_stack
 from faults.local.processes import DOWN_STATES, Programs, killpg
-from faults.settings import Settings
 from stack.components import patroni
 from stack.context import StackContext
 from stack.errors import ComponentError
+from target.settings import TargetSettings
 
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = (3.0, 60.0)  # a switchover answers once it is done
 
 
-def is_ha(settings: Settings) -> bool:
+def is_ha(settings: TargetSettings) -> bool:
     """Whether the stack ``settings`` points at runs the ``ha`` profile."""
     return local_stack(settings).ctx.profile == "ha"
 
 
-def context(settings: Settings) -> StackContext:
+def context(settings: TargetSettings) -> StackContext:
     return local_stack(settings).ctx
 
 
@@ -46,7 +46,7 @@ def pick(index: int | None, count: int, kind: str, what: str) -> int:
     return index
 
 
-def leader(settings: Settings, what: str) -> patroni.PgMember:
+def leader(settings: TargetSettings, what: str) -> patroni.PgMember:
     """The Patroni member holding the leader lock; ``ActivityFailed`` if there is none or none answers."""
     try:
         found = patroni.patroni_leader(context(settings))
@@ -57,14 +57,14 @@ def leader(settings: Settings, what: str) -> patroni.PgMember:
     return found
 
 
-def cluster(settings: Settings, what: str) -> dict[str, Any]:
+def cluster(settings: TargetSettings, what: str) -> dict[str, Any]:
     try:
         return patroni.patroni_cluster(context(settings))
     except ComponentError as exc:
         raise ActivityFailed(f"{what}: {exc}") from exc
 
 
-def switchover(settings: Settings, current: patroni.PgMember, candidate: patroni.PgMember, what: str) -> str:
+def switchover(settings: TargetSettings, current: patroni.PgMember, candidate: patroni.PgMember, what: str) -> str:
     """``POST /switchover`` on the leader's REST API; returns Patroni's answer."""
     url = f"http://127.0.0.1:{context(settings).endpoints.port(current.api_port)}/switchover"
     try:
@@ -77,7 +77,7 @@ def switchover(settings: Settings, current: patroni.PgMember, candidate: patroni
     return resp.text.strip()
 
 
-def wait_patroni_redundant(settings: Settings, timeout: float, what: str) -> str:
+def wait_patroni_redundant(settings: TargetSettings, timeout: float, what: str) -> str:
     """Wait until the cluster has a running leader and every other member streams (and a sync
     standby when synchronous mode is on); returns the member summary."""
     ctx = context(settings)

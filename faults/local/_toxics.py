@@ -6,10 +6,10 @@ from chaoslib.exceptions import ActivityFailed
 
 from faults.local.processes import Programs
 from faults.local.proxies import Toxiproxy, check_edge, conflicting, streams
-from faults.settings import Settings
+from target.settings import TargetSettings
 
 
-def add(settings: Settings, edge: str, prefix: str, kind: str, stream: str, attributes: dict[str, Any],
+def add(settings: TargetSettings, edge: str, prefix: str, kind: str, stream: str, attributes: dict[str, Any],
         toxicity: float, what: str) -> dict[str, Any]:
     """Add toxic ``kind`` named ``<prefix>-<stream>`` on each stream of every proxy of ``edge``;
     refuses (changing nothing) if one of them already has one."""
@@ -31,7 +31,7 @@ def add(settings: Settings, edge: str, prefix: str, kind: str, stream: str, attr
     return {"edge": edge, "proxies": list(members), "toxiproxy": tp.url, "toxics": names, "changed": plan}
 
 
-def remove(settings: Settings, edge: str, prefix: str, what: str) -> dict[str, Any]:
+def remove(settings: TargetSettings, edge: str, prefix: str, what: str) -> dict[str, Any]:
     """Remove every toxic named ``<prefix>-*`` from every proxy of ``edge``; none there is success."""
     check_edge(edge, what)
     if not Programs(settings).supervisord_running():

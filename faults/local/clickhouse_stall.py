@@ -16,8 +16,8 @@ from faults import journal
 from faults.local import _ha
 from faults.local.clickhouse_down import program
 from faults.local.processes import Programs, killpg
-from faults.settings import Settings
 from stack.components import clickhouse
+from target.settings import TargetSettings, resolve
 
 PROGRAM = "clickhouse"
 
@@ -26,7 +26,7 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
                      configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.clickhouse_stall.stall_clickhouse`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = "stall ClickHouse" + (f" replica {replica}" if replica is not None else "")
     target = program(settings, replica, what)
     programs = Programs(settings)
@@ -45,10 +45,10 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
     return {"program": target, "pid": pid, "create_time": created, "changed": f"SIGSTOP pid {pid}"}
 
 
-def _stalled_pids(settings: Settings, current: list[int]) -> dict[int, float | None]:
+def _stalled_pids(settings: TargetSettings, current: list[int]) -> dict[int, float | None]:
     """Current clickhouse pid(s) plus pids recorded by open stall entries that are still the same process."""
     pids: dict[int, float | None] = dict.fromkeys(current)
-    for _, entry in journal.open_entries(settings.state_dir):
+    for _, entry in journal.open_entries(settings.fault_state_dir):
         details = entry.get("details") or {}
         if (entry.get("fault") == "clickhouse_stall" and journal.same_stack(entry, settings)
                 and details.get("pid")):
@@ -59,7 +59,7 @@ def _stalled_pids(settings: Settings, current: list[int]) -> dict[int, float | N
 def resume_clickhouse(replica: int | None = None, configuration: Configuration | None = None,
                       secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.clickhouse_stall.resume_clickhouse`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = "resume ClickHouse"
     programs = Programs(settings)
     current: list[int] = []

@@ -12,9 +12,9 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs, ready_port
-from faults.settings import Settings
 from sqlaudit.config import ConfigError, load_checkers_config
 from stack.components.audit_service import checkers_file
+from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
                              configuration: Configuration | None = None,
                              secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.config.change_checker_threshold`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"change {checker}.{field}"
     programs = Programs(settings)
     programs.require_running(what)
@@ -92,7 +92,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
                            secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.config.restore_checker_config`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     programs = Programs(settings)
     path = checkers_file(programs.stack.ctx)
     backup = _backup(path)

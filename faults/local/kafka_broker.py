@@ -14,11 +14,11 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.local import _ha, local_stack
 from faults.local.processes import Programs, start_again, stop_for
-from faults.settings import Settings
 from stack.components import kafka
+from target.settings import TargetSettings, resolve
 
 
-def _program(settings: Settings, broker: int | None, what: str) -> str:
+def _program(settings: TargetSettings, broker: int | None, what: str) -> str:
     profile = local_stack(settings).ctx.profile
     if profile == "ha":
         return kafka.BROKERS[_ha.pick(broker, len(kafka.BROKERS), "broker", what)].program
@@ -31,7 +31,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
                       configuration: Configuration | None = None,
                       secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.kafka_broker.stop_kafka_broker`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"{'stop' if graceful else 'kill'} Kafka broker {broker if broker is not None else '(any)'}"
     program = _program(settings, broker, what)
     if graceful:
@@ -48,6 +48,6 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 def start_kafka_broker(broker: int | None = None, configuration: Configuration | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.kafka_broker.start_kafka_broker`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"start Kafka broker {broker if broker is not None else '(all)'}"
     return start_again(settings, _program(settings, broker, what), what)

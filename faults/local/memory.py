@@ -21,7 +21,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs, start_again, wait_dead
-from faults.settings import Settings
+from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _ours(root: Path, port_base: int, group: str) -> list[Path]:
 def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str = "audit-service",
                      configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.memory.oom_kill_replica`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"oom kill of a {group} replica"
     if isinstance(limit_mb, bool) or not isinstance(limit_mb, int) or limit_mb < 1:
         raise ActivityFailed(f"{what}: limit_mb={limit_mb!r} must be an integer >= 1")
@@ -79,7 +79,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     victim = random.choice(running)
     pid = int(victim["pid"])
     parent = root / _current_cgroup(pid, version).lstrip("/")
-    cgroup = parent / f"sqlaudit-{settings.port_base}-oom-{group}-{victim['name']}"
+    cgroup = parent / f"sqlaudit-{settings.stack_port_base}-oom-{group}-{victim['name']}"
     rss_mb = psutil.Process(pid).memory_info().rss / 2**20
     if settings.dry_run:
         return {"would": f"move {victim['name']} (pid {pid}, {rss_mb:.0f} MiB RSS) into {cgroup} and limit it to "
@@ -138,9 +138,9 @@ def _oom_kills(cgroup: Path, version: str) -> int | None:
 def release_memory_limit(group: str = "audit-service", configuration: Configuration | None = None,
                          secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.memory.release_memory_limit`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     _, root = _hierarchy()
-    found = _ours(root, settings.port_base, group)
+    found = _ours(root, settings.stack_port_base, group)
     if settings.dry_run:
         return {"would": f"move any process out of and remove {[str(p) for p in found] or 'no cgroup'}; "
                          f"make sure {group} runs"}

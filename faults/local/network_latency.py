@@ -6,7 +6,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local import _toxics
-from faults.settings import Settings
+from target.settings import resolve
 
 PREFIX = "chaos-latency"
 
@@ -15,7 +15,7 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
                 duration: float | None = None, configuration: Configuration | None = None,
                 secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_latency.add_latency`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"latency audit-service<->{edge}"
     if not isinstance(latency_ms, int) or isinstance(latency_ms, bool) or latency_ms <= 0:
         raise ActivityFailed(f"{what}: latency_ms={latency_ms!r} must be a positive integer")
@@ -28,5 +28,5 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
 def remove_latency(edge: str, configuration: Configuration | None = None,
                    secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_latency.remove_latency`."""
-    return _toxics.remove(Settings.from_configuration(configuration), edge, PREFIX,
+    return _toxics.remove(resolve(configuration), edge, PREFIX,
                           f"remove latency audit-service<->{edge}")

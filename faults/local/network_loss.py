@@ -6,7 +6,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local import _toxics
-from faults.settings import Settings
+from target.settings import resolve
 
 PREFIX = "chaos-loss"
 
@@ -15,7 +15,7 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
                     duration: float | None = None, configuration: Configuration | None = None,
                     secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_loss.add_packet_loss`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"packet loss audit-service<->{edge}"
     if isinstance(loss_percent, bool) or not isinstance(loss_percent, int | float) or not 0 < loss_percent <= 100:
         raise ActivityFailed(f"{what}: loss_percent={loss_percent!r} must be a number in (0, 100]")
@@ -28,5 +28,5 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
 def remove_packet_loss(edge: str, configuration: Configuration | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_loss.remove_packet_loss`."""
-    return _toxics.remove(Settings.from_configuration(configuration), edge, PREFIX,
+    return _toxics.remove(resolve(configuration), edge, PREFIX,
                           f"remove packet loss audit-service<->{edge}")

@@ -7,7 +7,7 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs
 from faults.local.proxies import STREAMS, Toxiproxy, check_edge, conflicting
-from faults.settings import Settings
+from target.settings import resolve
 
 PREFIX = "chaos-partition"
 MODES = {"blackhole": "timeout", "reset": "reset_peer", "refuse": None}
@@ -17,7 +17,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
                       configuration: Configuration | None = None,
                       secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_partition.partition_network`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"partition audit-service<->{edge}"
     check_edge(edge, what)
     if mode not in MODES:
@@ -49,7 +49,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
 def remove_partition(edge: str, configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.network_partition.remove_partition`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"heal partition audit-service<->{edge}"
     check_edge(edge, what)
     if not Programs(settings).supervisord_running():

@@ -19,8 +19,8 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.local import _ha, local_stack
 from faults.local.processes import Programs, killpg, start_again, stop_for
-from faults.settings import Settings
 from stack.components import patroni
+from target.settings import TargetSettings, resolve
 
 PROGRAM = "postgres"
 METHODS = ("stop", "kill")
@@ -28,7 +28,7 @@ HA_METHODS = ("switchover", "kill", "stop")
 HA_RESTORE_TIMEOUT_S = 120.0
 
 
-def _fail_over_patroni(settings: Settings, method: str, duration: float | None, what: str) -> dict[str, Any]:
+def _fail_over_patroni(settings: TargetSettings, method: str, duration: float | None, what: str) -> dict[str, Any]:
     """HA profile: switch over, hard-kill or stop the current Patroni leader."""
     if method not in HA_METHODS:
         raise ActivityFailed(f"{what}: unknown method {method!r} for the ha profile; methods: {', '.join(HA_METHODS)}")
@@ -68,7 +68,7 @@ def _fail_over_patroni(settings: Settings, method: str, duration: float | None, 
             "changed": f"SIGKILL leader {leader.name}: Patroni pid {patroni_pid}, postmaster pid {postmaster}"}
 
 
-def _restore_patroni(settings: Settings, what: str) -> dict[str, Any]:
+def _restore_patroni(settings: TargetSettings, what: str) -> dict[str, Any]:
     """HA profile: every member RUNNING, a leader elected, the standby streaming; idempotent."""
     programs = Programs(settings)
     if not programs.supervisord_running():
@@ -90,7 +90,7 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                        configuration: Configuration | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.postgres_failover.fail_over_postgres`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"PostgreSQL failover ({method})"
     profile = local_stack(settings).ctx.profile
     if profile == "ha":
@@ -113,7 +113,7 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
 def restore_postgres(configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.postgres_failover.restore_postgres`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = "restore PostgreSQL"
     if _ha.is_ha(settings):
         return _restore_patroni(settings, what)
@@ -124,7 +124,7 @@ def restore_postgres(configuration: Configuration | None = None,
     return result
 
 
-def _wait_accepting(settings: Settings, timeout: float, what: str) -> str:
+def _wait_accepting(settings: TargetSettings, timeout: float, what: str) -> str:
     import psycopg
 
     ctx = local_stack(settings).ctx

@@ -6,13 +6,13 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs, start_again, stop_for
-from faults.settings import Settings
+from target.settings import resolve
 
 
 def kill_process(program: str, graceful: bool = False, duration: float | None = None,
                  configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.process.kill_process`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"kill process {program}"
     if not graceful and duration is not None:
         raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
@@ -34,4 +34,4 @@ def kill_process(program: str, graceful: bool = False, duration: float | None = 
 def restore_process(program: str, configuration: Configuration | None = None,
                     secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.process.restore_process`."""
-    return start_again(Settings.from_configuration(configuration), program, f"restore process {program}")
+    return start_again(resolve(configuration), program, f"restore process {program}")

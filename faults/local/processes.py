@@ -20,8 +20,8 @@ from chaoslib.exceptions import ActivityFailed
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from faults.local import local_stack
-from faults.settings import Settings
 from stack import supervisor as sv
+from target.settings import TargetSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _TimeoutTransport(SupervisorTransport):
 class Programs:
     """The supervised programs of one local stack."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: TargetSettings) -> None:
         self.stack = local_stack(settings)
         self.socket = sv.socket_path(self.stack.ctx)
         self.where = f"supervisord unix://{self.socket}"
@@ -255,7 +255,7 @@ def killpg(pid: int, sig: int, what: str) -> None:
         raise ActivityFailed(f"{what}: signal {signal.Signals(sig).name} to pid {pid}: {exc}") from exc
 
 
-def stop_for(settings: Settings, program: str, what: str) -> dict[str, Any]:
+def stop_for(settings: TargetSettings, program: str, what: str) -> dict[str, Any]:
     """Stop ``program`` and keep it down (the expiry timer or the remove starts it); dry-run aware."""
     programs = Programs(settings)
     info = programs.running_info(program, what)
@@ -265,7 +265,7 @@ def stop_for(settings: Settings, program: str, what: str) -> dict[str, Any]:
     return {"program": program, "pid": pid, "changed": f"stopped {program} (pid {pid})"}
 
 
-def start_again(settings: Settings, program: str, what: str, timeout: float = 120.0) -> dict[str, Any]:
+def start_again(settings: TargetSettings, program: str, what: str, timeout: float = 120.0) -> dict[str, Any]:
     """Make ``program`` RUNNING and its port answer; idempotent; "stack not running" is nothing to undo."""
     programs = Programs(settings)
     if not programs.supervisord_running():

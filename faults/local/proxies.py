@@ -18,7 +18,7 @@ import requests
 from chaoslib.exceptions import ActivityFailed
 
 from faults.local import local_stack
-from faults.settings import Settings
+from target.settings import TargetSettings
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def streams(stream: str, what: str) -> list[str]:
 class Toxiproxy:
     """Client of the local stack's toxiproxy."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: TargetSettings) -> None:
         self.url = local_stack(settings).endpoints.toxiproxy_url
 
     def _send(self, method: str, path: str, what: str, json: dict[str, Any] | None = None) -> requests.Response:

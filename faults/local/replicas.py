@@ -8,14 +8,14 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.blast_radius import how_many
 from faults.local.processes import Programs, start_again
-from faults.settings import Settings
+from target.settings import resolve
 
 
 def kill_replicas(count: int | None = None, percentage: float | None = None, graceful: bool = False,
                   group: str = "audit-service", allow_all: bool = False, duration: float | None = None,
                   configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.replicas.kill_replicas`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"kill replicas of {group}"
     if not graceful and duration is not None:
         raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
@@ -54,7 +54,7 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
 def restore_replicas(group: str = "audit-service", configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.replicas.restore_replicas`."""
-    settings = Settings.from_configuration(configuration)
+    settings = resolve(configuration)
     what = f"restore replicas of {group}"
     programs = Programs(settings)
     if not programs.supervisord_running():

@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 from faults import cleanup as cleanup_mod
 from faults import journal
 from faults.cli import cleanup_command
-from faults.settings import Settings
 from resilience.cli import cli as resilience_cli
 from stack.endpoints import DEFAULT_PORT_BASE
+from target.settings import resolve
 
 UNDO = {"activity": "faults.network_partition.remove_partition", "arguments": {"edge": "kafka"}}
 
@@ -29,7 +29,7 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def inject(state_dir: Path, run_id: str, **cfg: Any) -> str:
-    settings = Settings.from_configuration({"fault_state_dir": str(state_dir), "run_id": run_id, **cfg})
+    settings = resolve({"fault_state_dir": str(state_dir), "run_id": run_id, **cfg})
     path, entry = journal.new_entry(settings, "faults.network_partition.partition_network", {"edge": "kafka"},
                                     UNDO, None, {})
     journal.update(path, status="active")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from faults import journal
-from faults.settings import Settings
+from target.settings import TargetSettings, resolve
 
 UNDO = {"activity": "faults.network_partition.remove_partition", "arguments": {"edge": "kafka"}}
 ACTION = "faults.network_partition.partition_network"
@@ -26,19 +26,19 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def settings(state_dir: Path, **cfg: Any) -> Settings:
-    return Settings.from_configuration({"fault_state_dir": str(state_dir), "run_id": "run-a", "watchdog": False,
+def settings(state_dir: Path, **cfg: Any) -> TargetSettings:
+    return resolve({"fault_state_dir": str(state_dir), "run_id": "run-a", "watchdog": False,
                                         **cfg})
 
 
-def k8s(state_dir: Path, namespace: str, context: str | None = "staging", **cfg: Any) -> Settings:
+def k8s(state_dir: Path, namespace: str, context: str | None = "staging", **cfg: Any) -> TargetSettings:
     keys: dict[str, Any] = {"target": "kubernetes", "k8s_namespace": namespace, **cfg}
     if context is not None:
         keys["k8s_context"] = context
     return settings(state_dir, **keys)
 
 
-def inject(s: Settings) -> Path:
+def inject(s: TargetSettings) -> Path:
     path, _ = journal.new_entry(s, ACTION, {"edge": "kafka"}, UNDO, None, {})
     journal.update(path, status="active")
     return path
@@ -100,7 +100,7 @@ def _legacy(state_dir: Path, name: str, target: str, configuration: dict[str, An
     path.write_text(json.dumps({"id": name, "run_id": "old-run", "target": target, "fault": "network_partition",
                                 "action": ACTION, "parameters": {"edge": "kafka"}, "undo": UNDO,
                                 "configuration": {"target": target, "run_id": "old-run", **configuration},
-                                "stack": stack, "created_ts": 1.0, "status": "active"}))
+                                "stack": stack, "created_at": 1.0, "status": "active"}))
     return path
 
 

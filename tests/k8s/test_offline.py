@@ -23,7 +23,7 @@ from faults.kubernetes.client import CALLS, Call, rollout_status
 from faults.kubernetes.config import edit_threshold
 from faults.kubernetes.network_partition import policy_body
 from faults.kubernetes.selectors import label_selector
-from faults.kubernetes.settings import KubeSettings, looks_like_production
+from target.kubernetes import KubeSettings, looks_like_production
 from tests.k8s.conftest import ROOT, kustomize
 
 K8S = ROOT / "deploy/k8s"

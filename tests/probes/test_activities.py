@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-import probes
+import chaossqlaudit
 from probes import activities
-from probes.config import ProbeSettings
+from probes.endpoints import ProbeEndpoints
 
 
 def test_discovery_lists_every_exported_probe() -> None:
-    found = probes.discover()["activities"]
+    found = [a for a in chaossqlaudit.discover()["activities"] if a["type"] == "probe"]
     names = {a["name"] for a in found}
     assert names == set(activities.__all__)
     assert all(a["type"] == "probe" and a["mod"] == "probes.activities" for a in found)
@@ -21,11 +21,11 @@ def test_discovery_lists_every_exported_probe() -> None:
 
 def test_kubernetes_target_must_name_its_endpoints() -> None:
     with pytest.raises(ActivityFailed, match="prometheus_url is required for target kubernetes"):
-        ProbeSettings.from_configuration({"target": "kubernetes"})
+        ProbeEndpoints.from_configuration({"target": "kubernetes"})
 
 
 def test_local_target_derives_endpoints_and_explicit_keys_win() -> None:
-    s = ProbeSettings.from_configuration({"stack_port_base": 20000, "prometheus_url": "http://prom:9090/"})
+    s = ProbeEndpoints.from_configuration({"stack_port_base": 20000, "prometheus_url": "http://prom:9090/"})
     assert (s.kafka_bootstrap, s.clickhouse_port, s.prometheus_url) == ("127.0.0.1:20000", 20004, "http://prom:9090")
 
 
@@ -61,9 +61,9 @@ def test_target_config_file_fills_keys_the_experiment_does_not_set(tmp_path, mon
     target.write_text("target: kubernetes\nprometheus_url: http://prom.monitoring:9090\n"
                       "kafka_bootstrap: kafka:9092\nclickhouse_host: ch\nclickhouse_port: 9000\n")
     monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))
-    s = ProbeSettings.from_configuration({"clickhouse_port": 9440})  # the experiment's own key wins
+    s = ProbeEndpoints.from_configuration({"clickhouse_port": 9440})  # the experiment's own key wins
     assert (s.target, s.prometheus_url, s.kafka_bootstrap, s.clickhouse_port) == (
         "kubernetes", "http://prom.monitoring:9090", "kafka:9092", 9440)
     target.write_text("- not a mapping\n")
     with pytest.raises(ActivityFailed, match=f"RESILIENCE_TARGET_CONFIG={target}: expected a mapping"):
-        ProbeSettings.from_configuration({})
+        ProbeEndpoints.from_configuration({})

@@ -127,7 +127,7 @@ def test_no_secret_value_in_any_file_of_the_run(pod_run: RunResult, stack: Local
 
 def test_prometheus_stopped_mid_run_exits_2_and_rolls_back_every_fault(stack: LocalStack, tmp_path: Path) -> None:
     from faults import journal
-    from faults.settings import DEFAULT_STATE_DIR
+    from target.settings import DEFAULT_STATE_DIR
 
     rpc = stack.supervisor.rpc
     stopped = threading.Event()
@@ -179,7 +179,7 @@ def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp
 
 
 def _journal_size() -> int:
-    from faults.settings import DEFAULT_STATE_DIR
+    from target.settings import DEFAULT_STATE_DIR
 
     state = Path(os.environ.get("RESILIENCE_STATE_DIR") or DEFAULT_STATE_DIR)
     return len(list(state.rglob("*.json"))) if state.exists() else 0

@@ -1,6 +1,6 @@
 """Configuration keys of the Kubernetes backends, and the safety guard that checks them.
 
-Every key starts with ``k8s_`` (plus ``allow_production``), so :mod:`faults.settings`
+Every key starts with ``k8s_`` (plus ``allow_production``), so :mod:`target.settings`
 journals them with each fault and ``resilience cleanup`` reaches the same cluster.
 docs/faults.md ("Kubernetes target") is the user-facing table; keep the two in step.
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from faults.settings import parse_bool
+from target.settings import parse_bool
 
 EDGES = ("kafka", "postgres", "clickhouse")
 PRODUCTION_WORDS = frozenset({"prod", "prd", "production"})

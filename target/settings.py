@@ -1,0 +1,278 @@
+"""One settings model: what the suite is pointed at, resolved from every place a setting can come from.
+
+Every fault, probe and load activity — and the runner — asks :func:`resolve` for a
+:class:`TargetSettings`; nothing else reads ``configuration`` keys or ``RESILIENCE_*`` variables.
+A key is looked up, in this order, in
+
+1. the Chaos Toolkit ``configuration`` the activity was called with;
+2. the target file named by ``RESILIENCE_TARGET_CONFIG`` (``deploy/k8s/base/target.yaml`` in a
+   cluster): Chaos Toolkit drops configuration keys an experiment does not declare, so the keys
+   of a target that every experiment would otherwise repeat live there;
+3. the environment (the ``RESILIENCE_*`` variable of the key, where it has one);
+4. the default — for the endpoints of the ``local`` target, the embedded stack's addresses at
+   ``stack_port_base``.
+
+Every value remembers where it came from, and every error names the key and that place:
+``stack_port_base='x' (from env RESILIENCE_PORT_BASE): expected an integer``.
+
+The keys, their variables and defaults are the table :data:`KEYS`; ``docs/faults.md``
+("Configuration keys") is its user-facing copy (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from chaoslib.exceptions import ActivityFailed
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stack.endpoints import CONSUMER_GROUP, DEFAULT_PORT_BASE, TOPIC, Endpoints
+from stack.paths import DEFAULT_DATA_ROOT
+
+__all__ = ["DEFAULT_STATE_DIR", "KEYS", "TARGET_FILE_ENV", "Key", "SettingsError", "TargetSettings",
+           "parse_bool", "resolve", "target_file"]
+
+DEFAULT_STATE_DIR = DEFAULT_DATA_ROOT / "faults"
+"""Where the fault journal lives by default (outside git on purpose)."""
+
+DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
+KINDS = ("local", "kubernetes")
+
+
+class SettingsError(ActivityFailed):
+    """A setting that cannot be used; the message names the key and where its value came from."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its ``configuration`` key, its environment variable and what it means."""
+
+    name: str
+    env: str | None
+    doc: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("target", "RESILIENCE_TARGET", "`local` (default) or `kubernetes`: which backend acts"),
+    Key("stack_port_base", "RESILIENCE_PORT_BASE", f"local: port base of the stack (default {DEFAULT_PORT_BASE})"),
+    Key("stack_data_dir", "RESILIENCE_DATA_DIR", "local: data dir of the stack (default: derived from the port base)"),
+    Key("fault_state_dir", "RESILIENCE_STATE_DIR", f"where the fault journal lives (default {DEFAULT_STATE_DIR})"),
+    Key("run_id", "RESILIENCE_RUN_ID", "groups the faults of one run (default: one id per Python process)"),
+    Key("dry_run", None, "`true`: validate, read the system, log what would change, change nothing"),
+    Key("heartbeat_timeout", None, f"seconds without a runner heartbeat before the watchdog reverts the run's "
+                                   f"faults (default {DEFAULT_HEARTBEAT_TIMEOUT:g})"),
+    Key("watchdog", None, "`false` disables the detached watchdog (cleanup and expiry timers remain)"),
+    Key("max_replicas_killed", None, "cap on replicas one kill may take down (default: all but one)"),
+    Key("prometheus_url", None, "Prometheus base URL (local: the stack's)"),
+    Key("kafka_bootstrap", None, "Kafka bootstrap servers the load and the probes use (local: the stack's direct "
+                                 "listener)"),
+    Key("clickhouse_host", None, "ClickHouse native-protocol host read by the data-loss check (local: the stack's)"),
+    Key("clickhouse_port", None, "its port"),
+    Key("topic", None, f"the events topic (default {TOPIC})"),
+    Key("consumer_group", None, f"the audit service's consumer group (default {CONSUMER_GROUP})"),
+    Key("expected_replicas", None, "replicas the service runs (default 3)"),
+    Key("replica_urls", None, "base URLs of the replicas' HTTP ports (local: derived; kubernetes: required where "
+                              "a probe reads them)"),
+    Key("slo_file", None, "SLO catalogue (default docs/slo.yaml)"),
+    Key("load_dir", "RESILIENCE_LOAD_DIR", "run directory of the load (default reports/adhoc/<run_id>/load)"),
+    Key("ledger_dir", "RESILIENCE_LEDGER_DIR", "the load's ledger of acknowledged events (default <load_dir>/ledger)"),
+)
+"""Every key the suite reads; ``k8s_*`` and ``allow_production`` are described in :mod:`target.kubernetes`."""
+
+_ENV = {k.name: k.env for k in KEYS if k.env}
+
+_process_run_id: str | None = None
+
+
+def process_run_id() -> str:
+    """The run id of this process when none is configured: ``adhoc-<start time>-<pid>`` (fixed on first use)."""
+    global _process_run_id
+    if _process_run_id is None:
+        _process_run_id = f"adhoc-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+    return _process_run_id
+
+
+def parse_bool(value: Any, key: str, source: str = "configuration") -> bool:
+    """A boolean from YAML (``true``) or an environment string (``"1"``, ``"off"``...)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{key}={value!r} (from {source}): expected true or false")
+
+
+def target_file(environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """The keys of the file named by ``RESILIENCE_TARGET_CONFIG`` and its path (``({}, None)`` without one)."""
+    env = os.environ if environ is None else environ
+    path = env.get(TARGET_FILE_ENV)
+    if not path:
+        return {}, None
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{TARGET_FILE_ENV}={path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{TARGET_FILE_ENV}={path}: expected a mapping of configuration keys")
+    return data, path
+
+
+class TargetSettings(BaseModel):
+    """The validated settings of one target; :attr:`sources` says where each value came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: Literal["local", "kubernetes"] = "local"
+    stack_port_base: int = Field(default=DEFAULT_PORT_BASE, ge=1024, le=65535)
+    stack_data_dir: Path | None = None
+    fault_state_dir: Path = DEFAULT_STATE_DIR
+    run_id: str = Field(default_factory=process_run_id, pattern=r"^[A-Za-z0-9._-]+$")
+    dry_run: bool = False
+    heartbeat_timeout: float = Field(default=DEFAULT_HEARTBEAT_TIMEOUT, gt=0)
+    watchdog: bool = True
+    max_replicas_killed: int | None = Field(default=None, ge=0)
+    prometheus_url: str | None = None
+    kafka_bootstrap: str | None = None
+    clickhouse_host: str | None = None
+    clickhouse_port: int | None = Field(default=None, ge=1, le=65535)
+    topic: str = Field(default=TOPIC, min_length=1)
+    consumer_group: str = Field(default=CONSUMER_GROUP, min_length=1)
+    expected_replicas: int = Field(default=3, ge=1)
+    replica_urls: tuple[str, ...] = ()
+    slo_file: Path | None = None
+    load_dir: Path | None = None
+    ledger_dir: Path | None = None
+    kubernetes_keys: dict[str, Any] = Field(default_factory=dict)
+    """The ``k8s_*`` and ``allow_production`` keys, read by :meth:`kubernetes`."""
+    sources: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("stack_data_dir", "fault_state_dir", "load_dir", "ledger_dir", "slo_file", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("dry_run", "watchdog", mode="before")
+    @classmethod
+    def _boolean(cls, value: Any) -> bool:
+        return parse_bool(value, "value")
+
+    @field_validator("prometheus_url", mode="after")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+        return value
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+    def source(self, key: str) -> str:
+        """Where ``key`` came from (``configuration``, ``target file <path>``, ``env VAR``, ``default``)."""
+        return self.sources.get(key, "default")
+
+    def require(self, key: str, what: str) -> Any:
+        """The value of ``key``; :class:`SettingsError` saying ``what`` needs it when it is unset."""
+        value = getattr(self, key)
+        if value in (None, "", ()):
+            where = "the local stack" if self.is_local else f"target {self.target}"
+            raise SettingsError(f"{what}: configuration key {key} is required for {where} (set it in the "
+                                f"experiment's configuration or the file named by {TARGET_FILE_ENV})")
+        return value
+
+    def stack_endpoints(self) -> Endpoints:
+        """The local stack's addresses (pure arithmetic on the port base)."""
+        return Endpoints(self.stack_port_base)
+
+    def replica_base_urls(self, what: str) -> list[str]:
+        """``replica_urls``, or on the local target one URL per expected replica."""
+        if self.replica_urls:
+            return list(self.replica_urls)
+        if not self.is_local:
+            self.require("replica_urls", what)
+        ep = self.stack_endpoints()
+        return [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(self.expected_replicas)]
+
+    def kubernetes(self) -> Any:
+        """The ``k8s_*`` keys as a validated :class:`target.kubernetes.KubeSettings`."""
+        from target.kubernetes import KubeSettings
+
+        return KubeSettings.from_configuration(self.kubernetes_keys)
+
+    def journal_configuration(self) -> dict[str, Any]:
+        """The keys a later ``cleanup`` (another process) needs to reach the same stack and journal again."""
+        cfg: dict[str, Any] = {"target": self.target, "stack_port_base": self.stack_port_base,
+                               "fault_state_dir": str(self.fault_state_dir), "run_id": self.run_id,
+                               "heartbeat_timeout": self.heartbeat_timeout}
+        if self.stack_data_dir is not None:
+            cfg["stack_data_dir"] = str(self.stack_data_dir)
+        cfg.update(self.kubernetes_keys)
+        return cfg
+
+
+def resolve(configuration: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+            ) -> TargetSettings:
+    """Resolve ``configuration``, the target file and the environment into :class:`TargetSettings`.
+
+    Raises:
+        SettingsError: a value of the wrong type or out of range, or an unreadable target file; the
+            message names the key and where the value came from.
+    """
+    env = os.environ if environ is None else environ
+    file_keys, file_path = target_file(env)
+    given = dict(configuration or {})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    kube: dict[str, Any] = {}
+    known = {k.name for k in KEYS}
+    for layer, where in ((file_keys, f"target file {file_path}"), (given, "configuration")):
+        for key, value in layer.items():
+            if key.startswith("k8s_") or key == "allow_production":
+                kube[key] = value
+            elif key in known and value is not None:
+                values[key], sources[key] = value, where
+    for key, var in _ENV.items():
+        if key not in values and env.get(var) not in (None, ""):
+            values[key], sources[key] = env[var], f"env {var}"
+    kind = str(values.get("target", "local")).strip().lower()
+    values["target"] = kind
+    if kind not in KINDS:
+        raise SettingsError(f"target={values['target']!r} (from {sources.get('target', 'default')}): "
+                            f"expected one of {', '.join(KINDS)}")
+    try:
+        settings = TargetSettings.model_validate({**values, "kubernetes_keys": kube, "sources": sources})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{key}={values.get(key)!r} (from {sources.get(key, 'default')}): {err['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+    if settings.is_local:
+        settings = _with_local_defaults(settings)
+    return settings
+
+
+def _with_local_defaults(s: TargetSettings) -> TargetSettings:
+    """Fill the endpoints a local target leaves unset from the stack at ``stack_port_base``."""
+    ep = s.stack_endpoints()
+    defaults = {"prometheus_url": ep.prometheus_url, "kafka_bootstrap": ep.kafka_bootstrap,
+                "clickhouse_host": ep.clickhouse_host, "clickhouse_port": ep.clickhouse_port}
+    fill = {k: v for k, v in defaults.items() if getattr(s, k) in (None, "")}
+    sources = {**s.sources, **{k: f"local stack at port base {s.stack_port_base}" for k in fill}}
+    return s.model_copy(update={**fill, "sources": sources})
