@@ -29,8 +29,9 @@ gate: setup
 test: setup k8s-envtest
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: setup  # ruff's rules only: the code keeps its aligned continuation lines, so no `ruff format`
-	$(VENV)/bin/ruff check .
+lint: setup  # ruff's rules only (the code keeps its aligned continuation lines, so no `ruff format`), and
+	$(VENV)/bin/ruff check .   # the import contract of docs/architecture.md (pyproject.toml, [tool.importlinter])
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -153,7 +153,7 @@ class TargetSettings(BaseModel):
     load_dir: Path | None = None
     ledger_dir: Path | None = None
     kubernetes_keys: dict[str, Any] = Field(default_factory=dict)
-    """The ``k8s_*`` and ``allow_production`` keys, read by :meth:`kubernetes`."""
+    """The ``k8s_*`` and ``allow_production`` keys (validated by :class:`target.kubernetes.KubeSettings`)."""
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     @field_validator("stack_data_dir", "fault_state_dir", "load_dir", "ledger_dir", "slo_file", mode="after")
@@ -208,12 +208,6 @@ class TargetSettings(BaseModel):
             self.require("replica_urls", what)
         ep = self.stack_endpoints()
         return [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(self.expected_replicas)]
-
-    def kubernetes(self) -> Any:
-        """The ``k8s_*`` keys as a validated :class:`target.kubernetes.KubeSettings`."""
-        from target.kubernetes import KubeSettings
-
-        return KubeSettings.from_configuration(self.kubernetes_keys)
 
     def journal_configuration(self) -> dict[str, Any]:
         """The keys a later ``cleanup`` (another process) needs to reach the same stack and journal again."""
