@@ -2,7 +2,7 @@
 
 Measures acknowledged events per second for:
 
-  (a)  the Locust user path (loadtests/locustfile.py via loadtests.runner), with and without the ledger
+  (a)  the Locust user path (loadtests/locustfile.py via loadtests.locust_process), with and without the ledger
   (b)  a plain kafka-python producer loop, with and without ledger writes in the callback
   (c)  Kafka's own org.apache.kafka.tools.ProducerPerformance from the broker jars
   (d)  a plain confluent-kafka (librdkafka) loop, if confluent-kafka is installed
@@ -36,7 +36,7 @@ from kafka.admin import NewTopic
 
 from loadtests.generator import GeneratorConfig, SqlEventGenerator
 from loadtests.ledger import LedgerWriter, read_ledger
-from loadtests.runner import start_load, stop_load, wait_load
+from loadtests.locust_process import start_load, stop_load, wait_load
 from stack.context import Tools
 from stack.endpoints import Endpoints
 

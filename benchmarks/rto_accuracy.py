@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from faults import journal, replicas
-from loadtests.runner import start_load, stop_load
+from loadtests.locust_process import start_load, stop_load
 from probes.evaluate import RunWindow, evaluate, rto_data_flow, rto_replicas_ready
 from probes.slo import load_catalogue
 from stack.core import LocalStack

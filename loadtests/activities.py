@@ -1,6 +1,6 @@
 """Chaos Toolkit actions that start and stop the SQL-event load of an experiment.
 
-The load runs as a Locust subprocess (see ``loadtests/runner.py``) that stops by
+The load runs as a Locust subprocess (see ``loadtests/locust_process.py``) that stops by
 itself after its duration, so a killed runner never leaves load running for long.
 Where it writes and which Kafka it targets come from ``configuration``:
 
@@ -22,7 +22,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from loadtests import runner
+from loadtests import locust_process
 from loadtests.config import LoadConfigError
 from stack.paths import REPO_ROOT
 from target.settings import TargetSettings, resolve
@@ -59,9 +59,9 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
     settings = resolve(configuration)
     load_dir, ledger = _dirs(settings)
     try:
-        handle = runner.start_load(settings.require("kafka_bootstrap", "start load"), shape=shape, rate=float(rate),
-                                   duration=float(duration), seed=int(seed), workers=int(workers),
-                                   run_dir=str(load_dir), ledger_dir=str(ledger))
+        handle = locust_process.start_load(settings.require("kafka_bootstrap", "start load"), shape=shape,
+                                           rate=float(rate), duration=float(duration), seed=int(seed),
+                                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger))
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()
@@ -74,7 +74,7 @@ def stop_load(configuration: Configuration | None = None, secrets: Secrets | Non
         The load's result: exit code, acknowledged and failed counts, request statistics.
     """
     load_dir, _ = _dirs(resolve(configuration))
-    if not (load_dir / runner.HANDLE_FILE).exists():
+    if not (load_dir / locust_process.HANDLE_FILE).exists():
         return {"stopped": False, "reason": f"no load was started in {load_dir}"}
-    result = runner.stop_load(str(load_dir))
+    result = locust_process.stop_load(str(load_dir))
     return {"stopped": True, **result.as_dict()}

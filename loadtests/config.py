@@ -2,7 +2,7 @@
 
 One :class:`LoadSpec` is the single source of truth for both entry points: the
 locustfile registers its fields as Locust custom arguments
-(:func:`add_locust_arguments`) and the Python API (:mod:`loadtests.runner`)
+(:func:`add_locust_arguments`) and the Python API (:mod:`loadtests.locust_process`)
 turns a spec into those same arguments (:meth:`LoadSpec.locust_args`).
 :func:`check_bootstrap` proves the brokers answer and the topic exists before
 any load starts.

@@ -4,7 +4,7 @@ Run it by hand with the web UI::
 
     locust -f loadtests/locustfile.py --kafka-bootstrap 127.0.0.1:19000 --shape spike --rate 200
 
-or headless (what :mod:`loadtests.runner` does for experiments)::
+or headless (what :mod:`loadtests.locust_process` does for experiments)::
 
     locust -f loadtests/locustfile.py --headless --kafka-bootstrap 127.0.0.1:19000 \\
         --shape steady --rate 200 --duration 60 --seed 7 --ledger-dir reports/run-1/ledger
@@ -42,9 +42,9 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, check_bootstrap, spec_from_options
 from loadtests.generator import SqlEventGenerator, derive_seed
 from loadtests.ledger import LedgerWriter
+from loadtests.locust_process import STOP_FILE
 from loadtests.pacing import Pacer, RateControl, worker_share
 from loadtests.producer import PendingSends, close_producer
-from loadtests.runner import STOP_FILE
 from loadtests.shapes import LoadPlan
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _housekeeping(environment: Environment) -> None:
 
 
 def _watch_stop_file(environment: Environment) -> None:
-    """Quit gracefully once ``STOP`` appears in the working directory (``loadtests.runner.stop_load``).
+    """Quit gracefully once ``STOP`` appears in the working directory (``loadtests.locust_process.stop_load``).
 
     A file, not a signal: a signal lands as an exception inside whatever greenlet runs (often the
     Kafka client's selector) and can leave the producers unflushed.

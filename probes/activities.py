@@ -21,12 +21,21 @@ from probes import prom
 from probes.dataloss import account, read_stored, wait_drained
 from probes.endpoints import ProbeEndpoints
 from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_replicas_ready
+from probes.slo import MeasureUndefined
 from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["config_in_effect", "consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds",
            "ready_replicas", "recovery_seconds", "slo_value", "throughput_eps"]
+
+
+def _query(s: ProbeEndpoints, measure: str, window: str = "1m") -> str:
+    """The PromQL of ``measure`` for this target's metric view; ``ActivityFailed`` if no profile defines it."""
+    try:
+        return s.catalogue().query(measure, s.view(), window=window)
+    except MeasureUndefined as exc:
+        raise ActivityFailed(str(exc)) from None
 
 
 def consumer_lag(configuration: Configuration | None = None, secrets: Secrets | None = None) -> int:
@@ -56,8 +65,7 @@ def ready_replicas(configuration: Configuration | None = None, secrets: Secrets 
         ActivityFailed: Prometheus unreachable.
     """
     s = ProbeEndpoints.from_configuration(configuration)
-    t = s.catalogue().targets[s.target]
-    return int(prom.instant(s.prometheus_url, f"sum({t.metrics['replica_ready']}{{{t.selector}}}) or vector(0)"))
+    return int(prom.instant(s.prometheus_url, _query(s, "replicas_ready")))
 
 
 def slo_value(slo_id: str, window_s: int = 60, configuration: Configuration | None = None,
@@ -74,7 +82,7 @@ def slo_value(slo_id: str, window_s: int = 60, configuration: Configuration | No
     s = ProbeEndpoints.from_configuration(configuration)
     cat = s.catalogue()
     try:
-        query = cat.promql(slo_id, s.target, window=f"{int(window_s)}s")
+        query = cat.promql(slo_id, s.view(), window=f"{int(window_s)}s")
     except (KeyError, ValueError) as exc:
         raise ActivityFailed(str(exc)) from None
     return prom.instant(s.prometheus_url, query)
@@ -111,9 +119,7 @@ def throughput_eps(window_s: int = 30, configuration: Configuration | None = Non
         ActivityFailed: Prometheus unreachable or no data.
     """
     s = ProbeEndpoints.from_configuration(configuration)
-    t = s.catalogue().targets[s.target]
-    return prom.instant(s.prometheus_url,
-                        f"sum(rate({t.metrics['events_processed']}{{{t.selector}}}[{int(window_s)}s]))")
+    return prom.instant(s.prometheus_url, _query(s, "processed_rate", f"{int(window_s)}s"))
 
 
 def drain(timeout_s: float = 120.0, configuration: Configuration | None = None,
@@ -185,9 +191,9 @@ def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float =
     window = RunWindow(start=start, end=time.time(), fault_start=start)
     cat = s.catalogue()
     if condition == "replicas_ready":
-        rec = rto_replicas_ready(cat, s.target, s.prometheus_url, window, s.expected_replicas, stabilization_s)
+        rec = rto_replicas_ready(cat, s.view(), s.prometheus_url, window, s.expected_replicas, stabilization_s)
     elif condition == "data_flow":
-        rec = rto_data_flow(cat, s.target, s.prometheus_url, window, stabilization_s)
+        rec = rto_data_flow(cat, s.view(), s.prometheus_url, window, stabilization_s)
     else:
         raise ActivityFailed(f"condition {condition!r}: expected replicas_ready or data_flow")
     m = recovery_measurement(rec)

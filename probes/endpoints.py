@@ -13,10 +13,30 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from probes.slo import DEFAULT_SLO_FILE, Catalogue, SloFileError, load_catalogue
+from probes.slo import DEFAULT_SLO_FILE, Catalogue, MetricView, SloFileError, load_catalogue
 from target.settings import TargetSettings, resolve
 
-__all__ = ["ProbeEndpoints"]
+__all__ = ["ProbeEndpoints", "metric_view"]
+
+
+def metric_view(settings: TargetSettings, catalogue: Catalogue) -> MetricView:
+    """The metric view of ``settings``: the catalogue's defaults for its target, the ``metric_profiles`` and
+    ``metric_selector`` keys over them, and the names (consumer group, namespace...) from the settings.
+
+    Raises:
+        ActivityFailed: an unknown metric profile (naming the key and where it came from).
+    """
+    k8s = settings.kubernetes_keys
+    labels = {"consumer_group": settings.consumer_group, "topic": settings.topic}
+    if k8s.get("k8s_namespace"):
+        labels["namespace"] = str(k8s["k8s_namespace"])
+    if k8s.get("k8s_service_statefulset"):
+        labels["statefulset"] = str(k8s["k8s_service_statefulset"])
+    try:
+        return catalogue.view(settings.target, settings.metric_profiles or None, settings.metric_selector, labels)
+    except KeyError as exc:
+        raise ActivityFailed(f"metric_profiles={list(settings.metric_profiles)} (from "
+                             f"{settings.source('metric_profiles')}): {exc.args[0]}") from None
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,10 @@ class ProbeEndpoints:
     @property
     def ledger_dir(self) -> Path | None:
         return self.settings.ledger_dir
+
+    def view(self) -> MetricView:
+        """How this target's metrics are read (:func:`metric_view`)."""
+        return metric_view(self.settings, self.catalogue())
 
     def catalogue(self) -> Catalogue:
         """The SLO catalogue (``slo_file``, default ``docs/slo.yaml``); ``ActivityFailed`` naming the file."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from probes import prom
 from probes.recovery import Recovery, RecoveryStatus, recovery_time
-from probes.slo import Catalogue, Comparison, PromQuery, Scenario, Slo
+from probes.slo import Catalogue, Comparison, MeasureUndefined, MetricView, PromQuery, Scenario, Slo
 from probes.verdict import Outcome, Verdict
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ RTO_SLOS = {"rto_replicas_ready", "rto_data_flow"}
 RPO_SLOS = {"rpo"}
 
 
-def evaluate(cat: Catalogue, target: str, prom_url: str, window: RunWindow, scenario: Scenario | None = None,
+def evaluate(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, scenario: Scenario | None = None,
              measured: dict[str, Measurement] | None = None, slo_ids: list[str] | None = None,
              rate_window_s: int = 30, max_gap_s: float = 10.0,
              load: tuple[float, float] | None = None, min_load_ratio: float = 0.8) -> list[Verdict]:
@@ -83,8 +83,8 @@ def evaluate(cat: Catalogue, target: str, prom_url: str, window: RunWindow, scen
         comparison, objective = _objective(slo, scenario)
         try:
             if isinstance(slo.measure, PromQuery):
-                value, reason = _measure_promql(cat, slo, target, prom_url, window, rate_window_s, max_gap_s)
-                details: dict[str, object] = {"query": cat.promql(slo.id, target, window=f"{window.seconds}s")}
+                value, reason = _measure_promql(cat, slo, view, prom_url, window, rate_window_s, max_gap_s)
+                details: dict[str, object] = {"query": cat.promql(slo.id, view, window=f"{window.seconds}s")}
             else:
                 m = measured.get(slo_id)
                 value, reason, details = (m.value, m.reason, dict(m.details)) if m else (
@@ -94,7 +94,7 @@ def evaluate(cat: Catalogue, target: str, prom_url: str, window: RunWindow, scen
                     # Not recovered in a window shorter than the objective proves nothing either way.
                     value, reason = None, (f"{reason}; observed only {observed:.0f} s of the {objective:g} s "
                                            "objective: run longer to judge it")
-        except prom.ProbeError as exc:
+        except (prom.ProbeError, MeasureUndefined) as exc:
             value, reason, details = None, str(exc), {}
         verdicts.append(_judge(slo, comparison, objective, value, reason, details))
     return verdicts
@@ -118,13 +118,13 @@ def _judge(slo: Slo, comparison: Comparison, objective: float, value: float | No
                    "" if ok else f"measured {value:g} {slo.objective.unit}, objective {text}", details)
 
 
-def _measure_promql(cat: Catalogue, slo: Slo, target: str, url: str, window: RunWindow, rate_window_s: int,
+def _measure_promql(cat: Catalogue, slo: Slo, view: MetricView, url: str, window: RunWindow, rate_window_s: int,
                     max_gap_s: float) -> tuple[float | None, str]:
     assert isinstance(slo.measure, PromQuery)
     if slo.measure.aggregate == "last":
         # One evaluation at the end over the whole run.
-        return prom.instant(url, cat.promql(slo.id, target, window=f"{window.seconds}s"), at=window.end), ""
-    query = cat.promql(slo.id, target, window=f"{rate_window_s}s")
+        return prom.instant(url, cat.promql(slo.id, view, window=f"{window.seconds}s"), at=window.end), ""
+    query = cat.promql(slo.id, view, window=f"{rate_window_s}s")
     series = prom.range_query(url, query, window.start, window.end, step_s=1.0)
     if len(series) != 1:
         return None, f"{len(series)} series for {query}; the SLO query must aggregate to one"
@@ -141,15 +141,13 @@ def _measure_promql(cat: Catalogue, slo: Slo, target: str, url: str, window: Run
 
 
 # ----------------------------------------------------------------------------- RTO probes
-def rto_replicas_ready(cat: Catalogue, target: str, prom_url: str, window: RunWindow, expected_replicas: int,
+def rto_replicas_ready(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, expected_replicas: int,
                        stabilization_s: float = 10.0, max_gap_s: float = 3.0) -> Recovery:
     """RTO until ``expected_replicas`` are ready again, from the fault's start, at 1 s resolution."""
     if window.fault_start is None:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no fault start recorded")
-    sel = cat.targets[target].selector
-    ready = cat.targets[target].metrics["replica_ready"]
-    # `or vector(0)`: with every replica dead there is no series at all, which means 0 ready, not "no data".
-    query = f"sum({ready}{{{sel}}}) or vector(0)"
+    # The measure is 0, not "no data", with every replica dead (no series at all).
+    query = cat.query("replicas_ready", view)
     series = prom.range_query(prom_url, query, window.fault_start, window.end, step_s=RTO_STEP_S)
     samples = [(t, v >= expected_replicas) for t, v in series[0].points]
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
@@ -168,15 +166,15 @@ def _baseline_start(window: RunWindow) -> float:
     return min(window.fault_start, max(window.start + 5.0, window.fault_start - BASELINE_S))
 
 
-def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow, stabilization_s: float = 10.0,
+def rto_data_flow(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, stabilization_s: float = 10.0,
                   max_gap_s: float = 3.0, latency_window_s: int = 10) -> Recovery:
     """RTO until data flows within SLO: lag under the warning level and end-to-end p95 under 500 ms."""
     if window.fault_start is None:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no fault start recorded")
     lag_limit = cat.slo("consumer_lag_warning").objective.value
     p95_limit = cat.slo("latency_p95_end_to_end").objective.value
-    lag_q = cat.promql("consumer_lag_warning", target)
-    p95_q = cat.promql("latency_p95_end_to_end", target, window=f"{latency_window_s}s")
+    lag_q = cat.query("consumer_lag", view)
+    p95_q = cat.query("e2e_p95", view, window=f"{latency_window_s}s")
     since = _baseline_start(window)
     lag = {t: v for t, v in prom.range_query(prom_url, lag_q, since, window.end, RTO_STEP_S)[0].points}
     try:
@@ -187,12 +185,7 @@ def rto_data_flow(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)
 
 
-#: A replica writes a PostgreSQL batch every flush under load (well under a second): no successful
-#: write in this window means PostgreSQL is not taking the service's writes.
-WRITE_PROGRESS_WINDOW = "1500ms"
-
-
-def rto_postgres_writable(cat: Catalogue, target: str, prom_url: str, window: RunWindow,
+def rto_postgres_writable(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow,
                           stabilization_s: float = 5.0, max_gap_s: float = 3.0) -> Recovery:
     """Failover time as the service sees it: until PostgreSQL takes the service's writes again.
 
@@ -203,11 +196,7 @@ def rto_postgres_writable(cat: Catalogue, target: str, prom_url: str, window: Ru
     """
     if window.fault_start is None:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no fault start recorded")
-    t = cat.targets[target]
-    sel, up = t.selector, t.metrics["sink_up"]
-    count = t.metrics.get("sink_write_count", "sqlaudit_sink_write_latency_seconds_count")
-    query = (f'(sum(increase({count}{{{sel}, sink="postgres"}}[{WRITE_PROGRESS_WINDOW}])) > bool 0)'
-             f' * (min({up}{{{sel}, sink="postgres"}}) >= bool 1)')
+    query = cat.query("postgres_writing", view)
     series = prom.range_query(prom_url, query, _baseline_start(window), window.end, step_s=RTO_STEP_S)
     samples = [(ts, v >= 1) for ts, v in series[0].points] if series else []
     return recovery_time(samples, window.fault_start, stabilization_s, max_gap_s, observed_until=window.end)

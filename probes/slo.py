@@ -15,16 +15,17 @@ from __future__ import annotations
 import re
 import string
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_SLO_FILE = Path(__file__).resolve().parent.parent / "docs" / "slo.yaml"
 
-__all__ = ["DEFAULT_SLO_FILE", "Catalogue", "SloFileError", "load_catalogue"]
+__all__ = ["DEFAULT_SLO_FILE", "Catalogue", "MeasureUndefined", "MetricView", "SloFileError", "load_catalogue"]
 
 
 class SloFileError(ValueError):
@@ -56,8 +57,8 @@ class Objective(_Strict):
 
 
 class PromQuery(_Strict):
-    """A PromQL expression; ``{name}`` placeholders are logical metric names, ``{selector}``
-    the target's label selector, ``{window}`` the evaluation window."""
+    """A PromQL expression; ``{measure}`` placeholders are measures (their query under the run's
+    metric view), ``{window}`` the evaluation window."""
 
     promql: str
     aggregate: Literal["max", "min", "last", "mean"] = Field(
@@ -101,16 +102,48 @@ class Scenario(_Strict):
     notes: str = ""
 
 
-class Target(_Strict):
-    """How logical metric names and labels map onto one target's Prometheus."""
+class Profile(_Strict):
+    """A metric profile: the full PromQL of each measure, in the names one kind of service or platform exports."""
 
-    selector: str = Field(description="Label matchers selecting the audit service, e.g. job=\"audit-service\"")
-    metrics: dict[str, str]
+    description: str = ""
+    measures: dict[str, str]
+
+
+class Target(_Strict):
+    """The default metric view of one target kind: its chain of profiles and its label selector."""
+
+    profiles: list[str] = Field(min_length=1)
+    selector: str = Field(description="Label matchers selecting the audit service; may use {namespace} etc.")
+
+
+#: Placeholders a measure or a selector may use besides {selector} and {window}, and their defaults.
+LABEL_DEFAULTS = {"consumer_group": "sql-audit-service", "topic": "sql-audit-events", "namespace": "sql-audit",
+                  "statefulset": "sql-audit-service"}
+
+
+@dataclass(frozen=True)
+class MetricView:
+    """How one run reads metrics: a chain of profiles (the first that defines a measure wins), the label
+    selector of the service and the values of the other placeholders (``consumer_group``...)."""
+
+    profiles: tuple[str, ...]
+    selector: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"profiles": list(self.profiles), "selector": self.selector, "labels": dict(self.labels)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetricView:
+        labels = tuple(sorted(dict(data.get("labels") or {}).items()))
+        return cls(tuple(data["profiles"]), str(data["selector"]), labels)
 
 
 class Catalogue(_Strict):
-    version: Literal[1]
+    version: Literal[2]
     source: str
+    measures: dict[str, str] = Field(description="Logical measures and what each means.")
+    profiles: dict[str, Profile]
     targets: dict[str, Target]
     slos: list[Slo]
     scenarios: list[Scenario]
@@ -126,13 +159,24 @@ class Catalogue(_Strict):
             unknown = [s for s in sc.slos if s not in known]
             if unknown:
                 raise ValueError(f"scenario {sc.id!r} names unknown SLOs {unknown}")
+        for pname, profile in self.profiles.items():
+            unknown = sorted(set(profile.measures) - set(self.measures))
+            if unknown:
+                raise ValueError(f"profile {pname!r} defines unknown measures {unknown}; "
+                                 f"measures: {sorted(self.measures)}")
         for slo in self.slos:
             if isinstance(slo.measure, PromQuery):
-                names = _placeholders(slo.measure.promql) - {"selector", "window"}
-                for tname, target in self.targets.items():
-                    missing = sorted(names - set(target.metrics))
-                    if missing:
-                        raise ValueError(f"SLO {slo.id!r} uses metrics {missing} that target {tname!r} does not map")
+                unknown = sorted(_placeholders(slo.measure.promql) - set(self.measures) - {"window"})
+                if unknown:
+                    raise ValueError(f"SLO {slo.id!r} uses {unknown}, which are not measures")
+        for tname, target in self.targets.items():
+            missing = [p for p in target.profiles if p not in self.profiles]
+            if missing:
+                raise ValueError(f"target {tname!r} names unknown profiles {missing}")
+            defined = {m for p in target.profiles for m in self.profiles[p].measures}
+            undefined = sorted(set(self.measures) - defined)
+            if undefined:
+                raise ValueError(f"target {tname!r} does not define measures {undefined} (profiles {target.profiles})")
         return self
 
     def slo(self, slo_id: str) -> Slo:
@@ -147,13 +191,59 @@ class Catalogue(_Strict):
                 return s
         raise KeyError(f"no scenario {scenario_id!r}; known: {', '.join(s.id for s in self.scenarios)}")
 
-    def promql(self, slo_id: str, target: str, window: str = "1m") -> str:
-        """The SLO's query with the target's metric names and selector filled in."""
+    def view(self, target: str, profiles: list[str] | tuple[str, ...] | None = None, selector: str | None = None,
+             labels: dict[str, str] | None = None) -> MetricView:
+        """The metric view of ``target`` (a key of ``targets``), with the user's overrides.
+
+        Raises:
+            KeyError: unknown target or profile (the message lists the known ones).
+        """
+        if target not in self.targets:
+            raise KeyError(f"no target {target!r} in the SLO catalogue; targets: {', '.join(self.targets)}")
+        t = self.targets[target]
+        chain = tuple(profiles or t.profiles)
+        unknown = [p for p in chain if p not in self.profiles]
+        if unknown:
+            raise KeyError(f"unknown metric profiles {unknown}; profiles: {', '.join(self.profiles)}")
+        values = {**LABEL_DEFAULTS, **(labels or {})}
+        return MetricView(chain, (selector or t.selector).format(**values), tuple(sorted(values.items())))
+
+    def measure_template(self, measure: str, view: MetricView) -> tuple[str, str] | None:
+        """``(profile, template)`` of the first profile of ``view`` that defines ``measure``, else ``None``."""
+        for name in view.profiles:
+            template = self.profiles[name].measures.get(measure)
+            if template is not None:
+                return name, template
+        return None
+
+    def query(self, measure: str, view: MetricView, window: str = "1m") -> str:
+        """The full PromQL of ``measure`` under ``view``.
+
+        Raises:
+            MeasureUndefined: no profile of the view defines it.
+        """
+        if measure not in self.measures:
+            raise KeyError(f"no measure {measure!r}; measures: {', '.join(self.measures)}")
+        found = self.measure_template(measure, view)
+        if found is None:
+            raise MeasureUndefined(f"no metric profile of {list(view.profiles)} defines measure {measure!r}: "
+                                   f"add it to a profile in the SLO file, or choose profiles that do")
+        return found[1].format(selector=view.selector, window=window, **dict(view.labels))
+
+    def promql(self, slo_id: str, view: MetricView, window: str = "1m") -> str:
+        """The SLO's query, its measures filled in from ``view``."""
         slo = self.slo(slo_id)
         if not isinstance(slo.measure, PromQuery):
             raise ValueError(f"SLO {slo_id!r} is measured by probe {slo.measure.probe!r}, not PromQL")
-        t = self.targets[target]
-        return slo.measure.promql.format(selector=t.selector, window=window, **t.metrics)
+        names = _placeholders(slo.measure.promql) - {"window"}
+        return slo.measure.promql.format(window=window, **{m: self.query(m, view, window) for m in names})
+
+
+class MeasureUndefined(KeyError):
+    """The chosen metric profiles define no query for a measure: nothing can be measured."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _placeholders(template: str) -> set[str]:
@@ -200,17 +290,22 @@ def _field_path(data: object, loc: tuple[int | str, ...]) -> str:
     return out or "<root>"
 
 
+def _display(template: str) -> str:
+    """A measure's template as a person reads it: placeholders as ``$name``, no doubled braces."""
+    return template.format(selector="$selector", window="$window", **{k: f"${k}" for k in LABEL_DEFAULTS})
+
+
 def render_markdown(cat: Catalogue) -> str:
     """``docs/slo.md``: the catalogue as tables a person reads."""
     lines = ["# SLO catalogue", "",
              "Generated from `docs/slo.yaml` by `python -m probes.slo render > docs/slo.md`; edit the YAML.", "",
              f"Source: {cat.source}", "", "## Service-level objectives", "",
-             f"Queries are shown for the `{next(iter(cat.targets))}` target; `$window` is the evaluation window.", "",
+             "An SLO's query is written over *measures* (`{measure}`); each target's metric profiles give "
+             "the measure's PromQL (below). `$window` is the evaluation window.", "",
              "| id | objective | measured by | source |", "| --- | --- | --- | --- |"]
     for s in cat.slos:
         o = s.objective
-        first_target = next(iter(cat.targets))
-        measure = (f"`{cat.promql(s.id, first_target, window='$window')}`" if isinstance(s.measure, PromQuery)
+        measure = (f"`{s.measure.promql.replace('{window}', '$window')}`" if isinstance(s.measure, PromQuery)
                    else f"probe `{s.measure.probe}`")
         alert = f" ({s.alert} alert)" if s.alert else ""
         value = f"{o.value:g}"
@@ -227,11 +322,17 @@ def render_markdown(cat: Catalogue) -> str:
         rpo = sc.rpo.text if sc.rpo else "—"
         lines.append(f"| `{sc.id}` | {sc.title} | {rto} | {rpo} | {', '.join(sc.slos) or '—'} | "
                      f"{sc.local} | {sc.source} |")
-    lines += ["", "## Metric names per target", ""]
-    for tname, t in cat.targets.items():
-        lines += [f"### `{tname}` — selector `{t.selector}`", "", "| logical name | metric |", "| --- | --- |"]
-        lines += [f"| `{k}` | `{v}` |" for k, v in t.metrics.items()]
-        lines.append("")
+    lines += ["", "## Measures and metric profiles", "",
+              "A target reads each measure from the first of its profiles that defines it.", "",
+              "| target | profiles | selector |", "| --- | --- | --- |"]
+    lines += [f"| `{n}` | {', '.join(f'`{p}`' for p in t.profiles)} | `{t.selector}` |" for n, t in cat.targets.items()]
+    lines += ["", "| measure | meaning | " + " | ".join(f"`{p}`" for p in cat.profiles) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in cat.profiles) + " |"]
+    for m, meaning in cat.measures.items():
+        cells = [f"`{_display(pr.measures[m])}`".replace("|", "&#124;") if m in pr.measures else "—"
+                 for pr in cat.profiles.values()]
+        lines.append(f"| `{m}` | {meaning} | " + " | ".join(cells) + " |")
+    lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -249,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] == "render":
         sys.stdout.write(render_markdown(cat))
     else:
-        print(f"{path}: {len(cat.slos)} SLOs, {len(cat.scenarios)} scenarios, targets {', '.join(cat.targets)}")
+        print(f"{path}: {len(cat.slos)} SLOs, {len(cat.scenarios)} scenarios, {len(cat.measures)} measures, "
+              f"profiles {', '.join(cat.profiles)}, targets {', '.join(cat.targets)}")
     return 0
 
 

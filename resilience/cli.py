@@ -26,7 +26,8 @@ from rich.console import Console
 
 from probes.slo import DEFAULT_SLO_FILE
 from resilience import __version__
-from resilience.runner import DEFAULT_REPORTS, RunError, RunOptions
+from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
+from resilience.runner import RunResult
 from resilience.runner import run as run_scenario
 from stack.core import LocalStack, StackStatus
 from stack.endpoints import DEFAULT_PORT_BASE
@@ -206,8 +207,7 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
     options = _run_options(experiment, target, shape, rate, duration, seed, port_base, reports_dir, slo_file,
                            prometheus_url, kafka_bootstrap, clickhouse)
     options.data_dir = data_dir
-    result = _run_with_progress(options)
-    sys.exit(result)
+    sys.exit(_run_and_print(options))
 
 
 def _run_options(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
@@ -225,8 +225,19 @@ def _run_options(experiment: str, target: str, shape: str | None, rate: float | 
                       kafka_bootstrap=kafka_bootstrap, clickhouse=ch)
 
 
-def _run_with_progress(options: RunOptions) -> int:
-    """Run with a live status line; print the verdicts; return the exit code."""
+def _run_and_print(options: RunOptions) -> int:
+    """Run with progress, print the verdicts; returns the exit code (2 when the run could not start)."""
+    try:
+        result = _run_with_progress(options)
+    except RunError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print("nothing was injected")
+        return 2
+    return result.exit_code
+
+
+def _run_with_progress(options: RunOptions) -> RunResult:
+    """Run with a live status line, then print the verdicts. Raises :class:`RunError` (nothing injected)."""
     from rich.live import Live
     from rich.text import Text
 
@@ -267,16 +278,12 @@ def _run_with_progress(options: RunOptions) -> int:
         if live_view is not None:
             live_view.start()
         result = run_scenario(options, phase=phase, live=live)
-    except RunError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        console.print("nothing was injected")
-        return 2
     finally:
         if live_view is not None:
             live_view.stop()
     _print_verdicts(result.summary)
     console.print(f"report: {result.run_dir / 'report.html'}")
-    return result.exit_code
+    return result
 
 
 def _print_verdicts(summary: dict[str, object]) -> None:
@@ -343,7 +350,7 @@ def replay(run_dir: Path, port_base: int) -> None:
                          else meta["experiment"], target=meta.get("target", "local"), shape=load.get("shape"),
                          rate=load.get("rate_eps"), duration=load.get("duration_s"), seed=load.get("seed"),
                          port_base=port_base)
-    sys.exit(_run_with_progress(options))
+    sys.exit(_run_and_print(options))
 
 
 @cli.command()
@@ -367,44 +374,37 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
     junit.xml (an inconclusive scenario is a JUnit error, never a pass).
     Exit code: 0 every scenario passed, 1 any SLO failed, 2 otherwise inconclusive or an error.
     """
-    from resilience.experiments import ExperimentError, catalogue
-    from resilience.report import ScenarioResult, render_index, write_junit
+    from resilience.experiments import ExperimentError
+    from resilience.gate import GateOptions, run_gate, select
 
+    options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
+                          reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path)
     try:
-        exps = [e for e in catalogue() if (not tags or set(tags) & set(e.ext.tags)) and (not names or e.name in names)]
+        chosen, other = select(options)
     except ExperimentError as exc:
         _fail(str(exc), 2)
-    other = [e for e in exps if e.ext.profile != profile]
-    exps = [e for e in exps if e.ext.profile == profile]
     if other:
         console.print(f"skipping {', '.join(e.name for e in other)}: they need another profile than {profile} "
                       "(run the gate again with --profile)")
-    if not exps:
+    if not chosen:
         _fail(f"no {profile} experiment matches --tag {list(tags)} --experiment {list(names)} "
               "(see `resilience list`)", 2)
-    gate_dir = (reports_dir or DEFAULT_REPORTS) / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    gate_dir.mkdir(parents=True)
-    console.print(f"gate: {len(exps)} scenarios ({', '.join(e.name for e in exps)}) into {gate_dir}")
-    results: list[ScenarioResult] = []
-    codes: list[int] = []
-    for i, exp in enumerate(exps, 1):
-        console.rule(f"[{i}/{len(exps)}] {exp.name}")
-        options = RunOptions(experiment=str(exp.path), target=target, port_base=port_base, reports_dir=gate_dir)
-        before = set(gate_dir.iterdir())
-        codes.append(_run_with_progress(options))
-        new = sorted(set(gate_dir.iterdir()) - before)
-        if new:
-            results.append(ScenarioResult.from_run_dir(new[-1]))
-    write_junit(results, gate_dir / "junit.xml")
-    if junit_path:
-        write_junit(results, junit_path)
-    index = render_index(results, gate_dir / "index.html")
-    code = 1 if 1 in codes else (2 if any(c != 0 for c in codes) else 0)
+    console.print(f"gate: {len(chosen)} scenarios ({', '.join(e.name for e in chosen)})")
+
+    def run_one(run_options: RunOptions) -> RunResult:
+        try:
+            return _run_with_progress(run_options)
+        except RunError as exc:
+            console.print(f"[bold red]error:[/] {exc}\nnothing was injected", soft_wrap=True)
+            raise
+
+    result = run_gate(options, run_one, chosen,
+                      on_start=lambda i, n, exp: console.rule(f"[{i}/{n}] {exp.name}"))
     console.rule("gate")
-    for r in results:
+    for r in result.results:
         out.print(f"{r.outcome.value:<13} {r.scenario}", soft_wrap=True)
-    console.print(f"index: {index}\njunit: {gate_dir / 'junit.xml'}")
-    sys.exit(code)
+    console.print(f"index: {result.index}\njunit: {result.junit}")
+    sys.exit(result.exit_code)
 
 
 @cli.command(name="list")

@@ -8,7 +8,6 @@ no stack running.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -27,8 +26,10 @@ from probes.evaluate import (
     rto_replicas_ready,
 )
 from probes.recovery import Recovery
-from probes.slo import Catalogue, load_catalogue
+from probes.slo import Catalogue, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
+from resilience.rundir import RunDirectory, json_safe, read_json
+from resilience.secrets import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -50,25 +51,15 @@ class Judgement:
         return EXIT_CODES[self.outcome]
 
     def summary(self, scenario: str) -> dict[str, Any]:
-        return _json_safe({"format": FORMAT, "scenario": scenario, "outcome": self.outcome.value,
+        return json_safe({"format": FORMAT, "scenario": scenario, "outcome": self.outcome.value,
                            "exit_code": self.exit_code, "verdicts": [v.as_dict() for v in self.verdicts],
                            "rto": self.rto, "data_loss": self.data_loss, "load": self.load, "errors": self.errors})
 
 
-def _json_safe(obj: Any) -> Any:
-    """Infinity and NaN are not JSON: write them as null (the verdict's reason says why)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
           clickhouse: tuple[str, int] | None = None, drained: dict[str, Any] | None = None,
-          catalogue: Catalogue | None = None, postgres: dict[str, Any] | None = None) -> Judgement:
+          catalogue: Catalogue | None = None, postgres: dict[str, Any] | None = None,
+          redactor: Redactor | None = None) -> Judgement:
     """Verdicts of the run described by ``run`` (the content of run.json).
 
     Args:
@@ -77,10 +68,13 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         clickhouse: (host, port) for the final store read (live only).
         postgres: psycopg keywords to cross-check the stateless checkers' violations (live only).
         drained: result of waiting for lag 0 (live: from the runner; offline: from the recording).
+        redactor: masks secrets in the recordings written (live only).
     """
+    rd = RunDirectory(run_dir, str(run.get("run_id")), redactor or Redactor([]))
     cat = catalogue or load_catalogue(Path(run.get("slo_file") or _default_slo_file()))
     scenario = cat.scenario(run["scenario"])
-    target = run.get("target", "local")
+    view = (MetricView.from_dict(run["metrics"]) if run.get("metrics")
+            else cat.view(run.get("target", "local")))  # runs recorded before the metric contract was data
     fault = run.get("fault") or {}
     window = RunWindow(start=float(run["started_at"]), end=float(run["ended_at"]),
                        fault_start=fault.get("start"), fault_end=fault.get("end"))
@@ -109,11 +103,11 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         violations: dict[str, Any] = {"status": "not checked"}
         if stored and postgres and clickhouse and not _config_changed(run):
             violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked])
-        _write_json(rec_dir / "store.json", {"drain": drain, "violations": violations,
+        rd.write("recorded/store.json", {"drain": drain, "violations": violations,
                                              "stored": {k: [v.copies, v.first_stored_at_ms, v.produced_at_ms]
                                                         for k, v in stored.items() if k in acked}})
     else:
-        saved = _read_json(rec_dir / "store.json") or {"drain": {"drained": False, "reason": "no store recording"},
+        saved = read_json(rec_dir / "store.json") or {"drain": {"drained": False, "reason": "no store recording"},
                                                         "stored": {}}
         drain = saved["drain"]
         violations = saved.get("violations") or {"status": "not checked"}
@@ -132,7 +126,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         loss_info = {"status": "measured", **loss.as_dict(), "violations": violations}
 
     # --- Prometheus: recovery and PromQL SLOs --------------------------------------------
-    calls = (_read_json(rec_dir / "prometheus.json") or []) if not live else []
+    calls = (read_json(rec_dir / "prometheus.json") or []) if not live else []
     ctx = prom.recording() if live else prom.replaying(calls)
     with ctx as recorder:
         rto: dict[str, dict[str, Any]] = {}
@@ -140,8 +134,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         ext = run.get("extension", {})
         stab = float(ext.get("stabilization_s", 10.0))
         for name, fn in (("replicas_ready", lambda: rto_replicas_ready(
-                cat, target, prometheus_url, window, int(ext.get("expected_replicas", 3)), stab)),
-                         ("data_flow", lambda: rto_data_flow(cat, target, prometheus_url, window, stab))):
+                cat, view, prometheus_url, window, int(ext.get("expected_replicas", 3)), stab)),
+                         ("data_flow", lambda: rto_data_flow(cat, view, prometheus_url, window, stab))):
             try:
                 rec: Recovery = fn()
                 m = recovery_measurement(rec)
@@ -162,16 +156,16 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         if "patroni_failover" in (ext.get("slos") or scenario.slos):
             try:
                 measured["patroni_failover"] = recovery_measurement(
-                    rto_postgres_writable(cat, target, prometheus_url, window, stab))
+                    rto_postgres_writable(cat, view, prometheus_url, window, stab))
             except prom.ProbeError as exc:
                 measured["patroni_failover"] = Measurement(None, str(exc))
-        verdicts = evaluate(cat, target, prometheus_url, window, scenario=scenario, measured=measured,
+        verdicts = evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
                             slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None,
                             min_load_ratio=float(ext.get("min_load_ratio", 0.8)))
         verdicts[1 if asked else 0:1 if asked else 0] = [
             _expected_probe(run_dir, e["name"], e["equals"]) for e in ext.get("expect_probes") or []]
         if ext.get("expect_lag_at_least") is not None:
-            verdicts.insert(1 if asked else 0, _fault_effect(cat, target, prometheus_url, window,
+            verdicts.insert(1 if asked else 0, _fault_effect(cat, view, prometheus_url, window,
                                                              float(ext["expect_lag_at_least"])))
         if loss is not None and violations.get("status") == "measured" and any(
                 v.slo == "data_loss" for v in verdicts):
@@ -180,7 +174,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                                     "violations", "" if n == 0 else f"{n} expected violations missing from "
                                     f"PostgreSQL: {violations['missing']}", {"checked": violations["checked"]}))
         if live:
-            _write_json(rec_dir / "prometheus.json", recorder.calls)
+            rd.write("recorded/prometheus.json", recorder.calls)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
                  "failed": failed_produces, "shape": run.get("load", {}).get("shape")}
     if run.get("error"):
@@ -213,7 +207,7 @@ def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids
 
 def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
     """A method probe's recorded output (journal.json) must equal ``equals``."""
-    journal = _read_json(run_dir / "journal.json") or {}
+    journal = read_json(run_dir / "journal.json") or {}
     runs = [r for r in journal.get("run", []) if r.get("activity", {}).get("name") == name]
     slo = f"probe:{name}"
     if not runs:
@@ -228,12 +222,12 @@ def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
                    "" if ok else f"probe {name!r} returned {out!r}", {"output": out})
 
 
-def _fault_effect(cat: Catalogue, target: str, url: str, window: RunWindow, lag_at_least: float) -> Verdict:
+def _fault_effect(cat: Catalogue, view: MetricView, url: str, window: RunWindow, lag_at_least: float) -> Verdict:
     """Did the fault reproduce the scenario? The peak lag must reach ``lag_at_least``; if not, the
     run proves nothing about recovering from it (inconclusive, never pass)."""
     text = f">= {lag_at_least:g}"
     try:
-        series = prom.range_query(url, cat.promql("consumer_lag_warning", target), window.start, window.end)
+        series = prom.range_query(url, cat.query("consumer_lag", view), window.start, window.end)
         peak = max((v for _, v in series[0].points), default=math.nan)
     except prom.ProbeError as exc:
         return Verdict("fault_effect", Outcome.INCONCLUSIVE, None, text, "events", str(exc))
@@ -256,7 +250,7 @@ def _load_ratio(run_dir: Path, run: dict[str, Any], acked: dict[str, int]) -> tu
     spec = run.get("load", {})
     if not acked or not spec.get("rate_eps"):
         return float(spec.get("rate_eps") or 0), 0.0
-    load = _read_json(run_dir / "load" / "load.json") or {}
+    load = read_json(run_dir / "load" / "load.json") or {}
     started = float(load.get("started_at") or min(acked.values()) / 1000)
     ran = max(1.0, max(acked.values()) / 1000 - started)
     plan = LoadPlan(shape=spec["shape"], rate=float(spec["rate_eps"]), duration=float(spec["duration_s"]))
@@ -269,15 +263,3 @@ def _default_slo_file() -> Path:
     from probes.slo import DEFAULT_SLO_FILE
 
     return DEFAULT_SLO_FILE
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(data), indent=1, default=str))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -80,6 +80,10 @@ KEYS: tuple[Key, ...] = (
     Key("replica_urls", None, "base URLs of the replicas' HTTP ports (local: derived; kubernetes: required where "
                               "a probe reads them)"),
     Key("slo_file", None, "SLO catalogue (default docs/slo.yaml)"),
+    Key("metric_profiles", "RESILIENCE_METRIC_PROFILES", "the metric profiles of the SLO catalogue to read the "
+                                                         "service with, first wins (default: the target's)"),
+    Key("metric_selector", "RESILIENCE_METRIC_SELECTOR", "label matchers selecting the service in PromQL (default: "
+                                                         "the target's in the SLO catalogue)"),
     Key("load_dir", "RESILIENCE_LOAD_DIR", "run directory of the load (default reports/adhoc/<run_id>/load)"),
     Key("ledger_dir", "RESILIENCE_LEDGER_DIR", "the load's ledger of acknowledged events (default <load_dir>/ledger)"),
 )
@@ -150,6 +154,8 @@ class TargetSettings(BaseModel):
     expected_replicas: int = Field(default=3, ge=1)
     replica_urls: tuple[str, ...] = ()
     slo_file: Path | None = None
+    metric_profiles: tuple[str, ...] = ()
+    metric_selector: str | None = None
     load_dir: Path | None = None
     ledger_dir: Path | None = None
     kubernetes_keys: dict[str, Any] = Field(default_factory=dict)
@@ -171,7 +177,7 @@ class TargetSettings(BaseModel):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
-    @field_validator("replica_urls", mode="before")
+    @field_validator("replica_urls", "metric_profiles", mode="before")
     @classmethod
     def _urls(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -212,6 +212,13 @@ class ScenarioResult:
         return self.run_dir / "report.html"
 
     @classmethod
+    def not_started(cls, scenario: str, title: str, target: str, error: str, where: Path) -> ScenarioResult:
+        """A scenario whose run never started (bad input, unreachable target): inconclusive, exit code 2."""
+        return cls(scenario=scenario, outcome=Outcome.INCONCLUSIVE, exit_code=2, duration_s=None, run_dir=where,
+                   inconclusive=[("run", f"did not start, nothing was injected: {error}")], target=target,
+                   title=title, crashed=True)
+
+    @classmethod
     def from_run_dir(cls, run_dir: Path) -> ScenarioResult:
         """Build the result of one run from its summary.json and run.json.
 

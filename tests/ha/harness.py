@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from loadtests.runner import LoadHandle, LoadResult, start_load, stop_load
+from loadtests.locust_process import LoadHandle, LoadResult, start_load, stop_load
 from probes.dataloss import DataLossReport, account, produced_at_by_id, read_stored, wait_drained
 from stack.components import clickhouse, kafka
 from stack.core import LocalStack

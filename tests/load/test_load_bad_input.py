@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.config import LoadConfigError
-from loadtests.runner import LOCUSTFILE, start_load
+from loadtests.locust_process import LOCUSTFILE, start_load
 
 LOCUST_TIMEOUT_S = 60
 

@@ -21,7 +21,7 @@ from kafka.admin import NewTopic
 
 from faults import kafka_broker
 from faults.cleanup import cleanup
-from loadtests.runner import LoadHandle, start_load, stop_load
+from loadtests.locust_process import LoadHandle, start_load, stop_load
 from stack.core import LocalStack
 from tests.load.conftest import _wait_for_leaders
 from tests.load.test_load_kafka import assert_ledger_in_kafka, stop_quietly

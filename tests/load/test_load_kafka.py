@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.ledger import Ledger, merge_ledger, read_ledger
-from loadtests.runner import LoadHandle, kill_load, start_load, stop_load, wait_load
+from loadtests.locust_process import LoadHandle, kill_load, start_load, stop_load, wait_load
 from sqlaudit.events import decode_event
 from tests.load.kafka_readback import end_offsets, read_topic
 

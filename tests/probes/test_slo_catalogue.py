@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probes.slo import DEFAULT_SLO_FILE, SloFileError, load_catalogue, render_markdown
+from probes.slo import DEFAULT_SLO_FILE, MeasureUndefined, SloFileError, load_catalogue, render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,14 +32,29 @@ def test_catalogue_holds_the_documented_numbers() -> None:
         assert (sc.rto.max_s, sc.rpo.max_s) == (rto, rpo), sid
 
 
-def test_every_promql_slo_renders_for_every_target() -> None:
+def test_every_promql_slo_and_measure_renders_for_every_target() -> None:
     cat = load_catalogue()
-    for slo in cat.slos:
-        if hasattr(slo.measure, "promql"):
-            for target in cat.targets:
-                q = cat.promql(slo.id, target, window="30s")
-                assert not re.search(r"\{[a-z_]*\}", q), f"unfilled placeholder in {q}"
-                assert q.count("(") == q.count(")"), q
+    for target in cat.targets:
+        view = cat.view(target)
+        queries = [cat.promql(s.id, view, window="30s") for s in cat.slos if hasattr(s.measure, "promql")]
+        queries += [cat.query(m, view, window="30s") for m in cat.measures]
+        for q in queries:
+            assert not re.search(r"\{[a-z_]*\}", q), f"unfilled placeholder in {q} ({target})"
+            assert q.count("(") == q.count(")"), q
+
+
+def test_a_profile_chain_picks_the_first_definition_and_labels_fill_the_selector() -> None:
+    cat = load_catalogue()
+    view = cat.view("kubernetes", labels={"namespace": "sql-audit-staging", "statefulset": "audit"})
+    assert view.selector == 'namespace="sql-audit-staging", app="sql-audit-service"'
+    ready = cat.query("replicas_ready", view)
+    assert ready.startswith("sum(kube_pod_status_ready{") and 'pod=~"audit-[0-9]+"' in ready
+    assert "sqlaudit_processing_latency_seconds_bucket" in cat.query("processing_p95", view, window="30s")
+    only_k8s = cat.view("kubernetes", profiles=["kubernetes"])
+    with pytest.raises(MeasureUndefined, match="no metric profile of \\['kubernetes'\\] defines measure 'e2e_p95'"):
+        cat.query("e2e_p95", only_k8s)
+    with pytest.raises(KeyError, match="unknown metric profiles \\['nope'\\]"):
+        cat.view("local", profiles=["nope"])
 
 
 def test_rendered_markdown_is_up_to_date() -> None:
@@ -62,7 +77,10 @@ def _broken(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
     (lambda d: d["slos"][2].pop("source"), r"slos\[2\] \(id=latency_p95_end_to_end\)\.source"),
     (lambda d: d["slos"][0].update(colour="red"), r"slos\[0\] \(id=availability\)\.colour: Extra inputs"),
     (lambda d: d["scenarios"][0]["slos"].append("nope"), r"scenario 'pod_failure' names unknown SLOs \['nope'\]"),
-    (lambda d: d["targets"]["kubernetes"].update(metrics={}), r"target 'kubernetes' does not map"),
+    (lambda d: d["targets"]["kubernetes"].update(profiles=["kubernetes"]),
+     r"target 'kubernetes' does not define measures \['clickhouse_slow_writes'"),
+    (lambda d: d["profiles"]["kubernetes"]["measures"].update(lag="x"), r"profile 'kubernetes' defines unknown measures"),
+    (lambda d: d["slos"][1]["measure"].update(promql="{p95}"), r"SLO 'latency_p95' uses \['p95'\], which are not"),
 ])
 def test_bad_file_names_the_file_and_the_field(tmp_path: Path, mutate, expect: str) -> None:  # type: ignore[no-untyped-def]
     path = _broken(tmp_path, mutate)

@@ -1,0 +1,102 @@
+"""``resilience gate``: the catalogue (or a tagged subset) as a pre-release gate, one verdict for CI.
+
+Runs each selected experiment with :func:`resilience.runner.run` (through a caller-supplied
+function, so the CLI can show its progress), keeps every run's result object, and writes
+``gate-<time>/`` with one run directory per scenario, ``index.html`` and ``junit.xml``. A scenario
+that could not even start is in both as inconclusive, never left out.
+
+Exit code: 0 every scenario passed, 1 any SLO failed, 2 otherwise inconclusive or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resilience.experiments import Experiment, catalogue
+from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
+from resilience.report import ScenarioResult, render_index, write_junit
+from resilience.runner import RunResult
+from stack.endpoints import DEFAULT_PORT_BASE
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GateOptions", "GateResult", "exit_code", "run_gate", "select"]
+
+RunOne = Callable[[RunOptions], RunResult]
+"""Runs one experiment and returns its result; raises :class:`RunError` when it cannot start."""
+
+
+@dataclass
+class GateOptions:
+    tags: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    profile: str = "minimal"
+    target: str = "local"
+    port_base: int = DEFAULT_PORT_BASE
+    reports_dir: Path = DEFAULT_REPORTS
+    junit_path: Path | None = None
+
+
+@dataclass
+class GateResult:
+    gate_dir: Path
+    results: list[ScenarioResult]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code([r.exit_code for r in self.results])
+
+    @property
+    def index(self) -> Path:
+        return self.gate_dir / "index.html"
+
+    @property
+    def junit(self) -> Path:
+        return self.gate_dir / "junit.xml"
+
+
+def exit_code(codes: list[int]) -> int:
+    """1 if any scenario failed an SLO; else 2 if any did not pass (or none ran); else 0."""
+    if 1 in codes:
+        return 1
+    return 2 if not codes or any(c != 0 for c in codes) else 0
+
+
+def select(options: GateOptions, experiments: list[Experiment] | None = None
+           ) -> tuple[list[Experiment], list[Experiment]]:
+    """(the experiments to run, those of another profile that match but are skipped)."""
+    exps = [e for e in (experiments if experiments is not None else catalogue())
+            if (not options.tags or set(options.tags) & set(e.ext.tags))
+            and (not options.names or e.name in options.names)]
+    return [e for e in exps if e.ext.profile == options.profile], [e for e in exps if e.ext.profile != options.profile]
+
+
+def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
+             on_start: Callable[[int, int, Experiment], None] | None = None) -> GateResult:
+    """Run ``chosen`` one after the other into a new gate directory; write the index and the JUnit."""
+    gate_dir = options.reports_dir / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    gate_dir.mkdir(parents=True)
+    results: list[ScenarioResult] = []
+    for i, exp in enumerate(chosen, 1):
+        if on_start:
+            on_start(i, len(chosen), exp)
+        run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
+                                 reports_dir=gate_dir)
+        try:
+            result = run_one(run_options)
+        except RunError as exc:
+            logger.error("%s did not start: %s", exp.name, exc)
+            results.append(ScenarioResult.not_started(exp.ext.scenario, exp.title, options.target, str(exc),
+                                                      gate_dir))
+            continue
+        results.append(ScenarioResult.from_run_dir(result.run_dir))
+    write_junit(results, gate_dir / "junit.xml")
+    if options.junit_path:
+        write_junit(results, options.junit_path)
+    render_index(results, gate_dir / "index.html")
+    return GateResult(gate_dir, results)

@@ -1,0 +1,194 @@
+"""Planning a run: every input checked, and every endpoint resolved, before anything is injected.
+
+:func:`plan` reads the experiment, the SLO catalogue, the load arguments and the target's
+settings (:mod:`target.settings`); any problem is a :class:`RunError` naming the file, field,
+key or URL. :func:`check_reachable` and :func:`wait_observed` then make sure the target answers
+and its Prometheus sees the service, still before any fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probes import prom
+from probes.endpoints import metric_view
+from probes.slo import DEFAULT_SLO_FILE, Catalogue, MeasureUndefined, MetricView, SloFileError, load_catalogue
+from resilience import experiments as xp
+from stack.endpoints import DEFAULT_PORT_BASE
+from stack.paths import REPO_ROOT
+from target.settings import SettingsError, TargetSettings, resolve
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_reachable", "plan", "wait_observed"]
+
+DEFAULT_REPORTS = REPO_ROOT / "reports"
+
+Phase = Callable[[str, str], None]
+"""``phase(name, detail)``: progress for the terminal."""
+
+
+class RunError(Exception):
+    """The run could not start: bad input or an unreachable endpoint (nothing was injected)."""
+
+
+@dataclass
+class RunOptions:
+    """What to run; ``None`` load fields take the experiment's defaults."""
+
+    experiment: str
+    target: str = "local"
+    shape: str | None = None
+    rate: float | None = None
+    duration: float | None = None
+    seed: int | None = None
+    port_base: int = DEFAULT_PORT_BASE
+    data_dir: Path | None = None
+    reports_dir: Path = DEFAULT_REPORTS
+    slo_file: Path = DEFAULT_SLO_FILE
+    prometheus_url: str | None = None
+    kafka_bootstrap: str | None = None
+    clickhouse: tuple[str, int] | None = None
+    metric_profiles: tuple[str, ...] = ()
+    metric_selector: str | None = None
+    bring_up: bool = True
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated run: the experiment, its load, the target's settings and how its metrics are read."""
+
+    options: RunOptions
+    exp: xp.Experiment
+    catalogue: Catalogue
+    load: dict[str, Any]
+    settings: TargetSettings
+    view: MetricView
+
+    @property
+    def prometheus_url(self) -> str:
+        return str(self.settings.prometheus_url)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return str(self.settings.kafka_bootstrap)
+
+    @property
+    def clickhouse(self) -> tuple[str, int]:
+        return str(self.settings.clickhouse_host), int(self.settings.clickhouse_port or 9000)
+
+
+def plan(options: RunOptions) -> RunPlan:
+    """Validate every input; :class:`RunError` names the file, field, key or URL. Changes nothing."""
+    try:
+        exp = xp.load(xp.resolve(options.experiment))
+        cat = load_catalogue(options.slo_file)
+    except (xp.ExperimentError, SloFileError) as exc:
+        raise RunError(str(exc)) from None
+    try:
+        cat.scenario(exp.ext.scenario)
+        for slo_id in exp.ext.slos or []:
+            cat.slo(slo_id)
+    except KeyError as exc:
+        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}]: {exc.args[0]} (in {options.slo_file})") from None
+    if options.target not in cat.targets:
+        raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
+                       f"{', '.join(cat.targets)} only")
+    load = _load(exp, options)
+    settings = _settings(options)
+    try:
+        view = metric_view(settings, cat)
+    except Exception as exc:  # ActivityFailed naming the key
+        raise RunError(str(exc)) from None
+    return RunPlan(options, exp, cat, load, settings, view)
+
+
+def _load(exp: xp.Experiment, options: RunOptions) -> dict[str, Any]:
+    load: dict[str, Any] = {
+        "shape": options.shape or exp.config_default("load_shape") or "steady",
+        "rate_eps": options.rate if options.rate is not None else float(exp.config_default("load_rate") or 100),
+        "duration_s": (options.duration if options.duration is not None
+                       else float(exp.config_default("load_duration") or 120)),
+        "seed": options.seed if options.seed is not None else int(exp.config_default("load_seed") or 0),
+    }
+    from loadtests.config import LoadConfigError, LoadSpec
+
+    try:  # the load's own validation: unknown shape, rate or duration <= 0
+        LoadSpec(bootstrap="127.0.0.1:1", shape=load["shape"], rate=load["rate_eps"], duration=load["duration_s"],
+                 seed=load["seed"])
+    except (LoadConfigError, ValueError) as exc:
+        raise RunError(f"load: {exc}") from None
+    return load
+
+
+def _settings(options: RunOptions) -> TargetSettings:
+    """The target's settings: the command line over the target file and the environment."""
+    given: dict[str, Any] = {"target": options.target}
+    if options.target == "local":
+        given["stack_port_base"] = options.port_base
+        if options.data_dir:
+            given["stack_data_dir"] = str(options.data_dir)
+    for key, value in (("prometheus_url", options.prometheus_url), ("kafka_bootstrap", options.kafka_bootstrap),
+                       ("metric_selector", options.metric_selector)):
+        if value:
+            given[key] = value
+    if options.metric_profiles:
+        given["metric_profiles"] = list(options.metric_profiles)
+    if options.clickhouse:
+        given["clickhouse_host"], given["clickhouse_port"] = options.clickhouse
+    try:
+        settings = resolve(given)
+    except SettingsError as exc:
+        raise RunError(str(exc)) from None
+    missing = [flag for flag, key in (("--prometheus-url", "prometheus_url"), ("--kafka-bootstrap", "kafka_bootstrap"),
+                                      ("--clickhouse", "clickhouse_host")) if not getattr(settings, key)]
+    if missing:
+        raise RunError(f"target {options.target} needs {', '.join(missing)} (or those keys in the file named by "
+                       "RESILIENCE_TARGET_CONFIG)")
+    return settings
+
+
+def check_reachable(p: RunPlan) -> None:
+    """Every endpoint the run depends on answers, before any fault (:class:`RunError` names the URL)."""
+    import requests
+
+    from loadtests.config import LoadConfigError, check_bootstrap
+
+    try:
+        requests.get(f"{p.prometheus_url}/-/ready", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        raise RunError(f"Prometheus at {p.prometheus_url} is not reachable: {exc}") from None
+    try:
+        check_bootstrap(p.kafka_bootstrap, p.settings.topic, timeout=5)
+    except LoadConfigError as exc:
+        raise RunError(str(exc)) from None
+
+
+def wait_observed(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
+    """Wait until Prometheus sees every expected replica ready (a stack just started has not been
+    scraped yet); :class:`RunError` if it never does — the hypothesis would fail anyway."""
+    try:
+        query = p.catalogue.query("replicas_ready", p.view)
+    except MeasureUndefined as exc:
+        raise RunError(str(exc)) from None
+    want = p.exp.ext.expected_replicas
+    deadline = time.monotonic() + timeout_s
+    seen = 0.0
+    while True:
+        try:
+            seen = prom.instant(p.prometheus_url, query, timeout_s=3)
+            if seen >= want:
+                return
+        except prom.ProbeError as exc:
+            logger.info("waiting for Prometheus to see the replicas: %s", exc)
+        if time.monotonic() > deadline:
+            raise RunError(f"Prometheus at {p.prometheus_url} sees {seen:.0f} of {want} replicas ready "
+                           f"after {timeout_s:.0f} s ({query}); is the service running?")
+        phase("stack", f"waiting for Prometheus to see {want} ready replicas ({seen:.0f} so far)")
+        time.sleep(1)
