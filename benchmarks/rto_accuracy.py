@@ -71,12 +71,12 @@ def main() -> None:
             kill_ts = journal.entries(Path(DEFAULT_STATE_DIR), run_id)[-1][1]["created_at"]
             time.sleep(args.observe)
             window = RunWindow(start=kill_ts - 10, end=time.time(), fault_start=kill_ts)
-            rec = rto_replicas_ready(cat, "local", url, window, expected_replicas=3, stabilization_s=10)
+            rec = rto_replicas_ready(cat, cat.view("local"), url, window, expected_replicas=3, stabilization_s=10)
             truth = first_commit_after(stack.ctx.log_dir / f"{program}.log", kill_ts)
             t0 = time.perf_counter()
-            rto_replicas_ready(cat, "local", url, window, 3, 10)
-            rto_data_flow(cat, "local", url, window, 10)
-            evaluate(cat, "local", url, window, scenario=cat.scenario("pod_failure"),
+            rto_replicas_ready(cat, cat.view("local"), url, window, 3, 10)
+            rto_data_flow(cat, cat.view("local"), url, window, 10)
+            evaluate(cat, cat.view("local"), url, window, scenario=cat.scenario("pod_failure"),
                      slo_ids=["availability", "pdb_min_available", "consumer_lag_critical", "latency_p95",
                               "latency_p95_end_to_end", "error_rate", "consumer_lag_warning",
                               "clickhouse_write_timeout"])

@@ -136,11 +136,6 @@ class GeneratorConfig:
             raise ValueError(f"failing_app {self.failing_app!r} is not one of the apps "
                              f"{[a.name for a in self.apps]}")
 
-    def app_share(self, app: str) -> float:
-        """Expected share of all events that come from ``app``."""
-        total = sum(a.weight for a in self.apps)
-        return next(a.weight for a in self.apps if a.name == app) / total
-
     def expected_rates(self, events_per_second: float) -> dict[str, Any]:
         """What each checker should see at ``events_per_second`` (documented in ``docs/load.md``).
 

@@ -403,11 +403,6 @@ def _write_all(path: Path, objs: Iterable[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def iter_records(directory: str | os.PathLike[str]) -> Iterator[AckedRecord]:
-    """Acked records of ``directory`` sorted by (topic, partition, offset)."""
-    yield from sorted(read_ledger(directory).acked.values(), key=lambda r: (r.topic, r.partition, r.offset))
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m loadtests.ledger DIR [--merge]``: print a ledger's summary, optionally merge it."""
     import argparse

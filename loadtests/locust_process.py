@@ -47,7 +47,7 @@ from loadtests.ledger import Ledger, LedgerError, read_ledger
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoadConfigError", "LoadHandle", "LoadResult", "kill_load", "run_load", "start_load", "stop_load",
+__all__ = ["LoadConfigError", "LoadHandle", "LoadResult", "kill_load", "start_load", "stop_load",
            "wait_load"]
 
 Configuration = dict[str, Any]
@@ -248,25 +248,6 @@ def kill_load(handle: LoadHandle | str, configuration: Configuration | None = No
     _reap(h, 10.0)
     _reap_group(h.pid, 10.0)
     return _result(h)
-
-
-def run_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, duration: float = 60.0, seed: int = 0,
-             ledger_dir: str | None = None, workers: int = 0, run_dir: str | None = None,
-             topic: str = "sql-audit-events", grace: float = 60.0, configuration: Configuration | None = None,
-             secrets: Secrets | None = None) -> dict[str, Any]:
-    """Run the load for ``duration`` seconds and return its summary (a blocking activity; run it in the
-    background of an experiment). Stops it after ``duration + grace`` seconds if it has not ended.
-
-    Returns :meth:`LoadResult.as_dict`. Raises :class:`LoadConfigError` before any load on bad input.
-    """
-    handle = start_load(bootstrap, shape, rate, duration, seed, ledger_dir, workers, run_dir, topic)
-    try:
-        return wait_load(handle, duration + grace).as_dict()
-    except TimeoutError:
-        return stop_load(handle).as_dict()
-    finally:
-        if handle.is_running():
-            stop_load(handle)
 
 
 # ------------------------------------------------------------------ helpers

@@ -29,6 +29,7 @@ from stack.core import LocalStack
 pytestmark = pytest.mark.stack
 
 CAT = load_catalogue()
+LOCAL = CAT.view("local")
 
 
 def _event(app: str = "probe-test") -> SqlEvent:
@@ -84,7 +85,7 @@ def test_lag_is_read_from_kafka_and_exported_to_prometheus(healthy: LocalStack) 
     assert len(used) == 6, "events keyed by id should reach every partition"
     assert all(snap.committed[p] == snap.end_offsets[p] for p in used), snap
     time.sleep(2)
-    exported = prom.instant(healthy.endpoints.prometheus_url, CAT.promql("consumer_lag_warning", "local"))
+    exported = prom.instant(healthy.endpoints.prometheus_url, CAT.promql("consumer_lag_warning", LOCAL))
     assert exported == 0
 
 
@@ -96,7 +97,7 @@ def test_healthy_steady_state_passes_every_promql_slo(healthy: LocalStack) -> No
     window = RunWindow(start=start, end=time.time())
     ids = ["latency_p95", "latency_p95_end_to_end", "error_rate", "consumer_lag_warning", "pdb_min_available",
            "availability", "clickhouse_write_timeout"]
-    verdicts = evaluate(CAT, "local", healthy.endpoints.prometheus_url, window, slo_ids=ids, max_gap_s=20)
+    verdicts = evaluate(CAT, LOCAL, healthy.endpoints.prometheus_url, window, slo_ids=ids, max_gap_s=20)
     bad = [v.as_dict() for v in verdicts if v.outcome is not Outcome.PASS]
     assert not bad, bad
     assert {v.slo for v in verdicts} == set(ids)
@@ -109,11 +110,11 @@ def test_stopped_service_makes_the_lag_probe_fail(healthy: LocalStack) -> None:
         start = time.time()
         produce(healthy, 12000, rate=4000)  # nobody consumes: lag must exceed the 10,000 warning
         time.sleep(3)
-        verdicts = evaluate(CAT, "local", healthy.endpoints.prometheus_url, RunWindow(start, time.time()),
+        verdicts = evaluate(CAT, LOCAL, healthy.endpoints.prometheus_url, RunWindow(start, time.time()),
                             slo_ids=["consumer_lag_warning"], max_gap_s=20)
         assert verdicts[0].outcome is Outcome.FAIL, verdicts[0].as_dict()
         assert verdicts[0].measured is not None and verdicts[0].measured >= 10000
-        rec = rto_replicas_ready(CAT, "local", healthy.endpoints.prometheus_url,
+        rec = rto_replicas_ready(CAT, LOCAL, healthy.endpoints.prometheus_url,
                                  RunWindow(start, time.time(), fault_start=start), expected_replicas=3,
                                  stabilization_s=2)
         assert rec.status is not RecoveryStatus.RECOVERED, "replicas are stopped: they cannot have recovered"
@@ -152,7 +153,7 @@ def test_stopped_prometheus_raises_a_clear_error_and_the_verdict_is_inconclusive
     try:
         with pytest.raises(prom.ProbeError, match=rf"Prometheus at {url}"):
             prom.instant(url, "up")
-        verdicts = evaluate(CAT, "local", url, RunWindow(start, time.time()), slo_ids=["latency_p95", "availability"])
+        verdicts = evaluate(CAT, LOCAL, url, RunWindow(start, time.time()), slo_ids=["latency_p95", "availability"])
         assert [v.outcome for v in verdicts] == [Outcome.INCONCLUSIVE, Outcome.INCONCLUSIVE]
         assert all(url in v.reason for v in verdicts)
     finally:
