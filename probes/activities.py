@@ -20,11 +20,14 @@ from faults import journal
 from probes import prom
 from probes.dataloss import account, read_stored, wait_drained
 from probes.endpoints import ProbeEndpoints
-from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_replicas_ready
+from probes.evaluate import RunWindow, recovery_measurement, rto_data_flow, rto_postgres_writable, rto_replicas_ready
+from probes.recovery import RecoveryStatus
 from probes.slo import MeasureUndefined
 from target.settings import resolve
 
 logger = logging.getLogger(__name__)
+
+RECOVERY_CONDITIONS = ("replicas_ready", "data_flow", "postgres_writable")
 
 __all__ = ["config_in_effect", "consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds",
            "ready_replicas", "recovery_seconds", "slo_value", "throughput_eps"]
@@ -171,33 +174,47 @@ def _fault_window(s: ProbeEndpoints) -> tuple[float, float | None]:
     return window.start, window.end
 
 
-def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float = 10.0,
+def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float = 10.0, observe_s: float = 0.0,
                      configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
-    """Recovery time (RTO) of the run's fault, at 1 s resolution.
+    """Recovery time (RTO) of the run's fault, at the resolution of the readiness scrapes.
 
     Args:
-        condition: ``replicas_ready`` (every expected replica ready again) or ``data_flow``
-            (lag under the warning level and end-to-end p95 under 500 ms).
+        condition: ``replicas_ready`` (every expected replica ready again), ``data_flow`` (lag under
+            the warning level and end-to-end p95 under 500 ms) or ``postgres_writable`` (PostgreSQL
+            takes the service's writes again).
         stabilization_s: how long the condition must hold to count as recovered.
+        observe_s: keep observing until this many seconds after the fault's start, and return as soon
+            as the condition has recovered; ``0`` measures once, now. Set it to the scenario's RTO
+            objective (plus the stabilisation) so a system that never recovers is observed long enough
+            to fail, and one that recovers does not keep the run waiting.
 
     Returns:
-        ``{"status": recovered|never_recovered|inconclusive, "rto_s": float | None, "reason": str}``.
+        ``{"status": recovered|never_recovered|inconclusive, "rto_s": float | None, "reason": str,
+        "observed_s": float}``.
 
     Raises:
-        ActivityFailed: no fault recorded for the run, or Prometheus unreachable.
+        ActivityFailed: no fault recorded for the run, an unknown condition, or Prometheus unreachable.
     """
+    if condition not in RECOVERY_CONDITIONS:
+        raise ActivityFailed(f"condition {condition!r}: expected one of {', '.join(RECOVERY_CONDITIONS)}")
     s = ProbeEndpoints.from_configuration(configuration)
     start, _ = _fault_window(s)
-    window = RunWindow(start=start, end=time.time(), fault_start=start)
-    cat = s.catalogue()
-    if condition == "replicas_ready":
-        rec = rto_replicas_ready(cat, s.view(), s.prometheus_url, window, s.expected_replicas, stabilization_s)
-    elif condition == "data_flow":
-        rec = rto_data_flow(cat, s.view(), s.prometheus_url, window, stabilization_s)
-    else:
-        raise ActivityFailed(f"condition {condition!r}: expected replicas_ready or data_flow")
+    cat, view = s.catalogue(), s.view()
+    deadline = start + float(observe_s)
+    while True:
+        now = time.time()
+        window = RunWindow(start=start, end=now, fault_start=start)
+        if condition == "replicas_ready":
+            rec = rto_replicas_ready(cat, view, s.prometheus_url, window, s.expected_replicas, stabilization_s)
+        elif condition == "data_flow":
+            rec = rto_data_flow(cat, view, s.prometheus_url, window, stabilization_s)
+        else:
+            rec = rto_postgres_writable(cat, view, s.prometheus_url, window, stabilization_s)
+        if rec.status is RecoveryStatus.RECOVERED or now >= deadline:
+            break
+        time.sleep(min(2.0, max(0.1, deadline - now)))
     m = recovery_measurement(rec)
-    return {"status": rec.status.value, "rto_s": rec.rto_s, "reason": m.reason}
+    return {"status": rec.status.value, "rto_s": rec.rto_s, "reason": m.reason, "observed_s": round(now - start, 1)}
 
 
 def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | None = None,

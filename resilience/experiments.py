@@ -9,7 +9,8 @@ Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
         tags: [gate, fast]         # `resilience gate --tag fast`
         stabilization_s: 10        # how long recovery must hold to count (RTO)
         slos: [...]                # optional: judge these SLO ids instead of the scenario's list
-        expect_lag_at_least: 10000 # optional: the run reproduces the scenario only if the lag got this high
+        expect_effect:             # what the fault must visibly do, else the run is inconclusive
+          - {measure: replicas_ready, at_most: 2}
         expect_probes:             # optional: a method probe's output must equal this (one verdict each)
           - {name: config-in-effect, equals: [3000, 3000, 3000]}
         drain_timeout_s: 180       # how long to wait for lag 0 before judging data loss
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stack.paths import REPO_ROOT
 
@@ -47,6 +48,34 @@ class ExpectedProbe(BaseModel):
     equals: Any
 
 
+class Effect(BaseModel):
+    """What the fault must visibly do to the system for the run to prove anything.
+
+    The measure (a measure of the SLO catalogue, read through the run's metric view) must reach
+    ``at_least`` (or fall to ``at_most``) at some sample between the fault's start and
+    ``within_s`` seconds after its end; otherwise the run is inconclusive: "fault did not take
+    effect" (a partition an allow policy defeated, a stall of the wrong process...), never a pass.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    measure: str
+    at_least: float | None = None
+    at_most: float | None = None
+    window: str = Field(default="5s", pattern=r"^[0-9]+(ms|s|m)$", description="rate window of the measure")
+    within_s: float = Field(default=15.0, ge=0, description="seconds after the fault's end the effect may lag")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Effect:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("give exactly one of at_least and at_most")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.measure} >= {self.at_least:g}" if self.at_least is not None else \
+            f"{self.measure} <= {self.at_most:g}"
+
+
 class Extension(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,9 +86,9 @@ class Extension(BaseModel):
     stabilization_s: float = Field(default=10.0, ge=0)
     drain_timeout_s: float = Field(default=180.0, gt=0)
     expected_replicas: int = Field(default=3, ge=1)
-    expect_lag_at_least: float | None = Field(
-        default=None, ge=0, description="The fault must push the consumer lag at least this high, or the run "
-                                        "did not reproduce the scenario (inconclusive).")
+    expect_effect: list[Effect] = Field(
+        default_factory=list, description="What the fault must visibly do (each a fault_effect verdict); every "
+                                          "experiment declares at least one effect or one expected probe.")
     min_load_ratio: float = Field(
         default=0.8, gt=0, le=1, description="Share of the planned load that must be acknowledged for the run to "
                                              "count; lower it where the fault itself stops acknowledgements.")
@@ -67,6 +96,13 @@ class Extension(BaseModel):
         default_factory=list, description="Method probes whose journal output must equal a value (each a verdict).")
     slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "
                                                              "(e.g. without Patroni on the minimal profile).")
+
+    @model_validator(mode="after")
+    def _declares_an_effect(self) -> Extension:
+        if not self.expect_effect and not self.expect_probes:
+            raise ValueError("declare the effect the fault must have (expect_effect) or a method probe that "
+                             "proves it (expect_probes): a fault that did not bite must not pass")
+        return self
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ no stack running.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,10 @@ from probes.evaluate import (
     rto_postgres_writable,
     rto_replicas_ready,
 )
-from probes.recovery import Recovery
-from probes.slo import Catalogue, MetricView, load_catalogue
+from probes.recovery import Recovery, RecoveryStatus
+from probes.slo import Catalogue, MeasureUndefined, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
+from resilience.experiments import Effect
 from resilience.rundir import RunDirectory, json_safe, read_json
 from resilience.secrets import Redactor
 
@@ -84,8 +88,10 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     # --- data loss (ledger vs ClickHouse) ------------------------------------------------
     from loadtests.ledger import LedgerError, read_ledger
 
+    records: dict[str, Any] = {}
     try:
         ledger = read_ledger(run_dir / "ledger", strict=False)
+        records = dict(ledger.acked)
         acked = {r.event_id: r.produced_at for r in ledger.acked.values()}
         failed_produces = ledger.failed_count
     except (LedgerError, OSError) as exc:
@@ -123,7 +129,9 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     else:
         fault_ms = int(window.fault_start * 1000) if window.fault_start else None
         loss = account(acked, stored, fault_ms)
-        loss_info = {"status": "measured", **loss.as_dict(), "violations": violations}
+        lost_file = _write_lost(run_dir, loss.lost, records)
+        loss_info = {"status": "measured", **loss.as_dict(max_ids=20), "violations": violations,
+                     "lost_file": lost_file, "lost_listed": len(loss.lost)}
 
     # --- Prometheus: recovery and PromQL SLOs --------------------------------------------
     calls = (read_json(rec_dir / "prometheus.json") or []) if not live else []
@@ -133,30 +141,36 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         measured: dict[str, Measurement] = {}
         ext = run.get("extension", {})
         stab = float(ext.get("stabilization_s", 10.0))
-        for name, fn in (("replicas_ready", lambda: rto_replicas_ready(
-                cat, view, prometheus_url, window, int(ext.get("expected_replicas", 3)), stab)),
-                         ("data_flow", lambda: rto_data_flow(cat, view, prometheus_url, window, stab))):
+        # Recovery is what the system does by itself: an RTO is observed up to the first rollback action.
+        rollback_at = run.get("rollback_started_at")
+        rto_window = window
+        if rollback_at and window.fault_start is not None and window.fault_start < float(rollback_at) < window.end:
+            rto_window = dataclasses.replace(window, end=float(rollback_at))
+        probes: dict[str, Callable[[RunWindow], Recovery]] = {
+            "replicas_ready": lambda w: rto_replicas_ready(cat, view, prometheus_url, w,
+                                                           int(ext.get("expected_replicas", 3)), stab),
+            "data_flow": lambda w: rto_data_flow(cat, view, prometheus_url, w, stab),
+        }
+        for name, fn in probes.items():
             try:
-                rec: Recovery = fn()
-                m = recovery_measurement(rec)
-                if window.fault_start is not None:
-                    m.details["observed_s"] = round(window.end - window.fault_start, 1)
-                rto[name] = {"status": rec.status.value, "rto_s": rec.rto_s, "reason": rec.reason}
+                m, rto[name] = _rto(fn, window, rto_window)
             except prom.ProbeError as exc:
                 m = Measurement(None, str(exc))
                 rto[name] = {"status": "inconclusive", "rto_s": None, "reason": str(exc)}
             measured[f"rto_{name}"] = m
         if loss is not None:
             measured["rpo"] = Measurement(loss.rpo_s, details={"lost_before_fault": loss.lost_before_fault})
-            measured["data_loss"] = Measurement(float(len(loss.lost)), details={"lost_ids": loss.lost[:20]})
+            measured["data_loss"] = Measurement(float(len(loss.lost)), details={
+                "lost_ids": loss.lost[:20], "lost_file": "lost.jsonl",
+                "note": f"lost.jsonl lists all {len(loss.lost)} lost events" if loss.lost else ""})
         else:
             for sid in ("rpo", "data_loss"):
                 measured[sid] = Measurement(None, loss_info.get("reason", "not measured"))
         asked, achieved = _load_ratio(run_dir, run, acked)
         if "patroni_failover" in (ext.get("slos") or scenario.slos):
             try:
-                measured["patroni_failover"] = recovery_measurement(
-                    rto_postgres_writable(cat, view, prometheus_url, window, stab))
+                measured["patroni_failover"], _ = _rto(
+                    lambda w: rto_postgres_writable(cat, view, prometheus_url, w, stab), window, rto_window)
             except prom.ProbeError as exc:
                 measured["patroni_failover"] = Measurement(None, str(exc))
         verdicts = evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
@@ -164,9 +178,9 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                             min_load_ratio=float(ext.get("min_load_ratio", 0.8)))
         verdicts[1 if asked else 0:1 if asked else 0] = [
             _expected_probe(run_dir, e["name"], e["equals"]) for e in ext.get("expect_probes") or []]
-        if ext.get("expect_lag_at_least") is not None:
-            verdicts.insert(1 if asked else 0, _fault_effect(cat, view, prometheus_url, window,
-                                                             float(ext["expect_lag_at_least"])))
+        effects = [_fault_effect(cat, view, prometheus_url, window, Effect.model_validate(e))
+                   for e in ext.get("expect_effect") or []]
+        verdicts[1 if asked else 0:1 if asked else 0] = effects
         if loss is not None and violations.get("status") == "measured" and any(
                 v.slo == "data_loss" for v in verdicts):
             n = sum(len(ids) for ids in violations["missing"].values())
@@ -222,21 +236,72 @@ def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
                    "" if ok else f"probe {name!r} returned {out!r}", {"output": out})
 
 
-def _fault_effect(cat: Catalogue, view: MetricView, url: str, window: RunWindow, lag_at_least: float) -> Verdict:
-    """Did the fault reproduce the scenario? The peak lag must reach ``lag_at_least``; if not, the
-    run proves nothing about recovering from it (inconclusive, never pass)."""
-    text = f">= {lag_at_least:g}"
+def _write_lost(run_dir: Path, lost: list[str], records: dict[str, Any]) -> str:
+    """``lost.jsonl``: every lost event (id, produced_at ms, topic, partition, offset), one per line, in
+    produced order; an engineer replaying the disaster needs all of them, not a sample."""
+    path = run_dir / "lost.jsonl"
+    with path.open("w") as fh:
+        for eid in lost:
+            r = records.get(eid)
+            row = {"event_id": eid, "produced_at": getattr(r, "produced_at", None), "topic": getattr(r, "topic", None),
+                   "partition": getattr(r, "partition", None), "offset": getattr(r, "offset", None)}
+            fh.write(json.dumps(row) + "\n")
+    return path.name
+
+
+def _rto(fn: Callable[[RunWindow], Recovery], window: RunWindow, rto_window: RunWindow
+         ) -> tuple[Measurement, dict[str, Any]]:
+    """An RTO observed in ``rto_window`` (the run up to the first rollback action).
+
+    A condition that had not recovered when the rollback started but did after it recovered *by
+    the rollback*, not by itself: the measurement is "never recovered" (it fails an objective the
+    observation covered, and is inconclusive when the rollback came before the objective elapsed),
+    with the reason saying so.
+    """
+    rec = fn(rto_window)
+    m = recovery_measurement(rec)
+    info: dict[str, Any] = {"status": rec.status.value, "rto_s": rec.rto_s, "reason": rec.reason}
+    if rto_window.fault_start is not None:
+        m.details["observed_s"] = round(rto_window.end - rto_window.fault_start, 1)
+    if rec.status is not RecoveryStatus.RECOVERED and rto_window.end < window.end:
+        after = fn(window)
+        if after.status is RecoveryStatus.RECOVERED and after.rto_s is not None:
+            reason = (f"not recovered by itself before the first rollback action at "
+                      f"+{rto_window.end - float(rto_window.fault_start or 0):.1f} s; it came back at "
+                      f"+{after.rto_s:.1f} s, after the rollback: recovered by rollback")
+            m = Measurement(math.inf, reason, {**m.details, "recovered_by_rollback": True, "rto_with_rollback_s":
+                                               after.rto_s})
+            info = {"status": "recovered_by_rollback", "rto_s": None, "reason": reason}
+    return m, info
+
+
+def _fault_effect(cat: Catalogue, view: MetricView, url: str, window: RunWindow, effect: Effect) -> Verdict:
+    """Did the fault do what the experiment says it must? If not, the run proves nothing about recovering
+    from it: inconclusive ("fault did not take effect"), never pass."""
+    slo, text = f"fault_effect:{effect.measure}", effect.describe()
+    unit = "value"
+    if window.fault_start is None:
+        return Verdict(slo, Outcome.INCONCLUSIVE, None, text, unit, "no fault recorded in the journal")
+    until = min(window.end, float(window.fault_end or window.fault_start) + effect.within_s)
     try:
-        series = prom.range_query(url, cat.query("consumer_lag", view), window.start, window.end)
-        peak = max((v for _, v in series[0].points), default=math.nan)
-    except prom.ProbeError as exc:
-        return Verdict("fault_effect", Outcome.INCONCLUSIVE, None, text, "events", str(exc))
-    if math.isnan(peak):
-        return Verdict("fault_effect", Outcome.INCONCLUSIVE, None, text, "events", "no lag samples")
-    if peak >= lag_at_least:
-        return Verdict("fault_effect", Outcome.PASS, peak, text, "events")
-    return Verdict("fault_effect", Outcome.INCONCLUSIVE, peak, text, "events",
-                   f"peak consumer lag {peak:.0f} never reached {lag_at_least:g}: the scenario was not reproduced")
+        query = cat.query(effect.measure, view, window=effect.window)
+        series = prom.range_query(url, query, window.fault_start, max(until, window.fault_start + 1), step_s=0.5)
+        values = [v for s in series for _, v in s.points]
+    except (prom.ProbeError, MeasureUndefined) as exc:
+        return Verdict(slo, Outcome.INCONCLUSIVE, None, text, unit, str(exc))
+    if not values:
+        return Verdict(slo, Outcome.INCONCLUSIVE, None, text, unit, f"no samples of {effect.measure} during the fault")
+    if effect.at_least is not None:
+        seen, bit = max(values), max(values) >= effect.at_least
+    else:
+        seen, bit = min(values), min(values) <= float(effect.at_most or 0)
+    if bit:
+        return Verdict(slo, Outcome.PASS, seen, text, unit, "", {"query": query})
+    span = f"between the fault's start and +{until - window.fault_start:.0f} s"
+    return Verdict(slo, Outcome.INCONCLUSIVE, seen, text, unit,
+                   f"fault did not take effect: {effect.measure} was {seen:g} at its "
+                   f"{'highest' if effect.at_least is not None else 'lowest'} {span} (needs {text})",
+                   {"query": query})
 
 
 def _load_ratio(run_dir: Path, run: dict[str, Any], acked: dict[str, int]) -> tuple[float, float]:

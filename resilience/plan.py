@@ -97,6 +97,10 @@ def plan(options: RunOptions) -> RunPlan:
             cat.slo(slo_id)
     except KeyError as exc:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}]: {exc.args[0]} (in {options.slo_file})") from None
+    unknown = [e.measure for e in exp.ext.expect_effect if e.measure not in cat.measures]
+    if unknown:
+        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: unknown measures {unknown}; "
+                       f"measures of {options.slo_file}: {', '.join(cat.measures)}")
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,7 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
         run["ended_at"] = time.time()
     if journal is not None:
         rd.write("journal.json", journal)
+        run["rollback_started_at"] = _first_rollback_start(journal)
         problems = [f"{r['activity'].get('name')} failed: {_last_line(r.get('exception'))}"
                     for r in journal.get("run", []) if r.get("status") == "failed"]
         if journal.get("status") != "completed":
@@ -176,6 +178,18 @@ def _postgres_for_checks(p: RunPlan) -> dict[str, Any] | None:
 
     stack = LocalStack(port_base=p.options.port_base, data_dir=p.options.data_dir)
     return {**stack.ctx.postgres_kwargs(), "checkers_file": str(checkers_file(stack.ctx))}
+
+
+def _first_rollback_start(journal: dict[str, Any]) -> float | None:
+    """When the experiment's first rollback action started (epoch seconds), from the Chaos Toolkit journal.
+
+    RTOs are observed up to this moment: what comes back after it may be the rollback's doing.
+    """
+    starts = [str(r["start"]) for r in journal.get("rollbacks") or [] if isinstance(r, dict) and r.get("start")]
+    if not starts:
+        return None
+    first = datetime.fromisoformat(min(starts))
+    return (first if first.tzinfo else first.replace(tzinfo=UTC)).timestamp()
 
 
 def _last_line(exception: Any) -> str:
