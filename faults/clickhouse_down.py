@@ -31,7 +31,7 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
     """
     which = {"replica": replica} if replica is not None else {}  # backends without replicas keep working
     return engine.inject(__name__, "stop_clickhouse", {"duration": duration, **which},
-                         "start_clickhouse", which, duration, configuration, secrets)
+                         "start_clickhouse", which, duration, configuration, secrets, instant=False)
 
 
 def start_clickhouse(replica: int | None = None, configuration: Configuration | None = None,

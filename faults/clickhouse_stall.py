@@ -34,7 +34,7 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
     """
     which = {"replica": replica} if replica is not None else {}  # backends without replicas keep working
     return engine.inject(__name__, "stall_clickhouse", {"duration": duration, **which},
-                         "resume_clickhouse", which, duration, configuration, secrets)
+                         "resume_clickhouse", which, duration, configuration, secrets, instant=False)
 
 
 def resume_clickhouse(replica: int | None = None, configuration: Configuration | None = None,

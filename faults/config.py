@@ -38,7 +38,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
     """
     return engine.inject(__name__, "change_checker_threshold",
                          {"checker": checker, "field": field, "value": value, "group": group},
-                         "restore_checker_config", {"group": group}, None, configuration, secrets)
+                         "restore_checker_config", {"group": group}, None, configuration, secrets, instant=False)
 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,

@@ -67,8 +67,12 @@ def check_duration(duration: float | None, what: str) -> float | None:
 
 def inject(module: str, function: str, arguments: dict[str, Any], undo_function: str,
            undo_arguments: dict[str, Any], duration: float | None,
-           configuration: dict[str, Any] | None, secrets: dict[str, Any] | None) -> dict[str, Any]:
+           configuration: dict[str, Any] | None, secrets: dict[str, Any] | None, *, instant: bool) -> dict[str, Any]:
     """Apply the fault ``module.function(**arguments)`` with journal, dry run and expiry (see module doc).
+
+    ``instant``: the fault is over the moment it happens (a SIGKILL, an OOM kill: what follows is
+    recovery), so its fault window ends where it starts (:func:`faults.journal.fault_window`); the
+    public activity decides it from its own arguments.
 
     Returns ``{"fault_id", "run_id", "fault", "target", "parameters", "expires_at", "journal", "details"}``
     or, on a dry run, ``{"dry_run": True, "fault", "target", "plan"}``. Raises ``ActivityFailed``.
@@ -83,7 +87,8 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
         return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
 
     undo = {"activity": f"{module}.{undo_function}", "arguments": undo_arguments}
-    path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan)
+    path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan,
+                                    instant=instant)
     journal.start_heartbeat(settings)
     if settings.watchdog:
         watchdog.ensure_watchdog(settings)

@@ -41,7 +41,8 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
     """
     how = {} if graceful else {"graceful": False}  # backends without kill keep working
     return engine.inject(__name__, "stop_kafka_broker", {"broker": broker, "duration": duration, **how},
-                         "start_kafka_broker", {"broker": broker}, duration, configuration, secrets)
+                         "start_kafka_broker", {"broker": broker}, duration, configuration, secrets,
+                         instant=False)  # killed or not, it stays down until started
 
 
 def start_kafka_broker(broker: int | None = None, configuration: Configuration | None = None,

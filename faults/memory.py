@@ -33,7 +33,8 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
             not running (nothing injected), or the replica survived the limit for 20 s.
     """
     return engine.inject(__name__, "oom_kill_replica", {"replica": replica, "limit_mb": limit_mb, "group": group},
-                         "release_memory_limit", {"group": group}, None, configuration, secrets)
+                         "release_memory_limit", {"group": group}, None, configuration, secrets,
+                         instant=True)  # the kernel kills it at once; what follows is recovery
 
 
 def release_memory_limit(group: str = "audit-service", configuration: Configuration | None = None,

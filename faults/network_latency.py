@@ -34,7 +34,7 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
     return engine.inject(__name__, "add_latency",
                          {"edge": edge, "latency_ms": latency_ms, "jitter_ms": jitter_ms, "stream": stream,
                           "duration": duration},
-                         "remove_latency", {"edge": edge}, duration, configuration, secrets)
+                         "remove_latency", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_latency(edge: str, configuration: Configuration | None = None,

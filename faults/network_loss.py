@@ -42,7 +42,7 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
     return engine.inject(__name__, "add_packet_loss",
                          {"edge": edge, "loss_percent": loss_percent, "stream": stream, "timeout_ms": timeout_ms,
                           "duration": duration},
-                         "remove_packet_loss", {"edge": edge}, duration, configuration, secrets)
+                         "remove_packet_loss", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_packet_loss(edge: str, configuration: Configuration | None = None,

@@ -40,7 +40,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
             (it is undone at once).
     """
     return engine.inject(__name__, "partition_network", {"edge": edge, "mode": mode, "duration": duration},
-                         "remove_partition", {"edge": edge}, duration, configuration, secrets)
+                         "remove_partition", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_partition(edge: str, configuration: Configuration | None = None,

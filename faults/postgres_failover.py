@@ -38,7 +38,8 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
             is injected in these cases).
     """
     return engine.inject(__name__, "fail_over_postgres", {"method": method, "duration": duration},
-                         "restore_postgres", {}, duration, configuration, secrets)
+                         "restore_postgres", {}, duration, configuration, secrets,
+                         instant=method == "kill")  # a crash: what follows is recovery
 
 
 def restore_postgres(configuration: Configuration | None = None,

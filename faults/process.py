@@ -33,7 +33,8 @@ def kill_process(program: str, graceful: bool = False, duration: float | None = 
             stack not running (nothing is injected in these cases), or the kill failed.
     """
     return engine.inject(__name__, "kill_process", {"program": program, "graceful": graceful, "duration": duration},
-                         "restore_process", {"program": program}, duration, configuration, secrets)
+                         "restore_process", {"program": program}, duration, configuration, secrets,
+                         instant=not graceful)  # a SIGKILL is over at once; supervisord restarts
 
 
 def restore_process(program: str, configuration: Configuration | None = None,

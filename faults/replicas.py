@@ -40,7 +40,8 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
     return engine.inject(__name__, "kill_replicas",
                          {"count": count, "percentage": percentage, "graceful": graceful, "group": group,
                           "allow_all": allow_all, "duration": duration},
-                         "restore_replicas", {"group": group}, duration, configuration, secrets)
+                         "restore_replicas", {"group": group}, duration, configuration, secrets,
+                         instant=not graceful)  # a SIGKILL is over at once; supervisord restarts
 
 
 def restore_replicas(group: str = "audit-service", configuration: Configuration | None = None,
