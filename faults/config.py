@@ -13,6 +13,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["change_checker_threshold", "restore_checker_config"]
@@ -36,9 +37,12 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
         ActivityFailed: unknown checker or field, a value the service would refuse, the stack
             not running (nothing injected), or a replica not ready again within 120 s.
     """
+    fault = "change_checker_threshold"
+    checker, field = check.name(fault, "checker", checker), check.name(fault, "field", field)
+    value, group = check.number(fault, "value", value), check.name(fault, "group", group)
     return engine.inject(__name__, "change_checker_threshold",
                          {"checker": checker, "field": field, "value": value, "group": group},
-                         "restore_checker_config", {"group": group}, None, configuration, secrets)
+                         "restore_checker_config", {"group": group}, None, configuration, secrets, instant=False)
 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
@@ -50,4 +54,5 @@ def restore_checker_config(group: str = "audit-service", configuration: Configur
     Raises:
         ActivityFailed: the file could not be restored, or a replica is not ready within 120 s.
     """
+    group = check.name("restore_checker_config", "group", group)
     return engine.remove(__name__, "restore_checker_config", {"group": group}, configuration, secrets)

@@ -1,12 +1,12 @@
 """What every fault activity does around its backend: target dispatch, dry run, journal, expiry.
 
-A public activity (``faults/<fault>.py``) calls :func:`inject` or :func:`remove`
-with its own name and arguments. Both pick the backend module
-``faults/<target>/<fault>.py`` from ``configuration["target"]`` and call the
-function of the same name and signature there. :func:`inject` then:
+A public activity (``faults/<fault>.py``) checks its arguments (:mod:`faults.arguments`) and
+calls :func:`inject` or :func:`remove` with its own name and the normalised arguments. Both pick
+the backend module ``faults/<target>/<fault>.py`` from ``configuration["target"]`` and call the
+function of the same name and signature there (a test keeps the signatures equal). :func:`inject` then:
 
-1. calls the backend with ``dry_run: true`` first: it validates the
-   arguments and reads the system, and raises before anything changed;
+1. calls the backend with ``dry_run: true`` first: it checks what needs the system
+   (the program exists, the edge is not partitioned already) and raises before anything changed;
 2. stops there on a dry run (logs and returns the plan);
 3. records the fault in the journal (status ``applying``) *before* applying it,
    starts this process's heartbeat and makes sure the run's watchdog lives;
@@ -33,14 +33,14 @@ logger = logging.getLogger(__name__)
 
 
 def backend(target: str, fault: str) -> ModuleType:
-    """The module implementing ``fault`` for ``target``; ``ActivityFailed`` if there is none yet."""
+    """The module implementing ``fault`` for ``target``; ``ActivityFailed`` if the target has none."""
     name = f"faults.{target}.{fault}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name in (name, f"faults.{target}"):
-            raise ActivityFailed(f"fault {fault!r} has no {target!r} backend yet (module {name} missing); "
-                                 f"use configuration target: local") from exc
+            raise ActivityFailed(f"fault {fault!r} has no {target!r} backend (module {name} missing); "
+                                 f"use configuration target: local (docs/faults.md)") from exc
         raise
 
 
@@ -52,30 +52,20 @@ def _impl(settings: TargetSettings, module: str, function: str) -> Any:
     return impl
 
 
-def check_duration(duration: float | None, what: str) -> float | None:
-    """``None`` for no expiry, else a positive number of seconds; raises ``ActivityFailed`` otherwise."""
-    if duration is None:
-        return None
-    try:
-        value = float(duration)
-    except (TypeError, ValueError) as exc:
-        raise ActivityFailed(f"{what}: duration={duration!r} is not a number of seconds") from exc
-    if value <= 0:
-        raise ActivityFailed(f"{what}: duration={duration!r} must be > 0 seconds (or null for no expiry)")
-    return value
-
-
 def inject(module: str, function: str, arguments: dict[str, Any], undo_function: str,
            undo_arguments: dict[str, Any], duration: float | None,
-           configuration: dict[str, Any] | None, secrets: dict[str, Any] | None) -> dict[str, Any]:
+           configuration: dict[str, Any] | None, secrets: dict[str, Any] | None, *, instant: bool) -> dict[str, Any]:
     """Apply the fault ``module.function(**arguments)`` with journal, dry run and expiry (see module doc).
+
+    ``instant``: the fault is over the moment it happens (a SIGKILL, an OOM kill: what follows is
+    recovery), so its fault window ends where it starts (:func:`faults.journal.fault_window`); the
+    public activity decides it from its own arguments.
 
     Returns ``{"fault_id", "run_id", "fault", "target", "parameters", "expires_at", "journal", "details"}``
     or, on a dry run, ``{"dry_run": True, "fault", "target", "plan"}``. Raises ``ActivityFailed``.
     """
     settings = resolve(configuration)
     fault = module.rsplit(".", 1)[-1]
-    duration = check_duration(duration, f"{fault}.{function}")
     impl = _impl(settings, module, function)
     plan = impl(**arguments, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
     if settings.dry_run:
@@ -83,7 +73,8 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
         return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
 
     undo = {"activity": f"{module}.{undo_function}", "arguments": undo_arguments}
-    path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan)
+    path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan,
+                                    instant=instant)
     journal.start_heartbeat(settings)
     if settings.watchdog:
         watchdog.ensure_watchdog(settings)

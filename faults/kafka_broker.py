@@ -12,6 +12,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["start_kafka_broker", "stop_kafka_broker"]
@@ -39,9 +40,12 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
             stack not running, a duration on Kubernetes (nothing is injected in these cases), or it
             did not stop within 60 s.
     """
-    how = {} if graceful else {"graceful": False}  # backends without kill keep working
-    return engine.inject(__name__, "stop_kafka_broker", {"broker": broker, "duration": duration, **how},
-                         "start_kafka_broker", {"broker": broker}, duration, configuration, secrets)
+    fault = "stop_kafka_broker"
+    broker, duration = check.optional_index(fault, "broker", broker), check.duration(fault, duration)
+    graceful = check.boolean(fault, "graceful", graceful)
+    return engine.inject(__name__, "stop_kafka_broker", {"broker": broker, "duration": duration, "graceful": graceful},
+                         "start_kafka_broker", {"broker": broker}, duration, configuration, secrets,
+                         instant=False)  # killed or not, it stays down until started
 
 
 def start_kafka_broker(broker: int | None = None, configuration: Configuration | None = None,
@@ -57,4 +61,5 @@ def start_kafka_broker(broker: int | None = None, configuration: Configuration |
         ActivityFailed: unknown broker, or not RUNNING and ready within 120 s (Kubernetes:
             ``k8s_ready_timeout``).
     """
+    broker = check.optional_index("start_kafka_broker", "broker", broker)
     return engine.remove(__name__, "start_kafka_broker", {"broker": broker}, configuration, secrets)

@@ -10,6 +10,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["oom_kill_replica", "release_memory_limit"]
@@ -32,8 +33,12 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
         ActivityFailed: no memory cgroup controller writable here, no RUNNING replica, the stack
             not running (nothing injected), or the replica survived the limit for 20 s.
     """
+    fault = "oom_kill_replica"
+    replica, group = check.optional_name(fault, "replica", replica), check.name(fault, "group", group)
+    limit_mb = check.integer(fault, "limit_mb", limit_mb, 1)
     return engine.inject(__name__, "oom_kill_replica", {"replica": replica, "limit_mb": limit_mb, "group": group},
-                         "release_memory_limit", {"group": group}, None, configuration, secrets)
+                         "release_memory_limit", {"group": group}, None, configuration, secrets,
+                         instant=True)  # the kernel kills it at once; what follows is recovery
 
 
 def release_memory_limit(group: str = "audit-service", configuration: Configuration | None = None,
@@ -45,4 +50,5 @@ def release_memory_limit(group: str = "audit-service", configuration: Configurat
     Raises:
         ActivityFailed: a cgroup could not be removed, or a replica is not RUNNING within 120 s.
     """
+    group = check.name("release_memory_limit", "group", group)
     return engine.remove(__name__, "release_memory_limit", {"group": group}, configuration, secrets)

@@ -1,9 +1,14 @@
-"""Added latency between the audit service and one of its dependencies (toxiproxy ``latency`` toxic)."""
+"""Added latency between the audit service and one of its dependencies.
+
+Local target: toxiproxy ``latency`` toxics on the edge's proxies. Kubernetes: a Chaos Mesh
+NetworkChaos ``delay`` (Chaos Mesh must be installed).
+"""
 
 from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["add_latency", "remove_latency"]
@@ -17,8 +22,8 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
     Args:
         edge: ``kafka``, ``postgres`` or ``clickhouse`` (every member's proxy on the ``ha`` profile),
             or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
-        latency_ms: delay added to every chunk of data, in milliseconds (> 0).
-        jitter_ms: random +/- variation of that delay (0..latency_ms).
+        latency_ms: delay added to every chunk of data, in whole milliseconds (>= 1).
+        jitter_ms: random +/- variation of that delay, in whole milliseconds (0..latency_ms).
         stream: ``downstream`` (dependency -> service, the default), ``upstream``
             (service -> dependency) or ``both`` (the delay is added each way).
         duration: seconds until the latency is removed by itself (detached timer);
@@ -29,12 +34,18 @@ def add_latency(edge: str, latency_ms: int, jitter_ms: int = 0, stream: str = "d
 
     Raises:
         ActivityFailed: unknown edge or stream, bad numbers, latency already on the edge, toxiproxy
-            unreachable (nothing is injected in these cases), or the apply failed (undone at once).
+            unreachable or Chaos Mesh missing (nothing is injected in these cases), or the apply failed
+            (undone at once).
     """
+    fault = "add_latency"
+    edge, stream = check.edge(fault, edge), check.stream(fault, stream)
+    latency_ms = check.integer(fault, "latency_ms", latency_ms, 1)
+    jitter_ms = check.integer(fault, "jitter_ms", jitter_ms, 0, latency_ms, "latency_ms")
+    duration = check.duration(fault, duration)
     return engine.inject(__name__, "add_latency",
                          {"edge": edge, "latency_ms": latency_ms, "jitter_ms": jitter_ms, "stream": stream,
                           "duration": duration},
-                         "remove_latency", {"edge": edge}, duration, configuration, secrets)
+                         "remove_latency", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_latency(edge: str, configuration: Configuration | None = None,
@@ -50,4 +61,5 @@ def remove_latency(edge: str, configuration: Configuration | None = None,
     Raises:
         ActivityFailed: unknown edge, or toxiproxy unreachable while the stack runs.
     """
+    edge = check.edge("remove_latency", edge)
     return engine.remove(__name__, "remove_latency", {"edge": edge}, configuration, secrets)

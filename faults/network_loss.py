@@ -6,13 +6,15 @@ share of the connections is black-holed (no data passes; with ``timeout_ms`` > 0
 they are closed after that time), the others are untouched. For TCP clients
 this is what heavy loss looks like (stalls, retransmission timeouts, resets),
 but it is per connection, not per packet: a client with one long-lived
-connection is either fully hit or not at all.
+connection is either fully hit or not at all. On Kubernetes a Chaos Mesh NetworkChaos ``loss``
+drops that share of *packets* (``tc netem``); ``timeout_ms`` must stay 0 there.
 """
 
 from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["add_packet_loss", "remove_packet_loss"]
@@ -28,7 +30,8 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
             or one member's proxy (``kafka_2``, ``postgres_2``, ``clickhouse_2``).
         loss_percent: share of connections hit, in (0, 100] (toxiproxy toxicity).
         stream: ``downstream`` (default), ``upstream`` or ``both`` (each direction draws separately).
-        timeout_ms: close a hit connection after this many ms; 0 (default) keeps it hanging.
+        timeout_ms: close a hit connection after this many ms (an integer >= 0); 0 (default) keeps it
+            hanging. Kubernetes: must be 0.
         duration: seconds until removed by itself (detached timer); ``null`` keeps it until
             ``remove_packet_loss``.
 
@@ -37,12 +40,18 @@ def add_packet_loss(edge: str, loss_percent: float, stream: str = "downstream", 
 
     Raises:
         ActivityFailed: unknown edge or stream, bad numbers, loss already on the edge, toxiproxy
-            unreachable (nothing is injected in these cases), or the apply failed (undone at once).
+            unreachable or Chaos Mesh missing (nothing is injected in these cases), or the apply failed
+            (undone at once).
     """
+    fault = "add_packet_loss"
+    edge, stream = check.edge(fault, edge), check.stream(fault, stream)
+    loss_percent = check.percentage(fault, "loss_percent", loss_percent)
+    timeout_ms = check.integer(fault, "timeout_ms", timeout_ms, 0)
+    duration = check.duration(fault, duration)
     return engine.inject(__name__, "add_packet_loss",
                          {"edge": edge, "loss_percent": loss_percent, "stream": stream, "timeout_ms": timeout_ms,
                           "duration": duration},
-                         "remove_packet_loss", {"edge": edge}, duration, configuration, secrets)
+                         "remove_packet_loss", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_packet_loss(edge: str, configuration: Configuration | None = None,
@@ -58,4 +67,5 @@ def remove_packet_loss(edge: str, configuration: Configuration | None = None,
     Raises:
         ActivityFailed: unknown edge, or toxiproxy unreachable while the stack runs.
     """
+    edge = check.edge("remove_packet_loss", edge)
     return engine.remove(__name__, "remove_packet_loss", {"edge": edge}, configuration, secrets)

@@ -11,9 +11,12 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["partition_network", "remove_partition"]
+
+MODES = ("blackhole", "reset", "refuse")
 
 
 def partition_network(edge: str, mode: str = "blackhole", duration: float | None = None,
@@ -39,8 +42,11 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
             toxiproxy unreachable (nothing is injected in these cases), or the apply failed
             (it is undone at once).
     """
+    fault = "partition_network"
+    edge, mode = check.edge(fault, edge), check.choice(fault, "mode", mode, MODES)
+    duration = check.duration(fault, duration)
     return engine.inject(__name__, "partition_network", {"edge": edge, "mode": mode, "duration": duration},
-                         "remove_partition", {"edge": edge}, duration, configuration, secrets)
+                         "remove_partition", {"edge": edge}, duration, configuration, secrets, instant=False)
 
 
 def remove_partition(edge: str, configuration: Configuration | None = None,
@@ -59,4 +65,5 @@ def remove_partition(edge: str, configuration: Configuration | None = None,
     Raises:
         ActivityFailed: unknown edge, or toxiproxy unreachable while the stack runs.
     """
+    edge = check.edge("remove_partition", edge)
     return engine.remove(__name__, "remove_partition", {"edge": edge}, configuration, secrets)

@@ -11,9 +11,12 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["fail_over_postgres", "restore_postgres"]
+
+METHODS = ("stop", "kill", "switchover")
 
 
 def fail_over_postgres(method: str = "stop", duration: float | None = None,
@@ -37,8 +40,13 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
             RUNNING, HA profile without a leader or a streaming standby, stack not running (nothing
             is injected in these cases).
     """
+    fault = "fail_over_postgres"
+    method, duration = check.choice(fault, "method", method, METHODS), check.duration(fault, duration)
+    check.only_with(fault, "duration", duration, method == "stop", "method=stop",
+                    "a switchover is permanent and a killed server is restarted at once")
     return engine.inject(__name__, "fail_over_postgres", {"method": method, "duration": duration},
-                         "restore_postgres", {}, duration, configuration, secrets)
+                         "restore_postgres", {}, duration, configuration, secrets,
+                         instant=method == "kill")  # a crash: what follows is recovery
 
 
 def restore_postgres(configuration: Configuration | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["kill_process", "restore_process"]
@@ -32,8 +33,14 @@ def kill_process(program: str, graceful: bool = False, duration: float | None = 
         ActivityFailed: unknown program, program not RUNNING, ``duration`` without ``graceful``,
             stack not running (nothing is injected in these cases), or the kill failed.
     """
+    fault = "kill_process"
+    program, graceful = check.name(fault, "program", program), check.boolean(fault, "graceful", graceful)
+    duration = check.duration(fault, duration)
+    check.only_with(fault, "duration", duration, graceful, "graceful=true",
+                    "a SIGKILLed process is restarted at once, as the kubelet restarts a pod")
     return engine.inject(__name__, "kill_process", {"program": program, "graceful": graceful, "duration": duration},
-                         "restore_process", {"program": program}, duration, configuration, secrets)
+                         "restore_process", {"program": program}, duration, configuration, secrets,
+                         instant=not graceful)  # a SIGKILL is over at once; supervisord restarts
 
 
 def restore_process(program: str, configuration: Configuration | None = None,
@@ -49,4 +56,5 @@ def restore_process(program: str, configuration: Configuration | None = None,
     Raises:
         ActivityFailed: unknown program, or not RUNNING and ready within 120 s.
     """
+    program = check.name("restore_process", "program", program)
     return engine.remove(__name__, "restore_process", {"program": program}, configuration, secrets)

@@ -10,6 +10,7 @@ from typing import Any
 
 from chaoslib.types import Configuration, Secrets
 
+from faults import arguments as check
 from faults import engine
 
 __all__ = ["kill_replicas", "restore_replicas"]
@@ -37,10 +38,17 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
             fewer RUNNING replicas than asked, blast radius exceeded, stack not running (nothing is
             injected in these cases), or a kill failed (undone at once).
     """
+    fault = "kill_replicas"
+    count, percentage = check.count_or_percentage(fault, count, percentage)
+    graceful, allow_all = check.boolean(fault, "graceful", graceful), check.boolean(fault, "allow_all", allow_all)
+    group, duration = check.name(fault, "group", group), check.duration(fault, duration)
+    check.only_with(fault, "duration", duration, graceful, "graceful=true",
+                    "a SIGKILLed replica is restarted at once, as the kubelet restarts a pod")
     return engine.inject(__name__, "kill_replicas",
                          {"count": count, "percentage": percentage, "graceful": graceful, "group": group,
                           "allow_all": allow_all, "duration": duration},
-                         "restore_replicas", {"group": group}, duration, configuration, secrets)
+                         "restore_replicas", {"group": group}, duration, configuration, secrets,
+                         instant=not graceful)  # a SIGKILL is over at once; supervisord restarts
 
 
 def restore_replicas(group: str = "audit-service", configuration: Configuration | None = None,
@@ -55,4 +63,5 @@ def restore_replicas(group: str = "audit-service", configuration: Configuration 
     Raises:
         ActivityFailed: unknown group, or a replica not RUNNING and ready within 120 s.
     """
+    group = check.name("restore_replicas", "group", group)
     return engine.remove(__name__, "restore_replicas", {"group": group}, configuration, secrets)

@@ -19,8 +19,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from target.settings import parse_bool
+from target.topology import EDGES, is_member
 
-EDGES = ("kafka", "postgres", "clickhouse")
 PRODUCTION_WORDS = frozenset({"prod", "prd", "production"})
 IN_CLUSTER = "in-cluster"
 DEFAULT_SELECTORS = {"kafka": "app=kafka", "postgres": "app=postgres", "clickhouse": "app=clickhouse"}
@@ -187,9 +187,17 @@ class KubeSettings:
                                          "(set allow_production: true if you really mean it)")
 
     def edge(self, edge: str, what: str) -> Edge:
-        """The dependency ``edge``; ``ActivityFailed`` for an unknown one."""
+        """The dependency ``edge`` (checked against :mod:`target.topology` by the public activity).
+
+        ``ActivityFailed`` for one member's proxy (``postgres_2``): that is a proxy of the local
+        ``ha`` stack; here an edge is every pod its ``k8s_<edge>_selector`` matches."""
         if edge not in self.edges:
-            raise ActivityFailed(f"{what}: unknown edge {edge!r}; edges: {', '.join(EDGES)}")
+            try:
+                why = "is one member's proxy of the local ha stack" if is_member(edge) else "is unknown"
+            except ValueError:
+                why = "is unknown"
+            raise ActivityFailed(f"{what}: edge {edge!r} {why}: on kubernetes an edge is a whole dependency "
+                                 f"({', '.join(EDGES)}): the pods of its k8s_<edge>_selector")
         return self.edges[edge]
 
 

@@ -15,8 +15,11 @@ from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube
 from faults.kubernetes.selectors import label_selector, label_value
 from target.kubernetes import Edge
+from target.topology import STREAM_CHOICES
 
-DIRECTIONS = {"upstream": "to", "downstream": "from", "both": "both"}
+DIRECTIONS = dict(zip(STREAM_CHOICES, ("to", "from", "both"), strict=True))
+"""Chaos Mesh's ``direction`` for each ``stream`` (:data:`target.topology.STREAM_CHOICES`): upstream is
+traffic from the service *to* the dependency, downstream *from* it."""
 
 
 def managed_selector(fault: str, edge: str) -> str:
@@ -45,8 +48,6 @@ def require(kube: Kube, what: str) -> None:
 def inject(kube: Kube, fault: str, action: str, edge: Edge, stream: str, spec: dict[str, Any],
            duration: float | None, what: str) -> dict[str, Any]:
     """Create a NetworkChaos ``action`` (``delay``, ``loss``) on ``edge``; the backend's return value."""
-    if stream not in DIRECTIONS:
-        raise ActivityFailed(f"{what}: unknown stream {stream!r}; streams: {', '.join(DIRECTIONS)}")
     require(kube, what)
     ns = kube.settings.namespace
     existing = [o["metadata"]["name"] for o in kube.list_networkchaos(ns, managed_selector(fault, edge.name))]

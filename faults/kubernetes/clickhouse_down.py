@@ -1,9 +1,14 @@
-"""Kubernetes backend of :mod:`faults.clickhouse_down`: scale the ClickHouse StatefulSet to 0 and back.
+"""Kubernetes backend of :mod:`faults.clickhouse_down`: scale the ClickHouse StatefulSet down and back.
 
-``stop_clickhouse`` records the replica count in the annotation
-``sql-audit-resilience/replicas-before`` and sets ``spec.replicas: 0`` in one patch of the
-StatefulSet ``k8s_clickhouse_statefulset`` (namespace ``k8s_clickhouse_namespace``);
-``start_clickhouse`` restores that count, drops the annotation and waits for the pods to be Ready.
+``stop_clickhouse`` records the replica count in the annotation ``sql-audit-resilience/replicas-before``
+and lowers ``spec.replicas`` in one patch of the StatefulSet ``k8s_clickhouse_statefulset`` (namespace
+``k8s_clickhouse_namespace``); ``start_clickhouse`` restores that count, drops the annotation and
+waits for the pods to be Ready.
+
+``replica`` is a pod ordinal of that StatefulSet (``clickhouse-1`` is replica 1); ``null`` stops every
+pod (``spec.replicas: 0``). A StatefulSet can hold down only its highest ordinals (scaling to ``n``
+removes pods ``n`` and up), so one replica can be stopped only if it is the highest one: ``replica``
+must be ``replicas - 1``; a lower one is refused, naming the pods it would take down too.
 """
 
 from typing import Any
@@ -17,10 +22,16 @@ from faults.kubernetes.client import Kube
 BEFORE = f"{LABEL_PREFIX}/replicas-before"
 
 
-def stop_clickhouse(duration: float | None = None, configuration: Configuration | None = None,
+def _no_such_replica(replica: int, replicas: int, where: str, what: str) -> ActivityFailed:
+    return ActivityFailed(f"{what}: replica={replica}: StatefulSet {where} has {replicas} replica(s) "
+                          f"(ordinals 0..{replicas - 1})")
+
+
+def stop_clickhouse(duration: float | None = None, replica: int | None = None,
+                    configuration: Configuration | None = None,
                     secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.clickhouse_down.stop_clickhouse`."""
-    what = "stop clickhouse"
+    what = "stop clickhouse" + (f" replica {replica}" if replica is not None else "")
     with Kube(configuration, what) as kube:
         ns, name = kube.settings.edges["clickhouse"].namespace, kube.settings.clickhouse_statefulset
         sts = kube.read_statefulset(ns, name)
@@ -28,18 +39,33 @@ def stop_clickhouse(duration: float | None = None, configuration: Configuration 
         if replicas == 0 or BEFORE in (sts.metadata.annotations or {}):
             raise ActivityFailed(f"{what}: StatefulSet {ns}/{name} is already scaled down (replicas {replicas}, "
                                  f"annotations {sts.metadata.annotations}); start_clickhouse first")
+        target = 0
+        if replica is not None:
+            if replica >= replicas:
+                raise _no_such_replica(replica, replicas, f"{ns}/{name}", what)
+            if replica != replicas - 1:
+                also = ", ".join(f"{name}-{i}" for i in range(replica + 1, replicas))
+                raise ActivityFailed(f"{what}: a StatefulSet holds down only its highest ordinals: stopping "
+                                     f"{name}-{replica} would stop {also} too; use replica {replicas - 1}, or null "
+                                     "for every pod")
+            target = replica
         kube.patch_statefulset(ns, name, {"metadata": {"annotations": {BEFORE: str(replicas)}},
-                                          "spec": {"replicas": 0}})
+                                          "spec": {"replicas": target}})
+        stopped = "every pod" if target == 0 else f"pod {name}-{target}"
         if kube.dry_run:
-            return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to 0", "requests": kube.requests}
-        return {"statefulset": name, "namespace": ns, "replicas_before": replicas, "requests": kube.requests,
-                "changed": f"scaled {name} from {replicas} to 0"}
+            return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to {target} ({stopped})",
+                    "requests": kube.requests}
+        return {"statefulset": name, "namespace": ns, "replicas_before": replicas, "replicas": target,
+                "requests": kube.requests, "changed": f"scaled {name} from {replicas} to {target} ({stopped})"}
 
 
-def start_clickhouse(configuration: Configuration | None = None,
+def start_clickhouse(replica: int | None = None, configuration: Configuration | None = None,
                      secrets: Secrets | None = None) -> dict[str, Any]:
-    """Kubernetes backend of :func:`faults.clickhouse_down.start_clickhouse`; idempotent."""
-    what = "start clickhouse"
+    """Kubernetes backend of :func:`faults.clickhouse_down.start_clickhouse`; idempotent.
+
+    Puts back the replica count a stop recorded, whichever ``replica`` it stopped.
+    """
+    what = "start clickhouse" + (f" replica {replica}" if replica is not None else "")
     with Kube(configuration, what) as kube:
         edge = kube.settings.edges["clickhouse"]
         ns, name = edge.namespace, kube.settings.clickhouse_statefulset
@@ -49,6 +75,8 @@ def start_clickhouse(configuration: Configuration | None = None,
             if not sts.spec.replicas:
                 raise ActivityFailed(f"{what}: StatefulSet {ns}/{name} has 0 replicas and no {BEFORE} annotation: "
                                      "this library did not scale it down; scale it by hand")
+            if replica is not None and replica >= sts.spec.replicas:
+                raise _no_such_replica(replica, sts.spec.replicas, f"{ns}/{name}", what)
             return {"statefulset": name, "changed": f"was running ({sts.spec.replicas} replicas)",
                     "would": "nothing"}
         kube.patch_statefulset(ns, name, {"metadata": {"annotations": {BEFORE: None}},

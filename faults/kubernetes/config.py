@@ -33,19 +33,15 @@ config). Only ``group: audit-service`` exists here.
 import hashlib
 import json
 import logging
-import re
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from faults.checker_edit import edit_threshold
 from faults.kubernetes import LABEL_PREFIX
 from faults.kubernetes.client import Kube, rollout_status
-from sqlaudit.config import ConfigError, load_checkers_config
 
 logger = logging.getLogger(__name__)
 
@@ -66,73 +62,6 @@ def _group(group: str, what: str) -> None:
     if group != "audit-service":
         raise ActivityFailed(f"{what}: unknown group {group!r} on kubernetes: only audit-service (the StatefulSet "
                              "k8s_service_statefulset and ConfigMap k8s_checkers_configmap)")
-
-
-def _scalar(value: int | float) -> str:
-    return str(value) if isinstance(value, int) else repr(value)
-
-
-def edit_threshold(text: str, checker: str, field: str, value: Any, what: str, where: str) -> tuple[str, Any, Any]:
-    """``(new text, old value, new value)`` of checker config ``text`` with ``<checker>.<field>`` set to ``value``.
-
-    Only the field's line changes when that gives the same document as a full rewrite would (the
-    comments stay); otherwise the YAML is dumped anew. ``ActivityFailed`` (naming ``where``) for an
-    unknown checker or field, a value that is not a number (or not an integer for an integer field),
-    or one the service's own validation refuses.
-    """
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ActivityFailed(f"{what}: {where} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ActivityFailed(f"{what}: {where} is not a mapping of checkers")
-    if checker not in doc or not isinstance(doc[checker], dict):
-        raise ActivityFailed(f"{what}: no checker {checker!r} in {where} (checkers: "
-                             f"{', '.join(k for k, v in doc.items() if isinstance(v, dict))})")
-    old = doc[checker].get(field)
-    if field not in doc[checker] or isinstance(old, bool) or not isinstance(old, int | float):
-        raise ActivityFailed(f"{what}: {checker} has no numeric field {field!r} in {where}")
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ActivityFailed(f"{what}: value={value!r} is not a number") from None
-    if isinstance(old, int) and not number.is_integer():
-        raise ActivityFailed(f"{what}: {checker}.{field} is an integer; value={value!r} is not")
-    new: int | float = int(number) if isinstance(old, int) else number
-    wanted = {**doc, checker: {**doc[checker], field: new}}
-    with tempfile.TemporaryDirectory(prefix="checkers-") as tmp:
-        candidate = Path(tmp) / "checkers.yaml"
-        candidate.write_text(yaml.safe_dump(wanted, sort_keys=False))
-        try:
-            load_checkers_config(candidate, env={})  # the service's own validation: refuse what it would refuse
-        except ConfigError as exc:
-            raise ActivityFailed(f"{what}: the service would refuse {value!r}: "
-                                 f"{str(exc).replace(str(candidate), where)}") from None
-    return _one_line_edit(text, checker, field, new, wanted) or yaml.safe_dump(wanted, sort_keys=False), old, new
-
-
-def _one_line_edit(text: str, checker: str, field: str, new: int | float, wanted: dict[str, Any]) -> str | None:
-    """``text`` with only the line of ``checker.field`` changed, or ``None`` if that does not give ``wanted``."""
-    lines = text.splitlines(keepends=True)
-    block = re.compile(rf"^{re.escape(checker)}\s*:\s*(#.*)?$")
-    start = next((i for i, line in enumerate(lines) if block.match(line.rstrip("\r\n"))), None)
-    if start is None:
-        return None
-    entry = re.compile(rf"^(\s+{re.escape(field)}\s*:\s*)([^#\s][^#]*?)(\s*(#.*)?)$")
-    for i in range(start + 1, len(lines)):
-        body = lines[i].rstrip("\r\n")
-        if body and not body[0].isspace() and not body.startswith("#"):
-            return None  # left the checker's block
-        if m := entry.match(body):
-            lines[i] = f"{m.group(1)}{_scalar(new)}{m.group(3)}{lines[i][len(body):]}"
-            edited = "".join(lines)
-            try:
-                return edited if yaml.safe_load(edited) == wanted else None
-            except yaml.YAMLError:
-                return None
-    return None
 
 
 def _check_rollable(sts: Any, what: str) -> None:

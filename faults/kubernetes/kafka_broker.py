@@ -21,28 +21,15 @@ clients would keep talking to the "lost" broker. docs/faults.md, "Kubernetes tar
 """
 
 import random
-import re
 import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from faults.kubernetes._pods import ordinal, with_ordinal
 from faults.kubernetes.client import Kube, is_ready
 from target.kubernetes import Edge
-
-_ORDINAL = re.compile(r"-(\d+)$")
-
-
-def ordinal(pod: Any) -> int | None:
-    """The ordinal at the end of a pod's name (``kafka-2`` -> 2), ``None`` without one."""
-    m = _ORDINAL.search(pod.metadata.name)
-    return int(m.group(1)) if m else None
-
-
-def _check_broker(broker: Any, what: str) -> None:
-    if broker is not None and (isinstance(broker, bool) or not isinstance(broker, int) or broker < 0):
-        raise ActivityFailed(f"{what}: broker={broker!r} must be a pod ordinal (an integer >= 0) or null")
 
 
 def _edge(kube: Kube, what: str) -> Edge:
@@ -84,7 +71,6 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
                       secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.kafka_broker.stop_kafka_broker`."""
     what = f"{'stop' if graceful else 'kill'} Kafka broker {broker if broker is not None else '(any)'}"
-    _check_broker(broker, what)
     if duration is not None:
         raise ActivityFailed(f"{what}: duration is not supported on kubernetes: the broker pod's controller "
                              "recreates it at once, so the outage lasts as long as the broker takes to restart "
@@ -109,13 +95,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
             owned = [p for p in ready if _controller(p) is not None]
             victim = random.choice(owned or ready)  # none owned: refused below, naming one of them
         else:
-            matches = [p for p in pods if ordinal(p) == broker]
-            if not matches:
-                raise ActivityFailed(f"{what}: no broker pod with ordinal {broker} (brokers: {names}; {where})")
-            if len(matches) > 1:
-                raise ActivityFailed(f"{what}: ordinal {broker} is ambiguous ({[p.metadata.name for p in matches]}); "
-                                     "narrow k8s_kafka_selector to one set of brokers")
-            victim = matches[0]
+            victim = with_ordinal(pods, broker, "broker", where, what)
             if not is_ready(victim):
                 raise ActivityFailed(f"{what}: broker pod {ns}/{victim.metadata.name} is not Ready")
         name = victim.metadata.name
@@ -140,7 +120,6 @@ def start_kafka_broker(broker: int | None = None, configuration: Configuration |
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.kafka_broker.start_kafka_broker`: wait for Ready broker pods."""
     what = f"start Kafka broker {broker if broker is not None else '(all)'}"
-    _check_broker(broker, what)
     with Kube(configuration, what) as kube:
         edge = _edge(kube, what)
         ns, selector = edge.namespace, edge.selector

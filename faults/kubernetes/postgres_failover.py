@@ -21,8 +21,6 @@ from chaoslib.types import Configuration, Secrets
 from faults.kubernetes._pods import no_duration
 from faults.kubernetes.client import Kube, is_ready
 
-METHODS = ("stop", "kill", "switchover")
-
 
 def _leader(kube: Kube, what: str) -> Any:
     ns = kube.settings.edges["postgres"].namespace
@@ -39,8 +37,6 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.postgres_failover.fail_over_postgres`."""
     what = f"fail over postgres ({method})"
-    if method not in METHODS:
-        raise ActivityFailed(f"{what}: unknown method {method!r}; on kubernetes: {', '.join(METHODS)}")
     no_duration(duration, what)
     with Kube(configuration, what) as kube:
         ns = kube.settings.edges["postgres"].namespace

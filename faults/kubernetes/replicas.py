@@ -41,7 +41,7 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
         members = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
         if not members:
             raise ActivityFailed(f"{what}: no pod matches {selector!r} in namespace {ns} on {kube.where}")
-        n = how_many(count, percentage, len(members), what)
+        n = how_many(count, percentage, len(members))
         ready = [p for p in members if is_ready(p)]
         names = [p.metadata.name for p in ready]
         limit = len(members) - 1

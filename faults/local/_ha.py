@@ -38,10 +38,10 @@ def context(settings: TargetSettings) -> StackContext:
 
 
 def pick(index: int | None, count: int, kind: str, what: str) -> int:
-    """``index`` (``None`` means 0) if it is an integer in ``0..count-1``, else ``ActivityFailed``."""
+    """``index`` (``None`` means 0) if the ha profile has it (``0..count-1``), else ``ActivityFailed``."""
     if index is None:
         return 0
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+    if index >= count:
         raise ActivityFailed(f"{what}: {kind}={index!r}: the ha profile has {kind}s 0..{count - 1}")
     return index
 

@@ -1,20 +1,24 @@
-"""Shared shape of the toxic-based faults (latency, loss): add named toxics, remove them by prefix."""
+"""Shared shape of the toxic-based faults (latency, loss): add named toxics, remove them by prefix.
+
+Arguments arrive checked by the public activity (:mod:`faults.arguments`); what is checked here
+needs the running stack: the edge's proxies exist on this profile and carry no toxic of ours yet.
+"""
 
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
 from faults.local.processes import Programs
-from faults.local.proxies import Toxiproxy, check_edge, conflicting, streams
+from faults.local.proxies import Toxiproxy, conflicting
 from target.settings import TargetSettings
+from target.topology import streams
 
 
 def add(settings: TargetSettings, edge: str, prefix: str, kind: str, stream: str, attributes: dict[str, Any],
         toxicity: float, what: str) -> dict[str, Any]:
     """Add toxic ``kind`` named ``<prefix>-<stream>`` on each stream of every proxy of ``edge``;
     refuses (changing nothing) if one of them already has one."""
-    check_edge(edge, what)
-    chosen = streams(stream, what)
+    chosen = streams(stream)
     tp = Toxiproxy(settings)
     members = tp.members(edge, what)
     present = {name: conflicting(proxy, prefix) for name, proxy in members.items() if conflicting(proxy, prefix)}
@@ -33,7 +37,6 @@ def add(settings: TargetSettings, edge: str, prefix: str, kind: str, stream: str
 
 def remove(settings: TargetSettings, edge: str, prefix: str, what: str) -> dict[str, Any]:
     """Remove every toxic named ``<prefix>-*`` from every proxy of ``edge``; none there is success."""
-    check_edge(edge, what)
     if not Programs(settings).supervisord_running():
         return {"edge": edge, "changed": "stack not running: nothing to undo", "would": "nothing"}
     tp = Toxiproxy(settings)

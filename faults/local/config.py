@@ -1,4 +1,8 @@
-"""Local backend of :mod:`faults.config`: edit ``conf/checkers.yaml`` and restart replicas one by one."""
+"""Local backend of :mod:`faults.config`: edit ``conf/checkers.yaml`` and restart replicas one by one.
+
+The edit is :func:`faults.checker_edit.edit_threshold` (the Kubernetes backend's too): one line
+changes, and a value the service would refuse is refused before anything is written.
+"""
 
 import logging
 import shutil
@@ -7,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from faults.checker_edit import edit_threshold
 from faults.local.processes import Programs, ready_port
-from sqlaudit.config import ConfigError, load_checkers_config
 from stack.components.audit_service import checkers_file
 from target.settings import resolve
 
@@ -60,33 +63,19 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
     if not path.exists():
         raise ActivityFailed(f"{what}: {path} does not exist (a stack started before config changes were "
                              "supported: restart it with `resilience down && resilience up`)")
-    doc = yaml.safe_load(path.read_text()) or {}
-    if checker not in doc or not isinstance(doc[checker], dict):
-        raise ActivityFailed(f"{what}: no checker {checker!r} in {path} (checkers: "
-                             f"{', '.join(k for k, v in doc.items() if isinstance(v, dict))})")
-    if field not in doc[checker] or isinstance(doc[checker][field], bool):
-        raise ActivityFailed(f"{what}: {checker} has no numeric field {field!r} in {path}")
-    old = doc[checker][field]
-    doc[checker][field] = type(old)(value) if isinstance(old, int | float) else value
-    candidate = path.with_name(path.name + ".candidate")
-    candidate.write_text(yaml.safe_dump(doc, sort_keys=False))
-    try:
-        load_checkers_config(candidate, env={})  # the service's own validation: refuse what it would refuse
-    except ConfigError as exc:
-        raise ActivityFailed(f"{what}: the service would refuse {value!r}: {exc}") from None
-    finally:
-        if settings.dry_run:
-            candidate.unlink(missing_ok=True)
+    text, old, new = edit_threshold(path.read_text(), checker, field, value, what, str(path))
     if settings.dry_run:
-        return {"would": f"set {checker}.{field} {old} -> {value} in {path}, then restart {group} one by one",
+        return {"would": f"set {checker}.{field} {old} -> {new} in {path}, then restart {group} one by one",
                 "old": old}
     backup = _backup(path)
     if not backup.exists():
         shutil.copyfile(path, backup)
+    candidate = path.with_name(path.name + ".candidate")
+    candidate.write_text(text)
     candidate.replace(path)
     restarted = _rolling_restart(programs, group, what)
-    return {"checker": checker, "field": field, "old": old, "new": doc[checker][field], "file": str(path),
-            "restarted": restarted, "changed": f"{checker}.{field} {old} -> {doc[checker][field]}, rolled {group}"}
+    return {"checker": checker, "field": field, "old": old, "new": new, "file": str(path),
+            "restarted": restarted, "changed": f"{checker}.{field} {old} -> {new}, rolled {group}"}
 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,

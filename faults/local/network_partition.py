@@ -6,11 +6,13 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs
-from faults.local.proxies import STREAMS, Toxiproxy, check_edge, conflicting
+from faults.local.proxies import Toxiproxy, conflicting
 from target.settings import resolve
+from target.topology import STREAMS
 
 PREFIX = "chaos-partition"
-MODES = {"blackhole": "timeout", "reset": "reset_peer", "refuse": None}
+TOXICS = {"blackhole": "timeout", "reset": "reset_peer"}
+"""The toxic of each mode of :data:`faults.network_partition.MODES`; ``refuse`` disables the proxy instead."""
 
 
 def partition_network(edge: str, mode: str = "blackhole", duration: float | None = None,
@@ -19,9 +21,6 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
     """Local backend of :func:`faults.network_partition.partition_network`."""
     settings = resolve(configuration)
     what = f"partition audit-service<->{edge}"
-    check_edge(edge, what)
-    if mode not in MODES:
-        raise ActivityFailed(f"{what}: unknown mode {mode!r}; modes: {', '.join(MODES)}")
     tp = Toxiproxy(settings)
     members = tp.members(edge, what)
     taken = {name: {"enabled": p["enabled"], "toxics": conflicting(p, PREFIX)} for name, p in members.items()
@@ -32,7 +31,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
     if mode == "refuse":
         plan = f"disable toxiproxy proxies {names} at {tp.url}"
     else:
-        plan = f"add {MODES[mode]} toxics {PREFIX}-upstream/-downstream to proxies {names} at {tp.url}"
+        plan = f"add {TOXICS[mode]} toxics {PREFIX}-upstream/-downstream to proxies {names} at {tp.url}"
     if settings.dry_run:
         return {"would": plan, "edge": edge, "mode": mode, "proxies": list(members)}
     toxics = [f"{PREFIX}-{stream}" for stream in STREAMS] if mode != "refuse" else []
@@ -41,7 +40,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
             tp.set_enabled(proxy_name, False, what)
         else:
             for stream, name in zip(STREAMS, toxics, strict=True):
-                tp.add_toxic(proxy_name, name, str(MODES[mode]), stream, {"timeout": 0}, 1.0, what)
+                tp.add_toxic(proxy_name, name, TOXICS[mode], stream, {"timeout": 0}, 1.0, what)
     return {"edge": edge, "mode": mode, "proxies": list(members), "toxiproxy": tp.url, "toxics": toxics,
             "changed": plan}
 
@@ -51,7 +50,6 @@ def remove_partition(edge: str, configuration: Configuration | None = None,
     """Local backend of :func:`faults.network_partition.remove_partition`."""
     settings = resolve(configuration)
     what = f"heal partition audit-service<->{edge}"
-    check_edge(edge, what)
     if not Programs(settings).supervisord_running():
         return {"edge": edge, "changed": "stack not running: nothing to undo", "would": "nothing"}
     tp = Toxiproxy(settings)

@@ -24,17 +24,12 @@ from target.settings import TargetSettings, resolve
 
 PROGRAM = "postgres"
 METHODS = ("stop", "kill")
-HA_METHODS = ("switchover", "kill", "stop")
+"""What the minimal profile can do (a switchover needs a standby); the ha profile has every method."""
 HA_RESTORE_TIMEOUT_S = 120.0
 
 
-def _fail_over_patroni(settings: TargetSettings, method: str, duration: float | None, what: str) -> dict[str, Any]:
+def _fail_over_patroni(settings: TargetSettings, method: str, what: str) -> dict[str, Any]:
     """HA profile: switch over, hard-kill or stop the current Patroni leader."""
-    if method not in HA_METHODS:
-        raise ActivityFailed(f"{what}: unknown method {method!r} for the ha profile; methods: {', '.join(HA_METHODS)}")
-    if method != "stop" and duration is not None:
-        raise ActivityFailed(f"{what}: duration only applies to method=stop (switchover is permanent, "
-                             "supervisord restarts a killed member)")
     programs = Programs(settings)
     programs.require_running(what)
     leader = _ha.leader(settings, what)
@@ -94,12 +89,10 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
     what = f"PostgreSQL failover ({method})"
     profile = local_stack(settings).ctx.profile
     if profile == "ha":
-        return _fail_over_patroni(settings, method, duration, what)
+        return _fail_over_patroni(settings, method, what)
     if method not in METHODS:
-        raise ActivityFailed(f"{what}: unknown method {method!r} for the {profile} profile; methods: "
-                             f"{', '.join(METHODS)}")
-    if method == "kill" and duration is not None:
-        raise ActivityFailed(f"{what}: duration only applies to method=stop (supervisord restarts a killed server)")
+        raise ActivityFailed(f"{what}: method {method!r} needs a standby to switch over to; the {profile} profile "
+                             f"has one server (methods here: {', '.join(METHODS)}; the ha profile has switchover)")
     if method == "stop":
         return stop_for(settings, PROGRAM, what)
     programs = Programs(settings)

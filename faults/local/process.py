@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.local.processes import Programs, start_again, stop_for
@@ -14,9 +13,6 @@ def kill_process(program: str, graceful: bool = False, duration: float | None = 
     """Local backend of :func:`faults.process.kill_process`."""
     settings = resolve(configuration)
     what = f"kill process {program}"
-    if not graceful and duration is not None:
-        raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
-                             "process at once, like the kubelet restarts a pod)")
     if graceful:
         result = stop_for(settings, program, what)
         if not settings.dry_run and duration is None:

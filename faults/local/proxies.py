@@ -1,17 +1,18 @@
 """toxiproxy's HTTP API (every request with a timeout): one proxy per edge of the audit service.
 
-Edges are ``kafka``, ``postgres`` and ``clickhouse``: the audit service reaches
-each through its proxy, so a toxic there hits the service and not the load
-generator or the probes. Toxics this library adds are named ``chaos-<fault>-<stream>``.
+Each edge of the audit service (:mod:`target.topology`: ``kafka``, ``postgres``,
+``clickhouse``) has a proxy the service reaches it through, so a toxic there hits the service
+and not the load generator or the probes. Toxics this library adds are named
+``chaos-<fault>-<stream>``.
 
 An edge has one proxy per member behind it: ``postgres`` on the minimal profile,
 ``postgres`` and ``postgres_2`` on the ``ha`` one (``kafka``, ``kafka_2``, ``kafka_3``...).
-A fault on an edge hits every member's proxy, so a partition from PostgreSQL cannot be
-dodged by failing over to the other member; name one proxy (``postgres_2``) to hit only it.
+A fault on an edge hits every member's proxy (:func:`target.topology.edge_members`), so a
+partition from PostgreSQL cannot be dodged by failing over to the other member; name one
+proxy (``postgres_2``) to hit only it.
 """
 
 import logging
-import re
 from typing import Any
 
 import requests
@@ -19,41 +20,11 @@ from chaoslib.exceptions import ActivityFailed
 
 from faults.local import local_stack
 from target.settings import TargetSettings
+from target.topology import edge_members
 
 logger = logging.getLogger(__name__)
 
-EDGES = ("kafka", "postgres", "clickhouse")
-STREAMS = ("upstream", "downstream")
 TIMEOUT = (2.0, 5.0)  # connect, read
-
-
-_MEMBER = re.compile(r"^(?P<edge>[a-z]+)(?:_(?P<n>[2-9]))?$")
-
-
-def check_edge(edge: str, what: str) -> str:
-    """``edge`` if it is a known edge (or one member's proxy, ``postgres_2``), else ``ActivityFailed``."""
-    m = _MEMBER.match(edge)
-    if m is None or m["edge"] not in EDGES:
-        raise ActivityFailed(f"{what}: unknown edge {edge!r}; edges of the audit service: {', '.join(EDGES)} "
-                             f"(or one member's proxy, e.g. postgres_2)")
-    return edge
-
-
-def edge_members(edge: str, names: list[str]) -> list[str]:
-    """The proxies among ``names`` that ``edge`` covers: every member (``kafka``, ``kafka_2``...)
-    for an edge, just itself for one member's proxy. Sorted, the first member first."""
-    if _MEMBER.match(edge) and "_" in edge:
-        return [edge] if edge in names else []
-    return sorted(n for n in names if n == edge or re.fullmatch(rf"{re.escape(edge)}_[2-9]", n))
-
-
-def streams(stream: str, what: str) -> list[str]:
-    """``["upstream"]``, ``["downstream"]`` or both for ``"both"``; ``ActivityFailed`` otherwise."""
-    if stream == "both":
-        return list(STREAMS)
-    if stream not in STREAMS:
-        raise ActivityFailed(f"{what}: stream={stream!r}; expected upstream, downstream or both")
-    return [stream]
 
 
 class Toxiproxy:
@@ -74,7 +45,8 @@ class Toxiproxy:
         return resp
 
     def members(self, edge: str, what: str) -> dict[str, dict[str, Any]]:
-        """Every proxy ``edge`` covers (see :func:`edge_members`), by name; none raises ``ActivityFailed``."""
+        """Every proxy ``edge`` covers (:func:`target.topology.edge_members`), by name; none raises
+        ``ActivityFailed`` (a member this stack's profile lacks, ``clickhouse_2`` on the minimal one)."""
         resp = self._send("GET", "/proxies", what)
         proxies = dict(resp.json()) if resp.status_code == 200 else {}
         chosen = edge_members(edge, list(proxies))

@@ -17,13 +17,10 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
     """Local backend of :func:`faults.replicas.kill_replicas`."""
     settings = resolve(configuration)
     what = f"kill replicas of {group}"
-    if not graceful and duration is not None:
-        raise ActivityFailed(f"{what}: duration only applies to graceful=true (supervisord restarts a SIGKILLed "
-                             "process at once)")
     programs = Programs(settings)
     programs.require_running(what)
     members = programs.group(group)
-    n = how_many(count, percentage, len(members), what)
+    n = how_many(count, percentage, len(members))
     running = [m["name"] for m in members if m["statename"] == "RUNNING"]
     limit = len(members) - 1
     if settings.max_replicas_killed is not None:

@@ -209,6 +209,42 @@ def test_clickhouse_down_scales_to_zero_and_back(envtest: Envtest, run: dict[str
     assert "sql-audit-resilience/replicas-before" not in (sts.metadata.annotations or {})
 
 
+def test_clickhouse_down_of_one_replica_stops_only_the_highest_ordinal(envtest: Envtest, run: dict[str, Any]) -> None:
+    """``replica`` is a pod ordinal; a StatefulSet holds down only its highest ones, so a lower one is refused."""
+    apps = kubernetes.client.AppsV1Api(envtest.admin)
+    apps.patch_namespaced_stateful_set("clickhouse", NAMESPACE, {"spec": {"replicas": 2}})
+    try:
+        before = envtest.wait("2 clickhouse pods", lambda: (p := ready_pods(envtest, "app=clickhouse"))
+                              and len(p) == 2 and p)
+        refused = ((0, "stopping clickhouse-0 would stop clickhouse-1 too; use replica 1"),
+                   (2, r"replica=2: StatefulSet sql-audit/clickhouse has 2 replica\(s\) \(ordinals 0\.\.1\)"))
+        for replica, match in refused:
+            with pytest.raises(ActivityFailed, match=match):
+                clickhouse_down.stop_clickhouse(replica=replica, configuration=run)
+        assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+        result = clickhouse_down.stop_clickhouse(replica=1, configuration=run)
+        assert (result["details"]["replicas_before"], result["details"]["replicas"]) == (2, 1)
+        envtest.wait("clickhouse-1 gone", lambda: pods(envtest, "app=clickhouse") == {"clickhouse-0":
+                                                                                      before["clickhouse-0"]})
+        restored = clickhouse_down.start_clickhouse(replica=1, configuration=run)
+        assert result["fault_id"] in restored["reverted_entries"] and restored["details"]["replicas"] == 2
+        assert ready_pods(envtest, "app=clickhouse").keys() == {"clickhouse-0", "clickhouse-1"}
+    finally:
+        apps.patch_namespaced_stateful_set("clickhouse", NAMESPACE, {"spec": {"replicas": 1}})
+        envtest.wait("1 clickhouse pod", lambda: len(pods(envtest, "app=clickhouse")) == 1)
+
+
+def test_clickhouse_stall_of_one_replica_execs_in_that_pod_only(envtest: Envtest, run: dict[str, Any]) -> None:
+    with pytest.raises(ActivityFailed, match=r"no Running ClickHouse pod with ordinal 3 \(Running ClickHouses: "
+                                             r"\['clickhouse-0'\]"):
+        clickhouse_stall.stall_clickhouse(replica=3, configuration=run)
+    with pytest.raises(ActivityFailed, match=r"pods/clickhouse-0/exec.*does not have a host assigned"):
+        clickhouse_stall.stall_clickhouse(replica=0, configuration=run)
+    assert clickhouse_stall.resume_clickhouse(replica=3, configuration=run)["details"]["changed"].startswith(
+        "no Running ClickHouse pod")
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
 def test_postgres_failover_kills_the_leader_pod(envtest: Envtest, run: dict[str, Any]) -> None:
     before = envtest.wait("a postgres leader", lambda: pods(envtest, "app=postgres"))
     result = postgres_failover.fail_over_postgres(method="kill", configuration=run)
@@ -330,7 +366,7 @@ def test_stop_kafka_broker_without_a_broker_picks_a_ready_one_gracefully(envtest
 @pytest.mark.parametrize(("kwargs", "extra", "match"), [
     ({"broker": 7}, {}, r"no broker pod with ordinal 7 \(brokers: \['kafka-0', 'kafka-1', 'kafka-2'\]; "
                         r"k8s_kafka_selector 'app=kafka' in namespace sql-audit on context envtest-sandbox"),
-    ({"broker": -1}, {}, "broker=-1 must be a pod ordinal"),
+    ({"broker": -1}, {}, "broker=-1: expected an integer >= 0"),
     ({"broker": 0, "duration": 30}, {}, "duration is not supported on kubernetes"),
     ({}, {"k8s_kafka_selector": "app=nokafka"},
      "no broker pod matches k8s_kafka_selector 'app=nokafka' in namespace sql-audit"),

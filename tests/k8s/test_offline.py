@@ -19,8 +19,8 @@ import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
 
+from faults.checker_edit import edit_threshold
 from faults.kubernetes.client import CALLS, Call, rollout_status
-from faults.kubernetes.config import edit_threshold
 from faults.kubernetes.network_partition import policy_body
 from faults.kubernetes.selectors import label_selector
 from target.kubernetes import KubeSettings, looks_like_production
@@ -127,8 +127,8 @@ def test_edit_threshold_changes_one_line_and_keeps_the_comments() -> None:
     crlf = text.replace("\n", "\r\n")  # line ends kept too
     assert edit_threshold(crlf, "slow_query", "critical_ms", 6000, "t", "here")[0] == crlf.replace(
         "critical_ms: 5000 ", "critical_ms: 6000 ")
-    with pytest.raises(ActivityFailed, match="value='many' is not a number"):
-        edit_threshold(text, "slow_query", "threshold_ms", "many", "t", "here")
+    with pytest.raises(ActivityFailed, match=r"slow_query\.threshold_ms is an integer; value=2\.5 is not"):
+        edit_threshold(text, "slow_query", "threshold_ms", 2.5, "t", "here")
     with pytest.raises(ActivityFailed, match="here is not valid YAML"):
         edit_threshold("a: [", "a", "x", 1, "t", "here")
 
