@@ -53,11 +53,30 @@ class Recorder:
         self._index[_key(key)] = call
 
     def lookup(self, key: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self._index[_key(key)]
-        except KeyError:
-            raise ProbeError(f"no recorded answer for {key['kind']} query {key['query']!r}: the recording "
-                             "was made by a different version of the evaluation") from None
+        """The recorded answer of ``key``; a range query that was not asked exactly is served from a
+        recorded range of the same query and step that covers it (re-judging a run with another
+        observation window, e.g. up to its first rollback, needs no new recording)."""
+        found = self._index.get(_key(key))
+        if found is not None:
+            return found
+        if key.get("kind") == "range":
+            for call in self.calls:
+                if (call.get("kind") == "range" and call.get("query") == key["query"] and not call.get("error")
+                        and call.get("step") == key.get("step") and call["start"] <= key["start"]
+                        and call["end"] >= key["end"]):
+                    return {**call, "result": _slice(call["result"], key["start"], key["end"])}
+        raise ProbeError(f"no recorded answer for {key['kind']} query {key['query']!r}: the recording "
+                         "was made by a different version of the evaluation")
+
+
+def _slice(result: Any, start: float, end: float) -> list[dict[str, Any]]:
+    """A recorded range answer cut to the samples within [start, end] (series left empty are dropped)."""
+    out = []
+    for series in result or []:
+        values = [v for v in series.get("values", []) if start <= float(v[0]) <= end]
+        if values:
+            out.append({**series, "values": values})
+    return out
 
 
 def _key(call: dict[str, Any]) -> str:
