@@ -361,12 +361,13 @@ def replay(run_dir: Path, port_base: int) -> None:
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
               help="kubernetes: endpoints and k8s_* keys come from the file named by RESILIENCE_TARGET_CONFIG.")
 @port_base_option
+@data_dir_option
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the gate directory goes (default: reports/ in the checkout).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the gate directory).")
 def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
-         reports_dir: Path | None, junit_path: Path | None) -> None:
+         data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
     \b
@@ -378,7 +379,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
     from resilience.gate import GateOptions, run_gate, select
 
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
-                          reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path)
+                          data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path)
     try:
         chosen, other = select(options)
     except ExperimentError as exc:

@@ -37,6 +37,7 @@ class GateOptions:
     profile: str = "minimal"
     target: str = "local"
     port_base: int = DEFAULT_PORT_BASE
+    data_dir: Path | None = None
     reports_dir: Path = DEFAULT_REPORTS
     junit_path: Path | None = None
 
@@ -86,7 +87,7 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
         if on_start:
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
-                                 reports_dir=gate_dir)
+                                 data_dir=options.data_dir, reports_dir=gate_dir)
         try:
             result = run_one(run_options)
         except RunError as exc:

@@ -258,20 +258,20 @@ def _rto(fn: Callable[[RunWindow], Recovery], window: RunWindow, rto_window: Run
     observation covered, and is inconclusive when the rollback came before the objective elapsed),
     with the reason saying so.
     """
-    rec = fn(rto_window)
+    full = fn(window)  # asked first, so the recording covers every shorter window (offline what-ifs)
+    rec = fn(rto_window) if rto_window.end < window.end else full
     m = recovery_measurement(rec)
     info: dict[str, Any] = {"status": rec.status.value, "rto_s": rec.rto_s, "reason": rec.reason}
     if rto_window.fault_start is not None:
         m.details["observed_s"] = round(rto_window.end - rto_window.fault_start, 1)
-    if rec.status is not RecoveryStatus.RECOVERED and rto_window.end < window.end:
-        after = fn(window)
-        if after.status is RecoveryStatus.RECOVERED and after.rto_s is not None:
-            reason = (f"not recovered by itself before the first rollback action at "
-                      f"+{rto_window.end - float(rto_window.fault_start or 0):.1f} s; it came back at "
-                      f"+{after.rto_s:.1f} s, after the rollback: recovered by rollback")
-            m = Measurement(math.inf, reason, {**m.details, "recovered_by_rollback": True, "rto_with_rollback_s":
-                                               after.rto_s})
-            info = {"status": "recovered_by_rollback", "rto_s": None, "reason": reason}
+    if (rec.status is not RecoveryStatus.RECOVERED and rto_window.end < window.end
+            and full.status is RecoveryStatus.RECOVERED and full.rto_s is not None):
+        reason = (f"not recovered by itself before the first rollback action at "
+                  f"+{rto_window.end - float(rto_window.fault_start or 0):.1f} s; it came back at "
+                  f"+{full.rto_s:.1f} s, after the rollback: recovered by rollback")
+        m = Measurement(math.inf, reason, {**m.details, "recovered_by_rollback": True,
+                                           "rto_with_rollback_s": full.rto_s})
+        info = {"status": "recovered_by_rollback", "rto_s": None, "reason": reason}
     return m, info
 
 

@@ -1,0 +1,110 @@
+"""``resilience gate`` itself: a fast subset through the real command in CI, and its exit code and JUnit
+when scenarios fail, are inconclusive or cannot start.
+
+The per-scenario verdicts are proven elsewhere (tests/runner, tests/judge); here the gate's own
+job is: run each selected experiment, keep one result per scenario (a scenario that cannot start
+included), aggregate the exit code, write junit.xml and index.html that say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from probes.verdict import Outcome
+from resilience.experiments import load, resolve
+from resilience.gate import GateOptions, exit_code, run_gate
+from resilience.plan import RunError, RunOptions
+from resilience.runner import RunResult
+from stack.core import LocalStack
+
+FAST = ("pod_failure", "config_change")
+
+
+def _testcases(junit: Path) -> dict[str, ET.Element]:
+    root = ET.parse(junit).getroot()
+    return {tc.get("name") or "": tc for tc in root.iter("testcase")}
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_the_fast_gate_through_the_real_command(stack: LocalStack, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    args = [sys.executable, "-m", "resilience.cli", "gate", *[a for n in FAST for a in ("--experiment", n)],
+            "--port-base", str(stack.endpoints.port_base), "--data-dir", str(stack.data_dir),
+            "--reports-dir", str(tmp_path / "reports"), "--junit", str(junit)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=1500)
+    gate_dir = next((tmp_path / "reports").glob("gate-*"))
+    runs = sorted(p for p in gate_dir.iterdir() if p.is_dir())
+    summaries = {json.loads((r / "summary.json").read_text())["scenario"]: json.loads((r / "summary.json").read_text())
+                 for r in runs}
+    assert set(summaries) == {load(resolve(n)).ext.scenario for n in FAST}, proc.stdout[-3000:]
+    codes = [s["exit_code"] for s in summaries.values()]
+    assert proc.returncode == exit_code(codes), proc.stdout[-3000:] + proc.stderr[-2000:]
+    cases = _testcases(junit)
+    assert (gate_dir / "junit.xml").read_bytes() == junit.read_bytes()
+    for scenario, summary in summaries.items():
+        case = cases[scenario]
+        kinds = {child.tag for child in case}
+        expected = {"pass": set(), "fail": {"failure"}, "inconclusive": {"error"}}[summary["outcome"]]
+        assert kinds & {"failure", "error"} == expected, (scenario, summary["outcome"], kinds)
+    index = (gate_dir / "index.html").read_text()
+    for r in runs:
+        assert (r / "report.html").exists() and f"{r.name}/report.html" in index
+    # On a quiet machine the fast gate passes; a verdict other than pass names its reasons here.
+    not_passed = {s: [f"{v['slo']}: {v['outcome']} {v['reason']}" for v in summary["verdicts"]
+                      if v["outcome"] != "pass"]
+                  for s, summary in summaries.items() if summary["outcome"] != "pass"}
+    assert proc.returncode == 0 and not not_passed, json.dumps(not_passed, indent=1)
+
+
+def _run_dir(root: Path, name: str, outcome: str, code: int, verdicts: list[dict[str, object]]) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({"scenario": name, "target": "local", "title": name, "started_at": 1.0,
+                                            "ended_at": 61.0}))
+    (d / "summary.json").write_text(json.dumps({"scenario": name, "outcome": outcome, "exit_code": code,
+                                                "verdicts": verdicts, "errors": []}))
+    return d
+
+
+def test_one_failed_one_inconclusive_and_one_not_started_make_exit_1_and_say_so(tmp_path: Path) -> None:
+    """The gate's aggregation and JUnit on three real experiment files, each run replaced by a known outcome."""
+    made = tmp_path / "made"
+    outcomes = {
+        "pod_failure": _run_dir(made, "pod_failure", "fail", 1, [
+            {"slo": "rto_replicas_ready", "outcome": "fail", "measured": 75.0, "objective": "<= 60",
+             "unit": "seconds", "reason": "never recovered"}]),
+        "service_oom": _run_dir(made, "service_oom", "inconclusive", 2, [
+            {"slo": "fault_effect:replicas_ready", "outcome": "inconclusive", "measured": 3.0,
+             "objective": "replicas_ready <= 2", "unit": "value", "reason": "fault did not take effect"}]),
+    }
+
+    def run_one(options: RunOptions) -> RunResult:
+        name = Path(options.experiment).stem
+        if name not in outcomes:
+            raise RunError(f"Prometheus at http://127.0.0.1:1 is not reachable ({name})")
+        summary = json.loads((outcomes[name] / "summary.json").read_text())
+        return RunResult(outcomes[name], Outcome(summary["outcome"]), summary["exit_code"], summary)
+
+    chosen = [load(resolve(n)) for n in ("pod_failure", "service_oom", "config_change")]
+    result = run_gate(GateOptions(reports_dir=tmp_path / "reports"), run_one, chosen)
+    assert result.exit_code == 1
+    cases = _testcases(result.junit)
+    assert {c.tag for c in cases["pod_failure"]} >= {"failure"}
+    assert "rto_replicas_ready" in (cases["pod_failure"].find("failure").get("message") or "")  # type: ignore[union-attr]
+    assert cases["service_oom"].find("error") is not None
+    not_started = cases["config_change"].find("error")
+    assert not_started is not None and "did not start" in (not_started.get("message") or "") + (not_started.text or "")
+    index = result.index.read_text()
+    assert "config_change" in index and "did not start" in index
+
+
+@pytest.mark.parametrize("codes, expected", [([0, 0], 0), ([0, 2], 2), ([2, 1, 0], 1), ([], 2)])
+def test_exit_code_aggregation(codes: list[int], expected: int) -> None:
+    assert exit_code(codes) == expected
