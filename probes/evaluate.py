@@ -114,8 +114,9 @@ def _judge(slo: Slo, comparison: Comparison, objective: float, value: float | No
     if value is None or math.isnan(value):
         return Verdict(slo.id, Outcome.INCONCLUSIVE, None, text, slo.objective.unit, reason or "no data", details)
     ok = comparison.holds(value, objective)
+    why = f"measured {value:g} {slo.objective.unit}, objective {text}" + (f": {reason}" if reason else "")
     return Verdict(slo.id, Outcome.PASS if ok else Outcome.FAIL, round(value, 6), text, slo.objective.unit,
-                   "" if ok else f"measured {value:g} {slo.objective.unit}, objective {text}", details)
+                   "" if ok else why, details)
 
 
 def _measure_promql(cat: Catalogue, slo: Slo, view: MetricView, url: str, window: RunWindow, rate_window_s: int,
