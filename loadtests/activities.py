@@ -61,7 +61,9 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
     try:
         handle = locust_process.start_load(settings.require("kafka_bootstrap", "start load"), shape=shape,
                                            rate=float(rate), duration=float(duration), seed=int(seed),
-                                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger))
+                                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger),
+                                           topic=settings.contract.topic,
+                                           options={"event_format": settings.contract.event_format})
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from loadtests.formats import DEFAULT_FORMAT, resolve_format
 from loadtests.generator import GeneratorConfig
 from loadtests.shapes import DEFAULT_DURATIONS, SHAPES, LoadPlan, check_shape_name
 
@@ -67,6 +68,7 @@ class LoadSpec:
         seed: seeds the event content (see :mod:`loadtests.generator`).
         ledger_dir: where each process writes its ledger; ``None`` disables the ledger.
         topic: the Kafka topic.
+        event_format: how an event is written (:mod:`loadtests.formats`: ``sqlaudit-v1`` or ``module:function``).
         user_rate: most events/s one Locust user (one producer) produces.
         spike_factor: rate multiple during the spike of the ``spike`` shape.
         max_events: stop after this many events in total (``None``: run for ``duration``).
@@ -84,6 +86,7 @@ class LoadSpec:
     seed: int = 0
     ledger_dir: str | None = None
     topic: str = DEFAULT_TOPIC
+    event_format: str = DEFAULT_FORMAT
     user_rate: float = 100.0
     spike_factor: float = 5.0
     max_events: int | None = None
@@ -114,6 +117,10 @@ class LoadSpec:
             _positive("max_events", self.max_events, int)
         if not self.topic:
             raise LoadConfigError("topic: must not be empty")
+        try:
+            resolve_format(self.event_format)
+        except ValueError as exc:
+            raise LoadConfigError(f"event_format: {exc}") from None
         for name in ("linger_ms",):
             if getattr(self, name) < 0:
                 raise LoadConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
@@ -202,6 +209,7 @@ def add_locust_arguments(parser: Any) -> None:
         "seed": "seed of the event content (reproducible runs)",
         "ledger_dir": "directory of the acked-event ledger (empty: no ledger)",
         "topic": "Kafka topic",
+        "event_format": "how an event is written: sqlaudit-v1 (docs/events.md) or module:function",
         "user_rate": "most events/s per Locust user (one producer per user)",
         "spike_factor": "rate multiple during the spike of the spike shape",
         "max_events": "stop after this many events in total (default: run for the duration)",

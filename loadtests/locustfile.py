@@ -40,6 +40,7 @@ from locust.exception import StopUser
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, check_bootstrap, spec_from_options
+from loadtests.formats import EventFormat, resolve_format, sqlaudit_v1
 from loadtests.generator import SqlEventGenerator, derive_seed
 from loadtests.ledger import LedgerWriter
 from loadtests.locust_process import STOP_FILE
@@ -66,6 +67,7 @@ class _Process:
     """State of this Locust process for the current test: spec, rate control, ledger."""
 
     spec: LoadSpec | None = None
+    event_format: EventFormat = sqlaudit_v1
     control: RateControl = field(default_factory=RateControl)
     ledger: LedgerWriter | None = None
     worker_index: int = 0
@@ -135,6 +137,7 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
         STATE.spec = None
         return
     STATE.spec = spec
+    STATE.event_format = resolve_format(spec.event_format)  # validated with the spec
     STATE.runs += 1
     STATE.done_sent = False
     STATE.done_workers = set()
@@ -379,7 +382,8 @@ class SqlEventUser(KafkaProducerUser):
         if spec is None or self.generator is None or not STATE.control.take():
             raise StopUser()
         event = self.generator.next().event
-        self.produce(spec.topic, event.to_bytes(), key=event.app.encode(),
+        key, value = STATE.event_format(event)
+        self.produce(spec.topic, value, key=key,
                      context={"event_id": str(event.event_id), "produced_at": event.produced_at,
                               "app": event.app})
 

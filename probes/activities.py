@@ -249,5 +249,5 @@ def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | Non
         fault_ms = None
     acked = {r.event_id: r.produced_at for r in ledger.acked.values()}
     first, last = min(acked.values()), max(acked.values())
-    stored = read_stored(s.clickhouse_host, s.clickhouse_port, first, last)
+    stored = read_stored(s.clickhouse_host, s.clickhouse_port, first, last, s.settings.contract)
     return {"status": "measured", **account(acked, stored, fault_ms).as_dict()}

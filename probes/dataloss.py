@@ -28,6 +28,7 @@ from typing import Any
 
 from clients.kafka_lag import LagReader, LagSnapshot
 from probes.prom import ProbeError
+from target.contract import DataContract
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +72,28 @@ class StoredEvent:
     produced_at_ms: int
 
 
-def read_stored(host: str, port: int, start_ms: int, end_ms: int, database: str = "sqlaudit",
+def read_stored(host: str, port: int, start_ms: int, end_ms: int, contract: DataContract | None = None,
                 timeout_s: float = 30.0) -> dict[str, StoredEvent]:
-    """Every event in ``audit_events`` produced in [start_ms, end_ms], with its raw copy count.
+    """Every event of the contract's events table produced in [start_ms, end_ms], with its raw copy count.
+
+    Read through the table the contract names, so a ``Distributed`` table over several shards is read
+    whole (one shard's local table would hold a part of the rows: a false loss).
 
     Raises:
         ProbeError: ClickHouse unreachable or the query failed.
     """
     from clickhouse_driver import Client
 
-    query = (f"SELECT toString(event_id), count(), min(stored_at_ms), any(produced_at_ms) "
-             f"FROM {database}.audit_events WHERE produced_at_ms >= %(a)s AND produced_at_ms <= %(b)s "
-             f"GROUP BY event_id")
+    c = contract or DataContract()
+    query = (f"SELECT toString({c.clickhouse_id_column}), count(), min({c.clickhouse_stored_at_column}), "
+             f"any({c.clickhouse_produced_at_column}) FROM {c.events_table} "
+             f"WHERE {c.clickhouse_produced_at_column} >= %(a)s AND {c.clickhouse_produced_at_column} <= %(b)s "
+             f"GROUP BY {c.clickhouse_id_column}")
     client = Client(host=host, port=port, connect_timeout=5, send_receive_timeout=timeout_s)
     try:
         rows = client.execute(query, {"a": int(start_ms), "b": int(end_ms)})
     except Exception as exc:
-        raise ProbeError(f"ClickHouse at {host}:{port}: reading audit_events failed: {exc}") from None
+        raise ProbeError(f"ClickHouse at {host}:{port}: reading {c.events_table} failed: {exc}") from None
     finally:
         client.disconnect()
     return {r[0]: StoredEvent(int(r[1]), int(r[2]), int(r[3])) for r in rows}
@@ -141,13 +147,13 @@ def produced_at_by_id(records: Iterable[Any]) -> dict[str, int]:
 
 
 def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids: Iterable[str],
-                       slow_threshold_ms: int, impact_threshold_rows: int, database: str = "sqlaudit",
+                       slow_threshold_ms: int, impact_threshold_rows: int, contract: DataContract | None = None,
                        timeout_s: float = 30.0) -> dict[str, list[str]]:
     """Violations the stateless checkers must have written to PostgreSQL but did not.
 
     For the given (acknowledged, stored) events, ClickHouse says which ran longer than the
     SlowQuery threshold and which UPDATE/DELETE changed more rows than the ActualImpact
-    threshold; each of those must have its ``(event_id, checker)`` row in ``violations``.
+    threshold; each of those must have its ``(event_id, checker)`` row in the contract's violations table.
     (ErrorRate and Frequency depend on windows of other events, and are checked by the
     service's own tests, not here.)
 
@@ -159,7 +165,9 @@ def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids
     """
     import psycopg
     from clickhouse_driver import Client
+    from psycopg import sql
 
+    c = contract or DataContract()
     ids = sorted(set(event_ids))
     if not ids:
         return {"SlowQuery": [], "ActualImpact": []}
@@ -168,28 +176,32 @@ def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids
     try:
         for chunk in _chunks(ids, 5000):
             rows = client.execute(
-                f"SELECT toString(event_id), any(duration_ms), any(sql_type), any(rows_affected) "
-                f"FROM {database}.audit_events WHERE event_id IN %(ids)s GROUP BY event_id", {"ids": tuple(chunk)})
+                f"SELECT toString({c.clickhouse_id_column}), any({c.clickhouse_duration_column}), "
+                f"any({c.clickhouse_sql_type_column}), any({c.clickhouse_rows_affected_column}) "
+                f"FROM {c.events_table} WHERE {c.clickhouse_id_column} IN %(ids)s GROUP BY {c.clickhouse_id_column}",
+                {"ids": tuple(chunk)})
             for eid, duration, sql_type, rows_affected in rows:
                 if duration > slow_threshold_ms:
                     expected["SlowQuery"].add(eid)
                 if sql_type in ("UPDATE", "DELETE") and rows_affected > impact_threshold_rows:
                     expected["ActualImpact"].add(eid)
     except Exception as exc:
-        raise ProbeError(f"ClickHouse at {ch[0]}:{ch[1]}: reading audit_events failed: {exc}") from None
+        raise ProbeError(f"ClickHouse at {ch[0]}:{ch[1]}: reading {c.events_table} failed: {exc}") from None
     finally:
         client.disconnect()
     found: dict[str, set[str]] = {"SlowQuery": set(), "ActualImpact": set()}
+    select = sql.SQL("SELECT {id}::text FROM {table} WHERE {checker} = %s AND {id} = ANY(%s::uuid[])").format(
+        id=sql.Identifier(c.postgres_id_column), checker=sql.Identifier(c.postgres_checker_column),
+        table=sql.Identifier(*c.postgres_violations_table.split(".")))
     try:
         with psycopg.connect(connect_timeout=5, **pg_kwargs) as conn:
             for checker, want in expected.items():
                 for chunk in _chunks(sorted(want), 5000):
-                    cur = conn.execute("SELECT event_id::text FROM violations WHERE checker = %s "
-                                       "AND event_id = ANY(%s::uuid[])", (checker, chunk))
+                    cur = conn.execute(select, (checker, chunk))
                     found[checker].update(r[0] for r in cur.fetchall())
     except psycopg.Error as exc:
-        raise ProbeError(f"PostgreSQL at {pg_kwargs.get('host')}:{pg_kwargs.get('port')}: reading violations "
-                         f"failed: {exc}") from None
+        raise ProbeError(f"PostgreSQL at {pg_kwargs.get('host')}:{pg_kwargs.get('port')}: reading "
+                         f"{c.postgres_violations_table} failed: {exc}") from None
     return {checker: sorted(want - found[checker]) for checker, want in expected.items()}
 
 

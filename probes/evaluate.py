@@ -51,7 +51,7 @@ RTO_STEP_S = 0.5  # the replicas and the lag exporter are scraped every 500 ms o
 
 # SLOs whose objective comes from the scenario's RTO / RPO.
 RTO_SLOS = {"rto_replicas_ready", "rto_data_flow"}
-RPO_SLOS = {"rpo"}
+RPO_SLOS = {"rpo", "rpo_postgres"}
 
 
 def evaluate(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, scenario: Scenario | None = None,

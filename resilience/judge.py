@@ -34,6 +34,7 @@ from probes.verdict import Outcome, Verdict, overall
 from resilience.experiments import Effect
 from resilience.rundir import RunDirectory, json_safe, read_json
 from resilience.secrets import Redactor
+from target.contract import DataContract
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     window = RunWindow(start=float(run["started_at"]), end=float(run["ended_at"]),
                        fault_start=fault.get("start"), fault_end=fault.get("end"))
     rec_dir = run_dir / "recorded"
+    contract = DataContract.model_validate(run.get("contract") or {})
     errors: list[str] = []
 
     # --- data loss (ledger vs ClickHouse) ------------------------------------------------
@@ -102,13 +104,13 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         stored: dict[str, StoredEvent] = {}
         if acked and drain.get("drained") and clickhouse:
             try:
-                stored = read_stored(clickhouse[0], clickhouse[1], min(acked.values()), max(acked.values()))
+                stored = read_stored(clickhouse[0], clickhouse[1], min(acked.values()), max(acked.values()), contract)
             except prom.ProbeError as exc:
                 errors.append(str(exc))
                 drain = {**drain, "store_error": str(exc)}
         violations: dict[str, Any] = {"status": "not checked"}
         if stored and postgres and clickhouse and not _config_changed(run):
-            violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked])
+            violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked], contract)
         rd.write("recorded/store.json", {"drain": drain, "violations": violations,
                                              "stored": {k: [v.copies, v.first_stored_at_ms, v.produced_at_ms]
                                                         for k, v in stored.items() if k in acked}})
@@ -187,6 +189,9 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             verdicts.append(Verdict("violations_lost", Outcome.PASS if n == 0 else Outcome.FAIL, float(n), "== 0",
                                     "violations", "" if n == 0 else f"{n} expected violations missing from "
                                     f"PostgreSQL: {violations['missing']}", {"checked": violations["checked"]}))
+            measured["rpo_postgres"] = _postgres_rpo(violations["missing"], acked, window.fault_start)
+            verdicts += evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
+                                 slo_ids=["rpo_postgres"])
         if live:
             rd.write("recorded/prometheus.json", recorder.calls)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
@@ -204,7 +209,8 @@ def _config_changed(run: dict[str, Any]) -> bool:
     return any("change_checker_threshold" in str(f) for f in (run.get("fault") or {}).get("faults", []))
 
 
-def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids: list[str],
+                      contract: DataContract) -> dict[str, Any]:
     """Stateless checkers' violations expected from the stored events vs those in PostgreSQL."""
     from probes.dataloss import missing_violations
     from sqlaudit.config import load_checkers_config
@@ -213,7 +219,7 @@ def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids
     cfg = load_checkers_config(path if path.is_file() else None, env={})
     try:
         missing = missing_violations(clickhouse, postgres, ids, cfg.slow_query.threshold_ms,
-                                     cfg.actual_impact.threshold_rows)
+                                     cfg.actual_impact.threshold_rows, contract)
     except prom.ProbeError as exc:
         return {"status": "error", "reason": str(exc)}
     return {"status": "measured", "checked": len(ids), "missing": missing}
@@ -234,6 +240,20 @@ def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
     ok = out == equals
     return Verdict(slo, Outcome.PASS if ok else Outcome.FAIL, None, f"== {equals}", "value",
                    "" if ok else f"probe {name!r} returned {out!r}", {"output": out})
+
+
+def _postgres_rpo(missing: dict[str, list[str]], acked: dict[str, int], fault_start: float | None) -> Measurement:
+    """The PostgreSQL recovery point: how far before the fault the earliest violation that should be in
+    PostgreSQL and is not was produced (0 when none before the fault is missing). Each one is named."""
+    if fault_start is None:
+        return Measurement(None, "no fault start recorded")
+    fault_ms = fault_start * 1000
+    lost = sorted((acked[e], checker, e) for checker, ids in missing.items() for e in ids if e in acked)
+    before = [(t, checker, e) for t, checker, e in lost if t < fault_ms]
+    rpo = (fault_ms - before[0][0]) / 1000.0 if before else 0.0
+    named = [f"{checker} {e}" for _, checker, e in before]
+    return Measurement(rpo, f"violations produced before the fault and missing from PostgreSQL: {', '.join(named)}"
+                       if named else "", {"lost_before_fault": named})
 
 
 def _write_lost(run_dir: Path, lost: list[str], records: dict[str, Any]) -> str:

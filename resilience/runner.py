@@ -74,7 +74,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         "slo_file": _rel(options.slo_file), "extension": p.exp.ext.model_dump(exclude={"name"}),
         "endpoints": {"prometheus_url": p.prometheus_url, "kafka_bootstrap": p.kafka_bootstrap,
                       "clickhouse": list(p.clickhouse)},
-        "metrics": p.view.as_dict(),
+        "metrics": p.view.as_dict(), "contract": p.settings.contract.model_dump(),
         "started_at": time.time(), "ended_at": None, "fault": None, "error": None,
     }
     rd.write("run.json", run)

@@ -16,7 +16,7 @@ Every value remembers where it came from, and every error names the key and that
 ``stack_port_base='x' (from env RESILIENCE_PORT_BASE): expected an integer``.
 
 The keys, their variables and defaults are the table :data:`KEYS`; ``docs/faults.md``
-("Configuration keys") is its user-facing copy (a test keeps them in step).
+("Configuration keys") holds its rendering, ``python -m target.settings`` (a test keeps them in step).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any, Literal
 from chaoslib.exceptions import ActivityFailed
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stack.endpoints import CONSUMER_GROUP, DEFAULT_PORT_BASE, TOPIC, Endpoints
+from stack.endpoints import DEFAULT_PORT_BASE, Endpoints
 from stack.paths import DEFAULT_DATA_ROOT
+from target.contract import DataContract
 
 __all__ = ["DEFAULT_STATE_DIR", "KEYS", "TARGET_FILE_ENV", "Key", "SettingsError", "TargetSettings",
            "parse_bool", "resolve", "target_file"]
@@ -74,8 +75,8 @@ KEYS: tuple[Key, ...] = (
                                  "listener)"),
     Key("clickhouse_host", None, "ClickHouse native-protocol host read by the data-loss check (local: the stack's)"),
     Key("clickhouse_port", None, "its port"),
-    Key("topic", None, f"the events topic (default {TOPIC})"),
-    Key("consumer_group", None, f"the audit service's consumer group (default {CONSUMER_GROUP})"),
+    Key("contract", None, "the service's data contract: topic, consumer group, event format, store tables and "
+                          "columns (target/contract.py; default: the reference service's)"),
     Key("expected_replicas", None, "replicas the service runs (default 3)"),
     Key("replica_urls", None, "base URLs of the replicas' HTTP ports (local: derived; kubernetes: required where "
                               "a probe reads them)"),
@@ -149,8 +150,7 @@ class TargetSettings(BaseModel):
     kafka_bootstrap: str | None = None
     clickhouse_host: str | None = None
     clickhouse_port: int | None = Field(default=None, ge=1, le=65535)
-    topic: str = Field(default=TOPIC, min_length=1)
-    consumer_group: str = Field(default=CONSUMER_GROUP, min_length=1)
+    contract: DataContract = Field(default_factory=DataContract)
     expected_replicas: int = Field(default=3, ge=1)
     replica_urls: tuple[str, ...] = ()
     slo_file: Path | None = None
@@ -188,6 +188,14 @@ class TargetSettings(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.target == "local"
+
+    @property
+    def topic(self) -> str:
+        return self.contract.topic
+
+    @property
+    def consumer_group(self) -> str:
+        return self.contract.consumer_group
 
     def source(self, key: str) -> str:
         """Where ``key`` came from (``configuration``, ``target file <path>``, ``env VAR``, ``default``)."""
@@ -261,7 +269,11 @@ def resolve(configuration: Mapping[str, Any] | None = None, environ: Mapping[str
         problems = []
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{key}={values.get(key)!r} (from {sources.get(key, 'default')}): {err['msg']}")
+            field = ".".join(str(x) for x in err["loc"]) or "?"
+            value = values.get(key)
+            for part in err["loc"][1:]:
+                value = value.get(part) if isinstance(value, dict) else value
+            problems.append(f"{field}={value!r} (from {sources.get(key, 'default')}): {err['msg']}")
         raise SettingsError("; ".join(problems)) from None
     if settings.is_local:
         settings = _with_local_defaults(settings)
@@ -276,3 +288,15 @@ def _with_local_defaults(s: TargetSettings) -> TargetSettings:
     fill = {k: v for k, v in defaults.items() if getattr(s, k) in (None, "")}
     sources = {**s.sources, **{k: f"local stack at port base {s.stack_port_base}" for k in fill}}
     return s.model_copy(update={**fill, "sources": sources})
+
+
+def render_keys_table() -> str:
+    """The keys as the Markdown table ``docs/faults.md`` shows (``python -m target.settings``)."""
+    lines = ["| key | environment variable | meaning |", "|---|---|---|"]
+    lines += [f"| `{k.name}` | {f'`{k.env}`' if k.env else '—'} | {k.doc} |" for k in KEYS]
+    lines.append("| `k8s_*`, `allow_production` | — | the Kubernetes target's keys (`target/kubernetes.py`, below) |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_keys_table(), end="")

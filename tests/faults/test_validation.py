@@ -130,3 +130,13 @@ def test_dry_run_changes_nothing(stack: LocalStack, config: dict[str, Any], stat
     assert _snapshot(stack) == before
     assert journal.entries(state_dir) == []
     assert not state_dir.exists() or not any(state_dir.rglob("*.json"))
+
+
+def test_the_documented_configuration_keys_are_the_settings_models() -> None:
+    """docs/faults.md shows the table the settings model renders (python -m target.settings), whole."""
+    from pathlib import Path
+
+    from target.settings import render_keys_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
+    assert render_keys_table() in doc, "run: python -m target.settings, and paste it into docs/faults.md"

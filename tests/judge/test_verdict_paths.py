@@ -238,9 +238,18 @@ def test_events_lost_before_the_fault_fail_the_rpo(run_dir: Path) -> None:
     assert v.outcome is Outcome.FAIL and v.measured is not None and v.measured > 5
 
 
-def test_violations_missing_from_postgres_fail(run_dir: Path) -> None:
+def test_violations_missing_from_postgres_fail_and_set_the_postgres_rpo(run_dir: Path) -> None:
+    run = _run(run_dir)
+    fault_ms = float(run["fault"]["start"]) * 1000
+    store = json.loads((run_dir / "recorded" / "store.json").read_text())
+    early = sorted((produced, e) for e, (_, _, produced) in store["stored"].items() if produced < fault_ms - 8000)[:2]
+    late = next(e for e, (_, _, produced) in store["stored"].items() if produced > fault_ms)
+    missing = {"SlowQuery": [early[0][1], late], "ActualImpact": [early[1][1]]}
     _edit_json(run_dir / "recorded" / "store.json",
-               lambda s: s.update(violations={"status": "measured", "checked": 10,
-                                              "missing": {"slow_query": ["e-1", "e-2"]}}))
-    v = _verdict(_judge(run_dir), "violations_lost")
-    assert v.outcome is Outcome.FAIL and v.measured == 2 and "e-1" in v.reason
+               lambda s: s.update(violations={"status": "measured", "checked": 10, "missing": missing}))
+    j = _judge(run_dir)
+    lost = _verdict(j, "violations_lost")
+    assert lost.outcome is Outcome.FAIL and lost.measured == 3 and early[0][1] in lost.reason
+    rpo = _verdict(j, "rpo_postgres")
+    assert rpo.outcome is Outcome.FAIL and rpo.measured == pytest.approx((fault_ms - early[0][0]) / 1000, abs=0.01)
+    assert early[0][1] in rpo.reason and early[1][1] in rpo.reason and late not in rpo.reason

@@ -194,3 +194,33 @@ def test_grafana_annotation_is_posted_without_leaking_the_token(monkeypatch: pyt
     assert seen[0]["body"]["time"] == 100_000 and seen[0]["body"]["timeEnd"] == 101_500
     assert {"chaos", "pod_failure", "pass"} <= set(seen[0]["body"]["tags"])
     assert "tok-123" not in json.dumps(seen[0]["body"])
+
+
+def test_rows_deleted_behind_the_suites_back_fail_and_are_named(pod_run: RunResult, stack: LocalStack,
+                                                                tmp_path: Path) -> None:
+    """Sabotage: delete K acknowledged events from ClickHouse after the run, judge again live: FAIL, those K."""
+    import shutil
+
+    from clickhouse_driver import Client
+
+    copy = Path(shutil.copytree(pod_run.run_dir, tmp_path / "sabotaged"))
+    run_doc = json.loads((copy / "run.json").read_text())
+    acked = sorted(read_ledger(copy / "ledger").acked)
+    victims = acked[:: max(1, len(acked) // 7)][:7]
+    ch = Client(host="127.0.0.1", port=stack.endpoints.clickhouse_port, connect_timeout=5)
+    try:
+        ids = ", ".join(f"toUUID('{v}')" for v in victims)
+        ch.execute(f"ALTER TABLE sqlaudit.audit_events DELETE WHERE event_id IN ({ids})")
+        deadline = time.monotonic() + 60
+        while ch.execute(f"SELECT count() FROM sqlaudit.audit_events WHERE event_id IN ({ids})")[0][0]:
+            assert time.monotonic() < deadline, "ClickHouse did not apply the DELETE mutation within 60 s"
+            time.sleep(0.5)
+    finally:
+        ch.disconnect()
+    j = judge(copy, run_doc, stack.endpoints.prometheus_url, live=True,
+              clickhouse=(stack.endpoints.clickhouse_host, stack.endpoints.clickhouse_port),
+              drained={"drained": True, "reason": ""})
+    loss = next(v for v in j.verdicts if v.slo == "data_loss")
+    assert loss.outcome.value == "fail" and loss.measured == len(victims), loss
+    listed = sorted(json.loads(line)["event_id"] for line in (copy / "lost.jsonl").read_text().splitlines())
+    assert listed == sorted(victims)
