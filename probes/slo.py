@@ -114,6 +114,8 @@ class Target(_Strict):
 
     profiles: list[str] = Field(min_length=1)
     selector: str = Field(description="Label matchers selecting the audit service; may use {namespace} etc.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Placeholder values of this target "
+                                   "(namespace, statefulset...); the settings' own win over them.")
 
 
 #: Placeholders a measure or a selector may use besides {selector} and {window}, and their defaults.
@@ -205,7 +207,7 @@ class Catalogue(_Strict):
         unknown = [p for p in chain if p not in self.profiles]
         if unknown:
             raise KeyError(f"unknown metric profiles {unknown}; profiles: {', '.join(self.profiles)}")
-        values = {**LABEL_DEFAULTS, **(labels or {})}
+        values = {**LABEL_DEFAULTS, **t.labels, **(labels or {})}
         return MetricView(chain, (selector or t.selector).format(**values), tuple(sorted(values.items())))
 
     def measure_template(self, measure: str, view: MetricView) -> tuple[str, str] | None:

@@ -27,7 +27,8 @@ OFFSETS: dict[str, int] = {
     "proxy_kafka": 9,  # toxiproxy: service -> kafka
     "proxy_postgres": 10,  # toxiproxy: service -> postgres
     "proxy_clickhouse": 11,  # toxiproxy: service -> clickhouse
-    "lag_exporter": 12,  # consumer-lag exporter (probes issue)
+    "lag_exporter": 12,  # consumer-lag exporter (kafka_exporter's names)
+    "pod_state_exporter": 13,  # replica readiness (kube-state-metrics' names)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
     # --- ha profile only (stack/profiles.py); a minimal stack binds none of these ---
     "kafka_2": 40,  # second broker: DIRECT listener

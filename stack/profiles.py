@@ -1,7 +1,8 @@
 """The stack's profiles: which components run, in start order (Prometheus last: it scrapes the others).
 
 ``minimal``  one of each: Kafka, PostgreSQL, ClickHouse, toxiproxy, the audit-service replicas,
-             the consumer-lag exporter and Prometheus.
+             the consumer-lag exporter (kafka_exporter's names), the pod-state exporter
+             (kube-state-metrics' readiness names) and Prometheus.
 ``ha``       the production topology's redundancy on loopback: a Patroni pair with etcd, two
              ClickHouse replicas with ZooKeeper, three Kafka brokers. The audit service reaches
              every member through its own toxiproxy proxy (``postgres``/``postgres_2``,
@@ -21,6 +22,7 @@ from stack.components import (
     kafka,
     lag_exporter,
     patroni,
+    pod_state_exporter,
     postgres,
     prometheus,
     toxiproxy,
@@ -42,8 +44,10 @@ def components_for(ctx: StackContext) -> list[Component]:
     if ctx.profile == "ha":
         return _ha(ctx)
     comps = [toxiproxy.toxiproxy(ctx), postgres.postgres(ctx), clickhouse.clickhouse(ctx), kafka.kafka(ctx)]
-    comps.extend(audit_service.audit_service(ctx))
+    replicas = audit_service.audit_service(ctx)
+    comps.extend(replicas)
     comps.extend(lag_exporter.lag_exporter(ctx, ctx.endpoints.kafka_bootstrap))
+    comps.extend(pod_state_exporter.pod_state_exporter(ctx, replicas, audit_service.GROUP))
     comps.append(prometheus.prometheus(ctx, comps))
     return comps
 
@@ -55,9 +59,11 @@ def _ha(ctx: StackContext) -> list[Component]:
     comps.extend(kafka.node(ctx, b) for b in kafka.BROKERS)
     # Stack-level overrides in ctx.extra still win over the HA addresses.
     service_ctx = dataclasses.replace(ctx, extra={**_ha_service_environment(ctx), **ctx.extra})
-    comps.extend(audit_service.audit_service(service_ctx))
+    replicas = audit_service.audit_service(service_ctx)
+    comps.extend(replicas)
     # The exporter bootstraps from every broker, so one broker down does not blind it.
     comps.extend(lag_exporter.lag_exporter(ctx, kafka.kafka_bootstrap_direct(ctx)))
+    comps.extend(pod_state_exporter.pod_state_exporter(ctx, replicas, audit_service.GROUP))
     comps.append(prometheus.prometheus(ctx, comps))
     return comps
 

@@ -1,0 +1,125 @@
+"""Pod readiness as kube-state-metrics exports it, for the replicas of the local stack.
+
+On Kubernetes the kubelet probes each pod's readiness endpoint and kube-state-metrics exports the
+result; the suite reads readiness from that (the ``kubernetes`` metric profile of docs/slo.yaml),
+never from a metric of the service itself. The local stack has no kubelet: this exporter plays
+both parts. Every ``--period`` seconds it GETs each replica's readiness URL (any service: the
+Python reference and Spring Boot both answer ``/actuator/health/readiness``) and serves, with
+kube-state-metrics' names and labels:
+
+    kube_pod_status_ready{namespace, pod, condition="true"|"false"|"unknown"}   1 for the current one
+    kube_statefulset_status_replicas_ready{namespace, statefulset}
+    kube_statefulset_replicas{namespace, statefulset}
+
+A replica is ready when its endpoint answers 2xx/3xx within ``--timeout`` (the kubelet's rule);
+after ``--failure-threshold`` failed probes in a row it is not ready (kubelet default 3; ours 1, so
+a short unreadiness is seen rather than smoothed away), and one success makes it ready again.
+
+    python -m stack.pod_state_exporter --port 19013 --replica audit-service-0=http://127.0.0.1:19020/... ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from prometheus_client import start_http_server
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+
+class ReadinessCollector(Collector):
+    """The latest readiness of each replica, as kube-state-metrics series."""
+
+    def __init__(self, namespace: str, statefulset: str, pods: list[str], failure_threshold: int) -> None:
+        self.namespace, self.statefulset, self.pods = namespace, statefulset, pods
+        self.failure_threshold = failure_threshold
+        self.ready: dict[str, bool | None] = dict.fromkeys(pods)  # None: not probed yet ("unknown")
+        self.failures: dict[str, int] = dict.fromkeys(pods, 0)
+        self._lock = threading.Lock()
+
+    def observe(self, pod: str, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.failures[pod] = 0
+                self.ready[pod] = True
+            else:
+                self.failures[pod] += 1
+                if self.failures[pod] >= self.failure_threshold or self.ready[pod] is None:
+                    self.ready[pod] = False
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            ready = dict(self.ready)
+        status = GaugeMetricFamily("kube_pod_status_ready", "Describes whether the pod is ready to serve requests.",
+                                   labels=["namespace", "pod", "condition"])
+        for pod, state in ready.items():
+            current = "unknown" if state is None else ("true" if state else "false")
+            for condition in ("true", "false", "unknown"):
+                status.add_metric([self.namespace, pod, condition], 1.0 if condition == current else 0.0)
+        yield status
+        sts = ["namespace", "statefulset"]
+        count = GaugeMetricFamily("kube_statefulset_status_replicas_ready", "The number of ready replicas per "
+                                  "StatefulSet.", labels=sts)
+        count.add_metric([self.namespace, self.statefulset], float(sum(1 for s in ready.values() if s)))
+        yield count
+        desired = GaugeMetricFamily("kube_statefulset_replicas", "Number of desired pods for a StatefulSet.",
+                                    labels=sts)
+        desired.add_metric([self.namespace, self.statefulset], float(len(self.pods)))
+        yield desired
+
+
+def probe(url: str, timeout: float) -> bool:
+    """The kubelet's HTTP probe: success is a 2xx or 3xx answer within ``timeout``."""
+    try:
+        return 200 <= requests.get(url, timeout=timeout, allow_redirects=False).status_code < 400
+    except requests.RequestException:
+        return False
+
+
+def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, period: float, timeout: float,
+        failure_threshold: int) -> None:
+    collector = ReadinessCollector(namespace, statefulset, list(replicas), failure_threshold)
+    REGISTRY.register(collector)
+    start_http_server(port, addr="127.0.0.1")
+    logger.info("pod state exporter on 127.0.0.1:%s: %s", port, replicas)
+    with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+        while True:
+            t0 = time.monotonic()
+            answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), replicas.items())
+            for pod, ok in answers:
+                collector.observe(pod, ok)
+            time.sleep(max(0.0, period - (time.monotonic() - t0)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m stack.pod_state_exporter", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, required=True, help="port of /metrics on 127.0.0.1")
+    ap.add_argument("--namespace", default="local", help="namespace label (default local)")
+    ap.add_argument("--statefulset", default="audit-service", help="statefulset label (default audit-service)")
+    ap.add_argument("--replica", action="append", required=True, metavar="POD=URL",
+                    help="a replica and its readiness URL (repeat for each)")
+    ap.add_argument("--period", type=float, default=0.5, help="seconds between probes (default 0.5)")
+    ap.add_argument("--timeout", type=float, default=0.4, help="probe timeout in seconds (default 0.4)")
+    ap.add_argument("--failure-threshold", type=int, default=1, help="failed probes before unready (default 1)")
+    args = ap.parse_args(argv)
+    replicas = {}
+    for item in args.replica:
+        pod, sep, url = item.partition("=")
+        if not sep or not pod or not url.startswith("http"):
+            ap.error(f"--replica {item!r}: expected POD=http://host:port/path")
+        replicas[pod] = url
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold)
+
+
+if __name__ == "__main__":
+    main()
