@@ -168,7 +168,7 @@ class Catalogue(_Strict):
                                  f"measures: {sorted(self.measures)}")
         for slo in self.slos:
             if isinstance(slo.measure, PromQuery):
-                unknown = sorted(_placeholders(slo.measure.promql) - set(self.measures) - {"window"})
+                unknown = sorted(placeholders(slo.measure.promql) - set(self.measures) - {"window"})
                 if unknown:
                     raise ValueError(f"SLO {slo.id!r} uses {unknown}, which are not measures")
         for tname, target in self.targets.items():
@@ -237,7 +237,7 @@ class Catalogue(_Strict):
         slo = self.slo(slo_id)
         if not isinstance(slo.measure, PromQuery):
             raise ValueError(f"SLO {slo_id!r} is measured by probe {slo.measure.probe!r}, not PromQL")
-        names = _placeholders(slo.measure.promql) - {"window"}
+        names = placeholders(slo.measure.promql) - {"window"}
         return slo.measure.promql.format(window=window, **{m: self.query(m, view, window) for m in names})
 
 
@@ -248,7 +248,8 @@ class MeasureUndefined(KeyError):
         return str(self.args[0])
 
 
-def _placeholders(template: str) -> set[str]:
+def placeholders(template: str) -> set[str]:
+    """The ``{name}`` placeholders of a template."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 

@@ -408,6 +408,60 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
     sys.exit(result.exit_code)
 
 
+@cli.command(name="check-target")
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              help="Which target's metric view to check (kubernetes: endpoints and keys come from the file "
+                   "named by RESILIENCE_TARGET_CONFIG).")
+@port_base_option
+@click.option("--prometheus-url", envvar="RESILIENCE_PROMETHEUS_URL", help="Prometheus base URL (local: the stack's).")
+@click.option("--metric-profiles", default=None,
+              help="Comma-separated metric profiles of the SLO catalogue, first wins (default: the target's).")
+@click.option("--selector", "metric_selector", default=None,
+              help="Label matchers selecting the service, e.g. 'namespace=\"audit\", app=\"sql-audit\"'.")
+@click.option("--slo-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SLO catalogue (default: docs/slo.yaml).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+def check_target(target: str, port_base: int, prometheus_url: str | None, metric_profiles: str | None,
+                 metric_selector: str | None, slo_file: Path | None, as_json: bool) -> None:
+    """Check, before any fault, that the target's Prometheus has every metric the suite reads.
+
+    \b
+    Asks every measure of the SLO catalogue once, under the metric profiles and selector the
+    target uses (or the ones given), and prints one line per measure:
+      ok         it returned a value
+      idle       its metrics exist but had no samples in the last minute (no events yet)
+      missing    Prometheus has no series of a metric it reads: named, with the selector
+      undefined  no chosen profile defines it
+    Exit codes: 0 every measure ok or idle, 2 a measure missing or undefined (or bad input).
+    """
+    from probes import prom
+    from resilience.check_target import check_measures
+
+    try:
+        options = RunOptions(experiment="pod_failure", target=target, port_base=port_base,
+                             slo_file=slo_file or DEFAULT_SLO_FILE, prometheus_url=prometheus_url,
+                             metric_profiles=tuple(p.strip() for p in (metric_profiles or "").split(",") if p.strip()),
+                             metric_selector=metric_selector)
+        from resilience.plan import plan as make_plan
+
+        p = make_plan(options)
+        checks = check_measures(p.catalogue, p.view, p.prometheus_url)
+    except (RunError, prom.ProbeError) as exc:
+        _fail(str(exc), 2)
+    bad = [c for c in checks if not c.usable]
+    if as_json:
+        out.print_json(json.dumps({"prometheus_url": p.prometheus_url, "view": p.view.as_dict(),
+                                   "measures": [c.__dict__ for c in checks], "ok": not bad}))
+    else:
+        out.print(f"{p.prometheus_url}: profiles {', '.join(p.view.profiles)}, selector {p.view.selector}",
+                  soft_wrap=True)
+        colour = {"ok": "green", "idle": "yellow", "missing": "red", "undefined": "red"}
+        for c in checks:
+            shown = f"{c.value:g}" if c.value is not None else ""
+            out.print(f"[{colour[c.status]}]{c.status:<9}[/] {c.measure:<24} {shown:>10}  {c.detail}", soft_wrap=True)
+    sys.exit(2 if bad else 0)
+
+
 @cli.command(name="list")
 def list_experiments() -> None:
     """List the experiment catalogue: name, scenario, tags, title."""

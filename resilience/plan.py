@@ -25,7 +25,8 @@ from target.settings import SettingsError, TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_reachable", "plan", "wait_observed"]
+__all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_metrics", "check_reachable", "plan",
+           "wait_observed"]
 
 DEFAULT_REPORTS = REPO_ROOT / "reports"
 
@@ -174,6 +175,28 @@ def check_reachable(p: RunPlan) -> None:
         raise RunError(str(exc)) from None
 
 
+def check_metrics(p: RunPlan) -> None:
+    """Every measure the run reads exists at the target's Prometheus (:mod:`resilience.check_target`).
+
+    A profile naming metrics this service does not export, or a selector matching nothing, would
+    make every verdict inconclusive after the fault; it is a :class:`RunError` before it instead.
+    """
+    from resilience.check_target import check_measures, needed_measures
+
+    scenario = p.catalogue.scenario(p.exp.ext.scenario)
+    measures = needed_measures(p.catalogue, list(p.exp.ext.slos or scenario.slos),
+                               [e.measure for e in p.exp.ext.expect_effect])
+    try:
+        checks = check_measures(p.catalogue, p.view, p.prometheus_url, measures)
+    except prom.ProbeError as exc:
+        raise RunError(str(exc)) from None
+    bad = [c for c in checks if not c.usable]
+    if bad:
+        lines = "; ".join(f"{c.measure}: {c.detail}" for c in bad)
+        raise RunError(f"the target's metrics do not fit metric profiles {list(p.view.profiles)} with selector "
+                       f"{p.view.selector!r}: {lines} (resilience check-target lists every measure)")
+
+
 def wait_observed(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
     """Wait until Prometheus sees every expected replica ready (a stack just started has not been
     scraped yet); :class:`RunError` if it never does — the hypothesis would fail anyway."""
@@ -192,7 +215,11 @@ def wait_observed(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
         except prom.ProbeError as exc:
             logger.info("waiting for Prometheus to see the replicas: %s", exc)
         if time.monotonic() > deadline:
+            from resilience.check_target import check_measures
+
+            why = "; ".join(c.detail for c in check_measures(p.catalogue, p.view, p.prometheus_url,
+                                                             ["replicas_ready"]) if c.status == "missing")
             raise RunError(f"Prometheus at {p.prometheus_url} sees {seen:.0f} of {want} replicas ready "
-                           f"after {timeout_s:.0f} s ({query}); is the service running?")
+                           f"after {timeout_s:.0f} s ({query}): " + (why or "is the service running?"))
         phase("stack", f"waiting for Prometheus to see {want} ready replicas ({seen:.0f} so far)")
         time.sleep(1)

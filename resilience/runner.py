@@ -32,7 +32,7 @@ from probes.dataloss import wait_drained
 from probes.verdict import Outcome
 from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
-from resilience.plan import Phase, RunError, RunOptions, RunPlan, check_reachable, plan, wait_observed
+from resilience.plan import Phase, RunError, RunOptions, RunPlan, check_metrics, check_reachable, plan, wait_observed
 from resilience.rundir import RunDirectory
 from resilience.secrets import Redactor
 from resilience.series import live_poller, record_series
@@ -65,6 +65,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         _bring_up(p, phase)
     check_reachable(p)
     wait_observed(p, phase)
+    check_metrics(p)
 
     rd = RunDirectory.create(options.reports_dir, p.exp.name, Redactor.from_environment(extra=_stack_secrets(p)))
     run: dict[str, Any] = {
