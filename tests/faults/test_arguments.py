@@ -12,6 +12,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from faults import (
+    checker_config,
     clickhouse_down,
     clickhouse_stall,
     engine,
@@ -24,7 +25,6 @@ from faults import (
     process,
     replicas,
 )
-from faults import config as checker_config
 
 BAD: list[tuple[str, Callable[[], Any], str]] = [
     ("unknown edge", lambda: network_partition.partition_network("redis"),

@@ -1,4 +1,4 @@
-"""Local backend of :mod:`faults.config`: edit ``conf/checkers.yaml`` and restart replicas one by one.
+"""Local backend of :mod:`faults.checker_config`: edit ``conf/checkers.yaml`` and restart replicas one by one.
 
 The edit is :func:`faults.checker_edit.edit_threshold` (the Kubernetes backend's too): one line
 changes, and a value the service would refuse is refused before anything is written.
@@ -54,7 +54,7 @@ def _rolling_restart(programs: Programs, group: str, what: str) -> list[str]:
 def change_checker_threshold(checker: str, field: str, value: float, group: str = "audit-service",
                              configuration: Configuration | None = None,
                              secrets: Secrets | None = None) -> dict[str, Any]:
-    """Local backend of :func:`faults.config.change_checker_threshold`."""
+    """Local backend of :func:`faults.checker_config.change_checker_threshold`."""
     settings = resolve(configuration)
     what = f"change {checker}.{field}"
     programs = Programs(settings)
@@ -80,7 +80,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
                            secrets: Secrets | None = None) -> dict[str, Any]:
-    """Local backend of :func:`faults.config.restore_checker_config`."""
+    """Local backend of :func:`faults.checker_config.restore_checker_config`."""
     settings = resolve(configuration)
     programs = Programs(settings)
     path = checkers_file(programs.stack.ctx)
