@@ -22,6 +22,6 @@ ACTIVITY_MODULES = (
     "faults.clickhouse_down",
     "faults.kafka_broker",
     "faults.memory",
-    "faults.config",
+    "faults.checker_config",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

@@ -21,6 +21,9 @@ from target.settings import resolve
 
 logger = logging.getLogger(__name__)
 
+RENAMED = {"faults.config": "faults.checker_config"}
+"""Fault modules by their old name, so an entry journaled before a rename is still reverted."""
+
 
 @dataclass
 class Reverted:
@@ -47,6 +50,7 @@ def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
     undo = entry.get("undo") or {}
     activity = str(undo.get("activity", ""))
     mod_name, _, func_name = activity.rpartition(".")
+    mod_name = RENAMED.get(mod_name, mod_name)
     result = Reverted(id=str(entry.get("id")), run_id=str(entry.get("run_id")), fault=str(entry.get("fault")),
                       parameters=dict(entry.get("parameters") or {}), ok=False, detail="")
     if not mod_name.startswith("faults.") or not func_name.startswith(("remove_", "restore_", "resume_", "start_")):

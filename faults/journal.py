@@ -337,11 +337,3 @@ def start_heartbeat(settings: TargetSettings) -> None:
         beat = _Heartbeat(settings.fault_state_dir, settings.run_id, max(0.2, settings.heartbeat_timeout / 5))
         _heartbeats[key] = beat
         beat.start()
-
-
-def stop_heartbeats() -> None:
-    """Stop this process's heartbeat threads (the watchdog then reverts anything still open)."""
-    with _heartbeats_lock:
-        for beat in _heartbeats.values():
-            beat.stopped.set()
-        _heartbeats.clear()

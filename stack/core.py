@@ -23,10 +23,11 @@ from typing import Any
 
 import psutil
 
+from clients.wait import wait_until
 from stack import supervisor as sv
-from stack.components.base import Component
+from stack.components.base import Check, Component
 from stack.context import StackContext, Tools
-from stack.endpoints import DEFAULT_PORT_BASE, OFFSETS, SPAN, Endpoints
+from stack.endpoints import DEFAULT_PORT_BASE, SPAN, Endpoints
 from stack.errors import ComponentError, StackError
 from stack.paths import default_data_dir
 from stack.profiles import components_for
@@ -193,33 +194,37 @@ class LocalStack:
         t0 = time.monotonic()
         deadline = t0 + comp.startup_timeout
         progress(comp.name, "starting", "")
-        last_err: Exception | None = None
-        crashes, previous = 0, ""
+        seen: dict[str, Any] = {"state": "unknown", "previous": "", "crashes": 0, "error": None}
+        detail = ""
         for phase, check in (("probing", comp.probe), ("bootstrapping", comp.bootstrap), ("checking", comp.health)):
             if check is None:
                 continue
             progress(comp.name, phase, "")
-            while True:
+
+            def passed(check: Check = check) -> tuple[str] | None:
                 info = self._info(comp.name)
-                state = str(info["statename"]) if info else "unknown"
+                state = seen["state"] = str(info["statename"]) if info else "unknown"
                 if state == "FATAL":
                     raise self._component_error(comp, f"process FATAL: {(info or {}).get('spawnerr') or ''}")
                 # A process that keeps exiting will not get better by waiting for its timeout.
-                if state in ("BACKOFF", "EXITED") and previous not in ("BACKOFF", "EXITED"):
-                    crashes += 1
-                    if crashes >= CRASH_LOOP_EXITS:
-                        raise self._component_error(comp, f"process exited {crashes} times while starting")
-                previous = state
+                if state in ("BACKOFF", "EXITED") and seen["previous"] not in ("BACKOFF", "EXITED"):
+                    seen["crashes"] += 1
+                    if seen["crashes"] >= CRASH_LOOP_EXITS:
+                        raise self._component_error(comp, f"process exited {seen['crashes']} times while starting")
+                seen["previous"] = state
                 try:
-                    detail = check(self.ctx)
-                    break
+                    return (check(self.ctx),)
                 except Exception as exc:  # the check's own error is the evidence
-                    last_err = exc
-                if time.monotonic() > deadline:
-                    raise self._component_error(
-                        comp, f"not healthy within {comp.startup_timeout:.0f} s (process {state}; "
-                              f"last {phase} error: {type(last_err).__name__}: {last_err})")
-                time.sleep(0.25)
+                    seen["error"] = exc
+                    return None
+
+            def why(phase: str = phase) -> str:
+                err = seen["error"]
+                return (f"not healthy within {comp.startup_timeout:.0f} s (process {seen['state']}; "
+                        f"last {phase} error: {type(err).__name__}: {err})")
+
+            (detail,) = wait_until(passed, max(0.0, deadline - time.monotonic()), 0.25, why,
+                                   error=lambda message: self._component_error(comp, message))
         progress(comp.name, "healthy", f"{detail} ({time.monotonic() - t0:.1f} s)")
 
     def _info(self, program: str) -> dict[str, Any] | None:
@@ -354,7 +359,3 @@ def _tail(path: Path, lines: int) -> str:
     except OSError:
         return "(no log yet)"
 
-
-def port_table(port_base: int) -> dict[str, int]:
-    """Every named port of a stack (for docs and ``status --json``)."""
-    return {name: port_base + off for name, off in OFFSETS.items()}

@@ -85,11 +85,6 @@ class Endpoints:
         return f"{HOST}:{self.port('kafka')}"
 
     @property
-    def postgres_conninfo_direct(self) -> str:
-        """libpq conninfo without the password (pass it as ``password=``)."""
-        return f"host={HOST} port={self.port('postgres')} dbname={PG_DATABASE} user={PG_USER}"
-
-    @property
     def clickhouse_host(self) -> str:
         return HOST
 
@@ -109,10 +104,6 @@ class Endpoints:
     @property
     def kafka_bootstrap_service(self) -> str:
         return f"{HOST}:{self.port('proxy_kafka')}"
-
-    @property
-    def postgres_conninfo_service(self) -> str:
-        return f"host={HOST} port={self.port('proxy_postgres')} dbname={PG_DATABASE} user={PG_USER}"
 
     @property
     def clickhouse_port_service(self) -> int:

@@ -9,6 +9,19 @@ class StackError(Exception):
     """Something about the stack as a whole is wrong (bad argument, not running, port taken)."""
 
 
+class SupervisorError(StackError):
+    """supervisord did not answer, refused a call (``fault_code``: its XML-RPC fault), or a program
+    did not reach a state in time."""
+
+    def __init__(self, message: str, fault_code: int | None = None) -> None:
+        super().__init__(message)
+        self.fault_code = fault_code
+
+
+class ProcessGone(StackError):
+    """A process to signal does not exist (any more)."""
+
+
 class MissingToolError(StackError):
     """A binary or jar the stack needs is not installed."""
 

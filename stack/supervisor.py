@@ -1,9 +1,11 @@
-"""Run the stack's processes under supervisord (PyPI ``supervisor``).
+"""Run the stack's processes under supervisord (PyPI ``supervisor``), and the one client of its API.
 
 supervisord restarts a process that dies, like the kubelet restarts a pod,
 keeps per-process logs with rotation, stops whole process groups, and has an
-XML-RPC API that faults use to stop, start and signal processes. One
-supervisord per stack, listening on a unix socket in the stack's data dir.
+XML-RPC API that the stack and the faults use to stop, start and signal processes
+(:class:`Supervisor`). One supervisord per stack, listening on a unix socket in the
+stack's data dir. Every call here is bounded: the RPC socket has a timeout and every
+wait has a deadline (:func:`clients.wait.wait_until`).
 """
 
 from __future__ import annotations
@@ -11,21 +13,34 @@ from __future__ import annotations
 import configparser
 import contextlib
 import http.client
+import logging
 import os
+import signal
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
+import psutil
+from supervisor.xmlrpc import Faults, SupervisorTransport
 
+from clients.wait import WaitTimeout, wait_until
 from stack.components.base import Component
 from stack.context import StackContext
-from stack.errors import StackError
+from stack.errors import ProcessGone, StackError, SupervisorError
 
-RPC_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.Fault, xmlrpc.client.ProtocolError)
+logger = logging.getLogger(__name__)
+
+RPC_TIMEOUT_S = 10.0
+"""Socket timeout of a call that does not make supervisord wait (info, start and stop requests)."""
+WAIT_RPC_TIMEOUT_S = 300.0
+"""Socket timeout of a call that does (``stopAllProcesses(True)``, :attr:`Supervisor.rpc`)."""
+KILL_WAIT_S = 10.0
+"""How long a SIGKILLed program may take to die before :meth:`Supervisor.kill` says so."""
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError)
+DOWN_STATES = ("STOPPED", "EXITED", "FATAL")
+"""supervisor states of a program that is down and stays down until started."""
 
 
 def conf_path(ctx: StackContext) -> Path:
@@ -38,11 +53,6 @@ def socket_path(ctx: StackContext) -> Path:
 
 def pid_path(ctx: StackContext) -> Path:
     return ctx.data_dir / "supervisord.pid"
-
-
-def program_name(comp: Component) -> str:
-    """Name used with the XML-RPC API: ``group:name``."""
-    return f"{comp.group}:{comp.name}"
 
 
 def log_file(ctx: StackContext, comp: Component) -> Path:
@@ -109,26 +119,71 @@ def _quote(arg: str) -> str:
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _TimeoutTransport(SupervisorTransport):
+    """supervisor's unix-socket transport with a socket timeout (it has none)."""
+
+    def __init__(self, socket_file: str, timeout: float) -> None:
+        super().__init__(None, None, f"unix://{socket_file}")
+        base: Any = self._get_connection  # type: ignore[has-type]  # set by SupervisorTransport.__init__
+
+        def get_connection() -> Any:
+            conn = base()
+            connect = conn.connect
+
+            def connect_with_timeout() -> None:
+                connect()
+                conn.sock.settimeout(timeout)
+
+            conn.connect = connect_with_timeout
+            return conn
+
+        self._get_connection = get_connection
+
+
 class Supervisor:
-    """XML-RPC client of one stack's supervisord."""
+    """XML-RPC client of one stack's supervisord: every call bounded by a socket timeout.
+
+    Errors are :class:`SupervisorError` (naming the socket); a program that does not reach a
+    state in time raises it too, with the state it was in.
+    """
 
     def __init__(self, ctx: StackContext) -> None:
         self.ctx = ctx
+        self.socket = socket_path(ctx)
+        self.where = f"supervisord unix://{self.socket}"
+        self.rpc_timeout = RPC_TIMEOUT_S
+
+    def _proxy(self, timeout: float) -> Any:
+        """A fresh proxy per use: the transport's connection is neither reusable after an error
+        nor thread-safe."""
+        transport = _TimeoutTransport(str(self.socket), timeout)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     @property
     def rpc(self) -> Any:
-        """A fresh proxy per use: the transport's connection is neither reusable after an error
-        nor thread-safe."""
-        transport = SupervisorTransport(None, None, f"unix://{socket_path(self.ctx)}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+        """The raw ``supervisor.*`` API, for calls of its own (``stopProcess(name, True)``...).
 
+        Its socket timeout is :data:`WAIT_RPC_TIMEOUT_S`: long enough for a call that makes
+        supervisord wait for a stop, never unbounded."""
+        return self._proxy(WAIT_RPC_TIMEOUT_S)
+
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """``supervisor.<method>(*args)`` within ``timeout`` s (default :attr:`rpc_timeout`); a transport
+        error, a timeout or an XML-RPC fault is a :class:`SupervisorError`."""
+        try:
+            return getattr(self._proxy(timeout or self.rpc_timeout), method)(*args)
+        except xmlrpc.client.Fault as exc:
+            raise SupervisorError(f"{method}{args}: {self.where}: {exc.faultString}", exc.faultCode) from exc
+        except TRANSPORT_ERRORS as exc:  # TimeoutError is an OSError
+            raise SupervisorError(f"{method}{args}: {self.where}: {exc}") from exc
+
+    # --------------------------------------------------------------- daemon
     def pid(self) -> int | None:
         """supervisord's pid when it is running and answering, else ``None``."""
         try:
-            pid = int(self.rpc.getPID())
-        except RPC_ERRORS:
+            return int(self.call("getPID"))
+        except SupervisorError:
             return None
-        return pid
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -141,36 +196,163 @@ class Supervisor:
         if proc.returncode != 0:
             raise StackError(f"supervisord failed to start: {proc.stderr or proc.stdout}\n"
                              f"  config: {conf_path(self.ctx)}")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            pid = self.pid()
-            if pid:
-                return pid
-            time.sleep(0.1)
-        raise StackError(f"supervisord did not answer on {socket_path(self.ctx)} within 15 s; "
-                         f"see {self.ctx.log_dir / 'supervisord.log'}")
-
-    def process_info(self) -> dict[str, dict[str, Any]]:
-        """Program name -> supervisor's info dict (``statename``, ``pid``, ``spawnerr``...)."""
-        return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+        return wait_until(self.pid, 15, 0.1, f"supervisord did not answer on {self.socket} within 15 s; "
+                                             f"see {self.ctx.log_dir / 'supervisord.log'}", error=StackError)
 
     def stop_all(self) -> None:
-        self.rpc.stopAllProcesses(True)
+        """Stop every program and wait until they are down (bounded by :data:`WAIT_RPC_TIMEOUT_S`)."""
+        self.call("stopAllProcesses", True, timeout=WAIT_RPC_TIMEOUT_S)
 
     def shutdown(self) -> None:
-        with contextlib.suppress(*RPC_ERRORS):
-            self.rpc.shutdown()
+        with contextlib.suppress(SupervisorError):
+            self.call("shutdown")
+
+    # ------------------------------------------------------------- programs
+    def process_info(self) -> dict[str, dict[str, Any]]:
+        """Program name -> supervisor's info dict (``statename``, ``pid``, ``group``, ``spawnerr``...)."""
+        return {info["name"]: info for info in self.call("getAllProcessInfo")}
+
+    def info(self, program: str) -> dict[str, Any]:
+        """Process info of ``program``; :class:`SupervisorError` listing the known ones if it does not exist."""
+        infos = self.process_info()
+        if program not in infos:
+            raise SupervisorError(f"no supervised program {program!r} in {self.where}; "
+                                  f"known: {', '.join(sorted(infos))}")
+        return infos[program]
+
+    def group(self, group: str) -> list[dict[str, Any]]:
+        """Process infos of every member of supervisor group ``group`` (sorted by name)."""
+        infos = self.process_info()
+        members = sorted((i for i in infos.values() if i["group"] == group), key=lambda i: i["name"])
+        if not members:
+            groups = sorted({i["group"] for i in infos.values()})
+            raise SupervisorError(f"no supervisor group {group!r} in {self.where}; groups: {', '.join(groups)}")
+        return members
+
+    def wait_state(self, program: str, states: tuple[str, ...], timeout: float) -> str:
+        """Wait until ``program`` is in one of ``states``; returns it (:class:`SupervisorError` on timeout)."""
+        seen = {"state": "?"}
+
+        def reached() -> str | None:
+            seen["state"] = str(self.info(program)["statename"])
+            return seen["state"] if seen["state"] in states else None
+
+        return wait_until(reached, timeout, 0.2, lambda: f"{program} still {seen['state']} after {timeout:.0f} s, "
+                                                         f"expected {'/'.join(states)} ({self.where})",
+                          error=SupervisorError)
+
+    def request_stop(self, program: str) -> dict[str, Any]:
+        """Ask supervisord to stop ``program`` (its stop signal; SIGKILL after ``stopwaitsecs``) without
+        waiting; one that is not running is fine. Returns its process info from before."""
+        info = self.info(program)
+        try:
+            self.call("stopProcess", qualified(info), False)
+        except SupervisorError as exc:
+            if exc.fault_code != Faults.NOT_RUNNING:
+                raise
+        return info
+
+    def stop(self, program: str, timeout: float = 60.0) -> int | None:
+        """Stop ``program`` and wait until it is down; returns the pid it had (``None``: it was down)."""
+        if self.info(program)["statename"] in DOWN_STATES:
+            return None
+        info = self.request_stop(program)
+        self.wait_state(program, DOWN_STATES, timeout)
+        logger.info("stopped %s (pid %s) via %s", program, info["pid"], self.where)
+        return int(info["pid"]) if info["pid"] else None
+
+    def ensure_running(self, program: str, timeout: float = 90.0) -> str:
+        """Start ``program`` unless it is running or starting, and wait until it is RUNNING with a live pid.
+
+        Returns what was done: "was RUNNING", "restarted by supervisord" (it came back by itself)
+        or "started". Raises :class:`SupervisorError` on timeout.
+        """
+        seen: dict[str, Any] = {"action": "was RUNNING", "info": {}}
+
+        def running() -> str | None:
+            info = seen["info"] = self.info(program)
+            state = info["statename"]
+            if state == "RUNNING" and alive(info.get("pid")):
+                return str(seen["action"])
+            if seen["action"] == "was RUNNING":
+                seen["action"] = "restarted by supervisord"
+            if state in DOWN_STATES:
+                try:
+                    self.call("startProcess", qualified(info), False)
+                    seen["action"] = "started"
+                    logger.info("started %s (was %s) via %s", program, state, self.where)
+                except SupervisorError as exc:
+                    if exc.fault_code not in (Faults.ALREADY_STARTED, Faults.SPAWN_ERROR,
+                                              Faults.ABNORMAL_TERMINATION):
+                        raise
+            return None
+
+        def why() -> str:
+            info = seen["info"]
+            return (f"{program} not RUNNING within {timeout:.0f} s (state {info.get('statename')}, "
+                    f"{info.get('spawnerr') or 'no spawn error'}; {self.where})")
+
+        return wait_until(running, timeout, 0.2, why, error=SupervisorError)
+
+    def kill(self, program: str, timeout: float = KILL_WAIT_S) -> int:
+        """SIGKILL ``program``'s process group (supervisord restarts it) and wait until it is dead;
+        returns the killed pid. :class:`SupervisorError` unless it was RUNNING and died in ``timeout``."""
+        info = self.info(program)
+        if info["statename"] != "RUNNING" or not info["pid"]:
+            raise SupervisorError(f"kill {program}: it is {info['statename']}, not RUNNING ({self.where})")
+        pid = int(info["pid"])
+        killpg(pid, signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: on a busy machine a many-threaded process is still
+        # "running" for a moment. The kill has happened when this returns.
+        if not wait_dead(pid, timeout):
+            raise SupervisorError(f"kill {program}: pid {pid} still alive {timeout:.0f} s after SIGKILL "
+                                  f"({self.where})")
+        logger.info("SIGKILL %s (pid %s) via %s", program, pid, self.where)
+        return pid
+
+
+def qualified(info: dict[str, Any]) -> str:
+    """``group:name`` of a process info: the name the XML-RPC API takes."""
+    return f"{info['group']}:{info['name']}"
+
+
+# --------------------------------------------------------------- processes
+def alive(pid: Any) -> bool:
+    """Whether ``pid`` is a live process (a zombie is dead: killed, not yet reaped)."""
+    try:
+        return bool(pid) and psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_dead(pid: int, timeout: float) -> bool:
+    """``True`` once ``pid`` is gone or a zombie, ``False`` after ``timeout`` s."""
+    try:
+        return wait_until(lambda: not alive(pid), timeout, 0.02, f"pid {pid} alive")
+    except WaitTimeout:
+        return False
+
+
+def killpg(pid: int, sig: int) -> None:
+    """Send ``sig`` to the process group of ``pid`` (supervisord makes each program a group leader),
+    like a container runtime signals every process of a container; to ``pid`` alone if it leads none.
+
+    :class:`ProcessGone` if ``pid`` does not exist, :class:`StackError` if the signal failed."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        raise ProcessGone(f"pid {pid} is gone") from None
+    except OSError as exc:
+        raise StackError(f"signal {signal.Signals(sig).name} to pid {pid}: {exc}") from exc
 
 
 def read_pidfile(ctx: StackContext) -> int | None:
+    """supervisord's pid from its pid file, if that process exists."""
     try:
         pid = int(pid_path(ctx).read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
+    return pid if psutil.pid_exists(pid) else None

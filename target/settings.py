@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chaoslib.exceptions import ActivityFailed
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stack.endpoints import DEFAULT_PORT_BASE, Endpoints
 from stack.paths import DEFAULT_DATA_ROOT
@@ -169,8 +169,8 @@ class TargetSettings(BaseModel):
 
     @field_validator("dry_run", "watchdog", mode="before")
     @classmethod
-    def _boolean(cls, value: Any) -> bool:
-        return parse_bool(value, "value")
+    def _boolean(cls, value: Any, info: ValidationInfo) -> bool:
+        return parse_bool(value, info.field_name or "value")
 
     @field_validator("prometheus_url", mode="after")
     @classmethod

@@ -4,8 +4,8 @@
 ``faults/local/<fault>.py``; :mod:`faults.engine` dispatches to them, so dry run, journal,
 expiry timers, watchdog and ``resilience cleanup`` work as for the local target.
 
-Shared pieces: :mod:`.settings` (the ``k8s_*`` keys and the safety guard), :mod:`.client`
-(every API request, recorded for RBAC and dry run), :mod:`.selectors`, :mod:`.chaosmesh`.
+Shared pieces: :mod:`target.kubernetes` (the ``k8s_*`` keys and the safety guard), :mod:`.client`
+(every API request, recorded for RBAC and dry run), :mod:`.selectors`, :mod:`.chaosmesh`, :mod:`._pods`.
 Faults with no module here (``memory``) raise ``ActivityFailed`` before touching
 anything. See docs/faults.md, "Kubernetes target".
 """

@@ -15,7 +15,6 @@ request, and sends every request through :meth:`Kube._send`, which
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,6 +23,7 @@ import kubernetes
 from chaoslib.exceptions import ActivityFailed
 from kubernetes.client.rest import ApiException
 
+from clients.wait import wait_until
 from target.kubernetes import IN_CLUSTER, KubeSettings, kubeconfig_path
 from target.settings import resolve
 
@@ -222,17 +222,18 @@ class Kube:
     def wait_pods_ready(self, namespace: str, selector: str, minimum: int, timeout: float | None = None,
                         name: str | None = None) -> list[str]:
         """Poll until at least ``minimum`` pods (or pod ``name``) matching ``selector`` are Ready; their names."""
-        deadline = time.monotonic() + (timeout or self.settings.ready_timeout)
-        while True:
+        limit = timeout or self.settings.ready_timeout
+        seen: dict[str, list[str]] = {"pods": [], "ready": []}
+
+        def enough() -> list[str] | None:
             pods = self.list_pods(namespace, selector)
-            ready = [p.metadata.name for p in pods if is_ready(p) and (name is None or p.metadata.name == name)]
-            if len(ready) >= minimum:
-                return ready
-            if time.monotonic() > deadline:
-                raise ActivityFailed(f"{self.what}: only {len(ready)} of {minimum} pods ready "
-                                     f"({selector!r} in {namespace}, {[p.metadata.name for p in pods]}) after "
-                                     f"{timeout or self.settings.ready_timeout:g} s on {self.where}")
-            time.sleep(1.0)
+            seen["pods"] = [p.metadata.name for p in pods]
+            seen["ready"] = [p.metadata.name for p in pods if is_ready(p) and (name is None or p.metadata.name == name)]
+            return seen["ready"] if len(seen["ready"]) >= minimum else None
+
+        return wait_until(enough, limit, 1.0, lambda: f"{self.what}: only {len(seen['ready'])} of {minimum} pods "
+                                                      f"ready ({selector!r} in {namespace}, {seen['pods']}) after "
+                                                      f"{limit:g} s on {self.where}", error=ActivityFailed)
 
     # ------------------------------------------------------------------ network policies
     def list_policies(self, namespace: str, selector: str | None = None) -> list[Any]:
@@ -276,15 +277,15 @@ class Kube:
     def wait_rollout(self, namespace: str, name: str, timeout: float | None = None) -> str:
         """Poll StatefulSet ``name`` until :func:`rollout_status` says complete; its message."""
         limit = timeout or self.settings.rollout_timeout
-        deadline = time.monotonic() + limit
-        while True:
-            done, message = rollout_status(self.read_statefulset(namespace, name))
-            if done:
-                return message
-            if time.monotonic() > deadline:
-                raise ActivityFailed(f"{self.what}: StatefulSet {namespace}/{name} did not finish rolling within "
-                                     f"{limit:g} s (k8s_rollout_timeout) on {self.where}: {message}")
-            time.sleep(1.0)
+        seen = {"message": ""}
+
+        def complete() -> str | None:
+            done, seen["message"] = rollout_status(self.read_statefulset(namespace, name))
+            return (seen["message"] or "complete") if done else None
+
+        return wait_until(complete, limit, 1.0, lambda: f"{self.what}: StatefulSet {namespace}/{name} did not finish "
+                                                        f"rolling within {limit:g} s (k8s_rollout_timeout) on "
+                                                        f"{self.where}: {seen['message']}", error=ActivityFailed)
 
     # ------------------------------------------------------------------ configmaps
     def read_configmap(self, namespace: str, name: str) -> Any | None:

@@ -21,12 +21,12 @@ clients would keep talking to the "lost" broker. docs/faults.md, "Kubernetes tar
 """
 
 import random
-import time
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from clients.wait import wait_until
 from faults.kubernetes._pods import ordinal, with_ordinal
 from faults.kubernetes.client import Kube, is_ready
 from target.kubernetes import Edge
@@ -125,30 +125,32 @@ def start_kafka_broker(broker: int | None = None, configuration: Configuration |
         ns, selector = edge.namespace, edge.selector
         where = f"k8s_kafka_selector {selector!r} in namespace {ns} on {kube.where}"
         timeout = kube.settings.ready_timeout
-        deadline = time.monotonic() + timeout
         cache: dict[str, int] = {}
-        waited = False
-        while True:
+        seen: dict[str, Any] = {}
+
+        def all_ready() -> bool:
             pods = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
             ready = sorted(p.metadata.name for p in pods if is_ready(p))
             expected, source = expected_brokers(kube, edge, pods, cache) if pods else (None, "no broker pod yet")
+            seen.update(ready=ready, source=source, expected="?" if expected is None else expected)
             if expected is None and pods:
                 raise ActivityFailed(f"{what}: {source} ({where})")  # waiting would not tell either
-            if expected is not None and len(ready) >= expected:
-                if broker is not None and not any(ordinal(p) == broker for p in pods if is_ready(p)):
-                    raise ActivityFailed(f"{what}: no broker pod with ordinal {broker} (Ready brokers: {ready}; "
-                                         f"{where})")
-                break
-            if kube.dry_run:
-                return {"would": f"wait until {expected if expected is not None else '?'} broker pods ({source}) "
-                                 f"matching {where} are Ready (now {len(ready)}: {ready}); their controller "
-                                 "recreates them, nothing is sent", "requests": kube.requests}
-            if time.monotonic() > deadline:
-                raise ActivityFailed(f"{what}: only {len(ready)} of {expected if expected is not None else '?'} "
-                                     f"broker pods Ready ({source}; Ready: {ready}) after {timeout:g} s "
-                                     f"(k8s_ready_timeout); {where}")
-            waited = True
-            time.sleep(1.0)
-        if not waited:
-            return {"ready": ready, "changed": f"all {expected} broker pods were Ready", "would": "nothing"}
-        return {"ready": ready, "namespace": ns, "changed": f"waited for {expected} Ready broker pods: {ready}"}
+            if expected is None or len(ready) < expected:
+                return False
+            if broker is not None and not any(ordinal(p) == broker for p in pods if is_ready(p)):
+                raise ActivityFailed(f"{what}: no broker pod with ordinal {broker} (Ready brokers: {ready}; {where})")
+            return True
+
+        if all_ready():
+            return {"ready": seen["ready"], "changed": f"all {seen['expected']} broker pods were Ready",
+                    "would": "nothing"}
+        if kube.dry_run:
+            return {"would": f"wait until {seen['expected']} broker pods ({seen['source']}) matching {where} are "
+                             f"Ready (now {len(seen['ready'])}: {seen['ready']}); their controller recreates them, "
+                             "nothing is sent", "requests": kube.requests}
+        wait_until(all_ready, timeout, 1.0,
+                   lambda: f"{what}: only {len(seen['ready'])} of {seen['expected']} broker pods Ready "
+                           f"({seen['source']}; Ready: {seen['ready']}) after {timeout:g} s (k8s_ready_timeout); "
+                           f"{where}", error=ActivityFailed)
+        return {"ready": seen["ready"], "namespace": ns,
+                "changed": f"waited for {seen['expected']} Ready broker pods: {seen['ready']}"}

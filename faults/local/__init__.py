@@ -2,9 +2,10 @@
 
 One module per fault, with the same function names and signatures as the
 public activity in ``faults/<fault>.py``. They act through supervisord's
-XML-RPC API (:mod:`faults.local.processes`), toxiproxy's HTTP API
-(:mod:`faults.local.proxies`) and signals. Called with ``dry_run: true`` they
-validate, read the system and return ``{"would": ...}`` without changing it.
+XML-RPC API (the stack's client, :class:`stack.supervisor.Supervisor`, wrapped by
+:mod:`faults.local.processes`), toxiproxy's HTTP API (:mod:`faults.local.proxies`)
+and signals. Called with ``dry_run: true`` they read the system (the arguments arrive
+checked by the public activity) and return ``{"would": ...}`` without changing it.
 """
 
 

@@ -8,19 +8,18 @@ a hard kill that stays down (:func:`kill_and_hold`).
 
 import logging
 import signal
-import time
-import xmlrpc.client
 from typing import Any
 
 import requests
 from chaoslib.exceptions import ActivityFailed
-from supervisor.xmlrpc import Faults
 
+from clients.wait import wait_until
 from faults.local import local_stack
-from faults.local.processes import DOWN_STATES, Programs, killpg
+from faults.local.processes import Programs, killpg
 from stack.components import patroni
 from stack.context import StackContext
 from stack.errors import ComponentError
+from stack.supervisor import DOWN_STATES
 from target.settings import TargetSettings
 
 logger = logging.getLogger(__name__)
@@ -81,24 +80,24 @@ def wait_patroni_redundant(settings: TargetSettings, timeout: float, what: str) 
     """Wait until the cluster has a running leader and every other member streams (and a sync
     standby when synchronous mode is on); returns the member summary."""
     ctx = context(settings)
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
+    last = {"seen": ""}
+
+    def redundant() -> str | None:
         try:
             state = patroni.patroni_cluster(ctx)
             sync = bool(requests.get(f"http://127.0.0.1:{ctx.endpoints.port('patroni_api')}/config",
                                      timeout=(2.0, 5.0)).json().get("synchronous_mode")) \
                 if state.get("members") else False
             problems = patroni.patroni_cluster_problems(state, sync)
-            last = patroni.describe_members(state) + (f" ({'; '.join(problems)})" if problems else "")
-            if not problems:
-                return last
+            last["seen"] = patroni.describe_members(state) + (f" ({'; '.join(problems)})" if problems else "")
+            return None if problems else last["seen"]
         except (ComponentError, requests.RequestException, ValueError) as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            raise ActivityFailed(f"{what}: Patroni cluster not back to a leader and streaming replica(s) "
-                                 f"within {timeout:.0f} s: {last}")
-        time.sleep(0.5)
+            last["seen"] = str(exc)
+            return None
+
+    return wait_until(redundant, timeout, 0.5, lambda: f"{what}: Patroni cluster not back to a leader and streaming "
+                                                       f"replica(s) within {timeout:.0f} s: {last['seen']}",
+                      error=ActivityFailed)
 
 
 def kill_and_hold(programs: Programs, program: str, what: str, timeout: float = 30.0) -> int:
@@ -108,18 +107,14 @@ def kill_and_hold(programs: Programs, program: str, what: str, timeout: float = 
     stays pending on the frozen processes) and the group gets SIGKILL: no graceful shutdown
     happens, and supervisord records STOPPED instead of restarting it. Returns the killed pid.
     """
-    info = programs.info(program)
-    if info["statename"] != "RUNNING" or not info["pid"]:
-        raise ActivityFailed(f"{what}: {program} is {info['statename']}, not RUNNING ({programs.where})")
-    pid = int(info["pid"])
+    pid = int(programs.running_info(program, what)["pid"])
     killpg(pid, signal.SIGSTOP, what)
     try:
-        programs.call(f"stop {program}", "stopProcess", programs.qualified(info), False)
-    except xmlrpc.client.Fault as exc:
-        if exc.faultCode != Faults.NOT_RUNNING:
-            killpg(pid, signal.SIGCONT, what)
-            raise ActivityFailed(f"{what}: {programs.where}: {exc.faultString}") from exc
+        programs.request_stop(program, what)
+    except ActivityFailed:
+        killpg(pid, signal.SIGCONT, what)
+        raise
     killpg(pid, signal.SIGKILL, what)
-    programs.wait_state(program, DOWN_STATES, timeout)
+    programs.wait_state(program, DOWN_STATES, timeout, what)
     logger.info("SIGKILL %s (pid %s), held down via %s", program, pid, programs.where)
     return pid

@@ -68,7 +68,7 @@ def resume_clickhouse(replica: int | None = None, configuration: Configuration |
             targets = [r.program for r in clickhouse.CH_REPLICAS]
         else:
             targets = [program(settings, replica, what)]
-        infos = programs.infos()
+        infos = programs.infos(what)
         current = [int(infos[t]["pid"]) for t in targets if t in infos and infos[t]["pid"]]
     resumed = []
     for pid, created in _stalled_pids(settings, current).items():

@@ -10,17 +10,20 @@ the replica as a new process outside that cgroup.
 cgroup v1 (``/sys/fs/cgroup/memory``) and v2 (unified hierarchy) are both handled.
 """
 
+import functools
 import logging
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.local.processes import Programs, start_again, wait_dead
+from clients.wait import wait_until
+from faults.local.processes import Programs, ready_port, start_again
+from stack.supervisor import wait_dead
 from target.settings import resolve
 
 logger = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     version, root = _hierarchy()
     programs = Programs(settings)
     programs.require_running(what)
-    members = programs.group(group)
+    members = programs.group(group, what)
     running = [m for m in members if m["statename"] == "RUNNING" and m["pid"]]
     if replica is not None:
         running = [m for m in running if m["name"] == replica]
@@ -107,10 +110,6 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
 
 def _leak(programs: Programs, program: str, mb: int, what: str) -> None:
     """Ask the replica to allocate ``mb`` MiB; the connection dies with it when the kernel kills it."""
-    import requests
-
-    from faults.local.processes import ready_port
-
     port = ready_port(programs, program)
     if port is None:
         raise ActivityFailed(f"{what}: no HTTP port known for {program}")
@@ -133,6 +132,11 @@ def _oom_kills(cgroup: Path, version: str) -> int | None:
     return None
 
 
+def _remove(cgroup: Path) -> bool:
+    cgroup.rmdir()
+    return True
+
+
 def release_memory_limit(group: str = "audit-service", configuration: Configuration | None = None,
                          secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.memory.release_memory_limit`."""
@@ -149,19 +153,13 @@ def release_memory_limit(group: str = "audit-service", configuration: Configurat
                 (cgroup.parent / "cgroup.procs").write_text(pid)
             except OSError as exc:
                 logger.warning("moving pid %s out of %s: %s", pid, cgroup, exc)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                cgroup.rmdir()
-                break
-            except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise ActivityFailed(f"release memory limit: cannot remove {cgroup}: {exc}") from exc
-                time.sleep(0.2)
+        wait_until(functools.partial(_remove, cgroup), 10, 0.2,  # busy until its last process has left
+                   f"release memory limit: cannot remove {cgroup} within 10 s", retry_on=(OSError,),
+                   error=ActivityFailed)
     programs = Programs(settings)
     started = []
     if programs.supervisord_running():
-        for member in programs.group(group):
+        for member in programs.group(group, f"release memory limit of {group}"):
             started.append(start_again(settings, member["name"], f"release memory limit of {group}")["changed"])
     changed = f"removed {len(found)} cgroup(s)" if found else "no limit was set"
     return {"changed": f"{changed}; replicas: {', '.join(started) or 'stack not running'}",

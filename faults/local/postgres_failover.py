@@ -17,6 +17,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from clients.wait import wait_until
 from faults.local import _ha, local_stack
 from faults.local.processes import Programs, killpg, start_again, stop_for
 from stack.components import patroni
@@ -121,14 +122,12 @@ def _wait_accepting(settings: TargetSettings, timeout: float, what: str) -> str:
     import psycopg
 
     ctx = local_stack(settings).ctx
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(**ctx.postgres_kwargs(), connect_timeout=3, autocommit=True) as conn:  # type: ignore[arg-type]
-                conn.execute("SELECT 1")
-            return "SELECT 1 ok"
-        except psycopg.Error as exc:
-            if time.monotonic() > deadline:
-                raise ActivityFailed(f"{what}: postgres at 127.0.0.1:{ctx.endpoints.port('postgres')} does not "
-                                     f"accept connections after {timeout:.0f} s: {exc}") from exc
-            time.sleep(0.3)
+
+    def accepting() -> str:
+        with psycopg.connect(**ctx.postgres_kwargs(), connect_timeout=3, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute("SELECT 1")
+        return "SELECT 1 ok"
+
+    return wait_until(accepting, timeout, 0.3, f"{what}: postgres at 127.0.0.1:{ctx.endpoints.port('postgres')} does "
+                                               f"not accept connections after {timeout:.0f} s",
+                      retry_on=(psycopg.Error,), error=ActivityFailed)

@@ -19,7 +19,7 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
     what = f"kill replicas of {group}"
     programs = Programs(settings)
     programs.require_running(what)
-    members = programs.group(group)
+    members = programs.group(group, what)
     n = how_many(count, percentage, len(members))
     running = [m["name"] for m in members if m["statename"] == "RUNNING"]
     limit = len(members) - 1
@@ -56,7 +56,7 @@ def restore_replicas(group: str = "audit-service", configuration: Configuration 
     programs = Programs(settings)
     if not programs.supervisord_running():
         return {"group": group, "changed": "stack not running: nothing to undo", "would": "nothing"}
-    members = [m["name"] for m in programs.group(group)]
+    members = [m["name"] for m in programs.group(group, what)]
     if settings.dry_run:
         return {"would": f"make {members} RUNNING via {programs.where}", "group": group}
     done = {name: start_again(settings, name, what)["changed"] for name in members}

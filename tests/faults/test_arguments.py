@@ -5,13 +5,18 @@ it fails the test. What needs the system (a program that does not exist, an edge
 is the backends' to refuse: tests/faults/test_validation.py (local), tests/k8s (kubernetes).
 """
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from chaoslib.exceptions import ActivityFailed
 
+import faults
 from faults import (
+    checker_config,
     clickhouse_down,
     clickhouse_stall,
     engine,
@@ -24,7 +29,6 @@ from faults import (
     process,
     replicas,
 )
-from faults import config as checker_config
 
 BAD: list[tuple[str, Callable[[], Any], str]] = [
     ("unknown edge", lambda: network_partition.partition_network("redis"),
@@ -109,3 +113,28 @@ def test_arguments_reach_the_engine_normalised(monkeypatch: pytest.MonkeyPatch) 
                     {"count": None, "percentage": 50.0, "graceful": False, "group": "audit-service",
                      "allow_all": False, "duration": None}]
     assert type(seen[0]["latency_ms"]) is int
+
+
+def _fault_calls(doc: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(doc, dict):
+        if doc.get("type") == "python" and doc.get("module") in faults.ACTIVITY_MODULES:
+            yield doc
+        for value in doc.values():
+            yield from _fault_calls(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from _fault_calls(value)
+
+
+EXPERIMENTS = sorted((Path(faults.__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_fault_call_of_the_experiments_passes_the_checks(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    reached: list[str] = []
+    monkeypatch.setattr(engine, "inject", lambda _m, function, *a, **k: reached.append(function))
+    monkeypatch.setattr(engine, "remove", lambda _m, function, *a, **k: reached.append(function))
+    calls = list(_fault_calls(yaml.safe_load(path.read_text())))
+    for call in calls:
+        getattr(importlib.import_module(call["module"]), call["func"])(**call.get("arguments", {}))
+    assert reached == [c["func"] for c in calls]

@@ -117,3 +117,16 @@ def test_help_explains_the_default_and_all() -> None:
     assert "--all" in text
     assert "Without --all, --port-base or --run" in text
     assert "every stack recorded in the journal" in text
+
+
+def test_an_entry_journaled_under_the_old_module_name_is_still_reverted(tmp_path: Path) -> None:
+    """faults.config became faults.checker_config: a journal left by a runner of before the rename still cleans."""
+    settings = resolve({"fault_state_dir": str(tmp_path / "journal"), "run_id": "old-name", "stack_port_base": 20000,
+                        "stack_data_dir": str(tmp_path / "no-stack"), "watchdog": False})
+    undo = {"activity": "faults.config.restore_checker_config", "arguments": {"group": "audit-service"}}
+    path, _ = journal.new_entry(settings, "faults.config.change_checker_threshold", {}, undo, None, {})
+    journal.update(path, status="active")
+    [result] = cleanup_mod.cleanup(tmp_path / "journal", "old-name")
+    assert result.ok, result.detail
+    assert result.detail.startswith("nothing to restore")  # the real remove ran: no stack, no change recorded
+    assert journal.open_entries(tmp_path / "journal") == []

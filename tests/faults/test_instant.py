@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from faults import (
+    checker_config,
     clickhouse_down,
     clickhouse_stall,
     engine,
@@ -25,7 +26,6 @@ from faults import (
     process,
     replicas,
 )
-from faults import config as checker_config
 from target.settings import resolve
 
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 from chaoslib.exceptions import ActivityFailed
 
-from faults import config as config_fault
+from faults import checker_config as config_fault
 from faults import journal, memory
 from stack.components.audit_service import checkers_file
 from stack.core import LocalStack
@@ -68,6 +68,7 @@ def test_config_change_takes_effect_on_every_replica_and_is_restored(stack: Loca
     ({"checker": "nope", "field": "threshold_ms", "value": 1}, "no checker 'nope'"),
     ({"checker": "slow_query", "field": "colour", "value": 1}, "no numeric field 'colour'"),
     ({"checker": "slow_query", "field": "threshold_ms", "value": -5}, "the service would refuse -5"),
+    ({"checker": "slow_query", "field": "threshold_ms", "value": 2.5}, "is an integer; value=2.5 is not"),
 ])
 def test_bad_config_change_is_refused_and_nothing_changes(stack: LocalStack, config: dict[str, Any],
                                                           args: dict[str, Any], match: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from chaoslib.exceptions import ActivityFailed
 
+from faults import checker_config as config_fault
 from faults import (
     clickhouse_down,
     clickhouse_stall,
@@ -28,11 +29,10 @@ from faults import (
     process,
     replicas,
 )
-from faults import config as config_fault
 from faults import journal as fault_journal
 from faults.cleanup import cleanup
+from faults.kubernetes.checker_config import BEFORE, PENDING, RESTARTED_AT
 from faults.kubernetes.client import CALLS, Call, record_calls, rollout_status
-from faults.kubernetes.config import BEFORE, PENDING, RESTARTED_AT
 from tests.k8s.conftest import NAMESPACE, ROOT, Envtest, kustomize
 from tests.k8s.test_offline import role_calls
 

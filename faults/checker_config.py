@@ -6,7 +6,7 @@ a cluster) and the replicas are restarted one at a time, each ready before the n
 rolling update does. ``/actuator/configprops`` on every replica then tells whether it took
 effect (``probes.activities.config_in_effect``). The remove restores the original file and
 restarts the replicas the same way. On Kubernetes the ConfigMap is patched and the StatefulSet
-restarted as ``kubectl rollout restart`` does (faults/kubernetes/config.py).
+restarted as ``kubectl rollout restart`` does (faults/kubernetes/checker_config.py).
 """
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Kubernetes backend of :mod:`faults.config`: patch the checkers ConfigMap, then roll the StatefulSet.
+"""Kubernetes backend of :mod:`faults.checker_config`: patch the checkers ConfigMap, then roll the StatefulSet.
 
 The audit service reads its checker thresholds from key ``k8s_checkers_key`` (``checkers.yaml``) of
 ConfigMap ``k8s_checkers_configmap`` (``sql-audit-service-checkers``), mounted into the pods of
@@ -101,7 +101,7 @@ def _restart(kube: Kube, ns: str, sts_name: str, cm_name: str) -> str:
 def change_checker_threshold(checker: str, field: str, value: float, group: str = "audit-service",
                              configuration: Configuration | None = None,
                              secrets: Secrets | None = None) -> dict[str, Any]:
-    """Kubernetes backend of :func:`faults.config.change_checker_threshold`."""
+    """Kubernetes backend of :func:`faults.checker_config.change_checker_threshold`."""
     what = f"change {checker}.{field}"
     _group(group, what)
     with Kube(configuration, what) as kube:
@@ -142,7 +142,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
                            secrets: Secrets | None = None) -> dict[str, Any]:
-    """Kubernetes backend of :func:`faults.config.restore_checker_config`; idempotent."""
+    """Kubernetes backend of :func:`faults.checker_config.restore_checker_config`; idempotent."""
     what = "restore checker config"
     _group(group, what)
     with Kube(configuration, what) as kube:

@@ -1,12 +1,12 @@
-"""Local backend of :mod:`faults.config`: edit ``conf/checkers.yaml`` and restart replicas one by one.
+"""Local backend of :mod:`faults.checker_config`: edit ``conf/checkers.yaml`` and restart replicas one by one.
 
 The edit is :func:`faults.checker_edit.edit_threshold` (the Kubernetes backend's too): one line
 changes, and a value the service would refuse is refused before anything is written.
 """
 
+import functools
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import requests
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from clients.wait import wait_until
 from faults.checker_edit import edit_threshold
 from faults.local.processes import Programs, ready_port
 from stack.components.audit_service import checkers_file
@@ -28,24 +29,23 @@ def _backup(path: Path) -> Path:
     return path.with_name(path.name + ".before-chaos")
 
 
+def _answers_200(url: str) -> bool:
+    return requests.get(url, timeout=2).status_code == 200
+
+
 def _rolling_restart(programs: Programs, group: str, what: str) -> list[str]:
     """Stop and start each replica in turn, waiting until it is ready before the next (a rolling update)."""
     done = []
-    for member in programs.group(group):
+    for member in programs.group(group, what):
         name = member["name"]
-        programs.stop(name)
-        programs.ensure_running(name, READY_TIMEOUT_S)
+        programs.stop(name, what=what)
+        programs.ensure_running(name, READY_TIMEOUT_S, what)
         port = ready_port(programs, name)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while port is not None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/actuator/health/readiness", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise ActivityFailed(f"{what}: {name} not ready within {READY_TIMEOUT_S:.0f} s after its restart")
-            time.sleep(0.5)
+        if port is not None:
+            url = f"http://127.0.0.1:{port}/actuator/health/readiness"
+            wait_until(functools.partial(_answers_200, url), READY_TIMEOUT_S, 0.5,
+                       f"{what}: {name} not ready within {READY_TIMEOUT_S:.0f} s after its restart",
+                       retry_on=(requests.RequestException,), error=ActivityFailed)
         done.append(name)
         logger.info("%s: %s restarted and ready", what, name)
     return done
@@ -54,7 +54,7 @@ def _rolling_restart(programs: Programs, group: str, what: str) -> list[str]:
 def change_checker_threshold(checker: str, field: str, value: float, group: str = "audit-service",
                              configuration: Configuration | None = None,
                              secrets: Secrets | None = None) -> dict[str, Any]:
-    """Local backend of :func:`faults.config.change_checker_threshold`."""
+    """Local backend of :func:`faults.checker_config.change_checker_threshold`."""
     settings = resolve(configuration)
     what = f"change {checker}.{field}"
     programs = Programs(settings)
@@ -80,7 +80,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
 
 def restore_checker_config(group: str = "audit-service", configuration: Configuration | None = None,
                            secrets: Secrets | None = None) -> dict[str, Any]:
-    """Local backend of :func:`faults.config.restore_checker_config`."""
+    """Local backend of :func:`faults.checker_config.restore_checker_config`."""
     settings = resolve(configuration)
     programs = Programs(settings)
     path = checkers_file(programs.stack.ctx)
