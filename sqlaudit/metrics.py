@@ -133,11 +133,12 @@ class Metrics:
 
     def init_series(self, sinks: tuple[str, ...], checkers: tuple[str, ...]) -> None:
         """Create the zero-valued series up front, so rates exist before the first event."""
-        for fn in (self._consumed, self._processed, self._dead_lettered):
+        for fn in (self._consumed, self._processed, self._dead_lettered, self._processing, self._e2e, self._batch):
             fn.labels(self.replica)
         for reason in ("not_json", "invalid_field", "empty"):
             self._failed.labels(self.replica, reason)
         for sink in sinks:
+            self._write.labels(self.replica, sink)
             self._write_errors.labels(self.replica, sink)
             self._write_retries.labels(self.replica, sink)
         for name in checkers:

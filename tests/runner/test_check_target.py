@@ -41,7 +41,8 @@ def test_every_measure_of_the_local_target_is_there(stack: LocalStack) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert {m["measure"]: m["status"] for m in report["measures"]}.keys() >= {"replicas_ready", "consumer_lag"}
-    assert all(m["status"] in ("ok", "idle") for m in report["measures"]), report
+    bad = {m["measure"]: (m["status"], m["detail"]) for m in report["measures"] if m["status"] not in ("ok", "idle")}
+    assert not bad, bad
 
 
 def test_a_metric_prometheus_lacks_is_named_and_exits_2(stack: LocalStack, slo_missing_one_metric: Path) -> None:
