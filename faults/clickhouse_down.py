@@ -1,6 +1,6 @@
 """ClickHouse down: the server is stopped, and started again on expiry or removal.
 
-On an ``ha`` stack ``replica`` picks one of the two ClickHouse replicas. On Kubernetes the
+On an ``ha`` stack ``replica`` picks one of the four ClickHouse servers (two shards of two replicas). On Kubernetes the
 ClickHouse StatefulSet is scaled down (every pod, or only its highest ordinal) and back.
 """
 
@@ -22,7 +22,8 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
     Args:
         duration: seconds until a detached timer starts it again; ``null`` keeps it down until
             ``start_clickhouse``.
-        replica: replica index (ha profile: 0 or 1; minimal: only 0); ``null`` means 0. Kubernetes:
+        replica: server index (ha profile: 0..3, two shards of two replicas; minimal: only 0);
+            ``null`` means 0. Kubernetes:
             a pod ordinal of the StatefulSet ``k8s_clickhouse_statefulset``, which must be its highest
             (a StatefulSet holds down only its highest ordinals); ``null`` stops every pod.
 

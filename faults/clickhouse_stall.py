@@ -3,7 +3,8 @@
 Clients can still connect (the kernel accepts) but get no answer: the
 signature of a long GC pause, a stuck disk or an overloaded node. A detached
 timer sends SIGCONT at expiry even if the runner dies. On an ``ha`` stack
-``replica`` picks one of the two ClickHouse replicas (the other keeps taking writes). On
+``replica`` picks one of the four ClickHouse servers (two shards of two replicas; its
+shard's other replica keeps taking writes). On
 Kubernetes the signals are sent inside the ClickHouse pods through pods/exec.
 """
 
@@ -25,7 +26,8 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
     Args:
         duration: seconds until a detached timer sends SIGCONT (default 10); ``null`` keeps it
             frozen until ``resume_clickhouse`` (or the watchdog, if the runner dies).
-        replica: replica index (ha profile: 0 or 1; minimal: only 0); ``null`` means 0. Kubernetes:
+        replica: server index (ha profile: 0..3, two shards of two replicas; minimal: only 0);
+            ``null`` means 0. Kubernetes:
             the pod ordinal (``clickhouse-1`` is 1); ``null`` stalls every Running ClickHouse pod.
 
     Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details`` (pid stopped);

@@ -106,7 +106,7 @@ def plan(options: RunOptions) -> RunPlan:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")
     load = _load(exp, options)
-    settings = _settings(options)
+    settings = _settings(options, exp.ext.profile)
     try:
         view = metric_view(settings, cat)
     except Exception as exc:  # ActivityFailed naming the key
@@ -132,11 +132,15 @@ def _load(exp: xp.Experiment, options: RunOptions) -> dict[str, Any]:
     return load
 
 
-def _settings(options: RunOptions) -> TargetSettings:
-    """The target's settings: the command line over the target file and the environment."""
+def _settings(options: RunOptions, profile: str) -> TargetSettings:
+    """The target's settings: the command line over the target file and the environment; on the local
+    stack, the data contract's events table is the one the stack's profile writes to."""
+    from stack.profiles import events_table
+
     given: dict[str, Any] = {"target": options.target}
     if options.target == "local":
         given["stack_port_base"] = options.port_base
+        given["contract"] = {"clickhouse_table": events_table(profile)}
         if options.data_dir:
             given["stack_data_dir"] = str(options.data_dir)
     for key, value in (("prometheus_url", options.prometheus_url), ("kafka_bootstrap", options.kafka_bootstrap),

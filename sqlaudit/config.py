@@ -180,6 +180,9 @@ class Settings(BaseModel):
                                                       "tried in turn when the current one fails (clickhouse-driver "
                                                       "alt_hosts); empty: ch_host only.")
     ch_database: str = Field(default="sqlaudit", description="ClickHouse database holding audit_events.")
+    ch_table: str = Field(default="audit_events", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                          description="Table the events are inserted into: audit_events, or the Distributed "
+                                      "table over it on a sharded cluster (inserted synchronously).")
     ch_user: str = Field(default="default", description="ClickHouse user.")
     ch_password: SecretStr = Field(default=SecretStr(""), description="ClickHouse password (secret).")
     ch_timeout_s: float = Field(default=5.0, gt=0, description="ClickHouse connect and send/receive timeout.")

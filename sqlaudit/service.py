@@ -132,7 +132,8 @@ class AuditService:
         self.metrics.init_series(SINKS, tuple(c.name for c in self.engine.checkers))
         s = settings
         self.clickhouse = ClickHouseSink(s.ch_host, s.ch_port, s.ch_database, s.replica, s.ch_user,
-                                         s.ch_password.get_secret_value(), s.ch_timeout_s, s.ch_alt_hosts)
+                                         s.ch_password.get_secret_value(), s.ch_timeout_s, s.ch_alt_hosts,
+                                         s.ch_table)
         self.postgres = PostgresSink(s.pg_dsn, s.pg_password.get_secret_value(), s.replica, s.pg_timeout_s)
         self.dlq = DeadLetterSink(s.kafka_bootstrap, s.dlq_topic, s.replica, s.ch_timeout_s)
         self.monitor = SinkMonitor(self.health, {"clickhouse": self.clickhouse.ping, "postgres": self.postgres.ping},

@@ -30,6 +30,15 @@ OFFSETS: dict[str, int] = {
     "lag_exporter": 12,  # consumer-lag exporter (kafka_exporter's names)
     "pod_state_exporter": 13,  # replica readiness (kube-state-metrics' names)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
+    # --- ha profile only: the second ClickHouse shard (its two replicas) ---
+    "clickhouse_tcp_3": 30,
+    "clickhouse_http_3": 31,
+    "clickhouse_interserver_3": 32,
+    "proxy_clickhouse_3": 33,
+    "clickhouse_tcp_4": 34,
+    "clickhouse_http_4": 35,
+    "clickhouse_interserver_4": 36,
+    "proxy_clickhouse_4": 37,
     # --- ha profile only (stack/profiles.py); a minimal stack binds none of these ---
     "kafka_2": 40,  # second broker: DIRECT listener
     "kafka_controller_2": 41,
@@ -54,6 +63,7 @@ OFFSETS: dict[str, int] = {
 MAX_REPLICAS = 10
 SPAN = 60  # ports reserved per stack; port bases must be at least this far apart
 MINIMAL_SPAN = 40  # a minimal stack binds only offsets below this (bases 40 apart still work for minimal stacks)
+# (offsets 30-37 are below it but only the ha profile binds them)
 
 TOPIC = "sql-audit-events"
 DLQ_TOPIC = "sql-audit-events-dlq"
@@ -123,5 +133,7 @@ class Endpoints:
                 "kafka_3": (self.port("proxy_kafka_3"), self.port("kafka_service_3")),
                 "postgres_2": (self.port("proxy_postgres_2"), self.port("postgres_2")),
                 "clickhouse_2": (self.port("proxy_clickhouse_2"), self.port("clickhouse_tcp_2")),
+                "clickhouse_3": (self.port("proxy_clickhouse_3"), self.port("clickhouse_tcp_3")),
+                "clickhouse_4": (self.port("proxy_clickhouse_4"), self.port("clickhouse_tcp_4")),
             })
         return proxies

@@ -4,11 +4,12 @@
              the consumer-lag exporter (kafka_exporter's names), the pod-state exporter
              (kube-state-metrics' readiness names) and Prometheus.
 ``ha``       the production topology's redundancy on loopback: a Patroni pair with etcd, two
-             ClickHouse replicas with ZooKeeper, three Kafka brokers. The audit service reaches
+             ClickHouse shards of two replicas with ZooKeeper, three Kafka brokers. The audit service reaches
              every member through its own toxiproxy proxy (``postgres``/``postgres_2``,
-             ``clickhouse``/``clickhouse_2``, ``kafka``/``kafka_2``/``kafka_3``) with a multi-host
+             ``clickhouse``.. ``clickhouse_4``, ``kafka``/``kafka_2``/``kafka_3``) with a multi-host
              PostgreSQL conninfo (``target_session_attrs=read-write``), clickhouse-driver
-             ``alt_hosts`` and all three brokers as bootstrap.
+             ``alt_hosts`` and all three brokers as bootstrap. ClickHouse has two shards of two
+             replicas; events go through the ``Distributed`` table ``audit_events_all``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ from stack.components.base import Component
 from stack.context import StackContext
 from stack.endpoints import HOST
 
-__all__ = ["PROFILES", "components_for"]
+__all__ = ["PROFILES", "components_for", "events_table"]
 
 PROFILES = ("minimal", "ha")
+
+
+def events_table(profile: str) -> str:
+    """The ClickHouse table that holds every event of a stack of ``profile`` (the sharded ha profile's is the
+    ``Distributed`` table: one server's local table holds one shard's part)."""
+    return clickhouse.DISTRIBUTED_TABLE if profile == "ha" else clickhouse.LOCAL_TABLE
 
 
 def components_for(ctx: StackContext) -> list[Component]:
@@ -76,5 +83,9 @@ def _ha_service_environment(ctx: StackContext) -> dict[str, str]:
     return {
         "SQLAUDIT_KAFKA_BOOTSTRAP": brokers,
         "SQLAUDIT_PG_DSN": f"postgresql://{ctx.pg_user}@{pg_hosts}/{ctx.pg_database}?target_session_attrs=read-write",
-        "SQLAUDIT_CH_ALT_HOSTS": f"{HOST}:{eps.port('proxy_clickhouse_2')}",
+        # Any ClickHouse server takes the insert into the Distributed table, synchronously: it returns
+        # once every shard holds its part (SQLAUDIT_CH_TABLE, insert_distributed_sync in the sink).
+        "SQLAUDIT_CH_ALT_HOSTS": ",".join(f"{HOST}:{eps.port(p)}" for p in
+                                          ("proxy_clickhouse_2", "proxy_clickhouse_3", "proxy_clickhouse_4")),
+        "SQLAUDIT_CH_TABLE": clickhouse.DISTRIBUTED_TABLE,
     }

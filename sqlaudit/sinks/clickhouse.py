@@ -1,4 +1,8 @@
-"""ClickHouse sink: every valid event into ``<database>.audit_events`` (ReplacingMergeTree on event_id).
+"""ClickHouse sink: every valid event into ``<database>.<table>`` (ReplacingMergeTree on event_id).
+
+The table is ``audit_events``, or on a sharded cluster the ``Distributed`` table over it
+(``SQLAUDIT_CH_TABLE``): inserts are synchronous (``insert_distributed_sync``), so a write returns
+only once every shard holds its part, and the offsets are committed after that.
 
 Uses clickhouse-driver (native protocol; ClickHouse 18.16 has no DateTime64, times are UInt64
 milliseconds). Redelivered events produce duplicate rows until a merge collapses them: count with
@@ -90,6 +94,9 @@ def make_client(host: str, port: int, database: str, user: str = "default", pass
                   # in milliseconds, and a stalled one must not cost a full timeout before the
                   # reconnect (which then pays the handshake timeout on the way to the next replica).
                   sync_request_timeout=min(timeout_s, PING_TIMEOUT_S),
+                  # An insert into a Distributed table returns once every shard has its rows, not
+                  # when they are queued on the receiving server (no effect on a plain table).
+                  settings={"insert_distributed_sync": 1},
                   client_name="sqlaudit", **extra)
 
 
@@ -99,7 +106,8 @@ class ClickHouseSink:
     name = SINK
 
     def __init__(self, host: str, port: int, database: str, replica: str, user: str = "default",
-                 password: str = "", timeout_s: float = 5.0, alt_hosts: str = "") -> None:
+                 password: str = "", timeout_s: float = 5.0, alt_hosts: str = "",
+                 table: str = "audit_events") -> None:
         self.database = database
         self.replica = replica
         # Every replica, the one to try first at the front. A failed write moves the front one to
@@ -109,7 +117,7 @@ class ClickHouseSink:
         self.hosts = [(host, port), *_parse_hosts(alt_hosts)]
         self._args = dict(database=database, user=user, password=password, timeout_s=timeout_s)
         self._client = self._make_client()
-        self._insert = f"INSERT INTO {database}.audit_events ({', '.join(COLUMNS)}) VALUES"
+        self._insert = f"INSERT INTO {database}.{table} ({', '.join(COLUMNS)}) VALUES"
 
     def _current_order(self) -> list[tuple[str, int]]:
         """The replicas in the write client's order: the driver moves a host it failed to connect

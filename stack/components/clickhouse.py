@@ -72,19 +72,33 @@ def clickhouse(ctx: StackContext) -> Component:
 
 @dataclass(frozen=True)
 class ChReplica:
-    index: int
+    """One ClickHouse server of the ha profile: its program, replica name, shard and port names."""
+
+    index: int  # the ``replica`` argument of the ClickHouse faults
     program: str
     replica: str
+    shard: str
     tcp: str
     http: str
     interserver: str
     data: str
 
 
-CH_REPLICAS = (ChReplica(0, "clickhouse", "ch1", "clickhouse_tcp", "clickhouse_http", "clickhouse_interserver",
-                         "clickhouse"),
-               ChReplica(1, "clickhouse-2", "ch2", "clickhouse_tcp_2", "clickhouse_http_2",
-                         "clickhouse_interserver_2", "clickhouse-2"))
+CH_REPLICAS = (
+    ChReplica(0, "clickhouse", "ch1", "01", "clickhouse_tcp", "clickhouse_http", "clickhouse_interserver",
+              "clickhouse"),
+    ChReplica(1, "clickhouse-2", "ch2", "01", "clickhouse_tcp_2", "clickhouse_http_2", "clickhouse_interserver_2",
+              "clickhouse-2"),
+    ChReplica(2, "clickhouse-3", "ch3", "02", "clickhouse_tcp_3", "clickhouse_http_3", "clickhouse_interserver_3",
+              "clickhouse-3"),
+    ChReplica(3, "clickhouse-4", "ch4", "02", "clickhouse_tcp_4", "clickhouse_http_4", "clickhouse_interserver_4",
+              "clickhouse-4"),
+)
+"""Two shards (``01``: ch1, ch2; ``02``: ch3, ch4) of two replicas each."""
+
+LOCAL_TABLE = "audit_events"
+DISTRIBUTED_TABLE = "audit_events_all"
+"""The ha profile's events are sharded by event id; writes and reads go through this table."""
 
 
 def query(ctx: StackContext, rep: ChReplica, q: str, timeout: float = 10.0) -> list[Any]:
@@ -98,14 +112,19 @@ def query(ctx: StackContext, rep: ChReplica, q: str, timeout: float = 10.0) -> l
 
 
 def replicated_schema(ctx: StackContext) -> list[str]:
-    """``sqlaudit/schema/clickhouse.sql`` with the engine made replicated (one source of the columns)."""
+    """``sqlaudit/schema/clickhouse.sql`` with the engine made replicated (one source of the columns), and the
+    ``Distributed`` table over both shards, sharded by event id (a redelivered event lands on the shard
+    that already holds it, where ReplacingMergeTree collapses the copies)."""
     script = (SCHEMA_DIR / "clickhouse.sql").read_text()
     engine = "ENGINE = ReplacingMergeTree(stored_at_ms)"
     if engine not in script:
         raise ComponentError("clickhouse", f"{SCHEMA_DIR / 'clickhouse.sql'}: expected {engine!r} to replicate")
     replicated = ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/sqlaudit/audit_events', "
                   "'{replica}', stored_at_ms)")
-    return sql_statements(script.replace(engine, replicated))
+    db = ctx.ch_database
+    distributed = (f"CREATE TABLE IF NOT EXISTS {db}.{DISTRIBUTED_TABLE} AS {db}.{LOCAL_TABLE} "
+                   f"ENGINE = Distributed(sqlaudit, {db}, {LOCAL_TABLE}, cityHash64(toString(event_id)))")
+    return [*sql_statements(script.replace(engine, replicated)), distributed]
 
 
 def clickhouse_replica_status(ctx: StackContext, rep: ChReplica, timeout: float = 10.0) -> dict[str, Any]:
@@ -129,8 +148,8 @@ def replica(ctx: StackContext, rep: ChReplica) -> Component:
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         extra = render("clickhouse-replication.xml.tmpl", conf / "replication.part", replica=rep.replica,
-                       zk_port=eps.port("zookeeper"), tcp_port_1=eps.port(CH_REPLICAS[0].tcp),
-                       tcp_port_2=eps.port(CH_REPLICAS[1].tcp)).read_text()
+                       shard=rep.shard, zk_port=eps.port("zookeeper"),
+                       **{f"tcp_port_{r.index + 1}": eps.port(r.tcp) for r in CH_REPLICAS}).read_text()
         values = dict(logs=logs, http_port=eps.port(rep.http), tcp_port=eps.port(rep.tcp),
                       interserver_port=eps.port(rep.interserver), data=data, conf=conf, extra=extra)
         render("clickhouse-config.xml.tmpl", conf / "config.xml", **values)
@@ -145,7 +164,7 @@ def replica(ctx: StackContext, rep: ChReplica) -> Component:
     def bootstrap(c: StackContext) -> str:
         for stmt in replicated_schema(c):
             query(c, rep, stmt, timeout=30)
-        return f"replicated audit_events present (replica {rep.replica})"
+        return f"replicated {LOCAL_TABLE} and {DISTRIBUTED_TABLE} present (shard {rep.shard} replica {rep.replica})"
 
     def health(c: StackContext) -> str:
         st = clickhouse_replica_status(c, rep)
@@ -155,7 +174,7 @@ def replica(ctx: StackContext, rep: ChReplica) -> Component:
         if st["queue_size"] > MAX_REPLICATION_QUEUE:
             problems.append(f"replication queue {st['queue_size']} > {MAX_REPLICATION_QUEUE}")
         delay = st["absolute_delay"] if st["absolute_delay"] < 10**6 else 0  # 18.16: "now" before any part
-        summary = (f"replica {rep.replica}: queue {st['queue_size']}, delay {delay} s, "
+        summary = (f"shard {rep.shard} replica {rep.replica}: queue {st['queue_size']}, delay {delay} s, "
                    f"{st['active_replicas']}/{st['total_replicas']} replicas active")
         if problems:
             raise ComponentError(rep.program, f"{'; '.join(problems)} ({summary})")

@@ -16,7 +16,7 @@ HA_PORT_BASE = int(os.environ.get("RESILIENCE_TEST_HA_PORT_BASE", "19600"))
 
 @pytest.fixture(scope="session")
 def ha_stack() -> Iterator[LocalStack]:
-    """A fresh, healthy ``ha`` stack (Patroni pair, two ClickHouse replicas, three brokers)."""
+    """A fresh, healthy ``ha`` stack (Patroni pair, two ClickHouse shards of two replicas, three brokers)."""
     data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-ha-{HA_PORT_BASE}"
     st = LocalStack(port_base=HA_PORT_BASE, data_dir=data_dir, profile="ha")
     st.down(purge=True)

@@ -18,6 +18,7 @@ from probes.dataloss import DataLossReport, account, produced_at_by_id, read_sto
 from stack.components import clickhouse, kafka
 from stack.core import LocalStack
 from stack.endpoints import CONSUMER_GROUP
+from target.contract import DataContract
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> float:
@@ -47,7 +48,8 @@ def load(stack: LocalStack, run_dir: Path, rate: float, duration: float, seed: i
 
 def drained_loss(stack: LocalStack, result: LoadResult, fault_start_ms: int | None, replica: int = 0,
                  drain_timeout: float = 150.0) -> DataLossReport:
-    """Wait for lag 0, then account the ledger against ClickHouse replica ``replica``."""
+    """Wait for lag 0, then account the ledger against the sharded events, read through the ``Distributed``
+    table on ClickHouse server ``replica`` (every shard answers through it)."""
     assert result.ledger is not None, result.ledger_error
     drain = wait_drained(kafka.kafka_bootstrap_direct(stack.ctx), CONSUMER_GROUP, stack.ctx.topic,
                          timeout_s=drain_timeout)
@@ -55,22 +57,26 @@ def drained_loss(stack: LocalStack, result: LoadResult, fault_start_ms: int | No
     acked = produced_at_by_id(result.ledger.acked.values())
     assert acked, "the load acknowledged nothing"
     port = stack.endpoints.port(clickhouse.CH_REPLICAS[replica].tcp)
-    stored = read_stored("127.0.0.1", port, min(acked.values()), max(acked.values()))
+    contract = DataContract(clickhouse_table=clickhouse.DISTRIBUTED_TABLE)
+    stored = read_stored("127.0.0.1", port, min(acked.values()), max(acked.values()), contract)
     return account(acked, stored, fault_start_ms)
 
 
 def wait_replicas_converged(stack: LocalStack, timeout: float = 120.0) -> float:
-    """Wait until both ClickHouse replicas answer with an active ZooKeeper session, an empty
-    replication queue and the same row count twice in a row (a replica that just woke up has
-    an empty queue before it has read the replication log)."""
+    """Wait until every ClickHouse replica answers with an active ZooKeeper session and an empty
+    replication queue, and the replicas of each shard hold the same row count twice in a row (a
+    replica that just woke up has an empty queue before it has read the replication log)."""
     previous: list[tuple[int, ...]] = []
 
     def converged() -> bool:
         states = [clickhouse.clickhouse_replica_status(stack.ctx, r) for r in clickhouse.CH_REPLICAS]
         query = f"SELECT count() FROM {stack.ctx.ch_database}.audit_events"
         counts = tuple(int(clickhouse.query(stack.ctx, r, query)[0][0]) for r in clickhouse.CH_REPLICAS)
-        ok = all(s["queue_size"] == 0 and not s["is_readonly"] and s["active_replicas"] == len(clickhouse.CH_REPLICAS)
-                 for s in states) and len(set(counts)) == 1
+        per_shard: dict[str, set[int]] = {}
+        for r, n in zip(clickhouse.CH_REPLICAS, counts, strict=True):
+            per_shard.setdefault(r.shard, set()).add(n)
+        ok = all(s["queue_size"] == 0 and not s["is_readonly"] and s["active_replicas"] == s["total_replicas"]
+                 for s in states) and all(len(n) == 1 for n in per_shard.values())
         previous.append(counts if ok else ())
         return ok and len(previous) >= 2 and previous[-2] == counts
     return wait_until(converged, timeout, "ClickHouse replicas converged", poll=1.0)

@@ -121,7 +121,7 @@ def test_partition_of_an_edge_cuts_every_member(ha_stack: LocalStack, tmp_path: 
         network_partition.partition_network("clickhouse", mode="blackhole", duration=60, configuration=cfg)
         cut = {name: [t["name"] for t in p["toxics"]] for name, p in requests.get(proxies_url, timeout=5).json().items()
                if p["toxics"]}
-        assert set(cut) == {"clickhouse", "clickhouse_2"}, f"partition toxics on {cut}"
+        assert set(cut) == {"clickhouse", "clickhouse_2", "clickhouse_3", "clickhouse_4"}, f"partition toxics on {cut}"
         time.sleep(15)
         healed_ms = int(time.time() * 1000)
         stored_during = {}

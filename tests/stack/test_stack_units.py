@@ -93,12 +93,12 @@ def test_ha_profile_ports_are_distinct_and_each_member_has_a_proxy(tmp_path: Pat
     assert len(ports) == len(set(ports))
     assert all(20000 <= p < 20000 + SPAN for p in ports)
     proxies = stack.endpoints.proxies("ha")
-    assert {"kafka_2", "kafka_3", "postgres_2", "clickhouse_2"} <= set(proxies)
+    assert {"kafka_2", "kafka_3", "postgres_2", "clickhouse_2", "clickhouse_3", "clickhouse_4"} <= set(proxies)
     upstreams = [up for _, up in proxies.values()]
     assert len(upstreams) == len(set(upstreams))
     names = {c.name for c in components}
-    assert {"etcd", "zookeeper", "postgres", "postgres-2", "clickhouse", "clickhouse-2", "kafka", "kafka-2",
-            "kafka-3"} <= names
+    assert {"etcd", "zookeeper", "postgres", "postgres-2", "clickhouse", "clickhouse-2", "clickhouse-3",
+            "clickhouse-4", "kafka", "kafka-2", "kafka-3"} <= names
 
 
 def test_ha_supervisor_config_and_service_environment(tmp_path: Path) -> None:
@@ -114,6 +114,7 @@ def test_ha_supervisor_config_and_service_environment(tmp_path: Path) -> None:
     env = replica.environment
     assert env["SQLAUDIT_KAFKA_BOOTSTRAP"].count(",") == 2
     assert "target_session_attrs=read-write" in env["SQLAUDIT_PG_DSN"] and "20049" in env["SQLAUDIT_PG_DSN"]
-    assert env["SQLAUDIT_CH_ALT_HOSTS"] == "127.0.0.1:20057"
+    assert env["SQLAUDIT_CH_ALT_HOSTS"] == "127.0.0.1:20057,127.0.0.1:20033,127.0.0.1:20037"
+    assert env["SQLAUDIT_CH_TABLE"] == "audit_events_all"
     kwargs = stack.ctx.postgres_kwargs()
     assert kwargs["port"] == "20003,20048" and kwargs["target_session_attrs"] == "read-write"
