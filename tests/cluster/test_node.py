@@ -1,0 +1,37 @@
+"""The node is Ready, every component healthy, and the machine's global sysctls untouched while it runs."""
+
+from __future__ import annotations
+
+import kubernetes
+import pytest
+
+from cluster import sysctls
+from tests.cluster.conftest import ClusterUnderTest
+
+pytestmark = pytest.mark.k8s_cluster
+
+
+def test_node_ready_and_components_healthy(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:
+    node = kubernetes.client.CoreV1Api(kube).read_node(cluster_up.settings.node_name, _request_timeout=10)
+    ready = next(c for c in node.status.conditions if c.type == "Ready")
+    assert ready.status == "True", ready
+    addresses = {a.type: a.address for a in node.status.addresses}
+    assert addresses["InternalIP"] == cluster_up.settings.node_ip
+    assert node.spec.pod_cidr == cluster_up.settings.pod_cidr
+    status = cluster_up.cluster.status()
+    names = {c.name for c in status.components}
+    assert {"containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+            "kube-proxy", "kube-router", "node", "coredns", "images", "namespaces", "host sysctls"} <= names
+    assert status.healthy, [c.as_dict() for c in status.components if not c.healthy]
+
+
+def test_kubelet_left_the_machine_sysctls_alone(cluster_up: ClusterUnderTest) -> None:
+    """The kubelet sets kernel.panic=10, kernel.panic_on_oops=1, vm.overcommit_memory=1 at start-up:
+    inside the node it only reaches the masks, so the machine keeps its own values."""
+    before = cluster_up.before.sysctls
+    now = sysctls.snapshot(sysctls.KUBELET_TUNABLES)
+    assert now == {k: before[k] for k in now}
+    # and the kubelet did try: the masks hold what it wrote (else this test proves nothing)
+    masks = cluster_up.settings.state_dir / "node" / "sysctl-masks"
+    written = {f.name: f.read_text().strip() for f in masks.iterdir()}
+    assert written["kernel.panic"] == "10" and written["kernel.panic_on_oops"] == "1", written
