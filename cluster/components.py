@@ -12,8 +12,10 @@ import logging
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from cluster.configs import Paths
 from cluster.install import Manifest
@@ -41,9 +43,24 @@ class Component:
     environment: dict[str, str] = field(default_factory=lambda: {"PATH": PATH})
 
 
-def http_check(url: str, pki: Pki | None = None, client: str | None = None, expect: str | None = None) -> Check:
+class _FromAddress(HTTPAdapter):
+    """Connections from one local address: the machine's end of the veth. Without the veth that address
+    does not exist and the connection fails here, instead of leaving by the default route."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def http_check(url: str, pki: Pki | None = None, client: str | None = None, expect: str | None = None,
+               source: str | None = None) -> Check:
     """GET ``url``: healthy on 200 (and ``expect`` in the body, when given). HTTPS is verified against the
-    cluster CA; ``client`` names the client certificate to present."""
+    cluster CA; ``client`` names the client certificate to present; ``source`` is the local address to
+    connect from (see :class:`_FromAddress`)."""
 
     def check() -> str | None:
         kwargs: dict[str, object] = {"timeout": HEALTH_TIMEOUT}
@@ -51,10 +68,14 @@ def http_check(url: str, pki: Pki | None = None, client: str | None = None, expe
             kwargs["verify"] = str(pki.ca_cert)
         if pki is not None and client is not None:
             kwargs["cert"] = (str(pki.path(f"{client}.crt")), str(pki.path(f"{client}.key")))
-        try:
-            resp = requests.get(url, **kwargs)  # type: ignore[arg-type]
-        except requests.RequestException as exc:
-            return f"{url}: {type(exc).__name__}"
+        with requests.Session() as session:
+            if source is not None:
+                session.mount("http://", _FromAddress(source))
+                session.mount("https://", _FromAddress(source))
+            try:
+                resp = session.get(url, **kwargs)  # type: ignore[arg-type]
+            except requests.RequestException as exc:
+                return f"{url}: {type(exc).__name__}"
         if resp.status_code != 200:
             return f"{url}: HTTP {resp.status_code} {resp.text[:200].strip()}"
         if expect is not None and expect not in resp.text:
@@ -80,7 +101,7 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
     """Every process, in start order (supervisord starts them in this order; each retries until the
     ones it needs answer)."""
     s, b, enter = settings, manifest.binary, ns.enter()
-    ip = s.node_ip
+    ip, src = s.node_ip, s.host_ip
     kubeconfig = pki.kubeconfig
     serving = ["--tls-cert-file", str(pki.path("node-serving.crt")),
                "--tls-private-key-file", str(pki.path("node-serving.key"))]
@@ -94,7 +115,7 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
             "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
             "--initial-cluster", f"{s.node_name}=http://127.0.0.1:2380",
             "--listen-metrics-urls", f"http://{ip}:2381", "--log-level", "warn"],
-            http_check(f"http://{ip}:2381/health", expect='"health":"true"')),
+            http_check(f"http://{ip}:2381/health", expect='"health":"true"', source=src)),
         Component("kube-apiserver", [
             *enter, b("kube-apiserver"), "--etcd-servers", "http://127.0.0.1:2379",
             "--bind-address", ip, "--advertise-address", ip, "--secure-port", "6443",
@@ -110,7 +131,15 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
             "--service-account-signing-key-file", str(pki.path("sa.key")),
             "--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
             "--allow-privileged=true", "--profiling=false", "--cert-dir", str(paths.component_certs / "apiserver")],
-            http_check(f"{s.api_server}/readyz", pki, "admin")),
+            # after SIGTERM it stops its controllers and then hangs until killed (seen here with v1.37.2,
+            # etcd still up): it keeps no state of its own, so wait 3 s, not 15
+            http_check(f"{s.api_server}/readyz", pki, "admin", source=src), stopwaitsecs=3),
+        # The machine's way in: loopback port -> node, connecting from the veth's address (no veth, no
+        # connection: never out by the default route). The admin kubeconfig points here.
+        Component("api-forward", [str(manifest.tools["socat"]),
+                                  f"TCP-LISTEN:{s.api_port},bind=127.0.0.1,reuseaddr,fork",
+                                  f"TCP:{ip}:6443,bind={s.host_ip}"],
+                  http_check(f"{s.local_api_server}/readyz", pki, "admin"), stopwaitsecs=5),
         Component("kube-controller-manager", [
             *enter, b("kube-controller-manager"), "--kubeconfig", str(kubeconfig("kube-controller-manager")),
             "--authentication-kubeconfig", str(kubeconfig("kube-controller-manager")),
@@ -123,7 +152,7 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
             "--allocate-node-cidrs=true", "--cluster-cidr", s.pod_cidr,
             "--node-cidr-mask-size", s.pod_cidr.split("/")[1], "--service-cluster-ip-range", s.service_cidr,
             "--profiling=false"],
-            http_check(f"https://{ip}:10257/healthz", pki)),
+            http_check(f"https://{ip}:10257/healthz", pki, source=src)),
         Component("kube-scheduler", [
             *enter, b("kube-scheduler"), "--kubeconfig", str(kubeconfig("kube-scheduler")),
             "--authentication-kubeconfig", str(kubeconfig("kube-scheduler")),
@@ -131,18 +160,18 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
             "--bind-address", ip, "--secure-port", "10259",
             *serving,
             "--leader-elect=false", "--profiling=false"],
-            http_check(f"https://{ip}:10259/healthz", pki)),
+            http_check(f"https://{ip}:10259/healthz", pki, source=src)),
         Component("kubelet", [
             *enter, b("kubelet"), "--config", str(paths.kubelet_config), "--kubeconfig", str(kubeconfig("kubelet")),
             "--root-dir", str(paths.kubelet_root), "--hostname-override", s.node_name, "--node-ip", ip,
             "--oom-score-adj=0", "--v=1"],
-            http_check(f"http://{ip}:10248/healthz")),
+            http_check(f"http://{ip}:10248/healthz", source=src)),
         Component("kube-proxy", [*enter, b("kube-proxy"), "--config", str(paths.kube_proxy_config)],
-                  http_check(f"http://{ip}:10256/healthz")),
+                  http_check(f"http://{ip}:10256/healthz", source=src)),
         Component("kube-router", [
             *enter, b("kube-router"), "--kubeconfig", str(kubeconfig("kube-router")),
             "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
             "--hostname-override", s.node_name, "--service-cluster-ip-range", s.service_cidr,
             "--health-port", "20244", "--metrics-port", "0", "--v", "1"],
-            http_check(f"http://{ip}:20244/healthz")),
+            http_check(f"http://{ip}:20244/healthz", source=src)),
     ]

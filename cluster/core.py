@@ -37,6 +37,7 @@ Progress = Callable[[str, str], None]
 
 UP_TIMEOUT = 300.0
 KILL_GRACE = 10.0
+SHIM_GRACE = 1.0
 
 
 def _log_progress(step: str, detail: str) -> None:
@@ -93,7 +94,7 @@ class LocalCluster:
 
     def _write_state(self) -> None:
         state = {**self._read_state(), "name": self.settings.name, "node_ip": self.settings.node_ip,
-                 "api_server": self.settings.api_server, "cgroup_root": self.settings.cgroup_root,
+                 "api_server": self.settings.local_api_server, "cgroup_root": self.settings.cgroup_root,
                  "namespaces": self.ns.inodes(), "kubeconfig": str(self.settings.admin_kubeconfig)}
         self.state_file.write_text(json.dumps(state, indent=2))
 
@@ -132,6 +133,7 @@ class LocalCluster:
         progress("images", f"imported {', '.join(imported)}" if imported else "all present")
         self._wait(by_name["etcd"], deadline, progress)
         self._wait(by_name["kube-apiserver"], deadline, progress)
+        self._wait(by_name["api-forward"], deadline, progress)
         addons.apply(self.settings, manifest)
         progress("addons", "kube-router RBAC, CoreDNS applied")
         for comp in comps:
@@ -204,8 +206,8 @@ class LocalCluster:
         changed = sysctls.drift(sysctls.load_snapshot(self.sysctl_snapshot))
         out.append(ComponentStatus("host sysctls", "CHANGED" if changed else "UNCHANGED", None, not changed,
                                    f"changed since up: {changed}" if changed else "as saved before up"))
-        return ClusterStatus(state_dir=str(s.state_dir), api_server=s.api_server, kubeconfig=str(s.admin_kubeconfig),
-                             supervisord_pid=sv_pid, components=out)
+        return ClusterStatus(state_dir=str(s.state_dir), api_server=s.local_api_server,
+                             kubeconfig=str(s.admin_kubeconfig), supervisord_pid=sv_pid, components=out)
 
     def is_running(self) -> bool:
         return self.supervisor.pid() is not None
@@ -246,7 +248,10 @@ class LocalCluster:
         if sv_pid is not None:
             _kill_and_wait({sv_pid}, KILL_GRACE)
         progress("supervisord", "stopped")
-        left = _kill_and_wait(self.node_processes(), KILL_GRACE)
+        # containers first (a grace period to exit on SIGTERM), then what is left in the node: the
+        # containerd shims, which do not exit on SIGTERM and have nothing left to do
+        left = _kill_and_wait(cgroups.pids(self.settings.cgroup_root), KILL_GRACE)
+        left |= _kill_and_wait(self.node_processes(), SHIM_GRACE)
         left |= {p for p in self.node_processes() if _alive(p)}
         if left:
             problems.append(f"processes still alive: {sorted(left)}")
@@ -273,7 +278,8 @@ class LocalCluster:
         mounted = [p for p, _ in mount_points() if p == root or p.startswith(root + "/")]
         if mounted:
             raise ClusterError(f"not deleting {root}: still mounted: {mounted}")
-        shutil.rmtree(self.settings.state_dir, ignore_errors=False)
+        if self.settings.state_dir.exists():
+            shutil.rmtree(self.settings.state_dir)
 
 
 def _alive(pid: int) -> bool:

@@ -25,7 +25,7 @@ IMAGES = ("pause", "coredns", "base")
 # Debian's tools the cluster runs (package in parentheses is what install.sh installs).
 DEBIAN_TOOLS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc", "iptables": "iptables",
                 "ipset": "ipset", "conntrack": "conntrack", "ip": "iproute2", "nsenter": "util-linux",
-                "unshare": "util-linux", "mount": "mount"}
+                "unshare": "util-linux", "mount": "mount", "socat": "socat"}
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 INSTALL_HINT = "run `python -m cluster install` (deploy/k8s/local/install.sh)"

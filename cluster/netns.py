@@ -44,14 +44,18 @@ def _unescape(path: str) -> str:
     return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
-def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[tuple[str, str]]:
-    """``(mount point, file system type)`` of every mount in ``mountinfo``, in order."""
+def _parse_mountinfo(text: str) -> list[tuple[str, str]]:
     points = []
-    for line in mountinfo.read_text().splitlines():
+    for line in text.splitlines():
         fields = line.split()
         sep = fields.index("-")
         points.append((_unescape(fields[4]), fields[sep + 1]))
     return points
+
+
+def mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[tuple[str, str]]:
+    """``(mount point, file system type)`` of every mount in ``mountinfo``, in order."""
+    return _parse_mountinfo(mountinfo.read_text())
 
 
 class NodeNamespaces:
@@ -110,6 +114,12 @@ class NodeNamespaces:
     def _setup_mounts(self) -> None:
         """Inside the new mount namespace: own /run, /var/lib, /var/log; masked kubelet sysctls."""
         self.node_root.mkdir(parents=True, exist_ok=True)
+        # The copy of the machine's mount table holds every namespace pinned on the machine at this
+        # moment (another tool's `ip netns add`): drop those copies, or they would outlive their owner.
+        copied = proc.run(self.in_mnt("cat", "/proc/self/mountinfo")).stdout
+        for point, fstype in reversed(_parse_mountinfo(copied)):
+            if fstype == "nsfs":
+                proc.run(self.in_mnt("umount", "--lazy", point), check=False)
         proc.run(self.in_mnt("mount", "-t", "tmpfs", "-o", "mode=755,size=64m", "tmpfs", "/run"))
         for target, name in NODE_DIRS.items():
             source = self.node_root / name

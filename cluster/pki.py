@@ -97,7 +97,8 @@ class Pki:
         for ident in identities(s):
             self._client(ident)
             if not self.kubeconfig(ident.name).exists():
-                self.write_kubeconfig(self.kubeconfig(ident.name), ident.name)
+                server = s.local_api_server if ident.name == "admin" else s.api_server
+                self.write_kubeconfig(self.kubeconfig(ident.name), ident.name, server)
 
     def _ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
@@ -130,12 +131,12 @@ class Pki:
         _write_key(self.dir / f"{ident.name}.key", key)
         (self.dir / f"{ident.name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
-    def write_kubeconfig(self, path: Path, identity: str, namespace: str = "default") -> Path:
-        """A kubeconfig for ``identity``'s client certificate, context ``<cluster name>``."""
+    def write_kubeconfig(self, path: Path, identity: str, server: str, namespace: str = "default") -> Path:
+        """A kubeconfig for ``identity``'s client certificate at ``server``, context ``<cluster name>``."""
         context = self.settings.name
         doc = {
             "apiVersion": "v1", "kind": "Config", "current-context": context,
-            "clusters": [{"name": context, "cluster": {"server": self.settings.api_server,
+            "clusters": [{"name": context, "cluster": {"server": server,
                                                        "certificate-authority": str(self.ca_cert)}}],
             "users": [{"name": identity, "user": {"client-certificate": str(self.dir / f"{identity}.crt"),
                                                   "client-key": str(self.dir / f"{identity}.key")}}],

@@ -27,6 +27,7 @@ ENV = {
     "pod_cidr": "RESILIENCE_CLUSTER_POD_CIDR",
     "service_cidr": "RESILIENCE_CLUSTER_SERVICE_CIDR",
     "cache": "RESILIENCE_K8S_CACHE",
+    "api_port": "RESILIENCE_CLUSTER_API_PORT",
 }
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,9}$")  # the host's veth is "<name>-h": at most 15 characters
 
@@ -47,6 +48,7 @@ class ClusterSettings:
     pod_cidr: str = "10.88.0.0/24"
     service_cidr: str = "10.96.0.0/24"
     cache_dir: Path = DEFAULT_K8S_CACHE
+    api_port: int = 16443
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -65,6 +67,8 @@ class ClusterSettings:
         for a, b in (("node_cidr", "pod_cidr"), ("node_cidr", "service_cidr"), ("pod_cidr", "service_cidr")):
             if nets[a].overlaps(nets[b]):
                 raise ClusterError(f"{ENV[a]}={nets[a]} overlaps {ENV[b]}={nets[b]}")
+        if not 1024 <= self.api_port <= 65535:
+            raise ClusterError(f"{ENV['api_port']}={self.api_port}: not a port in 1024..65535")
         if not self.state_dir.is_absolute():
             raise ClusterError(f"{ENV['state_dir']}={self.state_dir}: must be an absolute path")
         for hidden in (Path("/var/lib"), Path("/var/log"), Path("/run")):
@@ -84,7 +88,11 @@ class ClusterSettings:
         kwargs: dict[str, str] = {f: env[v] for f, v in ENV.items()
                                   if f in ("name", "node_cidr", "pod_cidr", "service_cidr") and env.get(v)}
         cache = Path(env.get(ENV["cache"], DEFAULT_K8S_CACHE))
-        return cls(state_dir=chosen.absolute(), cache_dir=cache, **kwargs)
+        try:
+            port = int(env.get(ENV["api_port"], "16443"))
+        except ValueError:
+            raise ClusterError(f"{ENV['api_port']}={env[ENV['api_port']]!r}: not a number") from None
+        return cls(state_dir=chosen.absolute(), cache_dir=cache, api_port=port, **kwargs)
 
     # ---------------------------------------------------------------- addresses
     def _host(self, cidr: str, index: int) -> str:
@@ -118,7 +126,15 @@ class ClusterSettings:
 
     @property
     def api_server(self) -> str:
+        """The API server as the node's components reach it."""
         return f"https://{self.node_ip}:6443"
+
+    @property
+    def local_api_server(self) -> str:
+        """The API server as the machine reaches it: a loopback port forwarded into the node (the admin
+        kubeconfig's server). When the cluster is down it refuses connections; a client holding the
+        node IP instead would send its requests out of the machine by the default route."""
+        return f"https://127.0.0.1:{self.api_port}"
 
     # ---------------------------------------------------------------- names
     @property

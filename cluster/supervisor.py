@@ -51,7 +51,7 @@ class Supervisor:
             "logfile": str(self.settings.log_dir / "supervisord.log"), "logfile_maxbytes": "10MB",
             "logfile_backups": "2", "pidfile": str(self.pidfile), "childlogdir": str(self.settings.log_dir),
             "identifier": f"{self.settings.name}-cluster", "directory": str(self.settings.state_dir),
-            "minfds": "65536",
+            "minfds": "4096",
         }
         cfg["rpcinterface:supervisor"] = {
             "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"}
@@ -143,7 +143,15 @@ class Supervisor:
             self.rpc.stopProcess(f"{GROUP}:{name}", True)
 
     def stop_all(self) -> None:
-        """Stop every program (reverse start order), waiting for each."""
+        """Stop every program one by one in reverse start order, waiting for each: the node before the
+        control plane, the API server before etcd (stopped together, the API server waits out its whole
+        stop timeout for an etcd that is gone)."""
+        try:
+            configs = self.rpc.getAllConfigInfo()
+        except RPC_ERRORS:
+            configs = []
+        for conf in sorted(configs, key=lambda c: -int(c["process_prio"])):
+            self.stop_program(conf["name"])
         with contextlib.suppress(*RPC_ERRORS):
             self.rpc.stopAllProcesses(True)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from cluster import ClusterSettings, LocalCluster
+from cluster import ClusterSettings, LocalCluster, workloads
 from cluster.install import load_manifest, run_install
 from cluster.settings import DEFAULT_DATA_ROOT
 from tests.cluster.hoststate import HostState
@@ -87,12 +87,16 @@ def kube(cluster_up: ClusterUnderTest) -> Iterator[kubernetes.client.ApiClient]:
 
 
 @pytest.fixture
-def namespace(kube: kubernetes.client.ApiClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted after it (pods included)."""
+def namespace(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted after it (pods included) when the cluster still runs."""
     core = kubernetes.client.CoreV1Api(kube)
     name = f"sar-test-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name}}, _request_timeout=10)
     try:
+        # pods are refused until the controller-manager has made the namespace's default ServiceAccount
+        workloads.wait_for(f"ServiceAccount default in {name}", lambda: core.list_namespaced_service_account(
+            name, field_selector="metadata.name=default", _request_timeout=10).items, timeout=30)
         yield name
     finally:
-        core.delete_namespace(name, grace_period_seconds=0, _request_timeout=10)
+        if cluster_up.cluster.is_running():
+            core.delete_namespace(name, grace_period_seconds=0, _request_timeout=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import kubernetes
 import pytest
+import urllib3
 
 from cluster import cgroups, workloads
 from tests.cluster.conftest import ClusterUnderTest
@@ -17,10 +18,13 @@ from tests.cluster.hoststate import HostState, cluster_processes, diff
 pytestmark = pytest.mark.k8s_cluster
 
 
-def test_down_leaves_nothing_behind(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient,
-                                    namespace: str) -> None:
+def test_down_leaves_nothing_behind(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:
     lc, settings = cluster_up.cluster, cluster_up.settings
     core = kubernetes.client.CoreV1Api(kube)
+    namespace = "left-behind"  # not the `namespace` fixture: nothing may talk to the cluster after `down`
+    core.create_namespace({"metadata": {"name": namespace}}, _request_timeout=10)
+    workloads.wait_for("ServiceAccount default", lambda: core.list_namespaced_service_account(
+        namespace, field_selector="metadata.name=default", _request_timeout=10).items, timeout=30)
     kubernetes.utils.create_from_yaml(kube, yaml_objects=workloads.statefulset("left", cluster_up.base_image(), 2),
                                       namespace=namespace)
     workloads.wait_for("2 Ready pods", lambda: sum(workloads.pod_ready(p) for p in core.list_namespaced_pod(
@@ -41,3 +45,6 @@ def test_down_leaves_nothing_behind(cluster_up: ClusterUnderTest, kube: kubernet
     assert left == {}, f"processes left by down: {left}"
     assert diff(cluster_up.before, after, settings.cgroup_root) == []
     assert not lc.status().healthy
+    # the API is gone from the machine's loopback port (a request there cannot leave the machine)
+    with pytest.raises(urllib3.exceptions.MaxRetryError):
+        core.list_namespace(_request_timeout=5)

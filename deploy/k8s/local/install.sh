@@ -7,7 +7,8 @@
 #   bash deploy/k8s/local/install.sh --print-manifest   # where the manifest of the install is
 #
 # What it installs:
-#   1. Debian packages: containerd 1.6, runc, CNI plugins, iptables, ipset, conntrack, debootstrap, umoci, gcc.
+#   1. Debian packages: containerd 1.6, runc, CNI plugins, iptables, ipset, conntrack, socat, debootstrap, umoci,
+#      gcc.
 #   2. etcd and kube-apiserver v$K8S_VERSION: deploy/k8s/envtest/install.sh (cached there, shared with tests/k8s).
 #   3. kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl v$K8S_VERSION in ONE `go build`,
 #      from the Go module proxy with envtest's pinned module graph (its go.mod and go.sum are copied), so
@@ -42,7 +43,7 @@ COREDNS_DEST="$CACHE_ROOT/coredns-v$COREDNS_VERSION"
 IMAGES_DEST="$CACHE_ROOT/images"
 MANIFEST="$CACHE_ROOT/local-cluster.json"
 IMAGE_REPO="localhost/sql-audit"
-APT_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack iproute2 debootstrap umoci
+APT_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack iproute2 socat debootstrap umoci
               gcc libc6-dev)
 NODE_COMMANDS=(kubelet kube-controller-manager kube-scheduler kube-proxy kubectl)
 COREDNS_PLUGINS=(errors health ready kubernetes cache loop reload loadbalance log)
