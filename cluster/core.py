@@ -126,6 +126,9 @@ class LocalCluster:
             progress("supervisord", f"started (pid {pid})")
         else:
             self.supervisor.reload()
+            started = self.supervisor.start_stopped()
+            if started:
+                progress("supervisord", f"started {', '.join(started)} again")
         self._write_state()
         by_name = {c.name: c for c in comps}
         self._wait(by_name["containerd"], deadline, progress)

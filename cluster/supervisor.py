@@ -131,6 +131,16 @@ class Supervisor:
                 self.rpc.removeProcessGroup(group)
             self.rpc.addProcessGroup(group)
 
+    def start_stopped(self) -> list[str]:
+        """Start every program that is not running (stopped by hand, or given up on); returns their names."""
+        started = []
+        for name, info in self.process_info().items():
+            if info["statename"] in ("STOPPED", "EXITED", "FATAL"):
+                with contextlib.suppress(*RPC_ERRORS):
+                    self.rpc.startProcess(f"{GROUP}:{name}", False)
+                    started.append(name)
+        return started
+
     def process_info(self) -> dict[str, dict[str, Any]]:
         """Program name -> supervisor's info (``statename``, ``pid``, ``spawnerr``...); empty when not running."""
         try:

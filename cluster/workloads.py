@@ -95,7 +95,7 @@ class Attempt:
 
 def probe_log(core: kubernetes.client.CoreV1Api, namespace: str, pod: str) -> list[Attempt]:
     """Every attempt the prober in ``pod`` printed so far."""
-    text = core.read_namespaced_pod_log(pod, namespace, _request_timeout=REQUEST_TIMEOUT)
+    text = core.read_namespaced_pod_log(pod, namespace, _request_timeout=REQUEST_TIMEOUT) or ""
     attempts = []
     for line in text.splitlines():
         parts = line.split()

@@ -5,7 +5,7 @@ seconds when done; about 20 min cold — never a skip), takes a snapshot of the 
 (:mod:`tests.cluster.hoststate`), brings the cluster up, and at the end takes it down with
 ``--purge`` whatever happened. ``cluster_up`` (per test) brings it back up if a test took it down,
 so the tests do not depend on their order. State lives in ``$RESILIENCE_CLUSTER_DIR`` or
-``$RESILIENCE_DATA_ROOT/test-cluster``.
+``$RESILIENCE_DATA_ROOT/test-cluster``; name, ranges and API port default to :data:`TEST_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -42,10 +42,18 @@ class ClusterUnderTest:
         return load_manifest(self.settings).images["base"].ref
 
 
+# The test cluster's own name, ranges and port unless the environment sets them: it can run beside a
+# cluster started with the defaults.
+TEST_DEFAULTS = {"RESILIENCE_CLUSTER_NAME": "sartest", "RESILIENCE_CLUSTER_NODE_CIDR": "10.87.1.0/24",
+                 "RESILIENCE_CLUSTER_POD_CIDR": "10.88.1.0/24", "RESILIENCE_CLUSTER_SERVICE_CIDR": "10.96.1.0/24",
+                 "RESILIENCE_CLUSTER_API_PORT": "16444"}
+
+
 def _settings() -> ClusterSettings:
-    state_dir = os.environ.get("RESILIENCE_CLUSTER_DIR")
-    root = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT))
-    return ClusterSettings.from_env(Path(state_dir) if state_dir else root / "test-cluster")
+    env = {**TEST_DEFAULTS, **os.environ}
+    state_dir = env.get("RESILIENCE_CLUSTER_DIR")
+    root = Path(env.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT))
+    return ClusterSettings.from_env(Path(state_dir) if state_dir else root / "test-cluster", env=env)
 
 
 @pytest.fixture(scope="session")
