@@ -1,6 +1,6 @@
 """Benchmark: the local cluster's start-up, idle footprint, pod recovery and NetworkPolicy timing.
 
-    .venv/bin/python benchmarks/cluster.py [--state-dir DIR] [--repeat 5] [--idle 30] [--keep]
+    .venv/bin/python benchmarks/local_cluster.py [--state-dir DIR] [--repeat 5] [--idle 30] [--keep]
 
 1. ``up`` from an empty state directory (certificates made, images imported, CoreDNS scheduled), then
    ``down`` (state kept) and ``up`` again, ``--repeat`` times: the warm start-up.
