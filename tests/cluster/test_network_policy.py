@@ -16,7 +16,8 @@ import pytest
 from cluster import workloads
 from tests.cluster.conftest import ClusterUnderTest
 
-pytestmark = pytest.mark.k8s_cluster
+# the first test also waits for the session fixture: a cold install (deploy/k8s/local/install.sh) takes ~45 min
+pytestmark = [pytest.mark.k8s_cluster, pytest.mark.timeout(3600)]
 
 
 def test_deny_policy_cuts_tcp_and_deleting_it_restores(cluster_up: ClusterUnderTest,

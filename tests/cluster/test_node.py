@@ -8,7 +8,8 @@ import pytest
 from cluster import sysctls
 from tests.cluster.conftest import ClusterUnderTest
 
-pytestmark = pytest.mark.k8s_cluster
+# the first test also waits for the session fixture: a cold install (deploy/k8s/local/install.sh) takes ~45 min
+pytestmark = [pytest.mark.k8s_cluster, pytest.mark.timeout(3600)]
 
 
 def test_node_ready_and_components_healthy(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:

@@ -12,7 +12,8 @@ from cluster import workloads
 from cluster.install import load_manifest
 from tests.cluster.conftest import ClusterUnderTest
 
-pytestmark = pytest.mark.k8s_cluster
+# the first test also waits for the session fixture: a cold install (deploy/k8s/local/install.sh) takes ~45 min
+pytestmark = [pytest.mark.k8s_cluster, pytest.mark.timeout(3600)]
 
 
 def _create(kube: kubernetes.client.ApiClient, namespace: str, docs: list[dict[str, object]]) -> None:

@@ -15,7 +15,8 @@ from cluster import cgroups, workloads
 from tests.cluster.conftest import ClusterUnderTest
 from tests.cluster.hoststate import HostState, cluster_processes, diff
 
-pytestmark = pytest.mark.k8s_cluster
+# the first test also waits for the session fixture: a cold install (deploy/k8s/local/install.sh) takes ~45 min
+pytestmark = [pytest.mark.k8s_cluster, pytest.mark.timeout(3600)]
 
 
 def test_down_leaves_nothing_behind(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:
