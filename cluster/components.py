@@ -136,7 +136,9 @@ def components(settings: ClusterSettings, manifest: Manifest, pki: Pki, paths: P
             http_check(f"{s.api_server}/readyz", pki, "admin", source=src), stopwaitsecs=3),
         # The machine's way in: loopback port -> node, connecting from the veth's address (no veth, no
         # connection: never out by the default route). The admin kubeconfig points here.
-        Component("api-forward", [str(manifest.tools["socat"]),
+        # It stays on the machine's network but joins the node's mount namespace, so `down` finds it with
+        # the rest even when supervisord was killed.
+        Component("api-forward", [*ns.in_mnt(str(manifest.tools["socat"])),
                                   f"TCP-LISTEN:{s.api_port},bind=127.0.0.1,reuseaddr,fork",
                                   f"TCP:{ip}:6443,bind={s.host_ip}"],
                   http_check(f"{s.local_api_server}/readyz", pki, "admin"), stopwaitsecs=5),

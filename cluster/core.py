@@ -181,6 +181,10 @@ class LocalCluster:
                                    else f"pinned: {pins}, veth {s.host_veth}: {veth}"))
         sv_pid = self.supervisor.pid()
         info = self.supervisor.process_info()
+        orphans = self.node_processes() if sv_pid is None else set()
+        out.append(ComponentStatus("supervisord", "RUNNING" if sv_pid else "ABSENT", sv_pid, sv_pid is not None,
+                                   "ok" if sv_pid else f"not running; {len(orphans)} processes of the node left "
+                                   "without it (`down` stops them)" if orphans else "not running"))
         try:
             manifest: Manifest | None = load_manifest(s)
         except ClusterError as exc:
