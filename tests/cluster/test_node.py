@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
+
 import kubernetes
 import pytest
 
@@ -36,3 +39,21 @@ def test_kubelet_left_the_machine_sysctls_alone(cluster_up: ClusterUnderTest) ->
     masks = cluster_up.settings.state_dir / "node" / "sysctl-masks"
     written = {f.name: f.read_text().strip() for f in masks.iterdir()}
     assert written["kernel.panic"] == "10" and written["kernel.panic_on_oops"] == "1", written
+
+
+def test_node_has_no_route_out(cluster_up: ClusterUnderTest) -> None:
+    """Nothing in the node (and so in its pods, whose only way is the node) can reach past the machine:
+    the routing table is asked, no packet is sent."""
+    ns = cluster_up.cluster.ns
+    routes = subprocess.run(ns.in_net("ip", "-4", "route", "show"), capture_output=True, text=True, timeout=10,
+                            check=True).stdout
+    assert "default" not in routes, routes
+    # an address outside every range of the cluster (TEST-NET-3): the node has no way there
+    res = subprocess.run(ns.in_net("ip", "-4", "route", "get", "203.0.113.7"), capture_output=True, text=True,
+                         timeout=10, check=False)
+    assert res.returncode != 0 and "unreachable" in res.stderr.lower(), (res.stdout, res.stderr)
+    # while the node's own ranges are routed (else the check above would prove nothing)
+    pod_address = str(ipaddress.IPv4Network(cluster_up.settings.pod_cidr)[200])
+    res = subprocess.run(ns.in_net("ip", "-4", "route", "get", pod_address), capture_output=True, text=True,
+                         timeout=10, check=True)
+    assert "cni0" in res.stdout, res.stdout
