@@ -475,15 +475,18 @@ def list_experiments() -> None:
         out.print(f"{e.name:<28} {e.ext.scenario:<24} {','.join(e.ext.tags):<14} {e.title}", soft_wrap=True)
 
 
-def _register_fault_commands() -> None:
-    """`cleanup` and the internal `watchdog` live with the fault library (faults/cli.py)."""
+def _register_commands() -> None:
+    """`cleanup` and the internal `watchdog` live with the fault library (faults/cli.py); `cluster` with the
+    local Kubernetes cluster (cluster/cli.py)."""
+    from cluster.cli import cluster as cluster_group
     from faults.cli import cleanup_command, watchdog_command
 
     cli.add_command(cleanup_command)
     cli.add_command(watchdog_command)
+    cli.add_command(cluster_group, "cluster")
 
 
-_register_fault_commands()
+_register_commands()
 
 
 def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> LocalStack:
