@@ -25,7 +25,8 @@ from stack.context import StackContext
 from stack.errors import ComponentError
 from stack.paths import DEPLOY_LOCAL, SCHEMA_DIR
 
-__all__ = ["SCHEMA_DIR", "Check", "Component", "chown_postgres", "render", "run_command", "sql_statements"]
+__all__ = ["SCHEMA_DIR", "Check", "Component", "chown_postgres", "exporter_checks", "render", "run_command",
+           "sql_statements"]
 
 TEMPLATES = DEPLOY_LOCAL / "templates"
 
@@ -81,3 +82,24 @@ def sql_statements(script: str) -> list[str]:
     """Split a SQL script on ``;`` after dropping ``--`` comment lines (enough for our DDL files)."""
     body = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def exporter_checks(name: str, url: str, series: str, describe: Callable[[float], str]) -> tuple[Check, Check]:
+    """``(probe, health)`` of an exporter at ``url``: it serves ``/metrics``; it serves a fresh ``series``.
+
+    ``describe(value)`` words the health of the series' first sample (e.g. ``lag 0``).
+    """
+    import requests
+
+    def probe(c: StackContext) -> str:
+        requests.get(url, timeout=2).raise_for_status()
+        return "serving /metrics"
+
+    def health(c: StackContext) -> str:
+        text = requests.get(url, timeout=2).text
+        for line in text.splitlines():
+            if line.startswith(series + "{"):
+                return describe(float(line.rsplit(" ", 1)[1]))
+        raise ComponentError(name, f"no fresh {series} at {url}")
+
+    return probe, health

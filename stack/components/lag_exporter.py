@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import requests
-
-from stack.components.base import Component
+from stack.components.base import Component, exporter_checks
 from stack.context import StackContext
 from stack.endpoints import CONSUMER_GROUP
-from stack.errors import ComponentError
 
 
 def lag_exporter(ctx: StackContext, bootstrap: str) -> list[Component]:
@@ -18,16 +15,8 @@ def lag_exporter(ctx: StackContext, bootstrap: str) -> list[Component]:
     port = ctx.endpoints.port("lag_exporter")
     url = f"http://127.0.0.1:{port}/metrics"
 
-    def probe(c: StackContext) -> str:
-        requests.get(url, timeout=2).raise_for_status()
-        return "serving /metrics"
-
-    def health(c: StackContext) -> str:
-        text = requests.get(url, timeout=2).text
-        for line in text.splitlines():
-            if line.startswith("kafka_consumergroup_lag_sum{"):
-                return f"lag {float(line.rsplit(' ', 1)[1]):.0f}"
-        raise ComponentError("lag-exporter", f"no fresh kafka_consumergroup_lag_sum at {url}: Kafka not readable")
+    # No fresh lag when Kafka cannot be read: the exporter serves nothing rather than an old number.
+    probe, health = exporter_checks("lag-exporter", url, "kafka_consumergroup_lag_sum", lambda v: f"lag {v:.0f}")
 
     return [Component(
         name="lag-exporter",

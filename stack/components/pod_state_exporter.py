@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import sys
 
-import requests
-
-from stack.components.base import Component
+from stack.components.base import Component, exporter_checks
 from stack.context import StackContext
 from stack.endpoints import HOST
-from stack.errors import ComponentError
 
 NAMESPACE = "local"
 """The ``namespace`` label of the local stack's replicas (the SLO catalogue's local target uses it)."""
@@ -21,16 +18,8 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
     port = ctx.endpoints.port("pod_state_exporter")
     url = f"http://{HOST}:{port}/metrics"
 
-    def probe(c: StackContext) -> str:
-        requests.get(url, timeout=2).raise_for_status()
-        return "serving /metrics"
-
-    def health(c: StackContext) -> str:
-        text = requests.get(url, timeout=2).text
-        for line in text.splitlines():
-            if line.startswith("kube_statefulset_status_replicas_ready{"):
-                return f"{float(line.rsplit(' ', 1)[1]):.0f}/{len(replicas)} ready"
-        raise ComponentError("pod-state-exporter", f"no kube_statefulset_status_replicas_ready at {url}")
+    probe, health = exporter_checks("pod-state-exporter", url, "kube_statefulset_status_replicas_ready",
+                                    lambda v: f"{v:.0f}/{len(replicas)} ready")
 
     # A kubelet's defaults are a 10 s period, 1 s timeout and 3 failures; a finer period shows short
     # outages, and 2 failures in a row keep one slow answer on a busy machine from reading as one.
