@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
@@ -140,16 +139,3 @@ def test_partition_of_an_edge_cuts_every_member(ha_stack: LocalStack, tmp_path: 
     report = h.drained_loss(ha_stack, result, fault_ms, replica=1)
     assert report.lost == [], report.as_dict(10)
     _healthy(ha_stack)
-
-
-def test_down_leaves_no_process(ha_stack: LocalStack) -> None:
-    sup = ha_stack.supervisor.pid()
-    assert sup
-    pids = {sup, *(p.pid for p in psutil.Process(sup).children(recursive=True))}
-    postmasters = {pid for m in patroni.PG_MEMBERS if (pid := patroni.postmaster_pid(ha_stack.ctx, m))}
-    assert len(postmasters) == 2, "expected both Patroni members' postmasters"
-    pids |= postmasters
-    stopped = set(ha_stack.down())
-    assert pids <= stopped, sorted(pids - stopped)
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], f"still running after down: {alive}"
