@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from stack.paths import DEFAULT_DATA_ROOT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_URL_ENV", "WRITE_TIMEOUT_S", "HistoryError", "HistoryStore", "default_sqlite_path",
+__all__ = ["HISTORY_URL_ENV", "WRITE_TIMEOUT_S", "HistoryError", "HistoryStore", "bounded", "default_sqlite_path",
            "history_url", "record_run_safely", "redacted"]
 
 HISTORY_URL_ENV = "RESILIENCE_HISTORY_URL"
@@ -288,6 +288,32 @@ class HistoryStore:
 
         with Session(self.engine) as session:
             return int(session.scalar(select(func.count(Run.id))) or 0)
+
+
+def bounded(work: Callable[[], None], timeout_s: float, what: str) -> str | None:
+    """Run ``work`` in a daemon thread for at most ``timeout_s``; ``None`` when it finished, else a note saying why not.
+
+    A write that hangs (a database that does not answer) is left behind in its thread, never waited for.
+    """
+    error: list[str] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception as exc:
+            error.append(f"{type(exc).__name__}: {_first_line(exc)}")
+
+    worker = threading.Thread(target=guarded, name=f"history-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        note = f"history: {what} not recorded within {timeout_s:g} s"
+    elif error:
+        note = f"history: {what} not recorded: {error[0]}"
+    else:
+        return None
+    logger.warning("%s", note)
+    return note
 
 
 def record_run_safely(run_dir: Path, url: str | None = None, timeout_s: float = WRITE_TIMEOUT_S) -> dict[str, Any]:
