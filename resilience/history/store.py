@@ -84,7 +84,7 @@ def history_url(given: str | None = None, environ: Mapping[str, str] | None = No
         return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
     try:
         url = make_url(text)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise HistoryError(f"{where}: not a database URL: {exc}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
