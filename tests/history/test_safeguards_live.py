@@ -60,7 +60,8 @@ def test_a_fault_breaking_availability_is_aborted_by_the_safeguard_within_5_s(
     assert "safeguard" in verdicts, json.dumps(result.summary["verdicts"], indent=1)
     sg = verdicts["safeguard"]
     assert sg["outcome"] == "fail" and result.exit_code == 1
-    assert sg["reason"].startswith("aborted by safeguard: availability budget (0.1) burning ≥ ") and " = " in sg["reason"]
+    assert sg["reason"].startswith("aborted by safeguard: availability budget (0.1) burning ≥ ")
+    assert " = " in sg["reason"]
     assert sg["measured"] >= 6.0
     # the method was cut short (60 s partition + 45 s pause) and every rollback ran
     j = json.loads((result.run_dir / "journal.json").read_text())
@@ -74,7 +75,8 @@ def test_a_fault_breaking_availability_is_aborted_by_the_safeguard_within_5_s(
     # the breach, timed independently: the first instant at which the rule held, read back from Prometheus
     stop = json.loads((result.run_dir / "safeguard.json").read_text())
     cat = load_catalogue()
-    rule = next(r for r in burn_rules(cat, cat.view("local"), ["availability"]) if r.factor == stop["details"]["factor"])
+    rules = burn_rules(cat, cat.view("local"), ["availability"])
+    rule = next(r for r in rules if r.factor == stop["details"]["factor"])
     fault_start = entries[0][1]["created_at"]
     longs = dict(prom.range_query(stack.endpoints.prometheus_url, rule.long_query, fault_start,
                                   fault_start + 30, step_s=0.25)[0].points)
