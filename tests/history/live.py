@@ -51,17 +51,17 @@ def regression_experiment(directory: Path, *, slow_ms: int = 0) -> Path:
     doc["title"] = "Regression probe: one replica killed, recovery timed"
     start, kill = doc["method"][0], doc["method"][1]
     start["pauses"] = {"after": 8}
-    kill["pauses"] = {"after": 25}
+    kill["pauses"] = {"after": 40}
     method = [start]
     if slow_ms:
         method.append({"type": "action", "name": "slow-kafka-edge", "provider": {
             "type": "python", "module": "faults.network_latency", "func": "add_latency",
-            "arguments": {"edge": "kafka", "latency_ms": slow_ms, "stream": "both", "duration": 60}}})
+            "arguments": {"edge": "kafka", "latency_ms": slow_ms, "stream": "both", "duration": 75}}})
         doc["rollbacks"].insert(0, {"type": "action", "name": "heal-kafka-edge", "provider": {
             "type": "python", "module": "faults.network_latency", "func": "remove_latency",
             "arguments": {"edge": "kafka"}}})
     method += [kill, doc["method"][-1]]
     doc["method"] = method
-    doc["configuration"]["load_duration"]["default"] = "40"
+    doc["configuration"]["load_duration"]["default"] = "55"
     doc["configuration"]["load_rate"]["default"] = "100"
     return _write(doc, directory / "regression_probe.yaml")

@@ -27,7 +27,7 @@ from tests.history.live import regression_experiment
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 TRIALS = 5
-SLOW_MS = 1000
+SLOW_MS = 500
 
 
 def test_slower_release_regresses_and_unchanged_rerun_does_not(stack: LocalStack, tmp_path: Path,
