@@ -118,3 +118,14 @@ def test_record_run_safely_writes_to_the_default_store(tmp_path: Path, run_write
     out = record_run_safely(run_writer("r1", rto=7))
     assert out["recorded"] is True and out["store"].endswith(f"{tmp_path}/data/history.sqlite")
     assert HistoryStore.open().runs()[0].run_id == "r1"
+
+
+def test_the_head_the_store_checks_without_alembic_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from resilience.history.store import HEAD, MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
