@@ -30,7 +30,6 @@ from typing import Any
 from probes.dataloss import wait_drained
 from probes.verdict import Outcome
 from resilience.grafana import annotate_fault
-from resilience.history.store import record_run_safely
 from resilience.judge import EXIT_CODES, Judgement, judge
 from resilience.plan import Phase, RunError, RunOptions, RunPlan, check_reachable, plan, wait_observed
 from resilience.rundir import RunDirectory
@@ -161,6 +160,8 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
                          postgres=_postgres_for_checks(p), catalogue=p.catalogue, redactor=rd.redactor)
     summary = j.summary(run["scenario"])
     rd.write("summary.json", summary)
+    from resilience.history.store import record_run_safely
+
     summary["history"] = record_run_safely(rd.path)  # bounded; a note, never an error
     rd.write("summary.json", summary)
     annotate_fault(run, j.outcome.value)
