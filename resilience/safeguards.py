@@ -220,12 +220,17 @@ def configure_control(configuration: dict[str, Any] | None = None, secrets: dict
     from probes.slo import DEFAULT_SLO_FILE, load_catalogue
     from target.settings import resolve
 
-    s = resolve(configuration)
-    cat = load_catalogue(s.slo_file or DEFAULT_SLO_FILE)
-    view = metric_view(s, cat)
-    ids = list(slos) if slos is not None else judged_slos(experiment or {}, cat)
-    rules = burn_rules(cat, view, ids, DEFAULT_WINDOWS)
-    conditions = [expand_abort_if(cat, view, e) for e in abort_if or []]
+    _guard = None
+    try:
+        s = resolve(configuration)
+        cat = load_catalogue(s.slo_file or DEFAULT_SLO_FILE)
+        view = metric_view(s, cat)
+        ids = list(slos) if slos is not None else judged_slos(experiment or {}, cat)
+        rules = burn_rules(cat, view, ids, DEFAULT_WINDOWS)
+        conditions = [expand_abort_if(cat, view, e) for e in abort_if or []]
+    except Exception as exc:  # chaoslib would only log this at DEBUG: say it loudly, the run is unguarded
+        logger.error("safeguards NOT active for this experiment: %s: %s", type(exc).__name__, exc)
+        raise
     _guard = _Guard(str(s.prometheus_url), rules, conditions, s.fault_state_dir, s.run_id, s,
                     Path(run_dir) if run_dir else None, float(interval_s))
     logger.info("safeguards: %s; %s; kill switch %s",
@@ -264,7 +269,8 @@ def after_experiment_control(context: Any = None, state: Any = None, configurati
 
 
 def cleanup_control() -> None:
-    """Stop the monitor (idempotent)."""
+    """Stop the monitor and forget this experiment (idempotent)."""
+    global _guard
     g = _guard
     if g is None:
         return
@@ -272,6 +278,7 @@ def cleanup_control() -> None:
     g.stop.set()
     if g.thread is not None and g.thread is not threading.current_thread():
         g.thread.join(timeout=5)
+    _guard = None
 
 
 # ---------------------------------------------------------------------------------------- verdicts

@@ -22,8 +22,8 @@ def scenario_dirs(gate_dir: Path) -> list[Path]:
 
 
 def gate_fields(gate_dir: Path, results: list[ScenarioResult], exit_code: int, *, target: str = "local",
-                profile: str | None = None, baseline: str | None = None,
-                started_at: float | None = None) -> dict[str, Any]:
+                profile: str | None = None, baseline: str | None = None, started_at: float | None = None,
+                known_versions: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``gates`` row of a gate directory and its scenario results."""
     starts, ends, scores = [], [], []
     for r in results:
@@ -34,7 +34,7 @@ def gate_fields(gate_dir: Path, results: list[ScenarioResult], exit_code: int, *
         scores.append(num(summary.get("score")) if r.exit_code != 2 or summary else None)
     known_starts = [s for s in starts if s is not None]
     outcome = "fail" if exit_code == 1 else "pass" if exit_code == 0 else "inconclusive"
-    v = versions(target)
+    v = known_versions if known_versions is not None else versions(target)
     return {"gate_id": Path(gate_dir).name, "started_at": started_at or (min(known_starts) if known_starts
                                                                           else time.time()),
             "ended_at": max((e for e in ends if e is not None), default=None), "outcome": outcome,
@@ -44,12 +44,17 @@ def gate_fields(gate_dir: Path, results: list[ScenarioResult], exit_code: int, *
 
 def record_gate_dir(store: HistoryStore, gate_dir: Path, run_ids: Iterable[str],
                     comparisons: Iterable[dict[str, Any]] = (), baseline: str | None = None,
-                    exit_code: int | None = None, profile: str | None = None, target: str | None = None) -> int:
-    """Record the gate in ``gate_dir`` (its runs must be recorded already, or be recorded later)."""
+                    exit_code: int | None = None, profile: str | None = None, target: str | None = None,
+                    known_versions: dict[str, Any] | None = None) -> int:
+    """Record the gate in ``gate_dir`` (its runs must be recorded already, or be recorded later).
+
+    ``known_versions``: what the gate tested, when it is not what this checkout is (an import).
+    """
     results = [ScenarioResult.from_run_dir(d) for d in scenario_dirs(gate_dir)]
     if exit_code is None:
         codes = [r.exit_code for r in results]
         exit_code = 1 if 1 in codes else (2 if not codes or any(c != 0 for c in codes) else 0)
     tgt = target or next((r.target for r in results if r.target != "unknown"), "local")
-    fields = gate_fields(gate_dir, results, exit_code, target=tgt, profile=profile, baseline=baseline)
+    fields = gate_fields(gate_dir, results, exit_code, target=tgt, profile=profile, baseline=baseline,
+                         known_versions=known_versions)
     return store.record_gate(fields, list(run_ids), comparisons)

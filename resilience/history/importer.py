@@ -47,6 +47,7 @@ def import_dirs(store: HistoryStore, roots: list[Path]) -> ImportReport:
     """Import every run directory under ``roots`` (see the module doc)."""
     report = ImportReport()
     gates: dict[Path, list[str]] = {}
+    gate_versions: dict[Path, dict[str, object]] = {}
     for root in roots:
         for d in run_dirs(root):
             run = read_json(d / "run.json")
@@ -65,7 +66,9 @@ def import_dirs(store: HistoryStore, roots: list[Path]) -> ImportReport:
             if rec.gate_id:
                 gate_dir = next(p for p in (d.parent, d.parent.parent) if p.name == rec.gate_id)
                 gates.setdefault(gate_dir, []).append(rec.run_id)
+                gate_versions.setdefault(gate_dir, {k: rec.fields.get(k) for k in ("suite_version", "git_commit",
+                                                                                     "service_version", "release")})
     for gate_dir, run_ids in gates.items():
-        record_gate_dir(store, gate_dir, run_ids)
+        record_gate_dir(store, gate_dir, run_ids, known_versions=gate_versions[gate_dir])
         report.gates.append(gate_dir.name)
     return report
