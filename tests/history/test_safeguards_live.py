@@ -126,7 +126,7 @@ def test_halt_heals_a_partition_within_5_s_and_refuses_runs_until_resume(
         path = active[0][0]
         entry = journal.read(path) or {}
         assert entry.get("status") == "reverted", entry
-        healed_after = float(entry["reverted_at"]) - t_halt  # type: ignore[arg-type]
+        healed_after = float(str(entry["reverted_at"])) - t_halt
         assert _toxics(stack) == []
         refused = _cli("run", "pod_failure", *where)
         assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -145,3 +145,37 @@ def test_halt_heals_a_partition_within_5_s_and_refuses_runs_until_resume(
     after = _cli("run", "pod_failure", *where, "--abort-if", "{no_such_measure} > 1")
     assert after.returncode == 2 and "halted" not in after.stderr, after.stderr
     assert "no_such_measure not a measure" in after.stderr
+
+
+def test_the_watchdog_reverts_a_fault_and_the_engine_refuses_new_ones_while_halted(
+        stack: LocalStack, tmp_path: Path) -> None:
+    """Even with no safeguard control at all (a stuck runner, a bare `chaos run`): the run's watchdog sees the
+    kill switch on its next round and reverts the fault, and no new fault can be injected."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from faults import network_partition
+    from faults.cleanup import cleanup
+
+    state = tmp_path / "journal"
+    cfg = {"stack_port_base": stack.endpoints.port_base, "stack_data_dir": str(stack.data_dir),
+           "fault_state_dir": str(state), "run_id": "halt-watchdog", "heartbeat_timeout": 30}
+    settings = resolve(cfg)
+    try:
+        network_partition.partition_network("clickhouse", duration=120, configuration=cfg)
+        assert _toxics(stack)
+        killswitch.halt(settings, "test: watchdog path")
+        t0 = time.monotonic()
+        while journal.open_entries(state) and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        took = time.monotonic() - t0
+        [(_, entry)] = journal.entries(state)
+        assert entry["status"] == "reverted" and "kill switch" in str(entry.get("reverted_by")), entry
+        assert _toxics(stack) == []
+        print(f"\nwatchdog: partition reverted {took:.2f} s after the kill switch, by {entry['reverted_by']}")
+        assert took <= 5.0
+        with pytest.raises(ActivityFailed, match="refused: halted by the kill switch"):
+            network_partition.partition_network("clickhouse", duration=10, configuration=cfg)
+        assert len(journal.entries(state)) == 1, "a refused fault must not even be journaled"
+    finally:
+        killswitch.resume(settings)
+        cleanup(state)
