@@ -140,7 +140,7 @@ def halt(settings: TargetSettings, reason: str = "") -> Halt:
         tmp.write_text(value + "\n")
         os.replace(tmp, path)
         where = str(path)
-    logger.warning("kill switch set (%s): %s", where, reason or "no reason given")
+    logger.info("kill switch set (%s): %s", where, reason or "no reason given")
     return _parse(value, where)
 
 
@@ -157,7 +157,7 @@ def resume(settings: TargetSettings) -> Halt | None:
             kube.patch_configmap(namespace, name, {"data": {KEY: ""}}, f"{KEY}=cleared")
     else:
         halt_file(settings.fault_state_dir).unlink(missing_ok=True)
-    logger.warning("kill switch cleared (%s)", current.where)
+    logger.info("kill switch cleared (%s)", current.where)
     return current
 
 

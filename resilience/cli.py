@@ -356,6 +356,9 @@ def report(run_dir: Path, slo_file: Path | None) -> None:
         _fail(f"{run_dir / 'run.json'}: {exc}", 2)
     j = judge(run_dir, meta, meta.get("endpoints", {}).get("prometheus_url", ""), live=False, catalogue=catalogue)
     summary = j.summary(meta["scenario"])
+    previous = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    if isinstance(previous, dict) and "history" in previous:
+        summary["history"] = previous["history"]  # what the run recorded; `history import` records a re-judge
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     render(run_dir)
     _print_verdicts(summary)
@@ -421,9 +424,10 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
         chosen, other = select(options)
     except ExperimentError as exc:
         _fail(str(exc), 2)
-    if baseline:
-        from resilience.cli_history import check_baseline
+    from resilience.cli_history import check_baseline, refuse_if_halted
 
+    refuse_if_halted(target)
+    if baseline:
         console.print(f"baseline: {check_baseline(baseline)}")
     if other:
         console.print(f"skipping {', '.join(e.name for e in other)}: they need another profile than {profile} "

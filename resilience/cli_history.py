@@ -17,7 +17,7 @@ from rich.console import Console
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
 
-__all__ = ["check_baseline", "halt_command", "history_group", "resume_command"]
+__all__ = ["check_baseline", "halt_command", "history_group", "refuse_if_halted", "resume_command"]
 
 history_url_option = click.option(
     "--history-url", default=None, envvar="RESILIENCE_HISTORY_URL", metavar="URL",
@@ -41,6 +41,18 @@ def check_baseline(selector: str, url: str | None = None) -> str:
     try:
         return check_selector(HistoryStore.open(url), selector)
     except (BaselineError, HistoryError) as exc:
+        _fail(f"{exc}; nothing was run")
+
+
+def refuse_if_halted(target: str) -> None:
+    """Exit 2 with the kill switch's message when it is set (a gate would only refuse each of its runs)."""
+    from faults.killswitch import HaltedError
+    from faults.killswitch import refuse_if_halted as refuse
+    from target.settings import SettingsError, resolve
+
+    try:
+        refuse(resolve({"target": target}), "resilience gate")
+    except (HaltedError, SettingsError) as exc:
         _fail(f"{exc}; nothing was run")
 
 
