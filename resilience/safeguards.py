@@ -4,7 +4,7 @@ Once per second, from the first fault the run injects until its method ends, a m
 checks
 
 - the **burn-rate rules** of every budget SLO the experiment judges (:mod:`probes.burnrate`: the
-  availability budget burning ≥ 14.4× over 60 s and 5 s, ≥ 6× over 300 s and 30 s). An SLO the
+  availability budget burning ≥ 14.4× over 5 min and 1 min). An SLO the
   experiment does not judge is one it breaks on purpose (a ClickHouse partition takes every replica
   out of service), so it gets no rule;
 - the user's ``--abort-if`` conditions (PromQL over the catalogue's measures, :class:`probes.burnrate.AbortIf`);
