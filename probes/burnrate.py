@@ -60,6 +60,21 @@ class BurnRule:
     budget: float
     long_query: str
     short_query: str
+    template: str = ""
+    """The burn-rate PromQL with ``__WINDOW__`` for its range (see :meth:`query`)."""
+
+    def query(self, window_s: int, since: float | None = None, now: float | None = None) -> str:
+        """The burn rate over ``window_s``, counting only what happened after ``since``.
+
+        Time in the window before ``since`` (the experiment's start) counts as within budget: the burn
+        over the part since then is scaled by its share of the window. So an outage left by the run
+        before this one never counts, and a one-second blip early in a run is not read as a huge burn.
+        """
+        n = window_s if since is None or now is None else max(1, min(window_s, int(now - since)))
+        full = self.long_query if window_s == self.long_s else self.short_query
+        if n == window_s:
+            return full
+        return f"({self.template.replace('__WINDOW__', f'{n}s')}) * {n} / {window_s}"
 
     def describe(self) -> str:
         return (f"{self.slo} budget ({self.budget:g}) burning ≥ {self.factor:g}× over {self.long_s} s "
@@ -68,31 +83,36 @@ class BurnRule:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def check(self, url: str, now: float, timeout_s: float = 2.0) -> Breach | None:
-        """Evaluate the rule now; a :class:`Breach` when both windows burn at least ``factor``.
+    def check(self, url: str, now: float, since: float | None = None, timeout_s: float = 2.0) -> Breach | None:
+        """Evaluate the rule now (counting from ``since``, see :meth:`query`); a :class:`Breach` when both
+        windows burn at least ``factor``.
 
         Raises:
             ProbeError: Prometheus did not answer (the caller decides what a blind check means).
         """
-        long_rate = prom.instant(url, self.long_query, timeout_s=timeout_s)
+        long_q = self.query(self.long_s, since, now)
+        long_rate = prom.instant(url, long_q, timeout_s=timeout_s)
         if long_rate < self.factor:
             return None
-        short_rate = prom.instant(url, self.short_query, timeout_s=timeout_s)
+        short_q = self.query(self.short_s, since, now)
+        short_rate = prom.instant(url, short_q, timeout_s=timeout_s)
         if short_rate < self.factor:
             return None
         return Breach("burn_rate", self.describe(), round(min(long_rate, short_rate), 2), now,
                       {"slo": self.slo, "factor": self.factor, "long_s": self.long_s, "short_s": self.short_s,
                        "long_burn_rate": round(long_rate, 3), "short_burn_rate": round(short_rate, 3),
-                       "long_query": self.long_query, "short_query": self.short_query})
+                       "long_query": long_q, "short_query": short_q, "since": since})
 
 
-def _burn_query(cat: Catalogue, slo_id: str, view: MetricView, window_s: int) -> tuple[str, float] | None:
-    """The burn-rate PromQL of ``slo_id`` over ``window_s`` and its budget, or ``None`` if it has no budget."""
+def _burn_query(cat: Catalogue, slo_id: str, view: MetricView, window_s: int | str
+                ) -> tuple[str, float] | None:
+    """The burn-rate PromQL of ``slo_id`` over ``window_s`` seconds (or a placeholder) and its budget, or
+    ``None`` if it has no budget."""
     slo = cat.slo(slo_id)
     if not isinstance(slo.measure, PromQuery):
         return None
     o = slo.objective
-    query = cat.promql(slo_id, view, window=f"{window_s}s")
+    query = cat.promql(slo_id, view, window=f"{window_s}s" if isinstance(window_s, int) else window_s)
     if o.unit == "percent" and o.comparison in (Comparison.GE, Comparison.GT) and o.value < 100:
         budget = 100.0 - o.value
         return f"(100 - ({query})) / {budget:g}", budget
@@ -116,9 +136,10 @@ def burn_rules(cat: Catalogue, view: MetricView, slo_ids: list[str],
                                  "short < long")
             long_q = _burn_query(cat, slo_id, view, long_s)
             short_q = _burn_query(cat, slo_id, view, short_s)
-            if long_q is None or short_q is None:
+            template = _burn_query(cat, slo_id, view, "__WINDOW__")
+            if long_q is None or short_q is None or template is None:
                 break
-            rules.append(BurnRule(slo_id, factor, long_s, short_s, long_q[1], long_q[0], short_q[0]))
+            rules.append(BurnRule(slo_id, factor, long_s, short_s, long_q[1], long_q[0], short_q[0], template[0]))
     return rules
 
 
@@ -129,7 +150,8 @@ class AbortIf:
     given: str
     query: str
 
-    def check(self, url: str, now: float, timeout_s: float = 2.0) -> Breach | None:
+    def check(self, url: str, now: float, since: float | None = None, timeout_s: float = 2.0) -> Breach | None:
+        """A :class:`Breach` when the condition fires now (``since`` is not used: the user wrote the windows)."""
         value = firing(url, self.query, timeout_s)
         if value is None:
             return None

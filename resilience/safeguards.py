@@ -118,6 +118,7 @@ class _Guard:
     settings: Any
     run_dir: Path | None
     interval_s: float = INTERVAL_S
+    since: float | None = None
     armed: bool = False
     tripped: dict[str, Any] | None = None
     failed_checks: int = 0
@@ -150,7 +151,7 @@ class _Guard:
             checks: list[BurnRule | AbortIf] = [*self.rules, *self.conditions]
             for check in checks:
                 try:
-                    breach: Breach | None = check.check(self.prometheus_url, now)
+                    breach: Breach | None = check.check(self.prometheus_url, now, self.since)
                 except prom.ProbeError as exc:
                     self.failed_checks += 1
                     if self.failed_checks in (1, 10, 100):
@@ -251,6 +252,7 @@ def before_experiment_control(context: Any = None, configuration: dict[str, Any]
     except ValueError:  # not the main thread: no signals, the monitor still records what it sees
         logger.warning("safeguards: not in the main thread, breaches are recorded but cannot interrupt")
     g.armed = True
+    g.since = time.time()  # burn rates count from here: an outage left by an earlier run is not this run's
     g.thread = threading.Thread(target=g.loop, name="safeguards", daemon=True)
     g.thread.start()
 

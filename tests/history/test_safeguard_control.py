@@ -72,6 +72,10 @@ def test_burn_rate_rules_are_built_from_the_catalogue_for_budget_slos_only() -> 
     assert (avail.long_s, avail.short_s, avail.budget) == (300, 60, pytest.approx(0.1))
     assert avail.long_query == f"(100 - ({cat.promql('availability', view, window='300s')})) / 0.1"
     assert cat.query("replicas_ready", view) in avail.short_query
+    # counted from the experiment's start: 30 s into it, the 300 s burn is the 30 s burn times 30/300
+    scaled = avail.query(300, since=1000.0, now=1030.5)
+    assert scaled == f"((100 - ({cat.promql('availability', view, window='30s')})) / 0.1) * 30 / 300"
+    assert avail.query(300, since=1000.0, now=2000.0) == avail.long_query
     err = next(r for r in rules if r.slo == "error_rate")
     assert err.long_query == f"({cat.promql('error_rate', view, window='300s')}) / 0.001"
 

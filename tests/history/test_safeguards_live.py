@@ -77,12 +77,15 @@ def test_a_fault_breaking_availability_is_aborted_by_the_safeguard_within_5_s(
     cat = load_catalogue()
     rules = burn_rules(cat, cat.view("local"), ["availability"])
     rule = next(r for r in rules if r.factor == stop["details"]["factor"])
-    fault_start = entries[0][1]["created_at"]
-    longs = dict(prom.range_query(stack.endpoints.prometheus_url, rule.long_query, fault_start,
-                                  fault_start + 30, step_s=0.25)[0].points)
-    shorts = dict(prom.range_query(stack.endpoints.prometheus_url, rule.short_query, fault_start,
-                                   fault_start + 30, step_s=0.25)[0].points)
-    breach = min(t for t in longs if longs[t] >= rule.factor and shorts.get(t, 0) >= rule.factor)
+    fault_start = float(entries[0][1]["created_at"])
+    since = float(stop["details"]["since"])
+    url = stack.endpoints.prometheus_url
+
+    def holds(t: float) -> bool:
+        return (prom.instant(url, rule.query(rule.long_s, since, t), at=t) >= rule.factor
+                and prom.instant(url, rule.query(rule.short_s, since, t), at=t) >= rule.factor)
+
+    breach = next(t for t in (fault_start + i / 4 for i in range(4 * 40)) if holds(t))
     reverted = max(float(e["reverted_at"]) for _, e in entries)
     print(f"\nsafeguard: fault at +0, breach at +{breach - fault_start:.2f} s, seen at "
           f"+{stop['detected_at'] - fault_start:.2f} s, interrupted at +{stop['interrupted_at'] - fault_start:.2f} s, "
