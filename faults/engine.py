@@ -26,7 +26,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from faults import journal, watchdog
+from faults import journal, killswitch, watchdog
 from target.settings import TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
     if settings.dry_run:
         logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), plan.get("would", plan))
         return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
+    killswitch.refuse_if_halted(settings, f"{fault}.{function}")
 
     undo = {"activity": f"{module}.{undo_function}", "arguments": undo_arguments}
     path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan,

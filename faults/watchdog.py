@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import psutil
 
-from faults import journal
+from faults import journal, killswitch
 from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, TargetSettings
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,8 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
             timeout = float(journal.run_meta(state_dir, run_id).get("heartbeat_timeout")
                             or DEFAULT_HEARTBEAT_TIMEOUT)
             age = journal.heartbeat_age(state_dir, run_id)
-            stale = age is None or age > timeout
+            halted = killswitch.local_status(state_dir) is not None
+            stale = age is None or age > timeout or halted
             now = time.time()
             due = [(p, e) for p, e in opened
                    if stale or (e.get("expires_at") and now >= float(e["expires_at"]) + EXPIRY_GRACE_S)]
@@ -199,7 +200,7 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
                 current = journal.read(path)
                 if current is None or current.get("status") not in journal.OPEN:
                     continue
-                why = "stale heartbeat" if stale else "expiry"
+                why = "kill switch" if halted else "stale heartbeat" if stale else "expiry"
                 ok = revert_entry(path, current, by=f"watchdog pid {os.getpid()} ({why})").ok and ok
             if ok:
                 failing_since = None

@@ -44,6 +44,11 @@ port_base_option = click.option(
     envvar="RESILIENCE_PORT_BASE",
     help="First of the loopback ports the stack uses (40 for minimal, 60 for ha); keep two stacks' "
          "bases 60 apart.")
+abort_if_option = click.option(
+    "--abort-if", "abort_if", multiple=True, metavar="PROMQL",
+    help="Abort (and roll back) as soon as this PromQL returns a non-zero sample while a fault is active; "
+         "{measure} placeholders of docs/slo.yaml stand for the target's queries, e.g. "
+         "'{consumer_lag} > 40000'. Repeatable.")
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_DATA_DIR",
     help="Stack state (configs, data, logs). Default: /var/tmp/sql-audit-resilience/stack-<port-base>.")
@@ -186,9 +191,14 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
 @click.option("--prometheus-url", envvar="RESILIENCE_PROMETHEUS_URL", help="kubernetes target: Prometheus base URL.")
 @click.option("--kafka-bootstrap", envvar="RESILIENCE_KAFKA_BOOTSTRAP", help="kubernetes target: Kafka bootstrap.")
 @click.option("--clickhouse", envvar="RESILIENCE_CLICKHOUSE", help="kubernetes target: ClickHouse host:port.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Trials: with N > 1 each SLO's verdict comes from a confidence interval over N runs "
+                   "(docs/report.md, 'Repeated trials').")
+@abort_if_option
 def run(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
         seed: int | None, port_base: int, data_dir: Path | None, reports_dir: Path | None, slo_file: Path | None,
-        prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None) -> None:
+        prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None, repeat: int,
+        abort_if: tuple[str, ...]) -> None:
     """Run one scenario under load and judge its SLOs.
 
     EXPERIMENT is a scenario name (pod_failure, postgres_failure... see `resilience list`)
@@ -207,6 +217,9 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
     options = _run_options(experiment, target, shape, rate, duration, seed, port_base, reports_dir, slo_file,
                            prometheus_url, kafka_bootstrap, clickhouse)
     options.data_dir = data_dir
+    options.abort_if = abort_if
+    if repeat > 1:
+        sys.exit(_run_trials_and_print(options, repeat))
     sys.exit(_run_and_print(options))
 
 
@@ -233,6 +246,23 @@ def _run_and_print(options: RunOptions) -> int:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         console.print("nothing was injected")
         return 2
+    return result.exit_code
+
+
+def _run_trials_and_print(options: RunOptions, repeat: int) -> int:
+    """``run --repeat N``: N trials, then one verdict per SLO from its confidence interval."""
+    from resilience.trials import run_trials
+
+    try:
+        result = run_trials(options, repeat, _run_with_progress,
+                            on_trial=lambda i, n: console.rule(f"trial {i}/{n}"))
+    except RunError as exc:
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print("nothing was injected")
+        return 2
+    console.rule(f"{repeat} trials")
+    _print_verdicts(result.summary)
+    console.print(f"report: {result.run_dir / 'report.html'}")
     return result.exit_code
 
 
@@ -326,6 +356,9 @@ def report(run_dir: Path, slo_file: Path | None) -> None:
         _fail(f"{run_dir / 'run.json'}: {exc}", 2)
     j = judge(run_dir, meta, meta.get("endpoints", {}).get("prometheus_url", ""), live=False, catalogue=catalogue)
     summary = j.summary(meta["scenario"])
+    previous = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    if isinstance(previous, dict) and "history" in previous:
+        summary["history"] = previous["history"]  # what the run recorded; `history import` records a re-judge
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     render(run_dir)
     _print_verdicts(summary)
@@ -366,8 +399,15 @@ def replay(run_dir: Path, port_base: int) -> None:
               help="Where the gate directory goes (default: reports/ in the checkout).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the gate directory).")
+@click.option("--repeat", type=click.IntRange(1, 100), default=None,
+              help="Trials per experiment (default: each experiment's `repeat`, usually 1).")
+@click.option("--baseline", default=None, metavar="RELEASE|RUN-ID|GATE-ID|last-N",
+              help="Compare every SLO with this baseline from the history (Mann-Whitney U): a regression fails "
+                   "the gate (docs/report.md, 'Regression verdicts').")
+@abort_if_option
 def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
-         data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None) -> None:
+         data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, repeat: int | None,
+         baseline: str | None, abort_if: tuple[str, ...]) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
     \b
@@ -379,11 +419,17 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
     from resilience.gate import GateOptions, run_gate, select
 
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
-                          data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path)
+                          data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path,
+                          repeat=repeat, baseline=baseline, abort_if=abort_if)
     try:
         chosen, other = select(options)
     except ExperimentError as exc:
         _fail(str(exc), 2)
+    from resilience.cli_history import check_baseline, refuse_if_halted
+
+    refuse_if_halted(target)
+    if baseline:
+        console.print(f"baseline: {check_baseline(baseline)}")
     if other:
         console.print(f"skipping {', '.join(e.name for e in other)}: they need another profile than {profile} "
                       "(run the gate again with --profile)")
@@ -403,7 +449,10 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
                       on_start=lambda i, n, exp: console.rule(f"[{i}/{n}] {exp.name}"))
     console.rule("gate")
     for r in result.results:
-        out.print(f"{r.outcome.value:<13} {r.scenario}", soft_wrap=True)
+        changed = ", ".join(f"{c['slo']} {c['verdict']}" for c in r.comparisons if c.get("verdict") != "no change")
+        score = "-" if r.score is None else f"{r.score:g}"
+        out.print(f"{r.outcome.value:<13} {r.scenario:<26} score {score:>5}" + (f"  {changed}" if changed else ""),
+                  soft_wrap=True)
     console.print(f"index: {result.index}\njunit: {result.junit}")
     sys.exit(result.exit_code)
 
@@ -476,14 +525,18 @@ def list_experiments() -> None:
 
 
 def _register_commands() -> None:
-    """`cleanup` and the internal `watchdog` live with the fault library (faults/cli.py); `cluster` with the
-    local Kubernetes cluster (cluster/cli.py)."""
+    """`cleanup` and the internal `watchdog` live with the fault library (faults/cli.py), `cluster` with the
+    local Kubernetes cluster (cluster/cli.py), `history`, `halt` and `resume` in resilience/cli_history.py."""
     from cluster.cli import cluster as cluster_group
     from faults.cli import cleanup_command, watchdog_command
+    from resilience.cli_history import halt_command, history_group, resume_command
 
     cli.add_command(cleanup_command)
     cli.add_command(watchdog_command)
     cli.add_command(cluster_group, "cluster")
+    cli.add_command(history_group)
+    cli.add_command(halt_command)
+    cli.add_command(resume_command)
 
 
 _register_commands()

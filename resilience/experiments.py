@@ -96,6 +96,8 @@ class Extension(BaseModel):
         default_factory=list, description="Method probes whose journal output must equal a value (each a verdict).")
     slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "
                                                              "(e.g. without Patroni on the minimal profile).")
+    repeat: int = Field(default=1, ge=1, le=100, description="Trials per gate run (`resilience gate`); each SLO "
+                                                             "then gets a confidence interval (docs/report.md).")
 
     @model_validator(mode="after")
     def _declares_an_effect(self) -> Extension:

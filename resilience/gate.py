@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resilience.baseline import finish_gate
 from resilience.experiments import Experiment, catalogue
 from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
 from resilience.report import ScenarioResult, render_index, write_junit
 from resilience.runner import RunResult
+from resilience.trials import run_trials
 from stack.endpoints import DEFAULT_PORT_BASE
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ class GateOptions:
     data_dir: Path | None = None
     reports_dir: Path = DEFAULT_REPORTS
     junit_path: Path | None = None
+    repeat: int | None = None
+    """Trials per experiment (default: each experiment's ``repeat``, 1 unless it says otherwise)."""
+    baseline: str | None = None
+    """Compare with this baseline from the history (:mod:`resilience.baseline`)."""
+    abort_if: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,7 +57,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        return exit_code([r.exit_code for r in self.results])
+        return exit_code([r.gate_exit_code for r in self.results])
 
     @property
     def index(self) -> Path:
@@ -80,6 +87,7 @@ def select(options: GateOptions, experiments: list[Experiment] | None = None
 def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
              on_start: Callable[[int, int, Experiment], None] | None = None) -> GateResult:
     """Run ``chosen`` one after the other into a new gate directory; write the index and the JUnit."""
+    started = time.time()
     gate_dir = options.reports_dir / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     gate_dir.mkdir(parents=True)
     results: list[ScenarioResult] = []
@@ -87,15 +95,18 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
         if on_start:
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
-                                 data_dir=options.data_dir, reports_dir=gate_dir)
+                                 data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if)
+        repeat = options.repeat or exp.ext.repeat
         try:
-            result = run_one(run_options)
+            result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)
         except RunError as exc:
             logger.error("%s did not start: %s", exp.name, exc)
             results.append(ScenarioResult.not_started(exp.ext.scenario, exp.title, options.target, str(exc),
                                                       gate_dir))
             continue
         results.append(ScenarioResult.from_run_dir(result.run_dir))
+    finish_gate(options.baseline, gate_dir, results, started, exit_code([r.exit_code for r in results]),
+                target=options.target, profile=options.profile)  # baseline comparisons, history
     write_junit(results, gate_dir / "junit.xml")
     if options.junit_path:
         write_junit(results, options.junit_path)

@@ -33,6 +33,8 @@ from probes.slo import Catalogue, MeasureUndefined, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
 from resilience.experiments import Effect
 from resilience.rundir import RunDirectory, json_safe, read_json
+from resilience.safeguards import stop_verdicts
+from resilience.score import run_score
 from resilience.secrets import Redactor
 from target.contract import DataContract
 
@@ -58,7 +60,8 @@ class Judgement:
     def summary(self, scenario: str) -> dict[str, Any]:
         return json_safe({"format": FORMAT, "scenario": scenario, "outcome": self.outcome.value,
                            "exit_code": self.exit_code, "verdicts": [v.as_dict() for v in self.verdicts],
-                           "rto": self.rto, "data_loss": self.data_loss, "load": self.load, "errors": self.errors})
+                           "rto": self.rto, "data_loss": self.data_loss, "load": self.load, "errors": self.errors,
+                           "score": run_score(v.as_dict() for v in self.verdicts)})
 
 
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
@@ -196,6 +199,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             rd.write("recorded/prometheus.json", recorder.calls)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
                  "failed": failed_produces, "shape": run.get("load", {}).get("shape")}
+    verdicts.extend(stop_verdicts(run_dir))  # aborted by a safeguard, or halted by the kill switch
     if run.get("error"):
         errors.append(run["error"])
     outcome = overall(verdicts)

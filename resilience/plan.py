@@ -59,6 +59,7 @@ class RunOptions:
     metric_selector: str | None = None
     bring_up: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)
+    abort_if: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,20 @@ def plan(options: RunOptions) -> RunPlan:
         view = metric_view(settings, cat)
     except Exception as exc:  # ActivityFailed naming the key
         raise RunError(str(exc)) from None
+    _refuse_if_halted(settings, options, cat, view)
     return RunPlan(options, exp, cat, load, settings, view)
+
+
+def _refuse_if_halted(settings: TargetSettings, options: RunOptions, cat: Catalogue, view: MetricView) -> None:
+    """No run while the kill switch is set (:mod:`faults.killswitch`); ``--abort-if`` must name measures."""
+    from faults.killswitch import HaltedError, refuse_if_halted
+    from resilience.safeguards import validate_abort_if
+
+    try:
+        refuse_if_halted(settings, "resilience run")
+        validate_abort_if(cat, view, options.abort_if)
+    except (HaltedError, ValueError) as exc:
+        raise RunError(str(exc)) from None
 
 
 def _load(exp: xp.Experiment, options: RunOptions) -> dict[str, Any]:
@@ -177,6 +191,13 @@ def check_reachable(p: RunPlan) -> None:
         check_bootstrap(p.kafka_bootstrap, p.settings.topic, timeout=5)
     except LoadConfigError as exc:
         raise RunError(str(exc)) from None
+    if p.options.abort_if:
+        from resilience.safeguards import validate_abort_if
+
+        try:
+            validate_abort_if(p.catalogue, p.view, p.options.abort_if, p.prometheus_url)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
 
 
 def check_metrics(p: RunPlan) -> None:

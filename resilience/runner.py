@@ -93,7 +93,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     drained: dict[str, Any] = {"drained": False, "reason": "not awaited"}
     with rd.log(), _environ(env), live_poller(p.catalogue, p.view, p.prometheus_url, live):
         try:
-            journal = _run_experiment(p, config, phase)
+            journal = _run_experiment(p, config, phase, rd.path)
         except BaseException as exc:  # Ctrl-C included: judge what we have, then re-raise
             run["error"] = f"experiment interrupted: {type(exc).__name__}: {exc}"
             if not isinstance(exc, Exception):
@@ -163,6 +163,10 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
                          postgres=_postgres_for_checks(p), catalogue=p.catalogue, redactor=rd.redactor)
     summary = j.summary(run["scenario"])
     rd.write("summary.json", summary)
+    from resilience.history.store import record_run_safely
+
+    summary["history"] = record_run_safely(rd.path)  # bounded; a note, never an error
+    rd.write("summary.json", summary)
     annotate_fault(run, j.outcome.value)
     rd.write("series.json", record_series(p.catalogue, p.view, p.prometheus_url, float(run["started_at"]),
                                           float(run["ended_at"])))
@@ -213,9 +217,11 @@ def render(run_dir: Path) -> Path | None:
         return None
 
 
-def _run_experiment(p: RunPlan, config: dict[str, Any], phase: Phase) -> dict[str, Any]:
+def _run_experiment(p: RunPlan, config: dict[str, Any], phase: Phase, run_dir: Path) -> dict[str, Any]:
     from chaoslib.run import RunEventHandler, Runner
     from chaoslib.types import Strategy
+
+    from resilience.safeguards import attach
 
     class Progress(RunEventHandler):
         def start_hypothesis_before(self, experiment: Any) -> None:
@@ -236,7 +242,8 @@ def _run_experiment(p: RunPlan, config: dict[str, Any], phase: Phase) -> dict[st
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     runner = Runner(Strategy.DEFAULT)
     runner.register_event_handler(Progress())
-    journal: dict[str, Any] = runner.run(p.exp.doc, settings, experiment_vars=(config, {}))
+    doc = attach(p.exp.doc, run_dir, p.options.abort_if)  # burn-rate safeguards, --abort-if, kill switch
+    journal: dict[str, Any] = runner.run(doc, settings, experiment_vars=(config, {}))
     return journal
 
 

@@ -87,6 +87,8 @@ KEYS: tuple[Key, ...] = (
                                                          "the target's in the SLO catalogue)"),
     Key("load_dir", "RESILIENCE_LOAD_DIR", "run directory of the load (default reports/adhoc/<run_id>/load)"),
     Key("ledger_dir", "RESILIENCE_LEDGER_DIR", "the load's ledger of acknowledged events (default <load_dir>/ledger)"),
+    Key("history_url", "RESILIENCE_HISTORY_URL", "the run history: an SQLAlchemy URL or PostgreSQL DSN (default: "
+                                                 "SQLite history.sqlite in the data root; docs/history.md)"),
 )
 """Every key the suite reads; ``k8s_*`` and ``allow_production`` are described in :mod:`target.kubernetes`."""
 
@@ -158,6 +160,7 @@ class TargetSettings(BaseModel):
     metric_selector: str | None = None
     load_dir: Path | None = None
     ledger_dir: Path | None = None
+    history_url: str | None = None
     kubernetes_keys: dict[str, Any] = Field(default_factory=dict)
     """The ``k8s_*`` and ``allow_production`` keys (validated by :class:`target.kubernetes.KubeSettings`)."""
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)

@@ -29,6 +29,7 @@ from resilience.report.model import (
     parse_outcome,
 )
 from resilience.report.plots import render_plots
+from resilience.score import gate_score
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def _report_context(files: RunFiles) -> dict[str, Any]:
         "crashed": files.crashed,
         "run_error": run.get("error") or "",
         "exit_code": exit_code if exit_code is not None else "—",
+        "score": num(summary.get("score")),
+        "history_note": str(as_dict(summary.get("history")).get("note") or ""),
         "target": files.target,
         "profile": as_dict(run.get("stack")).get("profile") or "",
         "load": {"shape": load_asked.get("shape") or load_done.get("shape") or "—",
@@ -251,11 +254,18 @@ def render_index(results: list[ScenarioResult], path: Path) -> Path:
                      "rpo_s": r.rpo_s, "lost": r.lost, "failing": r.failing[:INDEX_REASONS],
                      "inconclusive": r.inconclusive[:max(0, INDEX_REASONS - len(r.failing))],
                      "more": max(0, len(r.failing) + len(r.inconclusive) - INDEX_REASONS),
-                     "href": quote(rel), "report_exists": report.is_file(), "run_dir": r.run_dir.name})
+                     "href": quote(rel), "report_exists": report.is_file(), "run_dir": r.run_dir.name,
+                     "score": r.score, "comparisons": [c for c in r.comparisons if c.get("verdict") != "no change"],
+                     "unchanged": sum(1 for c in r.comparisons if c.get("verdict") == "no change"),
+                     "compared": bool(r.comparisons)})
     outcome = overall_outcome(results)
     counts = {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    regressed = sum(1 for r in results if r.regressed)
+    if regressed and outcome is Outcome.PASS:
+        outcome = Outcome.FAIL  # a regression against the baseline fails the gate (docs/report.md)
     html = _env().get_template("index.html.tmpl").render(
-        outcome=outcome.value, exit_code=EXIT_CODES[outcome], rows=rows, counts=counts,
+        outcome=outcome.value, exit_code=EXIT_CODES[outcome], rows=rows, counts=counts, regressed=regressed,
+        score=gate_score(r.score for r in results), compared=any(r.comparisons for r in results),
         total_s=sum(r.duration_s or 0.0 for r in results), generated=fmt_time(time.time()))
     path.write_text(html, encoding="utf-8")
     logger.info("gate index (%s, %d scenarios) written to %s", outcome.value, len(results), path)

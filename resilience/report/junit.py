@@ -20,6 +20,7 @@ from pathlib import Path
 
 from probes.verdict import Outcome
 from resilience.report.model import ScenarioResult
+from resilience.score import gate_score
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ def _listing(items: list[tuple[str, str]]) -> str:
 def _testcase(suite: ET.Element, r: ScenarioResult) -> None:
     case = ET.SubElement(suite, "testcase", name=r.scenario, classname=f"resilience.{r.target}",
                          time=f"{r.duration_s or 0.0:.3f}")
+    _properties(case, r)
+    if r.regressed and r.outcome is not Outcome.FAIL:
+        names = ", ".join(str(c["slo"]) for c in r.regressed)
+        failure = ET.SubElement(case, "failure", type="regression", message=_clean(f"regressed against the "
+                                                                                    f"baseline: {names}"))
+        failure.text = _clean(_comparisons(r.regressed))
+    elif r.baseline_unanswered and r.outcome is Outcome.PASS:
+        error = ET.SubElement(case, "error", type="baseline", message=_clean(
+            "passed, but no SLO could be compared with the baseline (not a pass of the regression check)"))
+        error.text = _clean(_comparisons(r.comparisons))
     if r.outcome is Outcome.FAIL:
         names = ", ".join(slo for slo, _ in r.failing) or "see the report"
         count = len(r.failing)
@@ -48,6 +59,8 @@ def _testcase(suite: ET.Element, r: ScenarioResult) -> None:
         body = _listing(r.failing)
         if r.inconclusive:
             body += "\n\nalso not judged:\n" + _listing(r.inconclusive)
+        if r.regressed:
+            body += "\n\nregressed against the baseline:\n" + _comparisons(r.regressed)
         failure = ET.SubElement(case, "failure", type="slo", message=_clean(message))
         failure.text = _clean(body)
     elif r.outcome is not Outcome.PASS:
@@ -62,6 +75,29 @@ def _testcase(suite: ET.Element, r: ScenarioResult) -> None:
     out = ET.SubElement(case, "system-out")
     out.text = _clean(f"report: {r.report_path}\nrun directory: {r.run_dir}\n"
                       f"outcome: {r.outcome.value}\nexit code: {r.exit_code}\n")
+
+
+def _comparisons(items: list[dict[str, object]]) -> str:
+    return "\n".join(f"{c['slo']}: {c['verdict']}: {c.get('reason') or ''}" for c in items)
+
+
+def _properties(case: ET.Element, r: ScenarioResult) -> None:
+    """``<properties>``: the resilience score and each SLO's comparison with the baseline."""
+    props: list[tuple[str, str]] = []
+    if r.score is not None:
+        props.append(("resilience_score", f"{r.score:g}"))
+    for c in r.comparisons:
+        effect = c.get("effect_size")
+        p = c.get("p_value")
+        props.append((f"baseline.{c['slo']}", f"{c['verdict']}"
+                      + (f"; p={p:.4g}" if isinstance(p, float) else "")
+                      + (f"; cliffs_delta={effect:+.2f}" if isinstance(effect, float) else "")
+                      + f"; median {c.get('median_baseline')} -> {c.get('median_candidate')}"
+                      + f"; n={c.get('n_baseline')}/{c.get('n_candidate')}"))
+    if props:
+        el = ET.SubElement(case, "properties")
+        for name, value in props:
+            ET.SubElement(el, "property", name=name, value=_clean(value))
 
 
 def write_junit(results: list[ScenarioResult], path: Path) -> Path:
@@ -82,14 +118,18 @@ def write_junit(results: list[ScenarioResult], path: Path) -> Path:
         OSError: the file could not be written.
     """
     path = Path(path)
-    failures = sum(1 for r in results if r.outcome is Outcome.FAIL)
-    errors = sum(1 for r in results if r.outcome not in (Outcome.PASS, Outcome.FAIL))
+    failures = sum(1 for r in results if r.outcome is Outcome.FAIL or r.regressed)
+    errors = sum(1 for r in results if not r.regressed and (r.outcome not in (Outcome.PASS, Outcome.FAIL)
+                                                             or (r.outcome is Outcome.PASS and r.baseline_unanswered)))
     total = f"{sum(r.duration_s or 0.0 for r in results):.3f}"
     counts = {"tests": str(len(results)), "failures": str(failures), "errors": str(errors), "skipped": "0",
               "time": total}
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts,
                                               "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())})
+    score = gate_score(r.score for r in results)
+    if score is not None:
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="resilience_score", value=f"{score:g}")
     for r in results:
         _testcase(suite, r)
     ET.indent(root)

@@ -205,6 +205,26 @@ class ScenarioResult:
     rto_data_flow_s: float | None = None
     rpo_s: float | None = None
     lost: int | None = None
+    score: float | None = None
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    """SLOs compared with a baseline (``resilience gate --baseline``; :mod:`resilience.baseline`)."""
+
+    @property
+    def regressed(self) -> list[dict[str, Any]]:
+        """The comparisons whose verdict is ``regressed``."""
+        return [c for c in self.comparisons if c.get("verdict") == "regressed"]
+
+    @property
+    def baseline_unanswered(self) -> bool:
+        """A baseline was asked for and no SLO of this scenario could be compared with it."""
+        return bool(self.comparisons) and all(c.get("verdict") == "insufficient data" for c in self.comparisons)
+
+    @property
+    def gate_exit_code(self) -> int:
+        """The exit code the gate counts: 1 for a regression, 2 for a pass that no baseline could confirm."""
+        if self.regressed:
+            return 1
+        return 2 if self.exit_code == 0 and self.baseline_unanswered else self.exit_code
 
     @property
     def report_path(self) -> Path:
@@ -263,6 +283,7 @@ class ScenarioResult:
             rto_replicas_ready_s=num(as_dict(rto.get("replicas_ready")).get("rto_s")),
             rto_data_flow_s=num(as_dict(rto.get("data_flow")).get("rto_s")),
             rpo_s=num(loss.get("rpo_s")), lost=int(lost) if lost is not None else None,
+            score=num(summary.get("score")),
         )
 
 
