@@ -45,7 +45,7 @@ BUILD = REPO_ROOT / "services" / "spring" / "build.sh"
 JVM_OPTIONS = ["-Xms64m", "-Xmx256m", "-Xss512k", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"]
 JWT_SECRET = "spring-test-secret-" + "0123456789abcdef" * 2  # 51 bytes: HS256 needs 32 at least
 PARTITIONS = 6
-HTTP_TIMEOUT = 5.0
+HTTP_TIMEOUT = 15.0  # generous: a cold JVM on a busy 2-core machine answers its first requests slowly
 TOXIPROXY_TIMEOUT = (2.0, 5.0)
 PYTHON_ONLY_SERIES = ("sqlaudit_ready", "sqlaudit_sink_up", "sqlaudit_consumer_paused", "sqlaudit_pending_events",
                       "sqlaudit_partitions_assigned", "sqlaudit_rebalances_total", "sqlaudit_offset_commits_total",
@@ -160,7 +160,7 @@ class Replica:
         except requests.RequestException:
             return 0
 
-    def get(self, path: str, token: str | None = None, **params: object) -> requests.Response:
+    def get(self, path: str, token: str | None = None, **params: str | int) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         return requests.get(self.url + path, headers=headers, params=params, timeout=HTTP_TIMEOUT)
 
@@ -170,7 +170,8 @@ class Replica:
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` whose labels include ``labels``."""
         total = 0.0
-        pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.M)
+        # Greedy up to the last "}": a label value may hold braces (uri="/api/v1/events/{id}").
+        pattern = re.compile(rf"^{re.escape(name)}(\{{.*\}})? (\S+)$", re.M)
         for m in pattern.finditer(self.metrics()):
             lbl = m.group(1) or ""
             if all(f'{k}="{v}"' in lbl for k, v in labels.items()):

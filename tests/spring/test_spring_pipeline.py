@@ -6,7 +6,6 @@ the same partition order: the two services must agree verdict for verdict on a r
 
 from __future__ import annotations
 
-
 import pytest
 
 from sqlaudit.checkers import CheckerEngine

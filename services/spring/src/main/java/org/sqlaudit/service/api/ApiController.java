@@ -44,7 +44,7 @@ public class ApiController {
 
     static final Set<String> CHECKERS = Set.of(SlowQueryChecker.NAME, ActualImpactChecker.NAME,
             ErrorRateChecker.NAME, FrequencyChecker.NAME);
-    private static final String EVENT_COLUMNS = "toString(event_id) AS event_id, app, database, sql, sql_type, "
+    private static final String EVENT_COLUMNS = "toString(event_id) AS id, app, database, sql, sql_type, "
             + "duration_ms, rows_affected, error_code, produced_at_ms, stored_at_ms, kafka_partition, kafka_offset, "
             + "replica";
 
@@ -58,7 +58,8 @@ public class ApiController {
 
     @GetMapping("/events/{id}")
     public Map<String, Object> event(@PathVariable("id") UUID id) {
-        // The id is a parsed UUID: its text is safe to put in the query.
+        // The id is a parsed UUID: its text is safe to put in the query. (An alias named event_id would
+        // shadow the column in WHERE: ClickHouse resolves aliases there.)
         List<JsonNode> rows = clickhouse.query("SELECT " + EVENT_COLUMNS + " FROM " + clickhouse.database()
                 + ".audit_events WHERE event_id = toUUID('" + id + "') ORDER BY stored_at_ms DESC LIMIT 1");
         if (rows.isEmpty()) {
@@ -66,7 +67,7 @@ public class ApiController {
         }
         JsonNode r = rows.get(0);
         Map<String, Object> out = new LinkedHashMap<>();
-        out.put("event_id", r.path("event_id").asText());
+        out.put("event_id", r.path("id").asText());
         out.put("app", r.path("app").asText());
         out.put("database", r.path("database").asText());
         out.put("sql", r.path("sql").asText());
