@@ -17,6 +17,7 @@ import org.springframework.boot.origin.SystemEnvironmentOrigin;
 import org.springframework.core.Ordered;
 import org.springframework.core.env.ConfigurableEnvironment;
 import org.springframework.core.env.EnumerablePropertySource;
+import org.springframework.core.env.MapPropertySource;
 import org.springframework.core.env.PropertySource;
 import org.springframework.core.env.StandardEnvironment;
 import org.springframework.core.io.FileSystemResource;
@@ -54,10 +55,13 @@ public class CheckersEnvironmentPostProcessor implements EnvironmentPostProcesso
     @Override
     public void postProcessEnvironment(ConfigurableEnvironment environment, SpringApplication application) {
         String anchor = StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME;
-        if (!environment.getPropertySources().contains(anchor)) {
+        PropertySource<?> system = environment.getPropertySources().get(anchor);
+        if (system == null) {
             anchor = null;
         }
-        PropertySource<?> overrides = overrides(environment.getSystemEnvironment());
+        Map<String, Object> variables = system instanceof MapPropertySource map ? map.getSource()
+                : environment.getSystemEnvironment();
+        PropertySource<?> overrides = overrides(variables);
         String file = environment.getProperty(CONFIG_VARIABLE, "");
         PropertySource<?> fromFile = file.isBlank() ? null : fromFile(Path.of(file));
         // Insert the file first, then the overrides just above it, both below the environment.
