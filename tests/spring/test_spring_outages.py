@@ -14,9 +14,10 @@ pytestmark = [pytest.mark.stack, pytest.mark.spring]
 OUTAGE_S = 10.0
 
 
-def _outage(spring: SpringService, proxy: Proxy, store: str) -> dict[str, object]:
+def _outage(spring: SpringService, proxy: Proxy, store: str,
+            extra_env: dict[str, str] | None = None) -> dict[str, object]:
     """Serve a warm-up batch, cut ``proxy`` for 10 s while a second batch is produced, then check both."""
-    replica = spring.start()
+    replica = spring.start(extra_env=extra_env)
     replica.wait_consuming()
     app = f"{store}-outage-{spring.tag}"
     # Slow queries: every event makes a violation, so every batch needs both stores.
@@ -55,8 +56,18 @@ def _outage(spring: SpringService, proxy: Proxy, store: str) -> dict[str, object
 
 
 def test_postgres_unreachable_for_10_s_loses_nothing_and_commit_waits(spring: SpringService) -> None:
+    """With Spring's default pool (HikariCP waits up to 30 s for a connection) the write blocks through
+    a 10 s outage and succeeds once PostgreSQL is back: no error, no retry, the commit simply waits."""
     seen = _outage(spring, spring.pg_proxy, "postgres")
     assert seen["violations_during"] == 0, "violations were written through a cut proxy"
+
+
+def test_postgres_errors_are_retried_never_skipped(spring: SpringService) -> None:
+    """A 2 s pool timeout turns the same outage into failed writes: the batch is retried, not skipped."""
+    seen = _outage(spring, spring.pg_proxy, "postgres", {"SPRING_DATASOURCE_HIKARI_CONNECTIONTIMEOUT": "2000"})
+    assert seen["violations_during"] == 0, "violations were written through a cut proxy"
+    errors = seen["write_errors"]
+    assert isinstance(errors, float) and errors > 0, "no failed PostgreSQL write was counted: the fault did not bite"
 
 
 def test_clickhouse_unreachable_for_10_s_loses_nothing_and_commit_waits(spring: SpringService) -> None:
