@@ -20,12 +20,15 @@ def _refused(spring: SpringService, env: dict[str, str], words: str) -> None:
     assert words in replica.log.read_text(errors="replace"), replica.tail()
 
 
-def test_an_unknown_checker_field_stops_the_replica_naming_the_variable(spring: SpringService) -> None:
-    _refused(spring, {"SQLAUDIT_CHECK_SLOW_QUERY_BOGUS": "1"}, "SQLAUDIT_CHECK_SLOW_QUERY_BOGUS")
-
-
-def test_a_missing_jwt_secret_stops_the_replica_naming_the_variable(spring: SpringService) -> None:
-    _refused(spring, {"SQLAUDIT_JWT_SECRET": ""}, "SQLAUDIT_JWT_SECRET")
+@pytest.mark.parametrize(("env", "named"), [
+    ({"SQLAUDIT_CHECK_SLOW_QUERY_BOGUS": "1"}, "SQLAUDIT_CHECK_SLOW_QUERY_BOGUS"),  # unknown field
+    ({"SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD": "2"}, "SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD"),  # out of range
+    ({"SQLAUDIT_CHECK_SLOWQUERY_THRESHOLD_MS": "1"}, "SQLAUDIT_CHECK_SLOWQUERY_THRESHOLD_MS"),  # unknown checker
+    ({"SQLAUDIT_JWT_SECRET": ""}, "SQLAUDIT_JWT_SECRET"),  # no secret for the API
+], ids=["unknown-field", "out-of-range", "unknown-checker", "no-jwt-secret"])
+def test_bad_configuration_stops_the_replica_naming_the_variable(spring: SpringService, env: dict[str, str],
+                                                                  named: str) -> None:
+    _refused(spring, env, named)
 
 
 def test_checkers_file_and_variables_set_the_thresholds(spring: SpringService, tmp_path: Path) -> None:
