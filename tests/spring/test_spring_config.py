@@ -22,7 +22,8 @@ def _refused(spring: SpringService, env: dict[str, str], words: str) -> None:
 
 @pytest.mark.parametrize(("env", "named"), [
     ({"SQLAUDIT_CHECK_SLOW_QUERY_BOGUS": "1"}, "SQLAUDIT_CHECK_SLOW_QUERY_BOGUS"),  # unknown field
-    ({"SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD": "2"}, "SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD"),  # out of range
+    # out of range: Spring's report names the property and the reason, not the variable
+    ({"SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD": "2"}, "sqlaudit.checkers.errorRate.threshold"),
     ({"SQLAUDIT_CHECK_SLOWQUERY_THRESHOLD_MS": "1"}, "SQLAUDIT_CHECK_SLOWQUERY_THRESHOLD_MS"),  # unknown checker
     ({"SQLAUDIT_JWT_SECRET": ""}, "SQLAUDIT_JWT_SECRET"),  # no secret for the API
 ], ids=["unknown-field", "out-of-range", "unknown-checker", "no-jwt-secret"])

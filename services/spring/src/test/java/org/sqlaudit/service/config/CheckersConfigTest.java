@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 
+import jakarta.validation.Validation;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,11 +21,16 @@ import org.springframework.boot.context.properties.bind.Bindable;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.context.properties.bind.UnboundConfigurationPropertiesException;
 import org.springframework.boot.context.properties.bind.handler.NoUnboundElementsBindHandler;
+import org.springframework.boot.context.properties.bind.validation.BindValidationException;
+import org.springframework.boot.context.properties.bind.validation.ValidationBindHandler;
+import org.springframework.boot.origin.OriginProvider;
 import org.springframework.boot.context.properties.source.ConfigurationProperty;
 import org.springframework.boot.context.properties.source.ConfigurationPropertySources;
 import org.springframework.core.env.MapPropertySource;
 import org.springframework.core.env.StandardEnvironment;
 import org.springframework.core.env.SystemEnvironmentPropertySource;
+import org.springframework.validation.ObjectError;
+import org.springframework.validation.beanvalidation.SpringValidatorAdapter;
 
 /**
  * The Python service's checker configuration interface on the Spring service: the same YAML file
@@ -36,7 +42,8 @@ class CheckersConfigTest {
     @TempDir
     Path dir;
 
-    /** An environment whose system variables are {@code env}, post-processed, bound as the service binds. */
+    /** An environment whose system variables are {@code env}, post-processed, bound as the service binds:
+     * unknown elements refused, Bean Validation constraints checked. */
     private static CheckersProperties bind(Map<String, Object> env) {
         StandardEnvironment environment = new StandardEnvironment();
         environment.getPropertySources().replace(StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME,
@@ -46,7 +53,8 @@ class CheckersConfigTest {
         new CheckersEnvironmentPostProcessor().postProcessEnvironment(environment, new SpringApplication());
         Binder binder = new Binder(ConfigurationPropertySources.get(environment));
         return binder.bindOrCreate("sqlaudit.checkers", Bindable.of(CheckersProperties.class),
-                new NoUnboundElementsBindHandler(BindHandler.DEFAULT));  // what ignoreUnknownFields = false does
+                new ValidationBindHandler(new NoUnboundElementsBindHandler(BindHandler.DEFAULT),
+                        new SpringValidatorAdapter(Validation.buildDefaultValidatorFactory().getValidator())));
     }
 
     @Test
@@ -119,6 +127,16 @@ class CheckersConfigTest {
         assertTrue(exc.getMessage().contains("sqlaudit.checkers"), exc.getMessage());
         String origin = String.valueOf(exc.getProperty().getOrigin());
         assertTrue(origin.contains("bad.yaml") && origin.contains(" - 2:"), origin);  // file and line
+    }
+
+    @Test
+    void anOutOfRangeValueIsRefusedNamingTheVariable() {
+        BindException exc = assertThrows(BindException.class,
+                () -> bind(Map.of("SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD", "2")));
+        BindValidationException invalid = (BindValidationException) exc.getCause();
+        ObjectError error = invalid.getValidationErrors().getAllErrors().get(0);
+        assertEquals("System Environment Property \"SQLAUDIT_CHECK_ERROR_RATE_THRESHOLD\"",
+                String.valueOf(((OriginProvider) error).getOrigin()), String.valueOf(error));
     }
 
     @Test
