@@ -60,8 +60,8 @@ public class ApiController {
     public Map<String, Object> event(@PathVariable("id") UUID id) {
         // The id is a parsed UUID: its text is safe to put in the query. (An alias named event_id would
         // shadow the column in WHERE: ClickHouse resolves aliases there.)
-        List<JsonNode> rows = clickhouse.query("SELECT " + EVENT_COLUMNS + " FROM " + clickhouse.database()
-                + ".audit_events WHERE event_id = toUUID('" + id + "') ORDER BY stored_at_ms DESC LIMIT 1");
+        List<JsonNode> rows = clickhouse.query("SELECT " + EVENT_COLUMNS + " FROM " + clickhouse.table()
+                + " WHERE event_id = toUUID('" + id + "') ORDER BY stored_at_ms DESC LIMIT 1");
         if (rows.isEmpty()) {
             throw new ResponseStatusException(HttpStatus.NOT_FOUND, "no event " + id);
         }

@@ -64,6 +64,13 @@ public class SqlAuditProperties {
         /** Database holding {@code audit_events}. */
         @NotBlank
         private String database = "sqlaudit";
+        /**
+         * Table written and read: {@code audit_events}, or on a sharded cluster the {@code Distributed} table
+         * over it (inserts are synchronous, {@code insert_distributed_sync=1}: they return once every shard
+         * holds its rows, so the batch is committed only then).
+         */
+        @NotBlank
+        private String table = "audit_events";
         /** ClickHouse user (HTTP basic authentication). */
         private String user = "default";
         /** ClickHouse password (secret). */
@@ -79,6 +86,8 @@ public class SqlAuditProperties {
         public void setUrls(List<URI> urls) { this.urls = urls; }
         public String getDatabase() { return database; }
         public void setDatabase(String database) { this.database = database; }
+        public String getTable() { return table; }
+        public void setTable(String table) { this.table = table; }
         public String getUser() { return user; }
         public void setUser(String user) { this.user = user; }
         public String getPassword() { return password; }

@@ -29,8 +29,9 @@ import org.sqlaudit.service.event.EventDecoder;
 import org.sqlaudit.service.event.SqlEvent;
 
 /**
- * Every valid event into {@code <database>.audit_events}, the table of the Python service
- * (sqlaudit/schema/clickhouse.sql: a ReplacingMergeTree on {@code event_id}, times as epoch milliseconds),
+ * Every valid event into {@code <database>.<table>}, the table of the Python service
+ * (sqlaudit/schema/clickhouse.sql: {@code audit_events}, a ReplacingMergeTree on {@code event_id}, times as
+ * epoch milliseconds; on a sharded cluster the {@code Distributed} table over it, written synchronously),
  * over ClickHouse's HTTP interface: {@code INSERT ... FORMAT JSONEachRow}, one request per batch.
  *
  * <p>The JDK's HTTP client is used because ClickHouse 18.16 (Debian's) speaks no protocol revision the
@@ -53,10 +54,11 @@ public class ClickHouseSink {
     private final HttpClient http;
     private final List<URI> urls;
     private final String database;
+    private final String table;
     private final String replica;
     private final String authorization;
     private final Duration timeout;
-    private final String insert;
+    private final String insert;  // the INSERT statement, URL-encoded
     private final JsonFactory json = new JsonFactory();
     private final ObjectMapper mapper = new ObjectMapper();
     private volatile int current;
@@ -65,6 +67,7 @@ public class ClickHouseSink {
         SqlAuditProperties.ClickHouse ch = props.getClickhouse();
         this.urls = List.copyOf(ch.getUrls());
         this.database = ch.getDatabase();
+        this.table = ch.getTable();
         this.replica = props.getReplica();
         this.timeout = ch.getTimeout();
         this.authorization = ch.getUser() == null || ch.getUser().isEmpty() ? null : "Basic " + Base64.getEncoder()
@@ -72,13 +75,13 @@ public class ClickHouseSink {
         // HTTP/1.1 only: an h2c upgrade request is not something an 18.16 server expects.
         this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                 .connectTimeout(ch.getConnectTimeout()).build();
-        this.insert = "INSERT INTO " + database + ".audit_events (" + String.join(", ", COLUMNS)
-                + ") FORMAT JSONEachRow";
+        this.insert = URLEncoder.encode("INSERT INTO " + database + "." + table + " (" + String.join(", ", COLUMNS)
+                + ") FORMAT JSONEachRow", StandardCharsets.UTF_8);
     }
 
-    /** The database holding {@code audit_events}. */
-    public String database() {
-        return database;
+    /** The table events are written to and read from, qualified by its database. */
+    public String table() {
+        return database + "." + table;
     }
 
     /** The replica the next request goes to. */
@@ -99,7 +102,10 @@ public class ClickHouseSink {
         int index = current;
         URI url = urls.get(index);
         try {
-            send(url, insert, HttpRequest.BodyPublishers.ofByteArray(body), timeout);
+            // insert_distributed_sync: an insert into a Distributed table returns once every shard holds its
+            // rows, not when they are queued on the receiving server (no effect on a plain table).
+            send(url, "query=" + insert + "&insert_distributed_sync=1", HttpRequest.BodyPublishers.ofByteArray(body),
+                    timeout);
         }
         catch (IOException | InterruptedException | RuntimeException exc) {
             if (exc instanceof InterruptedException) {
@@ -163,11 +169,11 @@ public class ClickHouseSink {
         }
     }
 
-    private String send(URI base, String query, HttpRequest.BodyPublisher body, Duration limit)
+    /** POSTs {@code body} to {@code base}; {@code params}: more URL parameters, already encoded, or null. */
+    private String send(URI base, String params, HttpRequest.BodyPublisher body, Duration limit)
             throws IOException, InterruptedException {
         String uri = base.toString().replaceAll("/+$", "") + "/?database="
-                + URLEncoder.encode(database, StandardCharsets.UTF_8)
-                + (query == null ? "" : "&query=" + URLEncoder.encode(query, StandardCharsets.UTF_8));
+                + URLEncoder.encode(database, StandardCharsets.UTF_8) + (params == null ? "" : "&" + params);
         HttpRequest.Builder req = HttpRequest.newBuilder(URI.create(uri)).timeout(limit).POST(body);
         if (authorization != null) {
             req.header("Authorization", authorization);
