@@ -41,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8s: needs a real kube-apiserver (etcd + kube-apiserver from "
                             "deploy/k8s/envtest/install.sh, started by a session fixture)")
     config.addinivalue_line("markers", "k8s_cluster: needs the real single-node cluster (tests/cluster)")
+    config.addinivalue_line("markers", "spring: runs the Spring Boot service (services/spring, jar built with Maven)")
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
 
 

@@ -89,5 +89,6 @@ else
   ok "patroni venv present"
 fi
 
+bash "$HERE/../../services/spring/build.sh"  # 5. the Spring Boot service's jar (Maven Central), cached by source hash
 $SUDO chmod -R a+rX "$CACHE"
 ok "cache: $CACHE"
