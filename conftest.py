@@ -43,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8s_cluster: needs the real single-node cluster (tests/cluster)")
     config.addinivalue_line("markers", "spring: runs the Spring Boot service (services/spring, jar built with Maven)")
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
+    config.addinivalue_line("markers", "extended: long proofs kept out of the README's test command (deselected by "
+                                       "default; `make test-extended` or -m extended runs them)")
 
 
 def stack_port_base(config: pytest.Config) -> int:

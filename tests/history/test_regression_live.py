@@ -24,7 +24,7 @@ from resilience.runner import RunOptions, RunResult, run
 from stack.core import LocalStack
 from tests.history.live import regression_experiment
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(2700)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.extended, pytest.mark.timeout(2700)]
 
 TRIALS = 5
 SLOW_MS = 500

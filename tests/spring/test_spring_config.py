@@ -9,7 +9,7 @@ import pytest
 
 from tests.spring.spring_harness import SpringService, make_event, wait_until
 
-pytestmark = [pytest.mark.stack, pytest.mark.spring]
+pytestmark = [pytest.mark.stack, pytest.mark.spring, pytest.mark.extended]
 
 
 def _refused(spring: SpringService, env: dict[str, str], words: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.spring.spring_harness import Proxy, SpringService, free_port, make_event
 
-pytestmark = [pytest.mark.stack, pytest.mark.spring]
+pytestmark = [pytest.mark.stack, pytest.mark.spring, pytest.mark.extended]
 
 
 def test_writes_fail_over_to_the_next_clickhouse_url(spring: SpringService) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.spring.spring_harness import Proxy, SpringService, make_event
 
-pytestmark = [pytest.mark.stack, pytest.mark.spring]
+pytestmark = [pytest.mark.stack, pytest.mark.spring, pytest.mark.extended]
 
 OUTAGE_S = 10.0
 

@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 
 from tests.spring.spring_harness import Replica, SpringService, make_event, wait_until
 
-pytestmark = [pytest.mark.stack, pytest.mark.spring]
+pytestmark = [pytest.mark.stack, pytest.mark.spring, pytest.mark.extended]
 
 RATE = 150  # events/s produced while a replica dies
 
