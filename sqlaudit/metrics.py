@@ -80,6 +80,8 @@ class Metrics:
         self._paused = g("sqlaudit_consumer_paused", "1 while consumption is paused by backpressure.")
         self._ready = g("sqlaudit_ready", "1 when the readiness probe answers UP.")
         self._commits = c("sqlaudit_offset_commits_total", "Offset commits, by result.", ("result",))
+        self._commit_latency = h("sqlaudit_offset_commit_latency_seconds", "Duration of one synchronous offset "
+                                 "commit after a durable batch (the consumer loop waits for it).", WRITE_BUCKETS)
         self._rebalances = c("sqlaudit_rebalances_total", "Partition revocations and assignments.", ("event",))
         self._late = c("sqlaudit_checker_late_events_total", "Events ignored by a window checker because their "
                                                              "window was already closed.", ("checker",))
@@ -143,6 +145,9 @@ class Metrics:
 
     def commit(self, result: str) -> None:
         self._commits.labels(self.replica, result).inc()
+
+    def commit_latency(self, seconds: float) -> None:
+        self._commit_latency.labels(self.replica).observe(seconds)
 
     def rebalance(self, event: str) -> None:
         self._rebalances.labels(self.replica, event).inc()

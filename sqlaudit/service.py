@@ -401,8 +401,10 @@ class AuditService:
         offsets = {tp: om for tp, om in offsets.items() if tp in owned}
         if not offsets:
             return
+        t0 = time.perf_counter()
         try:
             consumer.commit(offsets, timeout_ms=5000)
+            self.metrics.commit_latency(time.perf_counter() - t0)
             self._committed_ok(offsets)
         except KafkaError as exc:  # e.g. a rebalance: the revocation listener retries, else duplicates
             self.metrics.commit("failed")
