@@ -192,7 +192,9 @@ class Settings(BaseModel):
     pg_password: SecretStr = Field(default=SecretStr(""), description="PostgreSQL password (secret).")
     pg_timeout_s: float = Field(default=5.0, gt=0, description="PostgreSQL connect and statement timeout.")
     batch_size: int = Field(default=500, ge=1, le=50000, description="Events per batch (flush when reached).")
-    flush_interval_ms: int = Field(default=200, ge=1, description="Flush a non-empty batch after this long.")
+    flush_interval_ms: int = Field(default=50, ge=1,
+                                   description="Flush a non-empty batch this long after its first record, unless "
+                                               "batch_size is reached first: the wait every event pays at low rates.")
     retry_backoff_ms: int = Field(default=200, ge=1, description="First retry delay after a sink failure.")
     retry_backoff_max_ms: int = Field(default=5000, ge=1, description="Retry delay cap (exponential backoff).")
     shutdown_timeout_s: float = Field(default=20.0, gt=0,

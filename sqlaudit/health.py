@@ -1,8 +1,14 @@
 """Liveness and readiness of one replica, and the thread that probes the sinks.
 
-Readiness is UP only when every sink answered its last write or probe, this replica has at
-least one partition assigned, it is not in backpressure (retrying a failed write) and not
-shutting down. Liveness is UP while the consumer loop keeps turning.
+Readiness is UP only when the replica has started (joined the consumer group's subscription),
+every sink answered its last write or probe, it is not in backpressure (retrying a failed
+write) and not shutting down. Liveness is UP while the consumer loop keeps turning.
+
+Readiness does **not** depend on partition assignment, as a Spring Boot service's readiness
+state does not: a replica that is alive while its group rebalances, or a spare replica when
+there are more replicas than partitions, is available and counts toward the PodDisruptionBudget
+(docs/metrics.md, "Readiness and partition assignment"). Whether it holds partitions is reported
+separately: ``details.assigned`` and the ``sqlaudit_partitions_assigned`` gauge.
 """
 
 from __future__ import annotations
@@ -35,7 +41,15 @@ class Health:
     stopping: bool = False
     started: bool = False
     last_loop: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _was_ready: bool = field(default=False, repr=False)
+    _down_since: float | None = field(default=None, repr=False)
+    _down_total: float = field(default=0.0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._down_since = self.clock()  # not ready from the start until the first refresh says otherwise
+        self.metrics.track_not_ready(self.not_ready_seconds)
 
     def set_sink(self, sink: str, up: bool, error: str = "") -> None:
         with self._lock:
@@ -59,10 +73,10 @@ class Health:
 
     def tick(self) -> None:
         """The consumer loop is alive."""
-        self.last_loop = time.monotonic()
+        self.last_loop = self.clock()
 
     def live(self) -> tuple[bool, dict[str, Any]]:
-        age = time.monotonic() - self.last_loop
+        age = self.clock() - self.last_loop
         return age < self.liveness_timeout_s, {"loop_age_s": round(age, 3)}
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -77,16 +91,42 @@ class Health:
         if not sinks or not all(sinks.values()):
             reasons.append("sink unreachable: " + ", ".join(sorted(s for s, up in sinks.items() if not up))
                            if sinks else "sinks not probed yet")
-        if not self.partitions:
-            reasons.append("no partition assigned")
         if self.backpressure:
             reasons.append("backpressure: retrying a failed write")
         ok = not reasons
         states = {s: "UP" if up else "DOWN" for s, up in sinks.items()}
-        return ok, {"partitions": list(self.partitions), "sinks": states, "errors": errors, "reasons": reasons}
+        return ok, {"partitions": list(self.partitions), "assigned": bool(self.partitions), "sinks": states,
+                    "errors": errors, "reasons": reasons}
+
+    def not_ready_seconds(self) -> float:
+        """Seconds this replica's readiness has been DOWN since it started, up to now.
+
+        Exported as ``sqlaudit_not_ready_seconds_total``: unlike the ``sqlaudit_ready`` gauge, which
+        a scrape samples, a counter of time keeps a dip shorter than the scrape interval (or one that
+        falls in a failed scrape) for the next scrape to see.
+        """
+        with self._lock:
+            now = self.clock()
+            return self._down_total + (now - self._down_since if self._down_since is not None else 0.0)
 
     def refresh(self) -> None:
-        self.metrics.ready(self.ready()[0])
+        """Recompute readiness after a change of state: the ``sqlaudit_ready`` gauge, the time-not-ready
+        counter, and an INFO log line on every transition."""
+        ok, details = self.ready()
+        self.metrics.ready(ok)
+        with self._lock:
+            was, self._was_ready = self._was_ready, ok
+            now = self.clock()
+            if was and not ok:
+                self._down_since = now
+            elif ok and not was and self._down_since is not None:
+                self._down_total += now - self._down_since
+                self._down_since = None
+        if was is not ok:
+            if ok:
+                logger.info("readiness UP (partitions %s)", list(self.partitions))
+            else:
+                logger.info("readiness DOWN: %s", "; ".join(details["reasons"]))
 
 
 class SinkMonitor(threading.Thread):

@@ -6,7 +6,11 @@ registry, so tests can build several without clashing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["LATENCY_BUCKETS", "Metrics"]
 
@@ -16,6 +20,18 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45
 WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CHECKER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 300, 400, 500, 750, 1000, 2000, 5000)
+
+
+class _SecondsCounter(Collector):
+    """A counter whose value is read from a callback at scrape time (time spent in a state)."""
+
+    def __init__(self, name: str, doc: str, replica: str, seconds: Callable[[], float]) -> None:
+        self.name, self.doc, self.replica, self.seconds = name, doc, replica, seconds
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.doc, labels=["replica"])
+        family.add_metric([self.replica], self.seconds())
+        yield family
 
 
 class Metrics:
@@ -64,6 +80,8 @@ class Metrics:
         self._paused = g("sqlaudit_consumer_paused", "1 while consumption is paused by backpressure.")
         self._ready = g("sqlaudit_ready", "1 when the readiness probe answers UP.")
         self._commits = c("sqlaudit_offset_commits_total", "Offset commits, by result.", ("result",))
+        self._commit_latency = h("sqlaudit_offset_commit_latency_seconds", "Duration of one synchronous offset "
+                                 "commit after a durable batch (the consumer loop waits for it).", WRITE_BUCKETS)
         self._rebalances = c("sqlaudit_rebalances_total", "Partition revocations and assignments.", ("event",))
         self._late = c("sqlaudit_checker_late_events_total", "Events ignored by a window checker because their "
                                                              "window was already closed.", ("checker",))
@@ -118,8 +136,18 @@ class Metrics:
     def ready(self, on: bool) -> None:
         self._ready.labels(self.replica).set(1 if on else 0)
 
+    def track_not_ready(self, seconds: Callable[[], float]) -> None:
+        """Export ``sqlaudit_not_ready_seconds_total`` from ``seconds()`` (read at every scrape)."""
+        self.registry.register(_SecondsCounter(
+            "sqlaudit_not_ready_seconds", "Seconds the readiness probe has answered DOWN since the replica "
+                                          "started (a dip between two scrapes still counts).", self.replica,
+            seconds))
+
     def commit(self, result: str) -> None:
         self._commits.labels(self.replica, result).inc()
+
+    def commit_latency(self, seconds: float) -> None:
+        self._commit_latency.labels(self.replica).observe(seconds)
 
     def rebalance(self, event: str) -> None:
         self._rebalances.labels(self.replica, event).inc()

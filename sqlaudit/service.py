@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,8 @@ class AuditService:
         self._stop = threading.Event()
         self._paused = False
         self._late_seen: dict[str, int] = {}
+        # One thread per sink: the writes of a batch run concurrently (see _write_once).
+        self._writers = ThreadPoolExecutor(max_workers=len(SINKS), thread_name_prefix="sink-write")
 
     # ----------------------------------------------------------------- control
     def stop(self) -> None:
@@ -295,7 +298,27 @@ class AuditService:
                 self.metrics.late(checker.name, late - self._late_seen.get(checker.name, 0))
                 self._late_seen[checker.name] = late
 
+    def _write_sink(self, name: str, write: Callable[[Any], None], items: Sequence[Any]) -> str:
+        """One sink's write of one batch, timed; returns ``name``. Raises :class:`SinkError`."""
+        t0 = time.perf_counter()
+        try:
+            write(items)
+        except SinkError:
+            self.metrics.write_error(name)
+            raise
+        self.metrics.write(name, time.perf_counter() - t0)
+        if name != "dlq":
+            self.health.set_sink(name, True)
+        return name
+
     def _write_once(self, batch: Batch) -> None:
+        """Write what is not yet durable of ``batch`` to every sink that still needs it.
+
+        The sinks are independent stores (nothing in one refers to a write in another), so the
+        writes of a batch run at the same time: a batch is durable after the slowest write, not
+        after the sum of them. Every write that succeeds is kept (``batch.done``) even when
+        another one fails; only the failed ones are retried. Raises the first :class:`SinkError`.
+        """
         with self._lock:
             if not batch.evaluated:
                 self._evaluate(batch)
@@ -303,20 +326,24 @@ class AuditService:
                 ("clickhouse", self.clickhouse.write, batch.rows),
                 ("postgres", self.postgres.write, batch.violations),
                 ("dlq", self.dlq.write, batch.letters))
-            for name, write, items in steps:
-                if name in batch.done:
-                    continue
-                t0 = time.perf_counter()
+            todo = [step for step in steps if step[0] not in batch.done]
+            batch.done.update(name for name, _, items in todo if not items)  # nothing to write
+            todo = [step for step in todo if step[2]]
+            if len(todo) == 1:
+                batch.done.add(self._write_sink(*todo[0]))
+                return
+            futures = [self._writers.submit(self._write_sink, *step) for step in todo]
+            errors: list[SinkError] = []
+            for future in futures:
                 try:
-                    write(items)
-                except SinkError:
-                    self.metrics.write_error(name)
-                    raise
-                if items:
-                    self.metrics.write(name, time.perf_counter() - t0)
-                    if name != "dlq":
-                        self.health.set_sink(name, True)
-                batch.done.add(name)
+                    batch.done.add(future.result())
+                except SinkError as exc:
+                    errors.append(exc)
+            for other in errors[1:]:  # the first one is reported by the caller
+                if other.sink != "dlq":
+                    self.health.set_sink(other.sink, False, str(other))
+            if errors:
+                raise errors[0]
 
     def _flush(self, deadline: float | None = None) -> bool:
         """Make the current batch durable (retrying forever, or until ``deadline``), then commit it."""
@@ -375,8 +402,10 @@ class AuditService:
         offsets = {tp: om for tp, om in offsets.items() if tp in owned}
         if not offsets:
             return
+        t0 = time.perf_counter()
         try:
             consumer.commit(offsets, timeout_ms=5000)
+            self.metrics.commit_latency(time.perf_counter() - t0)
             self._committed_ok(offsets)
         except KafkaError as exc:  # e.g. a rebalance: the revocation listener retries, else duplicates
             self.metrics.commit("failed")
@@ -475,6 +504,7 @@ class AuditService:
                 logger.warning("consumer close: %s", exc)
             self._consumer = None
         self.monitor.stop()
+        self._writers.shutdown(wait=True)
         for sink in (self.dlq, self.clickhouse, self.postgres):
             try:
                 sink.close()
