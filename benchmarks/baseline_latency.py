@@ -55,11 +55,11 @@ from typing import Any
 import requests
 from clickhouse_driver import Client
 from kafka import KafkaConsumer, TopicPartition
-
-from probes import prom
 from resilience.stack import LocalStack
 from resilience.stack.audit_service import GROUP
 from resilience.stack.components import Component
+
+from probes import prom
 
 logger = logging.getLogger("benchmarks.baseline_latency")
 

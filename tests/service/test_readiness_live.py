@@ -15,9 +15,8 @@ import uuid
 
 import pytest
 from kafka import KafkaConsumer
-from service_harness import Harness, make_event, wait_until
-
 from resilience.stack.endpoints import CONSUMER_GROUP
+from service_harness import Harness, make_event, wait_until
 
 pytestmark = [pytest.mark.stack]
 
