@@ -41,7 +41,10 @@ __all__ = ["DEFAULT_STATE_DIR", "KEYS", "TARGET_FILE_ENV", "Key", "SettingsError
 DEFAULT_STATE_DIR = DEFAULT_DATA_ROOT / "faults"
 """Where the fault journal lives by default (outside git on purpose)."""
 
-DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+DEFAULT_HEARTBEAT_TIMEOUT = 3.0
+"""Seconds without a heartbeat before the watchdog takes a live runner for hung (a dead one it sees at
+once): with its 0.5 s poll, a hung runner's faults are reverted within 5 s (docs/faults.md; the cost of
+beating every 0.6 s: benchmarks/heartbeat_cost.py, docs/benchmarks.md)."""
 TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
 KINDS = ("local", "kubernetes")
 
