@@ -41,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8s: needs a real kube-apiserver (etcd + kube-apiserver from "
                             "deploy/k8s/envtest/install.sh, started by a session fixture)")
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
+    config.addinivalue_line("markers", "interrupt_matrix: the interrupted-runner cases CI leaves out (deselected by "
+                                       "default; -m interrupt_matrix; tests/runner/test_interrupted.py)")
 
 
 def stack_port_base(config: pytest.Config) -> int:
