@@ -120,7 +120,7 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
             click.echo(f"nothing to do: nothing left on {', '.join(audited) or 'no stack in scope'}")
     if not as_json and scope_port_base is not None:
         _report_out_of_scope(state, run_id, scope_port_base)
-    ours = [f for a, f in leftovers if f.item in a.library]
+    ours = [f for a, f in leftovers if f.item in a.library and not dry_run]  # a dry run lists, it does not judge
     sys.exit(0 if all(r.ok for r in results) and not ours else 1)
 
 

@@ -69,8 +69,9 @@ KEYS: tuple[Key, ...] = (
     Key("fault_state_dir", "RESILIENCE_STATE_DIR", f"where the fault journal lives (default {DEFAULT_STATE_DIR})"),
     Key("run_id", "RESILIENCE_RUN_ID", "groups the faults of one run (default: one id per Python process)"),
     Key("dry_run", None, "`true`: validate, read the system, log what would change, change nothing"),
-    Key("heartbeat_timeout", None, f"seconds without a runner heartbeat before the watchdog reverts the run's "
-                                   f"faults (default {DEFAULT_HEARTBEAT_TIMEOUT:g})"),
+    Key("heartbeat_timeout", None, f"seconds without a heartbeat before the watchdog takes a live runner for hung "
+                                   f"and reverts the run's faults (a dead one: at once; default "
+                                   f"{DEFAULT_HEARTBEAT_TIMEOUT:g})"),
     Key("watchdog", None, "`false` disables the detached watchdog (cleanup and expiry timers remain)"),
     Key("max_replicas_killed", None, "cap on replicas one kill may take down (default: all but one)"),
     Key("prometheus_url", None, "Prometheus base URL (local: the stack's)"),

@@ -151,7 +151,7 @@ def test_cleanup_dry_run_lists_and_changes_nothing(stack: LocalStack, config: di
     result = CliRunner().invoke(cleanup_command, ["--dry-run", "--json", "--port-base", str(stack.endpoints.port_base),
                                                   "--state-dir", str(state_dir)])
     assert result.exit_code == 0, result.output
-    listed = json.loads(result.output)
+    listed = json.loads(result.output)["reverted"]
     assert [r["fault"] for r in listed] == ["network_latency"]
     assert "remove_latency" in listed[0]["detail"]
     assert _toxics(stack, "clickhouse") == ["chaos-latency-downstream"]
