@@ -22,6 +22,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -180,6 +181,11 @@ def _warm_up() -> None:
             logger.info("warming up %s: %s", name, exc)
 
 
+def _stop_companions(state_dir: Path, run_id: str, why: str) -> None:
+    for done in companions.stop_all(state_dir, run_id):
+        logger.warning("run %s is dead (%s): %s", run_id, why, done)
+
+
 def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
     """Body of the watchdog of run ``run_id`` (see module doc). Returns an exit code."""
     from faults.cleanup import revert_entry
@@ -193,27 +199,24 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
     _warm_up()
     logger.info("watchdog ready (fault modules imported in %.1f s)", time.monotonic() - t0)
     failing_since: float | None = None
-    companions_stopped = False
+    stopper: threading.Thread | None = None
     try:
         while True:
             opened = journal.open_entries(state_dir, run_id)
             timeout = float(journal.run_meta(state_dir, run_id).get("heartbeat_timeout")
                             or DEFAULT_HEARTBEAT_TIMEOUT)
             dead = companions.why_dead(state_dir, run_id, timeout)
-            if dead and not companions_stopped:
-                # The load first: ask it to stop now (a file), wait for it after the faults are reverted.
-                asked = [c for c in companions.registered(state_dir, run_id) if companions.request_stop(c)]
-                if asked:
-                    logger.warning("run %s is dead (%s): stopping %s", run_id, dead,
-                                   ", ".join(str(c.get("name")) for c in asked))
+            if dead and stopper is None:
+                # The load stops beside the reverts (a revert may take a minute: a broker starting again).
+                stopper = threading.Thread(target=_stop_companions, args=(state_dir, run_id, dead),
+                                           name="stop-companions")
+                stopper.start()
             if not opened:
-                if dead and not companions_stopped:
-                    for done in companions.stop_all(state_dir, run_id):
-                        logger.warning("run %s: %s", run_id, done)
-                    companions_stopped = True
                 if not dead and companions.registered(state_dir, run_id) and not companions.ended(state_dir, run_id):
                     time.sleep(poll)  # a live run holding a load: keep watching it
                     continue
+                if stopper is not None:
+                    stopper.join()
                 # Release, then look again: an inject that found the lock held wrote its entry first.
                 _unlock(lock)
                 lock = None
@@ -236,10 +239,6 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
                     continue
                 why = f"run dead: {dead}" if dead else "expiry"
                 ok = revert_entry(path, current, by=f"watchdog pid {os.getpid()} ({why})").ok and ok
-            if dead and not companions_stopped:
-                for done in companions.stop_all(state_dir, run_id):
-                    logger.warning("run %s: %s", run_id, done)
-                companions_stopped = True
             if ok:
                 failing_since = None
             else:

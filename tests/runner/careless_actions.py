@@ -35,3 +35,10 @@ def leave_process(configuration: dict[str, Any] | None = None, secrets: dict[str
     """Start ``sleep 600`` in the stack's data directory, in a session of its own; returns its pid."""
     proc = subprocess.Popen(["sleep", "600"], cwd=str(_stack(configuration).data_dir), start_new_session=True)
     return proc.pid
+
+
+def toxic_present(proxy: str, configuration: dict[str, Any] | None = None,
+                  secrets: dict[str, Any] | None = None) -> bool:
+    """Whether ``proxy`` carries the toxic :func:`add_toxic` adds (the experiment's proof that it acted)."""
+    url = f"{_stack(configuration).endpoints.toxiproxy_url}/proxies/{proxy}"
+    return any(t["name"] == TOXIC for t in requests.get(url, timeout=5).json()["toxics"])
