@@ -1,6 +1,6 @@
 """What the residue audit (:mod:`faults.residue`) reads in a cluster, and when each item is back.
 
-Every read goes through :class:`faults.kubernetes.client.Kube` (guarded, recorded, bounded) and
+Every read goes through the one guarded, recorded, bounded client (:class:`Kube`, ``client.py``) and
 uses only calls the backends already make, so deploy/k8s's Role needs nothing more: NetworkPolicies
 and NetworkChaos are listed, StatefulSets and the ConfigMap read by name, pods listed by selector.
 
@@ -80,16 +80,13 @@ def _statefulsets(kube: Kube) -> list[tuple[str, str]]:
 
 
 def read_statefulsets(settings: TargetSettings) -> Item:
-    from kubernetes.client.rest import ApiException
-
     out: dict[str, Any] = {}
     with _kube(settings) as kube:
         for ns, name in _statefulsets(kube):
             try:
                 sts = kube.read_statefulset(ns, name)
-            except Exception as exc:  # ActivityFailed wrapping a 404: a set this cluster does not have
-                cause = exc.__cause__
-                if isinstance(cause, ApiException) and cause.status == 404:
+            except Exception as exc:  # the client's ActivityFailed wrapping a 404: a set this cluster does not have
+                if getattr(exc.__cause__, "status", None) == 404:
                     continue
                 raise
             template = sts.spec.template.metadata.annotations if sts.spec.template.metadata else None
