@@ -374,4 +374,4 @@ def not_auditable(settings: TargetSettings) -> str | None:
     stack = _stack(settings)
     if stack.supervisor.is_running():
         return None
-    return f"local stack at port base {settings.stack_port_base} ({stack.data_dir}) is not running"
+    return f"not running (data dir {stack.data_dir})"
