@@ -45,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
     config.addinivalue_line("markers", "extended: long proofs kept out of the README's test command (deselected by "
                                        "default; `make test-extended` or -m extended runs them)")
+    config.addinivalue_line("markers", "interrupt_matrix: the interrupted-runner cases CI leaves out (deselected by "
+                                       "default; -m interrupt_matrix; tests/runner/test_interrupted.py)")
 
 
 def stack_port_base(config: pytest.Config) -> int:

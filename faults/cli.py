@@ -11,15 +11,18 @@ Exit codes: 0 ok (nothing left open), 1 some fault could not be reverted, 2 bad 
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from faults import cleanup as cleanup_mod
-from faults import journal
+from faults import companions, journal, residue
 from faults import watchdog as watchdog_mod
 from stack.endpoints import DEFAULT_PORT_BASE
+from target.settings import resolve
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_STATE_DIR",
@@ -64,8 +67,19 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
                        kubernetes namespaces (other people's runs too)
 
     Without --all, --port-base or --run, faults on other stacks are left alone and
-    counted, so you know to pass one of them. Exits 1 if any fault could not be
-    reverted (it stays in the journal; run cleanup again), 2 on a bad invocation.
+    counted, so you know to pass one of them.
+
+    \b
+    Then it stops the load of every dead run in scope and audits each stack in
+    scope for residue: the stack now against its snapshot from before the newest
+    run on it (kept in the journal), else against a stack at rest (nothing of this
+    library on it). It prints "nothing to do" when it reverted nothing, stopped
+    nothing and found nothing left; each leftover otherwise (LEFTOVER: this
+    library's own, such as a toxic or a changed config; "not back": any other
+    difference, such as a program still stopped).
+
+    Exits 1 if any fault could not be reverted (it stays in the journal; run
+    cleanup again) or a LEFTOVER remains, 2 on a bad invocation.
     """
     _logging(verbose)
     explicit_port_base = ctx.get_parameter_source("port_base") is ParameterSource.COMMANDLINE
@@ -79,17 +93,65 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
         scope = f"on the local stack at port base {port_base}" + (f" of run {run_id}" if run_id else "")
     state = state_dir or cleanup_mod.default_state_dir()
     results = cleanup_mod.cleanup(state, run_id, scope_port_base, dry_run=dry_run)
+    stopped = [] if dry_run else companions.stop_dead(state, residue.scoped_runs(state, run_id, scope_port_base))
+    audits = _audit(state, run_id, scope_port_base)
+    leftovers = [(a, f) for a in audits if a.audit is not None for f in a.audit.leftovers]
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
-    elif not results:
-        click.echo(f"no open faults {scope}")
+        click.echo(json.dumps({"reverted": [r.as_dict() for r in results], "stopped": stopped,
+                               "audits": [a.as_dict() for a in audits]}, indent=2))
     else:
+        if not results:
+            click.echo(f"no open faults {scope}")
         for r in results:
             mark = "would revert" if dry_run else ("reverted" if r.ok else "FAILED")
             click.echo(f"{mark:<12} {r.run_id}  {r.fault} {r.parameters}: {r.detail}")
+        for line in stopped:
+            click.echo(f"{'stopped':<12} {line}")
+        for a, finding in leftovers:
+            click.echo(f"{'LEFTOVER' if finding.item in a.library else 'not back':<12} {finding} [{a.stack}]")
+        for a in audits:
+            notes = a.audit.notes if a.audit is not None and verbose else []
+            for note in notes:
+                click.echo(f"{'note':<12} {note} [{a.stack}]")
+            if a.skipped:
+                click.echo(f"{'not audited':<12} {a.stack}: {a.skipped}")
+        if not results and not stopped and not leftovers:
+            audited = [f"{a.stack} ({a.audit.reference})" for a in audits if a.audit is not None]
+            click.echo(f"nothing to do: nothing left on {', '.join(audited) or 'no stack in scope'}")
     if not as_json and scope_port_base is not None:
         _report_out_of_scope(state, run_id, scope_port_base)
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    ours = [f for a, f in leftovers if f.item in a.library and not dry_run]  # a dry run lists, it does not judge
+    sys.exit(0 if all(r.ok for r in results) and not ours else 1)
+
+
+@dataclass
+class _StackAudit:
+    stack: str
+    audit: residue.Audit | None = None
+    skipped: str | None = None
+    library: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "skipped": self.skipped, **(self.audit.as_dict() if self.audit else {})}
+
+
+def _audit(state: Path, run_id: str | None, port_base: int | None) -> list[_StackAudit]:
+    """The residue audit of every stack in scope (one that cannot be read is skipped, saying why)."""
+    out: list[_StackAudit] = []
+    for cfg in residue.scoped_stacks(state, run_id, port_base):
+        where = f"{cfg.get('target', 'local')} stack"
+        try:
+            settings = resolve({**cfg, "dry_run": False})
+            where = journal.describe_stack(journal.settings_stack(settings))
+            reason = residue.not_auditable(settings)
+            if reason:
+                out.append(_StackAudit(where, skipped=reason))
+                continue
+            out.append(_StackAudit(where, residue.audit_stack(cfg, run_id), library=residue.library_items(
+                settings.target)))
+        except Exception as exc:  # one stack that cannot be audited must not hide the others
+            out.append(_StackAudit(where, skipped=f"audit failed: {exc}"))
+    return out
 
 
 def _report_out_of_scope(state: Path, run_id: str | None, port_base: int) -> None:

@@ -2,7 +2,7 @@
 
 Layout (under the state directory, outside git; see :mod:`target.settings`)::
 
-    <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid
+    <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid (and its start time)
     <state_dir>/<run_id>/heartbeat           its mtime is the run's heartbeat
     <state_dir>/<run_id>/watchdog.lock       held (flock) by the run's watchdog while it lives
     <state_dir>/<run_id>/faults/<id>.json    one entry per applied fault
@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from stack.endpoints import DEFAULT_PORT_BASE
 from target.settings import TargetSettings
@@ -66,7 +68,7 @@ def ensure_run(settings: TargetSettings) -> Path:
     meta = rdir / "run.json"
     if not meta.exists():
         _atomic_write(meta, {"run_id": settings.run_id, "created_at": _iso(time.time()), "pid": os.getpid(),
-                             "heartbeat_timeout": settings.heartbeat_timeout})
+                             "pid_started": process_started(), "heartbeat_timeout": settings.heartbeat_timeout})
     touch_heartbeat(settings.fault_state_dir, settings.run_id)
     return rdir
 
@@ -92,6 +94,15 @@ def heartbeat_age(state_dir: Path, run_id: str) -> float | None:
     try:
         return max(0.0, time.time() - heartbeat_path(state_dir, run_id).stat().st_mtime)
     except OSError:
+        return None
+
+
+def process_started() -> float | None:
+    """This process's start time (epoch seconds, as psutil reports it): with the pid, it tells the
+    process that wrote a record from a later one that reused its pid."""
+    try:
+        return float(psutil.Process().create_time())
+    except psutil.Error:
         return None
 
 
@@ -126,6 +137,7 @@ def new_entry(settings: TargetSettings, action: str, parameters: dict[str, Any],
         "plan": plan,
         "details": None,
         "pid": os.getpid(),
+        "pid_started": process_started(),
     }
     ensure_run(settings)
     path = run_dir(settings.fault_state_dir, settings.run_id) / "faults" / f"{entry_id}.json"
@@ -337,3 +349,11 @@ def start_heartbeat(settings: TargetSettings) -> None:
         beat = _Heartbeat(settings.fault_state_dir, settings.run_id, max(0.2, settings.heartbeat_timeout / 5))
         _heartbeats[key] = beat
         beat.start()
+
+
+def stop_heartbeat(settings: TargetSettings) -> None:
+    """Stop this process's heartbeat thread of the run (the run is over; a later inject starts it again)."""
+    with _heartbeats_lock:
+        beat = _heartbeats.pop((settings.fault_state_dir, settings.run_id), None)
+    if beat is not None:
+        beat.stopped.set()

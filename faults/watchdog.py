@@ -7,10 +7,13 @@ so a Ctrl-C or a SIGKILL of the runner does not reach them.
   entry's ``expires_at`` and reverts it, e.g. sends SIGCONT to a stalled
   ClickHouse or removes a toxic. Exits early when the entry is closed.
 * **Watchdog** (one per run, singleton by ``flock`` on ``watchdog.lock``): every
-  second, reverts expired entries (backup of the timers) and, when the run's
-  heartbeat is older than ``heartbeat_timeout``, every open entry of the run.
-  It exits when the run has no open entry (the run ended cleanly), and gives
-  up after ``GIVE_UP_S`` of failing reverts (``cleanup`` can still retry).
+  ``POLL_S``, reverts expired entries (backup of the timers) and, when the run is
+  dead — every process that owns it is gone, or its heartbeat is older than
+  ``heartbeat_timeout`` (a hung runner) — every open entry of the run, and stops
+  the processes the run started (its load: :mod:`faults.companions`). It exits when
+  the run has no open entry and nothing more to watch (the run ended cleanly, or its
+  companions are stopped), and gives up after ``GIVE_UP_S`` of failing reverts
+  (``cleanup`` can still retry).
 """
 
 import contextlib
@@ -19,18 +22,19 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
 
 import psutil
 
-from faults import journal, killswitch
+from faults import companions, journal, killswitch
 from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, TargetSettings
 
 logger = logging.getLogger(__name__)
 
-POLL_S = 1.0
+POLL_S = 0.5
 EXPIRY_GRACE_S = 2.0  # the watchdog lets the entry's own timer act first
 GIVE_UP_S = 600.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +164,28 @@ def run_timer(entry_path: Path) -> int:
     return 1
 
 
+def _warm_up() -> None:
+    """Import every fault's public module (their undo activities and backends) while the run lives: a revert
+    of a dead run's fault then starts at once instead of after a second of imports on a busy machine."""
+    import importlib
+
+    from faults import ACTIVITY_MODULES
+
+    for name in ACTIVITY_MODULES:
+        try:
+            importlib.import_module(name)
+            for target in ("local", "kubernetes"):
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(f"faults.{target}.{name.rsplit('.', 1)[-1]}")
+        except Exception as exc:  # the revert imports it again and reports
+            logger.info("warming up %s: %s", name, exc)
+
+
+def _stop_companions(state_dir: Path, run_id: str, why: str) -> None:
+    for done in companions.stop_all(state_dir, run_id):
+        logger.warning("run %s is dead (%s): %s", run_id, why, done)
+
+
 def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
     """Body of the watchdog of run ``run_id`` (see module doc). Returns an exit code."""
     from faults.cleanup import revert_entry
@@ -169,11 +195,28 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
         logger.info("watchdog for run %s already running; exiting", run_id)
         return 0
     logger.info("watchdog pid %s watching run %s in %s", os.getpid(), run_id, state_dir)
+    t0 = time.monotonic()
+    _warm_up()
+    logger.info("watchdog ready (fault modules imported in %.1f s)", time.monotonic() - t0)
     failing_since: float | None = None
+    stopper: threading.Thread | None = None
     try:
         while True:
             opened = journal.open_entries(state_dir, run_id)
+            timeout = float(journal.run_meta(state_dir, run_id).get("heartbeat_timeout")
+                            or DEFAULT_HEARTBEAT_TIMEOUT)
+            dead = companions.why_dead(state_dir, run_id, timeout)
+            if dead and stopper is None:
+                # The load stops beside the reverts (a revert may take a minute: a broker starting again).
+                stopper = threading.Thread(target=_stop_companions, args=(state_dir, run_id, dead),
+                                           name="stop-companions")
+                stopper.start()
             if not opened:
+                if not dead and companions.registered(state_dir, run_id) and not companions.ended(state_dir, run_id):
+                    time.sleep(poll)  # a live run holding a load: keep watching it
+                    continue
+                if stopper is not None:
+                    stopper.join()
                 # Release, then look again: an inject that found the lock held wrote its entry first.
                 _unlock(lock)
                 lock = None
@@ -184,23 +227,18 @@ def run_watchdog(state_dir: Path, run_id: str, poll: float = POLL_S) -> int:
                 if lock is None:
                     return 0  # a new watchdog took over
                 continue
-            timeout = float(journal.run_meta(state_dir, run_id).get("heartbeat_timeout")
-                            or DEFAULT_HEARTBEAT_TIMEOUT)
-            age = journal.heartbeat_age(state_dir, run_id)
             halted = killswitch.local_status(state_dir) is not None
-            stale = age is None or age > timeout or halted
             now = time.time()
             due = [(p, e) for p, e in opened
-                   if stale or (e.get("expires_at") and now >= float(e["expires_at"]) + EXPIRY_GRACE_S)]
-            if stale and due:
-                logger.warning("run %s: heartbeat %s old (timeout %g s): reverting %d open faults", run_id,
-                               "never written" if age is None else f"{age:.1f} s", timeout, len(due))
+                   if dead or halted or (e.get("expires_at") and now >= float(e["expires_at"]) + EXPIRY_GRACE_S)]
+            if dead and due:
+                logger.warning("run %s is dead (%s): reverting %d open faults", run_id, dead, len(due))
             ok = True
             for path, _entry in due:
                 current = journal.read(path)
                 if current is None or current.get("status") not in journal.OPEN:
                     continue
-                why = "kill switch" if halted else "stale heartbeat" if stale else "expiry"
+                why = f"run dead: {dead}" if dead else "kill switch" if halted else "expiry"
                 ok = revert_entry(path, current, by=f"watchdog pid {os.getpid()} ({why})").ok and ok
             if ok:
                 failing_since = None

@@ -32,6 +32,7 @@ from probes.recovery import Recovery, RecoveryStatus
 from probes.slo import Catalogue, MeasureUndefined, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
 from resilience.experiments import Effect
+from resilience.residue import residue_verdict
 from resilience.rundir import RunDirectory, json_safe, read_json
 from resilience.safeguards import stop_verdicts
 from resilience.score import run_score
@@ -197,6 +198,9 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                                  slo_ids=["rpo_postgres"])
         if live:
             rd.write("recorded/prometheus.json", recorder.calls)
+    residue = residue_verdict(run_dir, run)  # is the target back where it started? (resilience/residue.py)
+    if residue is not None:
+        verdicts.append(residue)
     load_info = {"asked_eps": round(asked, 1), "achieved_eps": round(achieved, 1), "acknowledged": len(acked),
                  "failed": failed_produces, "shape": run.get("load", {}).get("shape")}
     verdicts.extend(stop_verdicts(run_dir))  # aborted by a safeguard, or halted by the kill switch

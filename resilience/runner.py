@@ -6,8 +6,9 @@
    endpoints answer and Prometheus sees the replicas.
 3. Run the experiment through chaoslib with the rollback strategy ``always``; the experiment
    starts the load itself, so a plain ``chaos run`` behaves the same.
-4. Stop the load, make sure no fault of the run is left (cleanup if one is), read the fault
-   window from the journal, wait for the pipeline to drain, and judge the SLOs
+4. Stop the load, make sure no fault of the run is left (cleanup if one is), check the target is
+   back where it started (:mod:`resilience.residue`: a snapshot before the experiment, one now),
+   read the fault window from the journal, wait for the pipeline to drain, and judge the SLOs
    (:mod:`resilience.judge`).
 5. Write the run directory (:mod:`resilience.rundir`, ``docs/run-directory.md``), its plot series
    (:mod:`resilience.series`) and its report.
@@ -30,6 +31,7 @@ from typing import Any
 
 from probes.dataloss import wait_drained
 from probes.verdict import Outcome
+from resilience import residue
 from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
 from resilience.plan import Phase, RunError, RunOptions, RunPlan, check_metrics, check_reachable, plan, wait_observed
@@ -92,6 +94,8 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     journal: dict[str, Any] | None = None
     drained: dict[str, Any] = {"drained": False, "reason": "not awaited"}
     with rd.log(), _environ(env), live_poller(p.catalogue, p.view, p.prometheus_url, live):
+        guard = residue.begin(p, rd)  # the target's snapshot; the run's load under its watchdog
+        run["residue"] = residue.FILE
         try:
             journal = _run_experiment(p, config, phase, rd.path)
         except BaseException as exc:  # Ctrl-C included: judge what we have, then re-raise
@@ -106,6 +110,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
                 run["error"] = (run.get("error") or "") + f" faults left by the experiment and cleaned up: {leftover}"
             run["ended_at"] = time.time()
             run["fault"] = _fault_window(p, rd.run_id)
+            _audit_residue(guard)
         phase("draining", f"waiting for consumer lag 0 (up to {p.exp.ext.drain_timeout_s:.0f} s)")
         d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
                          timeout_s=p.exp.ext.drain_timeout_s)
@@ -267,6 +272,14 @@ def _cleanup_faults(run_id: str) -> list[str]:
         logger.error("cleanup of run %s failed: %s", run_id, exc)
         return [f"cleanup failed: {exc}"]
     return [str(r) for r in reverted]
+
+
+def _audit_residue(guard: residue.Guard) -> None:
+    """Is the target back where it started? (``residue.json``; judged as the ``residue`` verdict)."""
+    try:
+        residue.end(guard)
+    except Exception as exc:  # the verdict says the audit did not complete
+        logger.error("residue audit failed: %s", exc)
 
 
 def _fault_window(p: RunPlan, run_id: str) -> dict[str, Any] | None:

@@ -41,7 +41,10 @@ __all__ = ["DEFAULT_STATE_DIR", "KEYS", "TARGET_FILE_ENV", "Key", "SettingsError
 DEFAULT_STATE_DIR = DEFAULT_DATA_ROOT / "faults"
 """Where the fault journal lives by default (outside git on purpose)."""
 
-DEFAULT_HEARTBEAT_TIMEOUT = 15.0
+DEFAULT_HEARTBEAT_TIMEOUT = 3.0
+"""Seconds without a heartbeat before the watchdog takes a live runner for hung (a dead one it sees at
+once): with its 0.5 s poll, a hung runner's faults are reverted within 5 s (docs/faults.md; the cost of
+beating every 0.6 s: benchmarks/heartbeat_cost.py, docs/benchmarks.md)."""
 TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
 KINDS = ("local", "kubernetes")
 
@@ -66,8 +69,9 @@ KEYS: tuple[Key, ...] = (
     Key("fault_state_dir", "RESILIENCE_STATE_DIR", f"where the fault journal lives (default {DEFAULT_STATE_DIR})"),
     Key("run_id", "RESILIENCE_RUN_ID", "groups the faults of one run (default: one id per Python process)"),
     Key("dry_run", None, "`true`: validate, read the system, log what would change, change nothing"),
-    Key("heartbeat_timeout", None, f"seconds without a runner heartbeat before the watchdog reverts the run's "
-                                   f"faults (default {DEFAULT_HEARTBEAT_TIMEOUT:g})"),
+    Key("heartbeat_timeout", None, f"seconds without a heartbeat before the watchdog takes a live runner for hung "
+                                   f"and reverts the run's faults (a dead one: at once; default "
+                                   f"{DEFAULT_HEARTBEAT_TIMEOUT:g})"),
     Key("watchdog", None, "`false` disables the detached watchdog (cleanup and expiry timers remain)"),
     Key("max_replicas_killed", None, "cap on replicas one kill may take down (default: all but one)"),
     Key("prometheus_url", None, "Prometheus base URL (local: the stack's)"),

@@ -52,7 +52,7 @@ def cleanup(state: Path, *args: str, env: dict[str, str] | None = None) -> Resul
 
 def listed(result: Result) -> list[str]:
     assert result.exit_code == 0, result.output
-    return sorted(r["run_id"] for r in json.loads(result.stdout))
+    return sorted(r["run_id"] for r in json.loads(result.stdout)["reverted"])
 
 
 def test_without_options_only_the_default_stack_is_cleaned(journal_dir: Path) -> None:

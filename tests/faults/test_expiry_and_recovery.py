@@ -118,25 +118,28 @@ def test_cleanup_filters_by_port_base(stack: LocalStack, config: dict[str, Any],
     assert mine.exit_code == 0 and _toxics(stack, "kafka") == []
 
 
-def test_watchdog_reverts_a_killed_runners_faults_in_bounded_time(stack: LocalStack, config: dict[str, Any],
-                                                                   state_dir: Path) -> None:
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGSTOP"])
+def test_watchdog_reverts_a_dead_or_hung_runners_faults_in_bounded_time(stack: LocalStack, config: dict[str, Any],
+                                                                        state_dir: Path, sig: str) -> None:
+    """A dead runner (SIGKILL: its pid is gone) is seen at the next poll; a hung one (SIGSTOP: alive, not
+    beating) when its heartbeat is ``heartbeat_timeout`` old, and not before."""
     timeout = float(config["heartbeat_timeout"])
     runner = _start_runner(config)
     try:
         time.sleep(timeout + 1)  # a live runner keeps beating: the watchdog leaves its fault alone
         assert _toxics(stack, "postgres"), "watchdog reverted a fault of a live runner"
-        _kill(runner)
-        killed = time.monotonic()
+        runner.send_signal(getattr(signal, sig))
         waited = _wait(lambda: not _toxics(stack, "postgres"), timeout + 10, "watchdog revert")
-        print(f"\nwatchdog healed the partition {waited:.2f} s after SIGKILL of the runner "
+        print(f"\nwatchdog healed the partition {waited:.2f} s after {sig} of the runner "
               f"(heartbeat timeout {timeout:g} s)")
-        assert waited >= timeout - 2.5  # it waited for the heartbeat to go stale, not less
+        if sig == "SIGSTOP":
+            assert waited >= timeout - 2.5  # it waited for the heartbeat to go stale, not less
         # The toxics go first, then the watchdog closes the journal entry: give it that moment.
         _wait(lambda: [e["status"] for _, e in journal.entries(state_dir)] == ["reverted"], 10,
               "journal entry closed by the watchdog")
-        assert "watchdog" in journal.entries(state_dir)[0][1]["reverted_by"]
+        by = journal.entries(state_dir)[0][1]["reverted_by"]
+        assert "watchdog" in by and ("runner gone" if sig == "SIGKILL" else "heartbeat") in by, by
         wait_no_helpers(state_dir, 10)  # the watchdog exits once nothing is open
-        del killed
     finally:
         if runner.poll() is None:
             _kill(runner)
@@ -148,7 +151,7 @@ def test_cleanup_dry_run_lists_and_changes_nothing(stack: LocalStack, config: di
     result = CliRunner().invoke(cleanup_command, ["--dry-run", "--json", "--port-base", str(stack.endpoints.port_base),
                                                   "--state-dir", str(state_dir)])
     assert result.exit_code == 0, result.output
-    listed = json.loads(result.output)
+    listed = json.loads(result.output)["reverted"]
     assert [r["fault"] for r in listed] == ["network_latency"]
     assert "remove_latency" in listed[0]["detail"]
     assert _toxics(stack, "clickhouse") == ["chaos-latency-downstream"]
