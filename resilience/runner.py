@@ -96,13 +96,13 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     with rd.log(), _environ(env), live_poller(p.catalogue, p.view, p.prometheus_url, live):
         guard = residue.begin(p, rd)  # the target's snapshot; the run's load under its watchdog
         run["residue"] = residue.FILE
+        interrupted: BaseException | None = None
         try:
             journal = _run_experiment(p, config, phase, rd.path)
-        except BaseException as exc:  # Ctrl-C included: judge what we have, then re-raise
+        except BaseException as exc:  # Ctrl-C included: judge what we have (after the clean-up), then re-raise
             run["error"] = f"experiment interrupted: {type(exc).__name__}: {exc}"
             if not isinstance(exc, Exception):
-                _finish(rd, run, p, phase, journal, drained)
-                raise
+                interrupted = exc
         finally:
             _stop_load(rd)
             leftover = _cleanup_faults(rd.run_id)
@@ -111,6 +111,9 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
             run["ended_at"] = time.time()
             run["fault"] = _fault_window(p, rd.run_id)
             _audit_residue(guard)
+        if interrupted is not None:
+            _finish(rd, run, p, phase, journal, drained)
+            raise interrupted
         phase("draining", f"waiting for consumer lag 0 (up to {p.exp.ext.drain_timeout_s:.0f} s)")
         d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
                          timeout_s=p.exp.ext.drain_timeout_s)
