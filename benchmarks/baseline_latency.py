@@ -55,11 +55,11 @@ from typing import Any
 import requests
 from clickhouse_driver import Client
 from kafka import KafkaConsumer, TopicPartition
-from resilience.stack import LocalStack
-from resilience.stack.audit_service import GROUP
-from resilience.stack.components import Component
 
 from probes import prom
+from stack.components.audit_service import GROUP
+from stack.components.base import Component
+from stack.core import LocalStack
 
 logger = logging.getLogger("benchmarks.baseline_latency")
 
@@ -360,7 +360,7 @@ def measure(stack: LocalStack, arm: Arm, rate: float, seconds: float, work: Path
 
 
 def _direct_bootstrap(stack: LocalStack) -> str:
-    from resilience.stack.ha import kafka_bootstrap_direct
+    from stack.components.kafka import kafka_bootstrap_direct
 
     return kafka_bootstrap_direct(stack.ctx)
 

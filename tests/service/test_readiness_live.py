@@ -15,8 +15,9 @@ import uuid
 
 import pytest
 from kafka import KafkaConsumer
-from resilience.stack.endpoints import CONSUMER_GROUP
 from service_harness import Harness, make_event, wait_until
+
+from stack.endpoints import CONSUMER_GROUP
 
 pytestmark = [pytest.mark.stack]
 
