@@ -31,6 +31,7 @@ from probes.evaluate import (
 from probes.recovery import Recovery, RecoveryStatus
 from probes.slo import Catalogue, MeasureUndefined, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
+from resilience.alerting import alert_verdicts
 from resilience.experiments import Effect
 from resilience.residue import residue_verdict
 from resilience.rundir import RunDirectory, json_safe, read_json
@@ -196,6 +197,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             measured["rpo_postgres"] = _postgres_rpo(violations["missing"], acked, window.fault_start)
             verdicts += evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
                                  slo_ids=["rpo_postgres"])
+        if run.get("alerts"):  # the expected alerts fired, none in the healthy baseline (resilience/alerting.py)
+            verdicts += alert_verdicts(prometheus_url, window, run["alerts"])
         if live:
             rd.write("recorded/prometheus.json", recorder.calls)
     residue = residue_verdict(run_dir, run)  # is the target back where it started? (resilience/residue.py)
