@@ -22,6 +22,7 @@ The same code judges offline: every query goes through :mod:`probes.prom`, recor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from probes import prom
@@ -60,9 +61,27 @@ def alert_verdicts(url: str, window: RunWindow, entry: dict[str, Any]) -> list[V
         out += [Verdict(f"alert:{e['alert']}", Outcome.INCONCLUSIVE, None, f"<= {e['within_s']:g}",
                         "seconds", reason) for e in expected]
         return out
+    out[0] = _with_fired(url, window, watchdog, evaluated)
     out.append(_quiet(url, window, watchdog))
     out += [_expected(url, window, str(e["alert"]), float(e["within_s"])) for e in expected]
     return out
+
+
+def _with_fired(url: str, window: RunWindow, watchdog: str, evaluated: Verdict) -> Verdict:
+    """``evaluated`` saying which alerts fired from the fault's start to the run's end, and when (seconds after the
+    fault's start; expected or not): what the docs' table of alerts per experiment is made from."""
+    if window.fault_start is None or window.end - window.fault_start < 1:
+        return evaluated
+    query = f'count by (alertname) (ALERTS{{alertstate="firing", alertname!="{prom.escape_label(watchdog)}"}})'
+    try:
+        series = prom.range_query(url, query, window.fault_start, window.end, step_s=STEP_S)
+    except prom.ProbeError:  # nothing fired (the watchdog proved the rules were evaluated)
+        series = []
+    fired = {s.labels["alertname"]: round(s.points[0][0] - window.fault_start, 1)
+             for s in series if s.points and s.labels.get("alertname")}
+    text = ", ".join(f"{n} (+{t:g} s)" for n, t in sorted(fired.items(), key=lambda kv: kv[1]))
+    return dataclasses.replace(evaluated, reason=f"firing after the fault's start: {text or 'none'}",
+                               details={**evaluated.details, "fired_after_fault_s": fired})
 
 
 def _evaluated(url: str, window: RunWindow, watchdog: str) -> Verdict:

@@ -43,6 +43,8 @@ class FakePrometheus:
             out = [prom.Series({"alertname": n}, [(t, 1.0) for t in times if self._on(n, t)])
                    for n in self.firing if n != "Watchdog"]
             out = [s for s in out if s.points]
+            if not out and not query.endswith("or on() vector(0)"):
+                raise prom.ProbeError(f"Prometheus at {url}: no data for {query}")
             return out or [prom.Series({}, [(t, 0.0) for t in times])]
         m = re.search(r'alertname="([^"]+)"', query)
         assert m, query
@@ -71,6 +73,8 @@ def test_an_expected_alert_that_fires_within_its_bound_passes(monkeypatch: pytes
                [{"alert": "HighKafkaConsumerLag", "within_s": 60}])
     assert v["alert:HighKafkaConsumerLag"].outcome is Outcome.PASS
     assert v["alert:HighKafkaConsumerLag"].measured == 45.0
+    assert v["alerts_evaluated"].details["fired_after_fault_s"] == {"HighKafkaConsumerLag": 45.0}
+    assert "HighKafkaConsumerLag (+45 s)" in v["alerts_evaluated"].reason
     assert v["alerts_evaluated"].outcome is Outcome.PASS and v["alerts_quiet"].outcome is Outcome.PASS
     assert v["_overall"] is Outcome.PASS
 
@@ -139,3 +143,22 @@ def test_alerts_are_judged_on_the_local_stack_and_wherever_an_experiment_expects
     assert alerting.run_entry("kubernetes", [], "Watchdog") is None
     wanted = [{"alert": "KafkaConsumerDown", "within_s": 30.0}]
     assert alerting.run_entry("kubernetes", wanted, "Watchdog") == {"watchdog": "Watchdog", "expected": wanted}
+
+
+@pytest.mark.parametrize("alert, message", [
+    ("Nope", r"expect_alerts\[0\]\.alert: no alert 'Nope' in docs/alerts.yaml"),
+    ("HighHeapMemoryUsage", r"expect_alerts\[0\]\.alert: HighHeapMemoryUsage is not in the local stack's rules.*"
+                            r"heap_used_ratio"),
+])
+def test_an_alert_the_rules_cannot_fire_is_refused_before_any_fault(tmp_path: Any, alert: str, message: str) -> None:
+    import yaml
+
+    from resilience.experiments import EXPERIMENTS_DIR
+    from resilience.plan import RunError, RunOptions, plan
+
+    doc = yaml.safe_load((EXPERIMENTS_DIR / "consumer_lag_surge.yaml").read_text())
+    doc["extensions"][0]["expect_alerts"] = [{"alert": alert, "within_s": 30}]
+    path = tmp_path / "surge.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(RunError, match=message):
+        plan(RunOptions(experiment=str(path), port_base=24100))
