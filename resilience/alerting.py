@@ -6,11 +6,13 @@ Three kinds of verdict, beside the SLOs:
 ``alerts_evaluated``  the watchdog (``docs/alerts.yaml``: always firing while the rules are evaluated)
                       has its ``ALERTS`` series over the whole run. Without it nothing below can pass:
                       "no alert fired" and "no rule was loaded" look the same in ``ALERTS``.
-``alerts_quiet``      no alert began firing in the healthy baseline (the run's start to the fault's
-                      start). One that did is a false alarm on a healthy system: **fail**. One already
-                      firing when the run started was carried over from before it (the previous run's
-                      disaster, or the first minutes after Prometheus started): named in the verdict, not
-                      held against this run.
+``alerts_quiet``      no alert began firing in the baseline (the run's start to the fault's start). One
+                      that did is **inconclusive**, never a pass: a false alarm, or a system that was not
+                      healthy before the fault (the same rule as an RTO whose baseline is out of SLO; a
+                      loaded machine's end-to-end p95 does that), and the run cannot tell which. One
+                      already firing when the run started was carried over from before it (the previous
+                      run's disaster, or the first minutes after Prometheus started): named in the
+                      verdict, not held against this run.
 ``alert:<name>``      the expected alert was firing at some point between the fault's start and
                       ``within_s`` seconds after it; the measured value is how long after the fault's start
                       it first fired. Never firing in that bound is a **fail** (the disaster's alert did
@@ -127,8 +129,9 @@ def _quiet(url: str, window: RunWindow, watchdog: str) -> Verdict:
             if carried else "")
     if began:
         named = ", ".join(f"{n} (+{t:g} s)" for n, t in sorted(began.items()))
-        return Verdict(slo, Outcome.FAIL, float(len(began)), "== 0", "alerts",
-                       f"fired in the healthy baseline, before any fault: {named}"
+        return Verdict(slo, Outcome.INCONCLUSIVE, float(len(began)), "== 0", "alerts",
+                       f"fired in the baseline, before any fault: {named}: a false alarm, or a system not healthy "
+                       f"before the fault; either way the run proves nothing about its alerts"
                        + (f"; {note}" if note else ""), details)
     return Verdict(slo, Outcome.PASS, 0.0, "== 0", "alerts", note, details)
 
