@@ -162,3 +162,64 @@ def test_an_alert_the_rules_cannot_fire_is_refused_before_any_fault(tmp_path: An
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(RunError, match=message):
         plan(RunOptions(experiment=str(path), port_base=24100))
+
+
+# --------------------------------------------------------------------------- the whole judge, on a recorded real run
+def _record_alerts(run_dir: Any, fires_at_s: float | None) -> None:
+    """Append to ``run_dir``'s recording what the stack's Prometheus answers about alerts for this run: the
+    watchdog always firing, the baseline quiet, and KafkaConsumerDown firing ``fires_at_s`` after the fault's
+    start (never when ``None``). The answers come from a fake client (the boundary), recorded by the real code."""
+    import json
+    from datetime import datetime
+
+    run = json.loads((run_dir / "run.json").read_text())
+    fault = float(run["fault"]["start"])
+
+    class Client:
+        def custom_query_range(self, query: str, start_time: datetime, end_time: datetime,
+                               step: str) -> list[dict[str, Any]]:
+            times = _steps(start_time.timestamp(), end_time.timestamp(), float(step))
+            if 'alertname="Watchdog", alertstate="firing"' in query:
+                return [{"metric": {"alertname": "Watchdog"}, "values": [[t, "1"] for t in times]}]
+            if "KafkaConsumerDown" in query:
+                on = [fires_at_s is not None and t >= fault + fires_at_s for t in times]
+                return [{"metric": {}, "values": [[t, "1" if o else "0"] for t, o in zip(times, on, strict=True)]}]
+            if query.endswith("or on() vector(0)"):
+                return [{"metric": {}, "values": [[t, "0"] for t in times]}]
+            return []
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(prom, "client", lambda url, timeout_s=5.0, retries=2: Client())
+    window = RunWindow(start=float(run["started_at"]), end=float(run["ended_at"]), fault_start=fault,
+                       fault_end=run["fault"].get("end"))
+    entry = {"watchdog": "Watchdog", "expected": [{"alert": "KafkaConsumerDown", "within_s": 20}]}
+    try:
+        with prom.recording() as rec:
+            alerting.alert_verdicts(run["endpoints"]["prometheus_url"], window, entry)
+    finally:
+        monkeypatch.undo()
+    path = run_dir / "recorded" / "prometheus.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) + rec.calls))
+    run["alerts"] = entry
+    (run_dir / "run.json").write_text(json.dumps(run))
+
+
+@pytest.mark.parametrize("fires_at_s, slo_outcome, run_outcome", [
+    (None, Outcome.FAIL, Outcome.FAIL),   # never fires: a run that passed every SLO fails
+    (6.0, Outcome.PASS, Outcome.PASS),    # the same run, the alert firing 6 s into the fault: it passes
+])
+def test_a_passing_run_whose_expected_alert_never_fired_fails(tmp_path: Any, fires_at_s: float | None,
+                                                             slo_outcome: Outcome, run_outcome: Outcome) -> None:
+    import json
+    import shutil
+    from pathlib import Path
+
+    from resilience.judge import judge
+
+    run_dir = Path(shutil.copytree(Path(__file__).parent / "fixtures" / "pod_failure", tmp_path / "run"))
+    _record_alerts(run_dir, fires_at_s)
+    j = judge(run_dir, json.loads((run_dir / "run.json").read_text()), "http://127.0.0.1:1", live=False)
+    verdicts = {v.slo: v for v in j.verdicts}
+    assert verdicts["alert:KafkaConsumerDown"].outcome is slo_outcome
+    assert verdicts["alerts_evaluated"].outcome is Outcome.PASS and verdicts["alerts_quiet"].outcome is Outcome.PASS
+    assert j.outcome is run_outcome
