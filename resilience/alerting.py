@@ -119,11 +119,13 @@ def _quiet(url: str, window: RunWindow, watchdog: str) -> Verdict:
         name = s.labels.get("alertname")
         if not name or not s.points:
             continue
-        first = s.points[0][0]
-        if first <= window.start + 2 * STEP_S:
+        times = [t for t, _ in s.points]
+        if times[0] <= window.start + 2 * STEP_S:
             carried.append(name)
-        else:
-            began[name] = round(first - window.start, 1)
+        # it began in the baseline if it was not firing at the start, or stopped and fired again
+        starts = [b for a, b in zip([window.start - 2 * STEP_S, *times], times, strict=False) if b - a > 2 * STEP_S]
+        if starts:
+            began[name] = round(starts[0] - window.start, 1)
     details = {"baseline_s": round(end - window.start, 1), "carried_over": sorted(carried), "began": began}
     note = (f"already firing when the run started (carried over): {', '.join(sorted(carried))}"
             if carried else "")

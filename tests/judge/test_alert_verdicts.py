@@ -124,6 +124,13 @@ def test_an_alert_carried_over_from_before_the_run_is_named_not_held_against_it(
     assert "carried over" in v["alerts_quiet"].reason and "SLOViolation_Availability" in v["alerts_quiet"].reason
 
 
+def test_a_carried_over_alert_that_stops_and_fires_again_in_the_baseline_began_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v = _judge(monkeypatch, {**WATCHING, "SLOViolation_Latency": [(T0 - 100, T0 + 5), (T0 + 15, T0 + 25)]}, [])
+    assert v["alerts_quiet"].outcome is Outcome.INCONCLUSIVE
+    assert "SLOViolation_Latency (+15 s)" in v["alerts_quiet"].reason and "carried over" in v["alerts_quiet"].reason
+
+
 def test_an_expected_alert_already_firing_at_the_fault_is_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
     v = _judge(monkeypatch, {**WATCHING, "SLOViolation_Availability": [(T0 - 100, T0 + 150)]},
                [{"alert": "SLOViolation_Availability", "within_s": 60}])
