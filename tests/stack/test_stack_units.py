@@ -118,3 +118,16 @@ def test_ha_supervisor_config_and_service_environment(tmp_path: Path) -> None:
     assert env["SQLAUDIT_CH_TABLE"] == "audit_events_all"
     kwargs = stack.ctx.postgres_kwargs()
     assert kwargs["port"] == "20003,20048" and kwargs["target_session_attrs"] == "read-write"
+
+
+def test_prometheus_evaluates_the_alert_rules_every_second(tmp_path: Path) -> None:
+    """The stack's Prometheus loads a copy of deploy/local/alert-rules.yaml (its health then needs them loaded)."""
+    stack = LocalStack(port_base=20000, data_dir=tmp_path)
+    prom = next(c for c in stack.components() if c.name == "prometheus")
+    assert prom.prepare is not None
+    prom.prepare(stack.ctx)
+    config = yaml.safe_load((stack.ctx.conf_dir / "prometheus.yml").read_text())
+    assert config["global"]["evaluation_interval"] == "1s"
+    [rules] = config["rule_files"]
+    assert Path(rules).parent == stack.ctx.conf_dir
+    assert Path(rules).read_text() == prometheus.ALERT_RULES.read_text()
