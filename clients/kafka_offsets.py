@@ -40,7 +40,7 @@ def _admin(bootstrap: str) -> KafkaAdminClient:
 
 def _partitions(admin: KafkaAdminClient, topic: str, bootstrap: str) -> list[int]:
     described = admin.describe_topics([topic])
-    parts = sorted(int(p["partition"]) for t in described for p in t.get("partitions") or [])
+    parts = sorted(int(p["partition_index"]) for t in described for p in t.get("partitions") or [])
     if not parts:
         raise OffsetsError(f"Kafka at {bootstrap}: topic {topic!r} has no partitions")
     return parts
@@ -100,8 +100,10 @@ def reset_offsets(bootstrap: str, group: str, topic: str, offsets: Mapping[int, 
                     errors.update(admin.alter_group_offsets(group, explicit))
                 if earliest:
                     errors.update(admin.reset_group_offsets(group, earliest))
-                bad = {tp.partition: getattr(err, "__name__", str(err)) for tp, err in errors.items()
-                       if getattr(err, "__name__", str(err)) != "NoError"}
+                # alter answers an error class per partition, reset a dict {"error": class, "offset": n}
+                names = {tp.partition: getattr(e, "__name__", str(e)) for tp, err in errors.items()
+                         for e in [err.get("error") if isinstance(err, dict) else err]}
+                bad = {p: name for p, name in names.items() if name != "NoError"}
                 if not bad:
                     break
                 last = f"partition errors {bad}"
