@@ -106,8 +106,10 @@ def restore_from_backup(replay: bool = True, configuration: Configuration | None
     t0 = time.monotonic()
     steps: dict[str, float] = {}
     replicas = [m["name"] for m in programs.group(GROUP, what)]
+    for name in replicas:  # all at once: a replica whose store is gone may take its whole shutdown deadline
+        programs.request_stop(name, what)
     for name in replicas:
-        programs.stop(name, what=what)
+        programs.wait_state(name, ("STOPPED", "EXITED", "FATAL"), 60.0, what)
     steps["replicas_stopped_s"] = time.monotonic() - t0
     # PostgreSQL: point-in-time recovery to the end of the archive
     t = time.monotonic()
