@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["RestoreAccount", "RestoreError", "RestoreRun", "account", "from_journal"]
 
@@ -38,12 +38,23 @@ class RestoreError(ValueError):
 
 
 class _Acked(Protocol):
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-    produced_at: int
-    acked_at: int
+    """A ledger record (loadtests.ledger.AckedRecord), as far as the accounting reads it."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def produced_at(self) -> int: ...
+    @property
+    def acked_at(self) -> int: ...
+
+
+A = TypeVar("A", bound=_Acked)
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,8 @@ def from_journal(journal: Mapping[str, Any]) -> RestoreRun:
         replay=restored.get("replay"), restore=restored)
 
 
-def at_risk(records: Iterable[_Acked], topic: str, backup_offsets: Mapping[int, int | None],
-            lost_at_ms: int) -> list[_Acked]:
+def at_risk(records: Iterable[A], topic: str, backup_offsets: Mapping[int, int | None],
+            lost_at_ms: int) -> list[A]:
     """Ledger records the backup cannot hold and a store had time to lose (see the module doc)."""
     out = []
     for r in records:

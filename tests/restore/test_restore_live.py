@@ -31,6 +31,21 @@ def _without_replay(tmp_path: Path) -> Path:
     return path
 
 
+def test_a_loss_without_a_backup_is_refused_before_anything_is_deleted(stack: LocalStack, tmp_path: Path) -> None:
+    """Bad input is refused before any fault: no backup of this (fresh) stack, nothing journaled or deleted."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from faults.store_loss import lose_store_data
+
+    cfg = {"stack_port_base": stack.endpoints.port_base, "stack_data_dir": str(stack.data_dir),
+           "fault_state_dir": str(tmp_path / "faults"), "watchdog": False}
+    pgdata = stack.data_dir / "postgres" / "pgdata"
+    with pytest.raises(ActivityFailed, match="no backup of this stack"):
+        lose_store_data(configuration=cfg)
+    assert (pgdata / "PG_VERSION").exists()
+    assert not list((tmp_path / "faults").rglob("*.json")), "nothing journaled"
+
+
 def test_a_restore_without_the_kafka_replay_fails_naming_exactly_the_events_lost(stack: LocalStack,
                                                                                     tmp_path: Path) -> None:
     result = run(RunOptions(experiment=str(_without_replay(tmp_path)), port_base=stack.endpoints.port_base,
