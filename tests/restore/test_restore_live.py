@@ -26,6 +26,10 @@ def _without_replay(tmp_path: Path) -> Path:
     doc = yaml.safe_load((EXPERIMENTS_DIR / "restore_from_backup.yaml").read_text())
     step = next(a for a in doc["method"] if a["name"] == "restore-from-backup")
     step["provider"]["arguments"] = {"replay": False}
+    # The data-flow RTO is not what this test is about: observe it briefly (an overloaded machine's end-to-end
+    # p95 may not come back under 500 ms for minutes).
+    probe = next(a for a in doc["method"] if a["name"] == "rto-data-flow")
+    probe["provider"]["arguments"]["observe_s"] = 90
     path = tmp_path / "restore_without_replay.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -46,6 +50,7 @@ def test_a_loss_without_a_backup_is_refused_before_anything_is_deleted(stack: Lo
     assert not list((tmp_path / "faults").rglob("*.json")), "nothing journaled"
 
 
+@pytest.mark.extended  # a whole scenario run, 4-6 minutes: `make test-extended`
 def test_a_restore_without_the_kafka_replay_fails_naming_exactly_the_events_lost(stack: LocalStack,
                                                                                     tmp_path: Path) -> None:
     result = run(RunOptions(experiment=str(_without_replay(tmp_path)), port_base=stack.endpoints.port_base,
