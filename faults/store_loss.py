@@ -28,7 +28,8 @@ def lose_store_data(duration: float | None = None, configuration: Configuration 
             stores lost until ``restore_from_backup``.
 
     Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details``: ``backup_id``,
-    ``backup_taken_at_ms``, ``lost_at_ms``, ``backup_offsets`` and ``offsets_at_loss`` (the consumer
+    ``backup_taken_at_ms``, ``loss_started_at_ms``, ``lost_at_ms`` (when both deletions were done: an event
+    acknowledged until then may have been stored and deleted), ``backup_offsets`` and ``offsets_at_loss`` (the consumer
     group's committed offsets at each), rows held before and after (ClickHouse), violations before
     (PostgreSQL); on a dry run ``{"dry_run": true, "plan": ...}``.
 

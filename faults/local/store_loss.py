@@ -59,8 +59,8 @@ def lose_store_data(duration: float | None = None, configuration: Configuration 
                                     settings.topic)
     except OffsetsError as exc:
         raise ActivityFailed(f"{what}: {exc}") from None
-    lost_at_ms = int(time.time() * 1000)
-    marker.write_text(json.dumps({"backup_id": backup["id"], "lost_at_ms": lost_at_ms,
+    started_ms = int(time.time() * 1000)
+    marker.write_text(json.dumps({"backup_id": backup["id"], "loss_started_at_ms": started_ms,
                                   "offsets_at_loss": {str(p): o for p, o in offsets.items()}}) + "\n")
     pid = programs.stop("postgres", what=what)
     shutil.rmtree(pgdata, ignore_errors=True)
@@ -69,8 +69,11 @@ def lose_store_data(duration: float | None = None, configuration: Configuration 
                   f"'{programs.stack.ctx.ch_database}' AND table = '{_backups.EVENTS_TABLE}' AND active", what)
     for pid_ in partitions.split():
         _backups.clickhouse(programs, f"ALTER TABLE {table} DROP PARTITION ID '{pid_}'", what)
+    # The loss is over once both deletions are: an event acknowledged until then may have been stored and deleted.
+    lost_at_ms = int(time.time() * 1000)
     ch_after = _backups.clickhouse_rows(programs, what)
     return {"backup_id": backup["id"], "backup_taken_at_ms": backup["taken_at_ms"], "lost_at_ms": lost_at_ms,
+            "loss_started_at_ms": started_ms,
             "backup_offsets": backup["offsets"], "offsets_at_loss": {str(p): o for p, o in offsets.items()},
             "clickhouse_rows_before": ch_before, "clickhouse_rows_after": ch_after,
             "clickhouse_partitions_dropped": partitions.split(), "postgres_rows_before": pg_before,
