@@ -12,7 +12,6 @@ from chaoslib.types import Configuration, Secrets
 
 from faults import arguments as check
 from faults import engine
-from target.settings import resolve
 
 __all__ = ["take_backup"]
 
@@ -39,9 +38,4 @@ def take_backup(keep: int = 2, configuration: Configuration | None = None,
             (its last output lines are in the message; a half-made backup is deleted).
     """
     keep = check.integer("take_backup", "keep", keep, 1)
-    settings = resolve(configuration)
-    impl = engine.backend(settings.target, "backup").take_backup
-    plan = impl(keep=keep, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
-    if settings.dry_run:
-        return {"dry_run": True, "plan": plan}
-    return impl(keep=keep, configuration={**(configuration or {}), "dry_run": False}, secrets=secrets)
+    return engine.act(__name__, "take_backup", {"keep": keep}, configuration, secrets)
