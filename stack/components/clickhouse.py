@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from clients.clickhouse import client as ch_client
 from stack.components.base import SCHEMA_DIR, Component, render, sql_statements
 from stack.context import StackContext
 from stack.endpoints import HOST
 from stack.errors import ComponentError
+from stack.security import CH_SERVICE_USER, CH_SUITE_USER, sha256_hex, suite_clickhouse_auth
 
 MAX_REPLICATION_QUEUE = 50  # replica health: more queued entries than this is "behind"
 
@@ -28,13 +31,11 @@ def clickhouse(ctx: StackContext) -> Component:
         values = dict(logs=c.log_dir, http_port=eps.port("clickhouse_http"), tcp_port=eps.port("clickhouse_tcp"),
                       interserver_port=eps.port("clickhouse_interserver"), data=data, conf=conf, extra="")
         render("clickhouse-config.xml.tmpl", conf / "config.xml", **values)
-        render("clickhouse-users.xml.tmpl", conf / "users.xml", **values)
+        _render_users(c, conf, values)
 
     def _query(c: StackContext, q: str) -> list:
-        from clickhouse_driver import Client
-
-        client = Client(host=c.endpoints.clickhouse_host, port=c.endpoints.clickhouse_port,
-                        connect_timeout=3, send_receive_timeout=10)
+        client = ch_client(c.endpoints.clickhouse_host, c.endpoints.clickhouse_port, suite_clickhouse_auth(c),
+                           connect_timeout=3, send_receive_timeout=10)
         try:
             return client.execute(q)
         finally:
@@ -70,6 +71,17 @@ def clickhouse(ctx: StackContext) -> Component:
     )
 
 
+def _render_users(ctx: StackContext, conf: Path, values: dict[str, Any]) -> None:
+    """users.xml: the password-less ``default`` user, or on a secure stack only the service's and the suite's
+    users with their password hashes (:mod:`stack.security`)."""
+    if not ctx.secure:
+        render("clickhouse-users.xml.tmpl", conf / "users.xml", **values)
+        return
+    render("clickhouse-users-secure.xml.tmpl", conf / "users.xml", service_user=CH_SERVICE_USER,
+           service_hash=sha256_hex(ctx.secrets.clickhouse_service_password), suite_user=CH_SUITE_USER,
+           suite_hash=sha256_hex(ctx.secrets.clickhouse_suite_password))
+
+
 @dataclass(frozen=True)
 class ChReplica:
     """One ClickHouse server of the ha profile: its program, replica name, shard and port names."""
@@ -102,9 +114,8 @@ DISTRIBUTED_TABLE = "audit_events_all"
 
 
 def query(ctx: StackContext, rep: ChReplica, q: str, timeout: float = 10.0) -> list[Any]:
-    from clickhouse_driver import Client
-
-    client = Client(host=HOST, port=ctx.endpoints.port(rep.tcp), connect_timeout=3, send_receive_timeout=timeout)
+    client = ch_client(HOST, ctx.endpoints.port(rep.tcp), suite_clickhouse_auth(ctx), connect_timeout=3,
+                       send_receive_timeout=timeout)
     try:
         return list(client.execute(q))
     finally:
