@@ -79,7 +79,7 @@ def check_login(host: str, port: int, auth: ClickHouseAuth | None = None, timeou
         return str(c.execute("SELECT version()")[0][0])
     except Exception as exc:
         if is_auth_error(exc):
-            first = str(getattr(exc, "message", exc)).strip().splitlines()[0][:200]
+            first = str(getattr(exc, "message", exc)).strip().splitlines()[0].split(" Stack trace:")[0][:200]
             raise AuthError(f"ClickHouse at {host}:{port}: login of {a.describe()} refused: {first}") from None
         raise
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MECHANISMS", "PROTOCOLS", "AuthError", "KafkaAuth", "check_login", "is_auth_failure"]
+__all__ = ["MECHANISMS", "PROTOCOLS", "AuthError", "KafkaAuth", "check_login", "is_auth_failure", "login_once"]
 
 ENV_NAMES = ("SECURITY_PROTOCOL", "SASL_MECHANISM", "USERNAME", "PASSWORD", "CA_FILE")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -126,8 +126,14 @@ def check_login(bootstrap: str, auth: KafkaAuth, timeout_s: float = 5.0) -> None
 
     ms = int(timeout_s * 1000)
     who = f"Kafka at {bootstrap} ({auth.describe()})"
-    if not any(_accepts_tcp(address, timeout_s, socket) for address in bootstrap.split(",")):
+    reachable = [a.strip() for a in bootstrap.split(",") if _accepts_tcp(a, timeout_s, socket)]
+    if not reachable:
         raise ConnectionError(f"Kafka at {bootstrap}: no address accepts a connection")
+    if auth.uses_sasl or auth.uses_tls:
+        # kafka-python drops the broker's SASL error answer when the broker closes the connection right
+        # after it (the answer and the close arrive together), and retries until its timeout: the login
+        # is made here once, by hand, so a refused one is named as such.
+        login_once(reachable[0], auth, timeout_s)
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="resilience-login-check",
                                  request_timeout_ms=ms, bootstrap_timeout_ms=ms, **auth.client_kwargs())
@@ -141,6 +147,78 @@ def check_login(bootstrap: str, auth: KafkaAuth, timeout_s: float = 5.0) -> None
         raise _classify(who, exc) from None
     finally:
         admin.close()
+
+
+def login_once(address: str, auth: KafkaAuth, timeout_s: float = 5.0) -> None:
+    """One TLS handshake and SASL login to the broker at ``host:port``, speaking the protocol by hand
+    (SaslHandshake v1, SaslAuthenticate v0; the SCRAM/PLAIN exchange is kafka-python's own).
+
+    Raises:
+        AuthError: the certificate did not verify, or the broker refused the login (its error named).
+        OSError: the broker could not be reached or hung up for another reason.
+    """
+    import socket
+    import ssl
+    import struct
+
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    who = f"Kafka at {address} ({auth.describe()})"
+    raw = socket.create_connection((host, int(port)), timeout=timeout_s)
+    sock: Any = raw
+    try:
+        if auth.uses_tls:
+            ctx = ssl.create_default_context(cafile=auth.ca_file)
+            ctx.check_hostname = auth.check_hostname
+            try:
+                sock = ctx.wrap_socket(raw, server_hostname=host)
+            except ssl.SSLError as exc:
+                raise AuthError(f"{who}: TLS handshake failed: {exc}") from None
+        if not auth.uses_sasl:
+            return
+        correlation = iter(range(1, 100))
+
+        def call(api_key: int, version: int, body: bytes) -> bytes:
+            client_id = b"resilience-login-check"
+            header = struct.pack(">hhih", api_key, version, next(correlation), len(client_id)) + client_id
+            sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+            (size,) = struct.unpack(">i", _read(sock, 4))
+            return _read(sock, size)[4:]  # without the correlation id
+
+        mech = (auth.sasl_mechanism or "").encode()
+        answer = call(17, 1, struct.pack(">h", len(mech)) + mech)  # SaslHandshake v1
+        (error,) = struct.unpack(">h", answer[:2])
+        if error:
+            raise AuthError(f"{who}: the broker does not offer {auth.sasl_mechanism} (SaslHandshake error {error})")
+        from kafka.net.sasl import get_sasl_mechanism
+
+        mechanism = get_sasl_mechanism(auth.sasl_mechanism)(
+            host=host, sasl_mechanism=auth.sasl_mechanism, sasl_plain_username=auth.username,
+            sasl_plain_password=auth.password)
+        while not mechanism.is_done():
+            token = mechanism.auth_bytes()
+            answer = call(36, 0, struct.pack(">i", len(token)) + token)  # SaslAuthenticate v0
+            error, message_len = struct.unpack(">hh", answer[:4])
+            message = answer[4:4 + message_len].decode(errors="replace") if message_len > 0 else ""
+            rest = answer[4 + max(message_len, 0):]
+            if error:
+                raise AuthError(f"{who}: login refused: {message or f'SASL error {error}'}")
+            (token_len,) = struct.unpack(">i", rest[:4])
+            mechanism.receive(rest[4:4 + max(token_len, 0)])
+        if not mechanism.is_authenticated():
+            raise AuthError(f"{who}: login refused: the broker's final SASL message did not verify")
+    finally:
+        sock.close()
+
+
+def _read(sock: Any, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
 
 
 def _accepts_tcp(address: str, timeout_s: float, socket: Any) -> bool:
