@@ -217,13 +217,6 @@ class TargetSettings(BaseModel):
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
 
-    @field_validator("kafka_ca_file", "clickhouse_ca_file", mode="after")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
-
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -293,12 +286,22 @@ class TargetSettings(BaseModel):
         return [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(self.expected_replicas)]
 
     # ------------------------------------------------------------ credentials
+    def _ca_file(self, key: str) -> str | None:
+        """The CA file of ``key``, checked readable when credentials are built (a preset names a path that
+        exists only in the runner's pod, so resolving it elsewhere must not fail)."""
+        path: Path | None = getattr(self, key)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise SettingsError(f"{key}={str(path)!r} (from {self.source(key)}): not a readable file")
+        return str(path)
+
     def kafka_auth(self) -> KafkaAuth:
         """How the suite logs in to Kafka (:mod:`clients.kafka`); :class:`SettingsError` names the keys."""
+        ca_file = self._ca_file("kafka_ca_file")
         try:
             return KafkaAuth(security_protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
-                             username=self.kafka_username, password=_secret(self.kafka_password),
-                             ca_file=str(self.kafka_ca_file) if self.kafka_ca_file else None)
+                             username=self.kafka_username, password=_secret(self.kafka_password), ca_file=ca_file)
         except ValueError as exc:
             keys = ", ".join(f"{k} (from {self.source(k)})" for k in ("kafka_security_protocol",
                                                                       "kafka_sasl_mechanism", "kafka_username",
@@ -308,8 +311,7 @@ class TargetSettings(BaseModel):
     def clickhouse_auth(self) -> ClickHouseAuth:
         """How the suite logs in to ClickHouse (:mod:`clients.clickhouse`)."""
         return ClickHouseAuth(user=self.clickhouse_user, password=_secret(self.clickhouse_password) or "",
-                              secure=self.clickhouse_secure,
-                              ca_file=str(self.clickhouse_ca_file) if self.clickhouse_ca_file else None)
+                              secure=self.clickhouse_secure, ca_file=self._ca_file("clickhouse_ca_file"))
 
     def prometheus_auth(self) -> HttpAuth:
         """How the suite logs in to Prometheus (:mod:`clients.http_auth`)."""

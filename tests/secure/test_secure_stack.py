@@ -69,8 +69,11 @@ def test_a_wrong_password_stops_the_run_before_any_fault(secure_stack: LocalStac
 
 @pytest.mark.slow
 def test_pod_failure_passes_on_the_secure_stack_with_no_secret_in_its_run_directory(
-        secure_stack: LocalStack, tmp_path: Path) -> None:
-    result = run(_options(secure_stack, tmp_path, secure=True))
+        secure_stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fault journal of its own: the residue audit counts every fault helper of its journal as this run's,
+    # and another stack on this machine (another test session) shares the default journal.
+    monkeypatch.setenv("RESILIENCE_STATE_DIR", str(tmp_path / "faults"))
+    result = run(_options(secure_stack, tmp_path / "reports", secure=True))
     summary = json.loads((result.run_dir / "summary.json").read_text())
     failing = [v for v in summary["verdicts"] if v["outcome"] != "pass"]
     assert result.exit_code == 0, (failing, summary.get("errors"))
