@@ -108,6 +108,8 @@ def test_a_secure_local_stack_lends_its_credentials_and_an_explicit_key_wins(tmp
     (data / "stack.json").write_text(json.dumps({"port_base": 22000, "profile": "minimal", "secure": True}))
     (data / "secrets.json").write_text(json.dumps({"kafka_suite_password": PASSWORD,
                                                    "clickhouse_suite_password": PASSWORD}))
+    security.Tls.of(data).ca_cert.parent.mkdir()
+    security.Tls.of(data).ca_cert.write_text("a CA")
     s = resolve({"stack_port_base": 22000, "stack_data_dir": str(data)}, environ={})
     assert s.kafka_auth().username == security.KAFKA_SUITE_USER
     assert s.kafka_auth().password == PASSWORD and s.kafka_security_protocol == "SASL_SSL"
@@ -182,3 +184,10 @@ def test_the_stacks_certificate_verifies_against_its_ca_for_127_0_0_1(tmp_path: 
     thread.join(5)
     listener.close()
     assert security.ensure_tls(tmp_path).server_pem.read_bytes() == tls.server_pem.read_bytes()  # made once
+
+
+def test_a_ca_file_that_is_not_there_is_named_when_the_login_is_built(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "ca.pem"
+    s = resolve({}, environ={"RESILIENCE_KAFKA_SECURITY_PROTOCOL": "SSL", "RESILIENCE_KAFKA_CA_FILE": str(missing)})
+    with pytest.raises(SettingsError, match=r"kafka_ca_file.*env RESILIENCE_KAFKA_CA_FILE.*not a readable file"):
+        s.kafka_auth()

@@ -70,7 +70,7 @@ def test_the_operators_preset_resolves_whole(tmp_path: Path) -> None:
     assert len(s.replica_urls) == s.expected_replicas == 3
     assert s.postgres_dsn and s.kafka_password is None  # the secret comes from the environment, never the file
     # The CA paths exist only in the runner's pod: building the login here names the key and the file.
-    with pytest.raises(SettingsError, match="kafka_ca_file=.*target file"):
+    with pytest.raises(SettingsError, match=r"kafka_ca_file=.*target file"):
         s.kafka_auth()
 
 
@@ -100,7 +100,7 @@ def test_every_key_but_the_secrets_can_be_set_in_the_target_file(tmp_path: Path)
     assert s.replica_urls == ("http://svc-0:8080", "http://svc-1:8080")
     for key in SECRET_KEYS:
         target.write_text(yaml.safe_dump({key: "s3cret-in-a-file"}))
-        with pytest.raises(SettingsError, match=f"{key} .*never goes in a file"):
+        with pytest.raises(SettingsError, match=rf"{key} .*never goes in a file"):
             _resolve(target)
 
 
