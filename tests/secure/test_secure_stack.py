@@ -73,7 +73,8 @@ def test_pod_failure_passes_on_the_secure_stack_with_no_secret_in_its_run_direct
     # A fault journal of its own: the residue audit counts every fault helper of its journal as this run's,
     # and another stack on this machine (another test session) shares the default journal.
     monkeypatch.setenv("RESILIENCE_STATE_DIR", str(tmp_path / "faults"))
-    result = run(_options(secure_stack, tmp_path / "reports", secure=True))
+    # 200 events/s, as tests/runner/test_run_end_to_end.py's plain run: the same bar on both stacks.
+    result = run(_options(secure_stack, tmp_path / "reports", secure=True, rate=200))
     summary = json.loads((result.run_dir / "summary.json").read_text())
     failing = [v for v in summary["verdicts"] if v["outcome"] != "pass"]
     assert result.exit_code == 0, (failing, summary.get("errors"))
