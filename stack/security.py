@@ -9,7 +9,8 @@
   formatted (``kafka-storage format --add-scram``), so they exist before the broker serves anyone.
   The KRaft controller listener stays PLAINTEXT on loopback (no client ever reaches it).
 - ClickHouse has no password-less user: the service and the suite log in with their own user
-  and password (users.xml holds only SHA-256 hashes).
+  and password (users.xml holds only SHA-256 hashes); it also speaks the native protocol over TLS
+  (``tcp_port_secure``, the same certificate), where the suite reads.
 - The audit-service replicas get their credentials in their environment, never on a command line.
 
 Three Kafka users: ``broker`` (inter-broker), ``sqlaudit`` (the service), ``resilience`` (the
@@ -131,7 +132,7 @@ def is_secure(data_dir: Path) -> bool:
 
 @dataclass(frozen=True)
 class StackCredentials:
-    """The suite's logins to a secure local stack."""
+    """The suite's logins to a secure local stack (ClickHouse over TLS on ``clickhouse_tcp_secure``)."""
 
     kafka: KafkaAuth
     clickhouse: ClickHouseAuth
@@ -151,7 +152,8 @@ def client_credentials(data_dir: Path) -> StackCredentials | None:
     kafka = KafkaAuth(security_protocol="SASL_SSL", sasl_mechanism=KAFKA_MECHANISM, username=KAFKA_SUITE_USER,
                       password=str(secrets.get("kafka_suite_password", "")),
                       ca_file=str(Tls.of(data_dir).ca_cert))
-    clickhouse = ClickHouseAuth(user=CH_SUITE_USER, password=str(secrets.get("clickhouse_suite_password", "")))
+    clickhouse = ClickHouseAuth(user=CH_SUITE_USER, password=str(secrets.get("clickhouse_suite_password", "")),
+                                secure=True, ca_file=str(Tls.of(data_dir).ca_cert))
     return StackCredentials(kafka=kafka, clickhouse=clickhouse)
 
 

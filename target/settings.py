@@ -411,9 +411,10 @@ def _with_local_defaults(s: TargetSettings) -> TargetSettings:
                         kafka_sasl_mechanism=creds.kafka.sasl_mechanism, kafka_username=creds.kafka.username,
                         kafka_password=SecretStr(creds.kafka.password or ""),
                         kafka_ca_file=Path(creds.kafka.ca_file) if creds.kafka.ca_file else None,
-                        clickhouse_user=creds.clickhouse.user, clickhouse_password=SecretStr(creds.clickhouse.password))
-    fill = {k: v for k, v in defaults.items() if k not in s.sources and getattr(s, k) in (None, "", "PLAINTEXT",
-                                                                                          "default")}
+                        clickhouse_user=creds.clickhouse.user, clickhouse_password=SecretStr(creds.clickhouse.password),
+                        clickhouse_port=ep.port("clickhouse_tcp_secure"), clickhouse_secure=creds.clickhouse.secure,
+                        clickhouse_ca_file=Path(creds.clickhouse.ca_file) if creds.clickhouse.ca_file else None)
+    fill = {k: v for k, v in defaults.items() if k not in s.sources}  # a key set anywhere has its source
     sources = {**s.sources, **{k: f"local stack at port base {s.stack_port_base}" for k in fill}}
     return s.model_copy(update={**fill, "sources": sources})
 

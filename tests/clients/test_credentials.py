@@ -113,7 +113,9 @@ def test_a_secure_local_stack_lends_its_credentials_and_an_explicit_key_wins(tmp
     s = resolve({"stack_port_base": 22000, "stack_data_dir": str(data)}, environ={})
     assert s.kafka_auth().username == security.KAFKA_SUITE_USER
     assert s.kafka_auth().password == PASSWORD and s.kafka_security_protocol == "SASL_SSL"
-    assert s.clickhouse_auth() == ClickHouseAuth(security.CH_SUITE_USER, PASSWORD)
+    ca = str(security.Tls.of(data).ca_cert)
+    assert s.clickhouse_auth() == ClickHouseAuth(security.CH_SUITE_USER, PASSWORD, secure=True, ca_file=ca)
+    assert s.clickhouse_port == 22014  # the TLS port (clickhouse_tcp_secure)
     assert s.source("kafka_password") == "local stack at port base 22000"
     wrong = resolve({"stack_port_base": 22000, "stack_data_dir": str(data)},
                     environ={"RESILIENCE_CLICKHOUSE_PASSWORD": "wrong"})

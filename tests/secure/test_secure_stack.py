@@ -12,6 +12,7 @@ passwords the load and the probes used (the last test fails).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,11 @@ def test_the_doors_are_shut_without_credentials(secure_stack: LocalStack) -> Non
     eps = secure_stack.endpoints
     with pytest.raises(ch.AuthError, match="user 'default'"):
         ch.check_login(eps.clickhouse_host, eps.clickhouse_port)  # no password-less user
+    suite = ch.ClickHouseAuth(CH_SUITE_USER, secure_stack.ctx.secrets.clickhouse_suite_password, secure=True)
+    with pytest.raises(Exception, match=r"(?i)certificate"):  # the TLS port, trusting only the system's CAs
+        ch.check_login(eps.clickhouse_host, eps.port("clickhouse_tcp_secure"), suite)
+    ca = str(secure_stack.data_dir / "tls" / "ca.pem")
+    assert ch.check_login(eps.clickhouse_host, eps.port("clickhouse_tcp_secure"), replace(suite, ca_file=ca))
     with pytest.raises(Exception) as plain:
         kafka_login.check_login(eps.kafka_bootstrap, kafka_login.KafkaAuth(), timeout_s=3)
     assert not isinstance(plain.value, kafka_login.AuthError)  # PLAINTEXT never gets as far as a login
@@ -59,7 +65,7 @@ def test_a_wrong_password_stops_the_run_before_any_fault(secure_stack: LocalStac
     with pytest.raises(RunError) as err:
         run(_options(secure_stack, tmp_path / "reports", bring_up=False))
     message = str(err.value)
-    where = endpoint.format(clickhouse=eps.clickhouse_port, kafka=eps.port("kafka"))
+    where = endpoint.format(clickhouse=eps.port("clickhouse_tcp_secure"), kafka=eps.port("kafka"))
     assert where in message and user in message and "refused" in message, message
     assert f"from env {variable}" in message, message
     assert "wrong-password-4f1b" not in message
