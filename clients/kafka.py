@@ -112,12 +112,14 @@ class KafkaAuth:
 
 
 def check_login(bootstrap: str, auth: KafkaAuth, timeout_s: float = 5.0) -> None:
-    """Log in to the brokers at ``bootstrap`` once (an admin client's bootstrap and a metadata request).
+    """Log in to the brokers at ``bootstrap`` once: for SASL or TLS, one login by hand to the first address
+    that accepts a connection (:func:`login_once`), then an admin client's bootstrap and a metadata request.
 
     Raises:
         AuthError: the brokers refused the SASL login or the TLS handshake failed; the message names
             ``bootstrap`` and the user.
-        kafka.errors.KafkaError: the brokers could not be reached at all (not a credentials problem).
+        OSError or kafka.errors.KafkaError: the brokers could not be reached at all (``ConnectionError``
+            when no address accepts a connection): not a credentials problem.
     """
     import socket
 

@@ -82,13 +82,16 @@ def test_pod_failure_passes_on_the_secure_stack_with_no_secret_in_its_run_direct
     # 200 events/s, as tests/runner/test_run_end_to_end.py's plain run: the same bar on both stacks.
     result = run(_options(secure_stack, tmp_path / "reports", secure=True, rate=200))
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    failing = [v for v in summary["verdicts"] if v["outcome"] != "pass"]
-    assert result.exit_code == 0, (failing, summary.get("errors"))
-    acknowledged = summary["data_loss"]["acknowledged"]
-    assert acknowledged > 0 and summary["data_loss"]["lost"] == 0  # the load got in over SASL_SSL, all stored
+    # The secrets first: whatever the verdicts, no file of the run holds one.
     secrets = _secrets(secure_stack)
     supervisor_conf = (secure_stack.ctx.conf_dir / "supervisord.conf").read_text()
     assert secure_stack.ctx.secrets.kafka_service_password in supervisor_conf  # the service really is given it
-    leaks = [f"{path.relative_to(result.run_dir)} holds {value[:4]}..." for path in result.run_dir.rglob("*")
-             if path.is_file() for value in secrets if value.encode() in path.read_bytes()]
+    files = [path for path in result.run_dir.rglob("*") if path.is_file()]
+    assert len(files) > 10 and (result.run_dir / "runner.log").exists() and (result.run_dir / "journal.json").exists()
+    leaks = [f"{path.relative_to(result.run_dir)} holds {value[:4]}..." for path in files for value in secrets
+             if value.encode() in path.read_bytes()]
     assert leaks == []
+    acknowledged = summary["data_loss"]["acknowledged"]
+    assert acknowledged > 0 and summary["data_loss"]["lost"] == 0  # the load got in over SASL_SSL, all stored
+    failing = [v for v in summary["verdicts"] if v["outcome"] != "pass"]
+    assert result.exit_code == 0, (failing, summary.get("errors"))
