@@ -15,6 +15,11 @@ A key is looked up, in this order, in
 Every value remembers where it came from, and every error names the key and that place:
 ``stack_port_base='x' (from env RESILIENCE_PORT_BASE): expected an integer``.
 
+Credentials are keys too (Kafka SASL/TLS, ClickHouse, PostgreSQL, Prometheus): the model turns them
+into logins (:meth:`TargetSettings.kafka_auth` and the others, built by :mod:`clients`). The secret
+halves (:data:`SECRET_KEYS`) come only from the environment (a Kubernetes Secret) or the Chaos Toolkit
+configuration, never from the target file, and are never shown: not in ``repr``, not in an error.
+
 The keys, their variables and defaults are the table :data:`KEYS`; ``docs/faults.md``
 ("Configuration keys") holds its rendering, ``python -m target.settings`` (a test keeps them in step).
 """
