@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from clients.kafka import KafkaAuth
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["LagReader", "LagSnapshot"]
@@ -58,14 +60,20 @@ class LagSnapshot:
 class LagReader:
     """Reads :class:`LagSnapshot` s; keeps its Kafka connections between reads. Close it when done."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, bootstrap: str, group: str, topic: str, timeout_s: float = 5.0,
+                 auth: KafkaAuth | None = None) -> None:
         self.bootstrap, self.group, self.topic = bootstrap, group, topic
         ms = int(timeout_s * 1000)
+        security = (auth or KafkaAuth()).client_kwargs()
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sqlaudit-lag-reader",
-                                       request_timeout_ms=ms, bootstrap_timeout_ms=ms)
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sqlaudit-lag-reader",
-                                       enable_auto_commit=False, request_timeout_ms=max(ms, 11000),
-                                       group_id=None)
+                                       request_timeout_ms=ms, bootstrap_timeout_ms=ms, **security)
+        try:
+            self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="sqlaudit-lag-reader",
+                                           enable_auto_commit=False, request_timeout_ms=max(ms, 11000),
+                                           group_id=None, **security)
+        except Exception:
+            self._admin.close()
+            raise
         self._partitions: list[TopicPartition] | None = None
 
     def _topic_partitions(self) -> list[TopicPartition]:

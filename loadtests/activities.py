@@ -63,7 +63,8 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
                                            rate=float(rate), duration=float(duration), seed=int(seed),
                                            workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger),
                                            topic=settings.contract.topic,
-                                           options={"event_format": settings.contract.event_format})
+                                           options={"event_format": settings.contract.event_format},
+                                           auth=settings.kafka_auth())
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()

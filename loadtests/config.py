@@ -18,16 +18,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from clients.kafka import KafkaAuth, is_auth_failure
 from loadtests.formats import DEFAULT_FORMAT, resolve_format
 from loadtests.generator import GeneratorConfig
 from loadtests.shapes import DEFAULT_DURATIONS, SHAPES, LoadPlan, check_shape_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TOPIC", "LoadConfigError", "LoadSpec", "add_locust_arguments", "check_bootstrap",
+__all__ = ["AUTH_ENV_PREFIX", "DEFAULT_TOPIC", "LoadConfigError", "LoadSpec", "add_locust_arguments", "check_bootstrap",
            "parse_bootstrap", "spec_from_options"]
 
 DEFAULT_TOPIC = "sql-audit-events"
+AUTH_ENV_PREFIX = "LOADTESTS_"
+"""The Locust process reads its Kafka login from ``LOADTESTS_KAFKA_*`` (:meth:`clients.kafka.KafkaAuth.environment`)."""
 
 
 class LoadConfigError(ValueError):
@@ -260,13 +263,14 @@ def spec_from_options(options: Any) -> LoadSpec:
         raise
 
 
-def check_bootstrap(bootstrap: str, topic: str | None = None, timeout: float = 5.0) -> dict[int, Any]:
+def check_bootstrap(bootstrap: str, topic: str | None = None, timeout: float = 5.0,
+                    auth: KafkaAuth | None = None) -> dict[int, Any]:
     """Prove Kafka at ``bootstrap`` answers and (if given) ``topic`` exists; return its partitions.
 
     Connects a TCP socket to every address (each with ``timeout``), then fetches
     metadata with a short-lived producer. Raises :class:`LoadConfigError` naming
-    the address or the topic. Returns ``{partition: None}`` for ``topic`` (or
-    ``{}`` without one).
+    the address or the topic (or the user, when ``auth``'s login is refused).
+    Returns ``{partition: None}`` for ``topic`` (or ``{}`` without one).
     """
     addresses = parse_bootstrap(bootstrap)
     reachable = []
@@ -287,11 +291,15 @@ def check_bootstrap(bootstrap: str, topic: str | None = None, timeout: float = 5
     from kafka.errors import KafkaError
 
     timeout_ms = int(timeout * 1000)
+    login = auth or KafkaAuth()
     try:
         producer = KafkaProducer(bootstrap_servers=reachable, bootstrap_timeout_ms=timeout_ms,
                                  max_block_ms=timeout_ms, request_timeout_ms=timeout_ms,
-                                 allow_auto_create_topics=False, client_id="loadtests-check")
+                                 allow_auto_create_topics=False, client_id="loadtests-check", **login.client_kwargs())
     except KafkaError as exc:
+        if is_auth_failure(exc):
+            raise LoadConfigError(f"bootstrap: Kafka at {bootstrap} refused the login ({login.describe()}): "
+                                  f"{type(exc).__name__}: {exc}") from None
         raise LoadConfigError(f"bootstrap: no Kafka broker answers at {bootstrap}: {exc}") from None
     try:
         partitions = producer.partitions_for(topic)

@@ -42,7 +42,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from loadtests.config import LoadConfigError, LoadSpec, check_bootstrap
+from clients.kafka import KafkaAuth
+from loadtests.config import AUTH_ENV_PREFIX, LoadConfigError, LoadSpec, check_bootstrap
 from loadtests.ledger import Ledger, LedgerError, read_ledger
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _free_port() -> int:
 def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, duration: float | None = None,
                seed: int = 0, ledger_dir: str | None = None, workers: int = 0, run_dir: str | None = None,
                topic: str = "sql-audit-events", max_events: int | None = None, user_rate: float = 100.0,
-               options: dict[str, Any] | None = None, check_timeout: float = 5.0,
+               options: dict[str, Any] | None = None, check_timeout: float = 5.0, auth: KafkaAuth | None = None,
                configuration: Configuration | None = None, secrets: Secrets | None = None) -> LoadHandle:
     """Start SQL-event load into Kafka in the background and return its handle.
 
@@ -139,6 +140,7 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
         user_rate: most events/s per Locust user.
         options: further :class:`loadtests.config.LoadSpec` fields (generator and producer knobs).
         check_timeout: seconds allowed to reach Kafka and find the topic before starting.
+        auth: the Kafka login (SASL/TLS); it reaches Locust in its environment, never its command line.
 
     Raises :class:`LoadConfigError` naming the argument or the address — an unknown
     shape, a rate or duration <= 0, unreachable brokers, a missing topic — before any
@@ -154,7 +156,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
     spec = LoadSpec(bootstrap=bootstrap, shape=shape, rate=rate, duration=duration, seed=seed,
                     ledger_dir=ledger_dir or None, topic=topic, max_events=max_events, user_rate=user_rate,
                     **(options or {}))
-    check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout)
+    login = auth or KafkaAuth()
+    check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout, auth=login)
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / STOP_FILE).unlink(missing_ok=True)  # a reused run directory may hold the last run's stop request
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
@@ -171,8 +174,10 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                     "--master-host", "127.0.0.1", "--master-port", port]
     log = (run_path / "locust.log").open("ab")
     try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(f"{AUTH_ENV_PREFIX}KAFKA_")}
+        env.update(login.environment(AUTH_ENV_PREFIX))
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=str(run_path))
+                                   start_new_session=True, cwd=str(run_path), env=env)
     finally:
         log.close()
     handle = LoadHandle(pid=process.pid, run_dir=str(run_path), ledger_dir=spec.ledger_dir, command=command,

@@ -39,7 +39,15 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from loadtests.config import LoadConfigError, LoadSpec, add_locust_arguments, check_bootstrap, spec_from_options
+from clients.kafka import KafkaAuth
+from loadtests.config import (
+    AUTH_ENV_PREFIX,
+    LoadConfigError,
+    LoadSpec,
+    add_locust_arguments,
+    check_bootstrap,
+    spec_from_options,
+)
 from loadtests.formats import EventFormat, resolve_format, sqlaudit_v1
 from loadtests.generator import SqlEventGenerator, derive_seed
 from loadtests.ledger import LedgerWriter
@@ -113,12 +121,21 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         return  # the web UI may still change the values; checked at test start
     try:
         spec = spec_from_options(options)
-        check_bootstrap(spec.bootstrap, spec.topic)
+        check_bootstrap(spec.bootstrap, spec.topic, auth=kafka_auth())
     except LoadConfigError as exc:
         _fatal(environment, str(exc))
         return
     logger.info("loadtests: %s shape, %.1f events/s base, %.0f s, Kafka %s topic %s",
                 spec.shape, spec.rate, spec.effective_duration, spec.bootstrap, spec.topic)
+
+
+def kafka_auth() -> KafkaAuth:
+    """The load's Kafka login, from ``LOADTESTS_KAFKA_*`` variables (:func:`loadtests.locust_process.start_load`
+    sets them; a secret never goes on Locust's command line, which the run directory keeps)."""
+    try:
+        return KafkaAuth.from_environment(os.environ, AUTH_ENV_PREFIX)
+    except ValueError as exc:
+        raise LoadConfigError(str(exc)) from None
 
 
 # ------------------------------------------------------------ test start/stop
@@ -129,7 +146,7 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     try:
         spec = spec_from_options(environment.parsed_options)
         if not isinstance(runner, WorkerRunner) and not headless:
-            check_bootstrap(spec.bootstrap, spec.topic)  # web UI: values may have changed
+            check_bootstrap(spec.bootstrap, spec.topic, auth=kafka_auth())  # web UI: values may have changed
     except LoadConfigError as exc:
         logger.error("loadtests: %s; stopping before any load", exc)
         if runner is not None:
@@ -270,6 +287,7 @@ class KafkaProducerUser(User):
             # after a 30 s outage: the idempotent producer wedged itself, see _replace_wedged_producer.)
             "reconnect_backoff_max_ms": 1000,
             "allow_auto_create_topics": False,
+            **kafka_auth().client_kwargs(),  # SASL/TLS from LOADTESTS_KAFKA_* (never the command line)
         }
         config.update(self.producer_config)
         return config

@@ -54,7 +54,7 @@ def consumer_lag(configuration: Configuration | None = None, secrets: Secrets | 
     """
     s = ProbeEndpoints.from_configuration(configuration)
     try:
-        with LagReader(s.kafka_bootstrap, s.consumer_group, s.topic) as reader:
+        with LagReader(s.kafka_bootstrap, s.consumer_group, s.topic, auth=s.settings.kafka_auth()) as reader:
             return reader.read().total
     except Exception as exc:
         raise ActivityFailed(f"consumer lag of {s.consumer_group} on {s.topic} via Kafka at {s.kafka_bootstrap}: "
@@ -133,7 +133,7 @@ def drain(timeout_s: float = 120.0, configuration: Configuration | None = None,
     reports it rather than failing.
     """
     s = ProbeEndpoints.from_configuration(configuration)
-    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=timeout_s)
+    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=timeout_s, auth=s.settings.kafka_auth())
     return {"drained": d.drained, "waited_s": round(d.waited_s, 1), "lag": d.last.total if d.last else None,
             "reason": d.reason}
 
@@ -240,7 +240,8 @@ def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | Non
         raise ActivityFailed(f"ledger at {s.ledger_dir}: {exc}") from None
     if ledger.count == 0:
         return {"status": "inconclusive", "reason": f"the ledger at {s.ledger_dir} holds no acknowledged event"}
-    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=drain_timeout_s)
+    d = wait_drained(s.kafka_bootstrap, s.consumer_group, s.topic, timeout_s=drain_timeout_s,
+                     auth=s.settings.kafka_auth())
     if not d.drained:
         return {"status": "inconclusive", "reason": d.reason, "acknowledged": ledger.count}
     try:
@@ -249,5 +250,6 @@ def data_loss(drain_timeout_s: float = 120.0, configuration: Configuration | Non
         fault_ms = None
     acked = {r.event_id: r.produced_at for r in ledger.acked.values()}
     first, last = min(acked.values()), max(acked.values())
-    stored = read_stored(s.clickhouse_host, s.clickhouse_port, first, last, s.settings.contract)
+    stored = read_stored(s.clickhouse_host, s.clickhouse_port, first, last, s.settings.contract,
+                         auth=s.settings.clickhouse_auth())
     return {"status": "measured", **account(acked, stored, fault_ms).as_dict()}

@@ -26,6 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.clickhouse import ClickHouseAuth
+from clients.clickhouse import client as ch_client
+from clients.kafka import KafkaAuth
 from clients.kafka_lag import LagReader, LagSnapshot
 from probes.prom import ProbeError
 from target.contract import DataContract
@@ -44,13 +47,13 @@ class Drain:
 
 
 def wait_drained(bootstrap: str, group: str, topic: str, timeout_s: float = 120.0, poll_s: float = 1.0,
-                 settle_reads: int = 2) -> Drain:
-    """Wait until the group's lag (from Kafka) is 0 on ``settle_reads`` consecutive reads."""
+                 settle_reads: int = 2, auth: KafkaAuth | None = None) -> Drain:
+    """Wait until the group's lag (from Kafka, logged in as ``auth``) is 0 on ``settle_reads`` consecutive reads."""
     t0 = time.monotonic()
     last: LagSnapshot | None = None
     zeros = 0
     err = ""
-    with LagReader(bootstrap, group, topic) as reader:
+    with LagReader(bootstrap, group, topic, auth=auth) as reader:
         while True:
             try:
                 last = reader.read()
@@ -73,7 +76,7 @@ class StoredEvent:
 
 
 def read_stored(host: str, port: int, start_ms: int, end_ms: int, contract: DataContract | None = None,
-                timeout_s: float = 30.0) -> dict[str, StoredEvent]:
+                timeout_s: float = 30.0, auth: ClickHouseAuth | None = None) -> dict[str, StoredEvent]:
     """Every event of the contract's events table produced in [start_ms, end_ms], with its raw copy count.
 
     Read through the table the contract names, so a ``Distributed`` table over several shards is read
@@ -82,18 +85,17 @@ def read_stored(host: str, port: int, start_ms: int, end_ms: int, contract: Data
     Raises:
         ProbeError: ClickHouse unreachable or the query failed.
     """
-    from clickhouse_driver import Client
-
     c = contract or DataContract()
     query = (f"SELECT toString({c.clickhouse_id_column}), count(), min({c.clickhouse_stored_at_column}), "
              f"any({c.clickhouse_produced_at_column}) FROM {c.events_table} "
              f"WHERE {c.clickhouse_produced_at_column} >= %(a)s AND {c.clickhouse_produced_at_column} <= %(b)s "
              f"GROUP BY {c.clickhouse_id_column}")
-    client = Client(host=host, port=port, connect_timeout=5, send_receive_timeout=timeout_s)
+    client = ch_client(host, port, auth, connect_timeout=5, send_receive_timeout=timeout_s)
     try:
         rows = client.execute(query, {"a": int(start_ms), "b": int(end_ms)})
     except Exception as exc:
-        raise ProbeError(f"ClickHouse at {host}:{port}: reading {c.events_table} failed: {exc}") from None
+        raise ProbeError(f"ClickHouse at {host}:{port} ({(auth or ClickHouseAuth()).describe()}): reading "
+                         f"{c.events_table} failed: {exc}") from None
     finally:
         client.disconnect()
     return {r[0]: StoredEvent(int(r[1]), int(r[2]), int(r[3])) for r in rows}
@@ -148,7 +150,7 @@ def produced_at_by_id(records: Iterable[Any]) -> dict[str, int]:
 
 def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids: Iterable[str],
                        slow_threshold_ms: int, impact_threshold_rows: int, contract: DataContract | None = None,
-                       timeout_s: float = 30.0) -> dict[str, list[str]]:
+                       timeout_s: float = 30.0, auth: ClickHouseAuth | None = None) -> dict[str, list[str]]:
     """Violations the stateless checkers must have written to PostgreSQL but did not.
 
     For the given (acknowledged, stored) events, ClickHouse says which ran longer than the
@@ -164,14 +166,13 @@ def missing_violations(ch: tuple[str, int], pg_kwargs: dict[str, Any], event_ids
         ProbeError: a store could not be read.
     """
     import psycopg
-    from clickhouse_driver import Client
     from psycopg import sql
 
     c = contract or DataContract()
     ids = sorted(set(event_ids))
     if not ids:
         return {"SlowQuery": [], "ActualImpact": []}
-    client = Client(host=ch[0], port=ch[1], connect_timeout=5, send_receive_timeout=timeout_s)
+    client = ch_client(ch[0], ch[1], auth, connect_timeout=5, send_receive_timeout=timeout_s)
     expected: dict[str, set[str]] = {"SlowQuery": set(), "ActualImpact": set()}
     try:
         for chunk in _chunks(ids, 5000):

@@ -13,6 +13,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from probes import prom
 from probes.slo import DEFAULT_SLO_FILE, Catalogue, MetricView, SloFileError, load_catalogue
 from target.settings import TargetSettings, resolve
 
@@ -53,6 +54,7 @@ class ProbeEndpoints:
     def from_configuration(cls, configuration: dict[str, Any] | None, what: str = "probe") -> ProbeEndpoints:
         """Resolve the settings; :class:`target.settings.SettingsError` names a missing or bad key."""
         s = resolve(configuration)
+        prom.use_auth(s.require("prometheus_url", what), s.prometheus_auth())
         return cls(settings=s, prometheus_url=s.require("prometheus_url", what),
                    kafka_bootstrap=s.require("kafka_bootstrap", what),
                    clickhouse_host=s.require("clickhouse_host", what),

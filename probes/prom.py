@@ -24,10 +24,12 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
+from clients.http_auth import HttpAuth
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbeError", "Recorder", "Series", "client", "escape_label", "instant", "range_query", "recording",
-           "replaying"]
+__all__ = ["ProbeError", "Recorder", "Series", "auth_headers", "client", "escape_label", "instant", "range_query",
+           "recording", "replaying", "use_auth"]
 
 MAX_POINTS = 11000  # Prometheus refuses range queries of more than 11,000 points per series
 
@@ -130,11 +132,32 @@ def _call(key: dict[str, Any], fetch: Any) -> Any:
     return result
 
 
+_auth_headers: dict[str, dict[str, str]] = {}
+
+
+def use_auth(url: str, auth: HttpAuth) -> None:
+    """Send ``auth`` (a bearer token or basic auth, :mod:`clients.http_auth`) with every request to the
+    Prometheus at ``url`` from now on (the settings model's ``prometheus_token`` etc.; see
+    :func:`probes.endpoints.ProbeEndpoints.from_configuration` and :func:`resilience.plan.plan`)."""
+    headers = auth.headers()
+    if headers:
+        _auth_headers[url.rstrip("/")] = headers
+    else:
+        _auth_headers.pop(url.rstrip("/"), None)
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """The headers :func:`use_auth` registered for ``url`` (``{}`` without)."""
+    return dict(_auth_headers.get(url.rstrip("/"), {}))
+
+
 def client(url: str, timeout_s: float = 5.0, retries: int = 2) -> PrometheusConnect:
-    """A client that retries connection errors and 5xx, and times out every request."""
+    """A client that retries connection errors and 5xx, times out every request, and sends the
+    credentials registered for ``url`` (:func:`use_auth`)."""
     retry = Retry(total=retries, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504),
                   allowed_methods=("GET", "POST"))
-    return PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=math.ceil(timeout_s))
+    return PrometheusConnect(url=url, headers=auth_headers(url) or None, disable_ssl=True, retry=retry,
+                             timeout=math.ceil(timeout_s))
 
 
 def escape_label(value: str) -> str:
@@ -220,7 +243,7 @@ def wait_ready(url: str, timeout_s: float = 30.0) -> None:
     last = ""
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+            if requests.get(f"{url}/-/ready", timeout=2, headers=auth_headers(url)).status_code == 200:
                 return
         except RequestException as exc:
             last = str(exc)

@@ -49,6 +49,11 @@ abort_if_option = click.option(
     help="Abort (and roll back) as soon as this PromQL returns a non-zero sample while a fault is active; "
          "{measure} placeholders of docs/slo.yaml stand for the target's queries, e.g. "
          "'{consumer_lag} > 40000'. Repeatable.")
+secure_option = click.option(
+    "--secure", is_flag=True, default=False,
+    help="The local stack with the doors of production: Kafka SASL_SSL (SCRAM-SHA-512, a CA made for the "
+         "stack), ClickHouse passwords; the suite uses its own credentials (docs/local-stack.md, 'Secure stack'). "
+         "Made once, at creation: a plain stack must be purged first.")
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_DATA_DIR",
     help="Stack state (configs, data, logs). Default: /var/tmp/sql-audit-resilience/stack-<port-base>.")
@@ -95,8 +100,9 @@ def install() -> None:
                    "replicas, three Kafka brokers (docs/local-stack.md).")
 @port_base_option
 @data_dir_option
+@secure_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout.")
-def up(profile: str, port_base: int, data_dir: Path | None, as_json: bool) -> None:
+def up(profile: str, port_base: int, data_dir: Path | None, secure: bool, as_json: bool) -> None:
     """Start the embedded stack and wait until every component is healthy.
 
     Starts Kafka (KRaft), PostgreSQL, ClickHouse, Prometheus (1 s scrapes) and toxiproxy
@@ -105,7 +111,7 @@ def up(profile: str, port_base: int, data_dir: Path | None, as_json: bool) -> No
     If anything fails, the partial start-up is torn down and the failing component's
     log is shown.
     """
-    stack = _stack(port_base, data_dir, profile)
+    stack = _stack(port_base, data_dir, profile, secure)
     already = stack.is_running()
     t0 = time.monotonic()
     try:
@@ -113,8 +119,8 @@ def up(profile: str, port_base: int, data_dir: Path | None, as_json: bool) -> No
             console.print(f"[bold]stack already running[/] in {stack.data_dir}; nothing changed")
             status = stack.status()
         else:
-            console.print(f"starting [bold]{profile}[/] stack, port base {stack.endpoints.port_base}, "
-                          f"data in {stack.data_dir}")
+            console.print(f"starting [bold]{'secure ' if secure else ''}{profile}[/] stack, port base "
+                          f"{stack.endpoints.port_base}, data in {stack.data_dir}")
             with console.status("starting...") as spinner:
                 def progress(component: str, phase: str, detail: str) -> None:
                     if phase == "healthy":
@@ -195,10 +201,11 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
               help="Trials: with N > 1 each SLO's verdict comes from a confidence interval over N runs "
                    "(docs/report.md, 'Repeated trials').")
 @abort_if_option
+@secure_option
 def run(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
         seed: int | None, port_base: int, data_dir: Path | None, reports_dir: Path | None, slo_file: Path | None,
         prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None, repeat: int,
-        abort_if: tuple[str, ...]) -> None:
+        abort_if: tuple[str, ...], secure: bool) -> None:
     """Run one scenario under load and judge its SLOs.
 
     EXPERIMENT is a scenario name (pod_failure, postgres_failure... see `resilience list`)
@@ -218,6 +225,7 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
                            prometheus_url, kafka_bootstrap, clickhouse)
     options.data_dir = data_dir
     options.abort_if = abort_if
+    options.secure = secure
     if repeat > 1:
         sys.exit(_run_trials_and_print(options, repeat))
     sys.exit(_run_and_print(options))
@@ -407,9 +415,10 @@ def replay(run_dir: Path, port_base: int) -> None:
               help="Compare every SLO with this baseline from the history (Mann-Whitney U): a regression fails "
                    "the gate (docs/report.md, 'Regression verdicts').")
 @abort_if_option
+@secure_option
 def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
          data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, repeat: int | None,
-         baseline: str | None, abort_if: tuple[str, ...]) -> None:
+         baseline: str | None, abort_if: tuple[str, ...], secure: bool) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
     \b
@@ -422,7 +431,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
 
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
                           data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path,
-                          repeat=repeat, baseline=baseline, abort_if=abort_if)
+                          repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure)
     try:
         chosen, other = select(options)
     except ExperimentError as exc:
@@ -544,9 +553,9 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal") -> LocalStack:
+def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal", secure: bool = False) -> LocalStack:
     try:
-        return LocalStack(port_base=port_base, data_dir=data_dir, profile=profile)
+        return LocalStack(port_base=port_base, data_dir=data_dir, profile=profile, secure=secure)
     except StackError as exc:
         _fail(str(exc), EXIT_USAGE)
 

@@ -46,6 +46,8 @@ class GateOptions:
     """Trials per experiment (default: each experiment's ``repeat``, 1 unless it says otherwise)."""
     baseline: str | None = None
     """Compare with this baseline from the history (:mod:`resilience.baseline`)."""
+    secure: bool = False
+    """Start the local stack with ``--secure`` (SASL_SSL Kafka, ClickHouse passwords; :mod:`stack.security`)."""
     abort_if: tuple[str, ...] = ()
 
 
@@ -104,7 +106,8 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
         if on_start:
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
-                                 data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if)
+                                 data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if,
+                                 secure=options.secure)
         repeat = options.repeat or exp.ext.repeat
         try:
             result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)

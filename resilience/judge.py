@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clients.clickhouse import ClickHouseAuth
 from probes import prom
 from probes.dataloss import DataLossReport, StoredEvent, account, read_stored
 from probes.evaluate import (
@@ -69,13 +70,14 @@ class Judgement:
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
           clickhouse: tuple[str, int] | None = None, drained: dict[str, Any] | None = None,
           catalogue: Catalogue | None = None, postgres: dict[str, Any] | None = None,
-          redactor: Redactor | None = None) -> Judgement:
+          redactor: Redactor | None = None, clickhouse_auth: ClickHouseAuth | None = None) -> Judgement:
     """Verdicts of the run described by ``run`` (the content of run.json).
 
     Args:
         live: query Prometheus and ClickHouse and record the answers in ``run_dir/recorded``;
             otherwise replay the recording.
         clickhouse: (host, port) for the final store read (live only).
+        clickhouse_auth: the login for that read (default: ``default`` without password).
         postgres: psycopg keywords to cross-check the stateless checkers' violations (live only).
         drained: result of waiting for lag 0 (live: from the runner; offline: from the recording).
         redactor: masks secrets in the recordings written (live only).
@@ -109,13 +111,15 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         stored: dict[str, StoredEvent] = {}
         if acked and drain.get("drained") and clickhouse:
             try:
-                stored = read_stored(clickhouse[0], clickhouse[1], min(acked.values()), max(acked.values()), contract)
+                stored = read_stored(clickhouse[0], clickhouse[1], min(acked.values()), max(acked.values()), contract,
+                                     auth=clickhouse_auth)
             except prom.ProbeError as exc:
                 errors.append(str(exc))
                 drain = {**drain, "store_error": str(exc)}
         violations: dict[str, Any] = {"status": "not checked"}
         if stored and postgres and clickhouse and not _config_changed(run):
-            violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked], contract)
+            violations = _check_violations(clickhouse, postgres, [k for k in stored if k in acked], contract,
+                                           clickhouse_auth)
         rd.write("recorded/store.json", {"drain": drain, "violations": violations,
                                              "stored": {k: [v.copies, v.first_stored_at_ms, v.produced_at_ms]
                                                         for k, v in stored.items() if k in acked}})
@@ -270,7 +274,7 @@ def _config_changed(run: dict[str, Any]) -> bool:
 
 
 def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids: list[str],
-                      contract: DataContract) -> dict[str, Any]:
+                      contract: DataContract, clickhouse_auth: ClickHouseAuth | None = None) -> dict[str, Any]:
     """Stateless checkers' violations expected from the stored events vs those in PostgreSQL."""
     from probes.dataloss import missing_violations
     from sqlaudit.config import load_checkers_config
@@ -279,7 +283,7 @@ def _check_violations(clickhouse: tuple[str, int], postgres: dict[str, Any], ids
     cfg = load_checkers_config(path if path.is_file() else None, env={})
     try:
         missing = missing_violations(clickhouse, postgres, ids, cfg.slow_query.threshold_ms,
-                                     cfg.actual_impact.threshold_rows, contract)
+                                     cfg.actual_impact.threshold_rows, contract, auth=clickhouse_auth)
     except prom.ProbeError as exc:
         return {"status": "error", "reason": str(exc)}
     return {"status": "measured", "checked": len(ids), "missing": missing}

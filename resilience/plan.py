@@ -25,8 +25,8 @@ from target.settings import SettingsError, TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_metrics", "check_reachable", "plan",
-           "wait_observed"]
+__all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_logins", "check_metrics", "check_reachable",
+           "plan", "wait_observed"]
 
 DEFAULT_REPORTS = REPO_ROOT / "reports"
 
@@ -60,6 +60,8 @@ class RunOptions:
     bring_up: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)
     abort_if: tuple[str, ...] = ()
+    secure: bool = False
+    """local target: the stack is (or is started) with ``--secure`` (:mod:`stack.security`)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def plan(options: RunOptions) -> RunPlan:
     load = _load(exp, options)
     settings = _settings(options, exp.ext.profile)
     try:
+        prom.use_auth(str(settings.prometheus_url), settings.prometheus_auth())
         view = metric_view(settings, cat)
     except Exception as exc:  # ActivityFailed naming the key
         raise RunError(str(exc)) from None
@@ -206,12 +209,18 @@ def check_reachable(p: RunPlan) -> None:
 
     from loadtests.config import LoadConfigError, check_bootstrap
 
+    auth = p.settings.prometheus_auth()
     try:
-        requests.get(f"{p.prometheus_url}/-/ready", timeout=5).raise_for_status()
+        requests.get(f"{p.prometheus_url}/-/ready", timeout=5, headers=auth.headers()).raise_for_status()
+    except requests.HTTPError as exc:
+        if exc.response is not None and exc.response.status_code in (401, 403):
+            raise RunError(f"Prometheus at {p.prometheus_url} refused {auth.describe()}: {exc}") from None
+        raise RunError(f"Prometheus at {p.prometheus_url} is not reachable: {exc}") from None
     except requests.RequestException as exc:
         raise RunError(f"Prometheus at {p.prometheus_url} is not reachable: {exc}") from None
+    check_logins(p)
     try:
-        check_bootstrap(p.kafka_bootstrap, p.settings.topic, timeout=5)
+        check_bootstrap(p.kafka_bootstrap, p.settings.topic, timeout=5, auth=p.settings.kafka_auth())
     except LoadConfigError as exc:
         raise RunError(str(exc)) from None
     if p.options.abort_if:
@@ -221,6 +230,40 @@ def check_reachable(p: RunPlan) -> None:
             validate_abort_if(p.catalogue, p.view, p.options.abort_if, p.prometheus_url)
         except ValueError as exc:
             raise RunError(str(exc)) from None
+
+
+def check_logins(p: RunPlan) -> None:
+    """The target's Kafka and ClickHouse accept the suite's credentials (:mod:`target.settings`), before any
+    fault: a wrong password is a :class:`RunError` naming the endpoint and the user, not an inconclusive
+    verdict (or a hang) after the fault. Settings that cannot make a login (SASL without a user) are one too."""
+    from clients import clickhouse as ch
+    from clients import kafka as kafka_login
+    from target.settings import SettingsError
+
+    try:
+        kafka_auth, ch_auth = p.settings.kafka_auth(), p.settings.clickhouse_auth()
+    except SettingsError as exc:
+        raise RunError(str(exc)) from None
+    try:
+        kafka_login.check_login(p.kafka_bootstrap, kafka_auth, timeout_s=10)
+    except kafka_login.AuthError as exc:
+        raise RunError(f"{exc} (credentials: {_sources(p.settings, 'kafka')})") from None
+    except Exception as exc:  # unreachable: check_bootstrap names the address
+        logger.info("Kafka login check at %s: %s: %s", p.kafka_bootstrap, type(exc).__name__, exc)
+    host, port = p.clickhouse
+    try:
+        ch.check_login(host, port, ch_auth, timeout_s=10)
+    except ch.AuthError as exc:
+        raise RunError(f"{exc} (credentials: {_sources(p.settings, 'clickhouse')})") from None
+    except Exception as exc:  # unreachable now: the data-loss verdict will say so if it stays so
+        logger.warning("ClickHouse at %s:%s (%s) did not answer the login check: %s: %s", host, port,
+                       ch_auth.describe(), type(exc).__name__, exc)
+
+
+def _sources(settings: TargetSettings, store: str) -> str:
+    """Where the user and password of ``store`` came from (``kafka_username from env ...``)."""
+    keys = ("kafka_username", "kafka_password") if store == "kafka" else ("clickhouse_user", "clickhouse_password")
+    return ", ".join(f"{k} from {settings.source(k)}" for k in keys)
 
 
 def check_metrics(p: RunPlan) -> None:

@@ -65,11 +65,13 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     p = plan(options)
     if options.target == "local" and options.bring_up:
         _bring_up(p, phase)
+        p = plan(options)  # a stack just made with --secure has credentials the settings read from it now
     check_reachable(p)
     wait_observed(p, phase)
     check_metrics(p)
 
-    rd = RunDirectory.create(options.reports_dir, p.exp.name, Redactor.from_environment(extra=_stack_secrets(p)))
+    rd = RunDirectory.create(options.reports_dir, p.exp.name,
+                             Redactor.from_environment(extra=[*_stack_secrets(p), *p.settings.secret_values()]))
     run: dict[str, Any] = {
         "format": 1, "run_id": rd.run_id, "scenario": p.exp.ext.scenario, "experiment": _rel(p.exp.path),
         "experiment_name": p.exp.name, "title": p.exp.title, "target": options.target, "load": p.load,
@@ -117,7 +119,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
             raise interrupted
         phase("draining", f"waiting for consumer lag 0 (up to {p.exp.ext.drain_timeout_s:.0f} s)")
         d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
-                         timeout_s=p.exp.ext.drain_timeout_s)
+                         timeout_s=p.exp.ext.drain_timeout_s, auth=p.settings.kafka_auth())
         drained = {"drained": d.drained, "waited_s": round(d.waited_s, 1), "reason": d.reason,
                    "lag": d.last.total if d.last else None}
         return _finish(rd, run, p, phase, journal, drained)
@@ -125,10 +127,15 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
 
 def _bring_up(p: RunPlan, phase: Phase) -> None:
     options = p.options
-    stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir, profile=p.exp.ext.profile)
     try:
+        stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir, profile=p.exp.ext.profile,
+                           secure=options.secure)
+        if options.secure and stack.is_running() and not stack.ctx.secure:
+            raise StackError(f"--secure: the stack at port base {options.port_base} is running without it; "
+                             "`resilience down --purge` it first")
         if not stack.is_running():
-            phase("stack", f"starting the {p.exp.ext.profile} stack (port base {options.port_base})")
+            what = "secure " if options.secure else ""
+            phase("stack", f"starting the {what}{p.exp.ext.profile} stack (port base {options.port_base})")
             stack.up(lambda c, ph, d: phase("stack", f"{c}: {ph} {d}".strip()))
         status = stack.status()
     except StackError as exc:
@@ -178,6 +185,7 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
     rd.write("run.json", run)
     phase("judging", "evaluating the SLOs")
     j: Judgement = judge(rd.path, run, p.prometheus_url, live=True, clickhouse=p.clickhouse, drained=drained,
+                         clickhouse_auth=p.settings.clickhouse_auth(),
                          postgres=_postgres_for_checks(p), catalogue=p.catalogue, redactor=rd.redactor)
     summary = j.summary(run["scenario"])
     rd.write("summary.json", summary)
@@ -194,9 +202,10 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
 
 
 def _postgres_for_checks(p: RunPlan) -> dict[str, Any] | None:
-    """psycopg keywords (and the replicas' checker file) of the local stack; None elsewhere."""
+    """psycopg keywords (and the replicas' checker file) of the local stack; elsewhere the ``postgres_dsn``
+    and ``postgres_password`` keys (None without a DSN)."""
     if p.options.target != "local":
-        return None
+        return p.settings.postgres_kwargs()
     from stack.components.audit_service import checkers_file
 
     stack = LocalStack(port_base=p.options.port_base, data_dir=p.options.data_dir)

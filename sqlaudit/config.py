@@ -5,7 +5,7 @@ except the checker thresholds, which come from a YAML file (default
 ``sqlaudit/checkers.yaml``, path in ``SQLAUDIT_CHECKERS_CONFIG``) whose values
 can each be overridden by ``SQLAUDIT_CHECK_<CHECKER>_<FIELD>``.
 
-Secrets (``SQLAUDIT_PG_PASSWORD``, ``SQLAUDIT_CH_PASSWORD``) are never shown
+Secrets (``SQLAUDIT_PG_PASSWORD``, ``SQLAUDIT_CH_PASSWORD``, ``SQLAUDIT_KAFKA_PASSWORD``) are never shown
 by :meth:`Settings.redacted`.
 """
 
@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -173,6 +173,13 @@ class Settings(BaseModel):
     heartbeat_interval_ms: int = Field(default=2000, ge=100, description="Kafka group heartbeat interval.")
     max_poll_interval_ms: int = Field(default=60000, ge=10000,
                                       description="Kafka max.poll.interval.ms (also the rebalance timeout).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="Kafka SASL mechanism (SASL protocols).")
+    kafka_username: str | None = Field(default=None, description="Kafka SASL user.")
+    kafka_password: SecretStr = Field(default=SecretStr(""), description="Kafka SASL password (secret).")
+    kafka_ca_file: Path | None = Field(default=None, description="PEM file of the CA of the brokers' certificates.")
     ch_host: str = Field(default="127.0.0.1", description="ClickHouse host (native protocol).")
     ch_port: int = Field(default=9000, description="ClickHouse native TCP port.")
     ch_alt_hosts: str = Field(default="", pattern=r"^$|^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$",
@@ -211,7 +218,23 @@ class Settings(BaseModel):
     def _backoff_order(self) -> Settings:
         if self.retry_backoff_max_ms < self.retry_backoff_ms:
             raise ValueError("retry_backoff_max_ms must be >= retry_backoff_ms")
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_mechanism and self.kafka_username and self.kafka_password.get_secret_value()):
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_mechanism, "
+                             "kafka_username and kafka_password")
         return self
+
+    def kafka_security(self) -> dict[str, Any]:
+        """kafka-python keywords of the consumer and the dead-letter producer (``{}`` for PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        out: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL_"):
+            out.update(sasl_mechanism=self.kafka_sasl_mechanism, sasl_plain_username=self.kafka_username,
+                       sasl_plain_password=self.kafka_password.get_secret_value())
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL") and self.kafka_ca_file:
+            out["ssl_cafile"] = str(self.kafka_ca_file)
+        return out
 
     @classmethod
     def env_names(cls) -> dict[str, str]:

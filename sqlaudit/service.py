@@ -136,7 +136,7 @@ class AuditService:
                                          s.ch_password.get_secret_value(), s.ch_timeout_s, s.ch_alt_hosts,
                                          s.ch_table)
         self.postgres = PostgresSink(s.pg_dsn, s.pg_password.get_secret_value(), s.replica, s.pg_timeout_s)
-        self.dlq = DeadLetterSink(s.kafka_bootstrap, s.dlq_topic, s.replica, s.ch_timeout_s)
+        self.dlq = DeadLetterSink(s.kafka_bootstrap, s.dlq_topic, s.replica, s.ch_timeout_s, s.kafka_security())
         self.monitor = SinkMonitor(self.health, {"clickhouse": self.clickhouse.ping, "postgres": self.postgres.ping},
                                    s.health_interval_s)
         self._consumer: KafkaConsumer | None = None
@@ -202,7 +202,7 @@ class AuditService:
                     bootstrap_timeout_ms=5000, reconnect_backoff_max_ms=2000,
                     # A topic created after we start (or grown later) is seen within seconds,
                     # not after the client's 5-minute default.
-                    metadata_max_age_ms=5000)
+                    metadata_max_age_ms=5000, **s.kafka_security())
                 if not self._wait_for_topic(consumer):
                     consumer.close()
                     return None

@@ -7,7 +7,7 @@ import json
 import os
 import secrets as _secrets
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from stack import endpoints as ep
@@ -99,24 +99,40 @@ class Tools:
 
 @dataclass(frozen=True)
 class Secrets:
-    """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git."""
+    """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git.
+
+    The Kafka and ClickHouse passwords are used by a stack started with ``--secure``
+    (:mod:`stack.security`); a stack made before they existed gets them on first use."""
 
     postgres_password: str
+    kafka_broker_password: str = ""
+    kafka_service_password: str = ""
+    kafka_suite_password: str = ""
+    clickhouse_service_password: str = ""
+    clickhouse_suite_password: str = ""
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Secrets:
         path = data_dir / "secrets.json"
+        known = {f.name for f in fields(cls)}
+        saved: dict[str, str] = {}
         if path.exists():
-            return cls(**json.loads(path.read_text()))
-        value = cls(postgres_password=_secrets.token_urlsafe(18))
+            saved = {k: v for k, v in json.loads(path.read_text()).items() if k in known}
+        missing = [name for name in known if not saved.get(name)]
+        if not missing:
+            return cls(**saved)
+        values = {**saved, **{name: _secrets.token_urlsafe(18) for name in missing}}
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"postgres_password": value.postgres_password}, fh)
-        return value
+            json.dump(values, fh)
+        tmp.replace(path)
+        return cls(**values)
 
-    def __repr__(self) -> str:  # never print the value
-        return "Secrets(postgres_password=***)"
+    def __repr__(self) -> str:  # never print the values
+        return "Secrets(" + ", ".join(f"{f.name}=***" for f in fields(self)) + ")"
 
 
 @dataclass
@@ -135,6 +151,8 @@ class StackContext:
     pg_user: str = ep.PG_USER
     ch_database: str = ep.CH_DATABASE
     extra: dict[str, str] = field(default_factory=dict)
+    secure: bool = False
+    """SASL_SSL on Kafka, passwords on ClickHouse (``resilience up --secure``, :mod:`stack.security`)."""
     _secrets: Secrets | None = field(default=None, repr=False)
 
     @property

@@ -80,16 +80,18 @@ class LocalStack:
     """One local stack, identified by its data directory (default: derived from the port base)."""
 
     def __init__(self, port_base: int = DEFAULT_PORT_BASE, data_dir: Path | None = None,
-                 profile: str = "minimal", replicas: int = 3) -> None:
+                 profile: str = "minimal", replicas: int = 3, secure: bool = False) -> None:
         if not 1024 <= port_base <= 65535 - SPAN:
             raise StackError(f"--port-base {port_base} out of range 1024..{65535 - SPAN}")
         self.data_dir = (data_dir or default_data_dir(port_base)).resolve()
+        self.requested_secure = secure
         saved = self._read_state()
-        if saved:  # a stack that exists keeps the ports and profile it was made with
+        if saved:  # a stack that exists keeps the ports, profile and security it was made with
             port_base, profile = int(saved["port_base"]), str(saved["profile"])
             replicas = int(saved.get("replicas", replicas))
+            secure = bool(saved.get("secure", False))
         self.ctx = StackContext(profile=profile, endpoints=Endpoints(port_base), data_dir=self.data_dir,
-                                tools=Tools.discover(), replicas=replicas)
+                                tools=Tools.discover(), replicas=replicas, secure=secure)
         self.requested_profile = profile
         self.supervisor = sv.Supervisor(self.ctx)
 
@@ -109,7 +111,8 @@ class LocalStack:
 
     def _write_state(self) -> None:
         state = {"port_base": self.endpoints.port_base, "profile": self.ctx.profile,
-                 "replicas": self.ctx.replicas, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                 "replicas": self.ctx.replicas, "secure": self.ctx.secure,
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._state_file().write_text(json.dumps(state, indent=2))
 
     def components(self) -> list[Component]:
@@ -131,7 +134,11 @@ class LocalStack:
             if saved.get("profile") not in (None, self.requested_profile):
                 raise StackError(f"a {saved['profile']!r} stack is already running in {self.data_dir}; "
                                  f"run `resilience down` before starting a {self.requested_profile!r} one")
+            if self.requested_secure and not self.ctx.secure:
+                raise StackError(f"a stack without --secure is already running in {self.data_dir}; run "
+                                 "`resilience down --purge` before starting a secure one")
             return self.status()
+        self._check_security()
         if os.geteuid() != 0:
             raise StackError("`resilience up` needs root (PostgreSQL runs as the postgres user and the stack "
                              "chowns its data directory): run it with sudo")
@@ -159,6 +166,18 @@ class LocalStack:
                 self.down(quiet=True)
             raise
         return self.status()
+
+    def _check_security(self) -> None:
+        """``--secure`` is made once, with the stack's data: an existing plain stack (its Kafka storage formatted
+        without SCRAM users) cannot become secure by a restart; and only the minimal profile has it."""
+        if not self.requested_secure or self.ctx.secure:
+            return
+        if self._read_state() is not None:
+            raise StackError(f"the stack in {self.data_dir} was made without --secure; `resilience down --purge` "
+                             "it first (its Kafka storage has no SCRAM users)")
+        if self.ctx.profile != "minimal":
+            raise StackError(f"--secure is built for the minimal profile only, not {self.ctx.profile!r}")
+        self.ctx.secure = True
 
     def _prepare_dirs(self) -> None:
         for d in (self.data_dir, self.ctx.conf_dir, self.ctx.log_dir):

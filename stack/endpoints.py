@@ -29,6 +29,7 @@ OFFSETS: dict[str, int] = {
     "proxy_clickhouse": 11,  # toxiproxy: service -> clickhouse
     "lag_exporter": 12,  # consumer-lag exporter (kafka_exporter's names)
     "pod_state_exporter": 13,  # replica readiness (kube-state-metrics' names)
+    "clickhouse_tcp_secure": 14,  # --secure stack only: ClickHouse native protocol over TLS (the suite's reads)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
     # --- ha profile only: the second ClickHouse shard (its two replicas) ---
     "clickhouse_tcp_3": 30,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +33,10 @@ from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from clients.kafka import KafkaAuth
 from clients.kafka_lag import LagReader, LagSnapshot
+
+ENV_PREFIX = "LAG_EXPORTER_"
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ class LagCollector(Collector):
         yield from (lag, cur, end, total)
 
 
-def run(bootstrap: str, group: str, topic: str, port: int, interval: float) -> None:
+def run(bootstrap: str, group: str, topic: str, port: int, interval: float, auth: KafkaAuth | None = None) -> None:
     collector = LagCollector(max_age_s=max(3 * interval, 2.0))
     REGISTRY.register(collector)
     start_http_server(port, addr="127.0.0.1")
@@ -92,7 +96,7 @@ def run(bootstrap: str, group: str, topic: str, port: int, interval: float) -> N
         t0 = time.monotonic()
         try:
             if reader is None:
-                reader = LagReader(bootstrap, group, topic, timeout_s=max(interval * 4, 2.0))
+                reader = LagReader(bootstrap, group, topic, timeout_s=max(interval * 4, 2.0), auth=auth)
             collector.update(reader.read())
         except Exception as exc:  # keep sampling: Kafka may come back
             logger.warning("lag sample failed: %s: %s", type(exc).__name__, exc)
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    run(args.bootstrap, args.group, args.topic, args.port, args.interval)
+    # The login comes from LAG_EXPORTER_KAFKA_* variables (a secure stack's), never the command line.
+    run(args.bootstrap, args.group, args.topic, args.port, args.interval,
+        KafkaAuth.from_environment(os.environ, ENV_PREFIX))
 
 
 if __name__ == "__main__":

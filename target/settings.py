@@ -15,6 +15,11 @@ A key is looked up, in this order, in
 Every value remembers where it came from, and every error names the key and that place:
 ``stack_port_base='x' (from env RESILIENCE_PORT_BASE): expected an integer``.
 
+Credentials are keys too (Kafka SASL/TLS, ClickHouse, PostgreSQL, Prometheus): the model turns them
+into logins (:meth:`TargetSettings.kafka_auth` and the others, built by :mod:`clients`). The secret
+halves (:data:`SECRET_KEYS`) come only from the environment (a Kubernetes Secret) or the Chaos Toolkit
+configuration, never from the target file, and are never shown: not in ``repr``, not in an error.
+
 The keys, their variables and defaults are the table :data:`KEYS`; ``docs/faults.md``
 ("Configuration keys") holds its rendering, ``python -m target.settings`` (a test keeps them in step).
 """
@@ -22,6 +27,7 @@ The keys, their variables and defaults are the table :data:`KEYS`; ``docs/faults
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,13 +35,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chaoslib.exceptions import ActivityFailed
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from clients.clickhouse import ClickHouseAuth
+from clients.http_auth import HttpAuth
+from clients.kafka import KafkaAuth
 from stack.endpoints import DEFAULT_PORT_BASE, Endpoints
-from stack.paths import DEFAULT_DATA_ROOT
+from stack.paths import DEFAULT_DATA_ROOT, default_data_dir
+from stack.security import client_credentials
 from target.contract import DataContract
 
-__all__ = ["DEFAULT_STATE_DIR", "KEYS", "TARGET_FILE_ENV", "Key", "SettingsError", "TargetSettings",
+__all__ = ["DEFAULT_STATE_DIR", "KEYS", "SECRET_KEYS", "TARGET_FILE_ENV", "Key", "SettingsError", "TargetSettings",
            "parse_bool", "resolve", "target_file"]
 
 DEFAULT_STATE_DIR = DEFAULT_DATA_ROOT / "faults"
@@ -79,6 +89,25 @@ KEYS: tuple[Key, ...] = (
                                  "listener)"),
     Key("clickhouse_host", None, "ClickHouse native-protocol host read by the data-loss check (local: the stack's)"),
     Key("clickhouse_port", None, "its port"),
+    Key("kafka_security_protocol", "RESILIENCE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT (default), SSL, SASL_PLAINTEXT "
+                                                                         "or SASL_SSL (local: the stack's)"),
+    Key("kafka_sasl_mechanism", "RESILIENCE_KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    Key("kafka_username", "RESILIENCE_KAFKA_USERNAME", "the SASL user of the load, the lag reader and the drain"),
+    Key("kafka_password", "RESILIENCE_KAFKA_PASSWORD", "its password (secret: environment or Chaos Toolkit "
+                                                       "configuration only, never a file)"),
+    Key("kafka_ca_file", "RESILIENCE_KAFKA_CA_FILE", "PEM file of the CA of the brokers' certificates (TLS)"),
+    Key("clickhouse_user", "RESILIENCE_CLICKHOUSE_USER", "ClickHouse user of the data-loss checks (default "
+                                                         "`default`)"),
+    Key("clickhouse_password", "RESILIENCE_CLICKHOUSE_PASSWORD", "its password (secret)"),
+    Key("clickhouse_secure", "RESILIENCE_CLICKHOUSE_SECURE", "`true`: TLS on the native protocol (point "
+                                                             "`clickhouse_port` at the secure port, 9440)"),
+    Key("clickhouse_ca_file", "RESILIENCE_CLICKHOUSE_CA_FILE", "PEM file of the CA of ClickHouse's certificate"),
+    Key("postgres_dsn", "RESILIENCE_POSTGRES_DSN", "libpq URL of the service's database, without password (the "
+                                                   "violations check; local: the stack's)"),
+    Key("postgres_password", "RESILIENCE_POSTGRES_PASSWORD", "its password (secret)"),
+    Key("prometheus_token", "RESILIENCE_PROMETHEUS_TOKEN", "bearer token sent to Prometheus (secret)"),
+    Key("prometheus_username", "RESILIENCE_PROMETHEUS_USERNAME", "basic-auth user for Prometheus"),
+    Key("prometheus_password", "RESILIENCE_PROMETHEUS_PASSWORD", "its password (secret)"),
     Key("contract", None, "the service's data contract: topic, consumer group, event format, store tables and "
                           "columns (target/contract.py; default: the reference service's)"),
     Key("expected_replicas", None, "replicas the service runs (default 3)"),
@@ -97,6 +126,10 @@ KEYS: tuple[Key, ...] = (
 """Every key the suite reads; ``k8s_*`` and ``allow_production`` are described in :mod:`target.kubernetes`."""
 
 _ENV = {k.name: k.env for k in KEYS if k.env}
+
+SECRET_KEYS = ("kafka_password", "clickhouse_password", "postgres_password", "prometheus_token",
+               "prometheus_password")
+"""Keys whose values are secrets: never read from the target file (a file in git or a ConfigMap), never shown."""
 
 _process_run_id: str | None = None
 
@@ -156,6 +189,20 @@ class TargetSettings(BaseModel):
     kafka_bootstrap: str | None = None
     clickhouse_host: str | None = None
     clickhouse_port: int | None = Field(default=None, ge=1, le=65535)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = None
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr | None = None
+    clickhouse_secure: bool = False
+    clickhouse_ca_file: Path | None = None
+    postgres_dsn: str | None = None
+    postgres_password: SecretStr | None = None
+    prometheus_token: SecretStr | None = None
+    prometheus_username: str | None = None
+    prometheus_password: SecretStr | None = None
     contract: DataContract = Field(default_factory=DataContract)
     expected_replicas: int = Field(default=3, ge=1)
     replica_urls: tuple[str, ...] = ()
@@ -169,12 +216,25 @@ class TargetSettings(BaseModel):
     """The ``k8s_*`` and ``allow_production`` keys (validated by :class:`target.kubernetes.KubeSettings`)."""
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
 
-    @field_validator("stack_data_dir", "fault_state_dir", "load_dir", "ledger_dir", "slo_file", mode="after")
+    @field_validator("stack_data_dir", "fault_state_dir", "load_dir", "ledger_dir", "slo_file", "kafka_ca_file",
+                     "clickhouse_ca_file", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
 
-    @field_validator("dry_run", "watchdog", mode="before")
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("postgres_dsn", mode="after")
+    @classmethod
+    def _no_password_in_dsn(cls, value: str | None) -> str | None:
+        if value and ("password=" in value.lower() or re.search(r"://[^/@]*:[^/@]*@", value)):
+            raise ValueError("the DSN holds a password: put it in RESILIENCE_POSTGRES_PASSWORD instead")
+        return value
+
+    @field_validator("dry_run", "watchdog", "clickhouse_secure", mode="before")
     @classmethod
     def _boolean(cls, value: Any, info: ValidationInfo) -> bool:
         return parse_bool(value, info.field_name or "value")
@@ -242,6 +302,59 @@ class TargetSettings(BaseModel):
         ep = self.stack_endpoints()
         return [f"http://127.0.0.1:{ep.replica_port(i)}" for i in range(self.expected_replicas)]
 
+    # ------------------------------------------------------------ credentials
+    def _ca_file(self, key: str) -> str | None:
+        """The CA file of ``key``, checked readable when credentials are built (a preset names a path that
+        exists only in the runner's pod, so resolving it elsewhere must not fail)."""
+        path: Path | None = getattr(self, key)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise SettingsError(f"{key}={str(path)!r} (from {self.source(key)}): not a readable file")
+        return str(path)
+
+    def kafka_auth(self) -> KafkaAuth:
+        """How the suite logs in to Kafka (:mod:`clients.kafka`); :class:`SettingsError` names the keys."""
+        ca_file = self._ca_file("kafka_ca_file")
+        try:
+            return KafkaAuth(security_protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
+                             username=self.kafka_username, password=_secret(self.kafka_password), ca_file=ca_file)
+        except ValueError as exc:
+            keys = ", ".join(f"{k} (from {self.source(k)})" for k in ("kafka_security_protocol",
+                                                                      "kafka_sasl_mechanism", "kafka_username",
+                                                                      "kafka_password"))
+            raise SettingsError(f"Kafka credentials: {exc} — {keys}") from None
+
+    def clickhouse_auth(self) -> ClickHouseAuth:
+        """How the suite logs in to ClickHouse (:mod:`clients.clickhouse`)."""
+        return ClickHouseAuth(user=self.clickhouse_user, password=_secret(self.clickhouse_password) or "",
+                              secure=self.clickhouse_secure, ca_file=self._ca_file("clickhouse_ca_file"))
+
+    def prometheus_auth(self) -> HttpAuth:
+        """How the suite logs in to Prometheus (:mod:`clients.http_auth`)."""
+        try:
+            return HttpAuth(bearer_token=_secret(self.prometheus_token), username=self.prometheus_username,
+                            password=_secret(self.prometheus_password))
+        except ValueError as exc:
+            raise SettingsError(f"Prometheus credentials: {exc} (prometheus_token from "
+                                f"{self.source('prometheus_token')}, prometheus_username from "
+                                f"{self.source('prometheus_username')})") from None
+
+    def postgres_kwargs(self) -> dict[str, Any] | None:
+        """psycopg keywords of the service's database (``postgres_dsn`` with ``postgres_password``); ``None``
+        when no DSN is set."""
+        if not self.postgres_dsn:
+            return None
+        kwargs: dict[str, Any] = {"conninfo": self.postgres_dsn}
+        if self.postgres_password is not None:
+            kwargs["password"] = self.postgres_password.get_secret_value()
+        return kwargs
+
+    def secret_values(self) -> list[str]:
+        """Every secret value set (for the run's redactor)."""
+        values = [_secret(getattr(self, k)) for k in SECRET_KEYS]
+        return [v for v in values if v]
+
     def journal_configuration(self) -> dict[str, Any]:
         """The keys a later ``cleanup`` (another process) needs to reach the same stack and journal again."""
         cfg: dict[str, Any] = {"target": self.target, "stack_port_base": self.stack_port_base,
@@ -272,6 +385,9 @@ def resolve(configuration: Mapping[str, Any] | None = None, environ: Mapping[str
         for key, value in layer.items():
             if key.startswith("k8s_") or key == "allow_production":
                 kube[key] = value
+            elif key in SECRET_KEYS and layer is file_keys and value not in (None, ""):
+                raise SettingsError(f"{key} (from {where}): a secret never goes in a file; set {_ENV[key]} "
+                                    "(in Kubernetes, from a Secret: env valueFrom.secretKeyRef)")
             elif key in known and value is not None:
                 values[key], sources[key] = value, where
     for key, var in _ENV.items():
@@ -292,7 +408,8 @@ def resolve(configuration: Mapping[str, Any] | None = None, environ: Mapping[str
             value = values.get(key)
             for part in err["loc"][1:]:
                 value = value.get(part) if isinstance(value, dict) else value
-            problems.append(f"{field}={value!r} (from {sources.get(key, 'default')}): {err['msg']}")
+            shown = "***" if key in (*SECRET_KEYS, "postgres_dsn") else repr(value)
+            problems.append(f"{field}={shown} (from {sources.get(key, 'default')}): {err['msg']}")
         raise SettingsError("; ".join(problems)) from None
     if settings.is_local:
         settings = _with_local_defaults(settings)
@@ -300,13 +417,27 @@ def resolve(configuration: Mapping[str, Any] | None = None, environ: Mapping[str
 
 
 def _with_local_defaults(s: TargetSettings) -> TargetSettings:
-    """Fill the endpoints a local target leaves unset from the stack at ``stack_port_base``."""
+    """Fill the endpoints a local target leaves unset from the stack at ``stack_port_base``, and, for a
+    stack started with ``--secure``, its credentials (a key set anywhere else wins: a test gives a wrong one)."""
     ep = s.stack_endpoints()
-    defaults = {"prometheus_url": ep.prometheus_url, "kafka_bootstrap": ep.kafka_bootstrap,
-                "clickhouse_host": ep.clickhouse_host, "clickhouse_port": ep.clickhouse_port}
-    fill = {k: v for k, v in defaults.items() if getattr(s, k) in (None, "")}
+    defaults: dict[str, Any] = {"prometheus_url": ep.prometheus_url, "kafka_bootstrap": ep.kafka_bootstrap,
+                                "clickhouse_host": ep.clickhouse_host, "clickhouse_port": ep.clickhouse_port}
+    creds = client_credentials(s.stack_data_dir or default_data_dir(s.stack_port_base))
+    if creds is not None:
+        defaults.update(kafka_security_protocol=creds.kafka.security_protocol,
+                        kafka_sasl_mechanism=creds.kafka.sasl_mechanism, kafka_username=creds.kafka.username,
+                        kafka_password=SecretStr(creds.kafka.password or ""),
+                        kafka_ca_file=Path(creds.kafka.ca_file) if creds.kafka.ca_file else None,
+                        clickhouse_user=creds.clickhouse.user, clickhouse_password=SecretStr(creds.clickhouse.password),
+                        clickhouse_port=ep.port("clickhouse_tcp_secure"), clickhouse_secure=creds.clickhouse.secure,
+                        clickhouse_ca_file=Path(creds.clickhouse.ca_file) if creds.clickhouse.ca_file else None)
+    fill = {k: v for k, v in defaults.items() if k not in s.sources}  # a key set anywhere has its source
     sources = {**s.sources, **{k: f"local stack at port base {s.stack_port_base}" for k in fill}}
     return s.model_copy(update={**fill, "sources": sources})
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def render_keys_table() -> str:

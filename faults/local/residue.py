@@ -169,7 +169,7 @@ def read_kafka(settings: TargetSettings) -> Item:
     ctx = _stack(settings).ctx
     bootstrap = kafka_component.kafka_bootstrap_direct(ctx) if ctx.profile == "ha" else ctx.endpoints.kafka_bootstrap
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="resilience-residue", request_timeout_ms=5000,
-                             bootstrap_timeout_ms=3000)
+                             bootstrap_timeout_ms=3000, **settings.kafka_auth().client_kwargs())
     try:
         cluster = admin.describe_cluster()
         topics = admin.describe_topics([ctx.topic])

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -40,8 +41,10 @@ class DeadLetterSink:
 
     name = SINK
 
-    def __init__(self, bootstrap: str, topic: str, replica: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, replica: str, timeout_s: float = 5.0,
+                 security: dict[str, Any] | None = None) -> None:
         self.topic = topic
+        self._security = dict(security or {})  # SASL/TLS keywords (Settings.kafka_security)
         self.replica = replica
         self.timeout_s = timeout_s
         self._bootstrap = bootstrap
@@ -58,7 +61,7 @@ class DeadLetterSink:
                 # (an outage longer than the delivery timeout; loadtests/producer.py has the details).
                 # Dead letters are at-least-once anyway (a retry may write one twice), so idempotence
                 # buys nothing here and would cost the partition behind the letter.
-                enable_idempotence=False)
+                enable_idempotence=False, **self._security)
         return self._producer
 
     def write(self, letters: Sequence[DeadLetter]) -> None:

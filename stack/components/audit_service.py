@@ -4,7 +4,8 @@ Each replica is supervised like a pod (restarted when it dies), has its own HTTP
 (``Endpoints.replica_port(i)``: metrics and health) and reaches Kafka, PostgreSQL and
 ClickHouse through toxiproxy, so network faults injected there bite. The PostgreSQL
 password goes to the replica in its environment (``SQLAUDIT_PG_PASSWORD``), never on its
-command line.
+command line; so do a secure stack's Kafka and ClickHouse logins (``SQLAUDIT_KAFKA_*``,
+``SQLAUDIT_CH_USER``/``SQLAUDIT_CH_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stack.context import StackContext
 from stack.endpoints import CONSUMER_GROUP, HOST
 from stack.errors import ComponentError
 from stack.paths import REPO_ROOT
+from stack.security import CH_SERVICE_USER, KAFKA_SERVICE_USER, kafka_client_environment
 
 __all__ = ["audit_service", "replica_name"]
 
@@ -64,6 +66,15 @@ def _copy_checkers(ctx: StackContext) -> None:
     shutil.copyfile(DEFAULT_CHECKERS_FILE, dest)
 
 
+def _secure_environment(ctx: StackContext) -> dict[str, str]:
+    """A secure stack's logins for the replicas: Kafka SASL_SSL as ``sqlaudit``, ClickHouse user ``sqlaudit``
+    (:mod:`stack.security`); nothing on a plain stack."""
+    if not ctx.secure:
+        return {}
+    return {**kafka_client_environment(ctx, "SQLAUDIT_", KAFKA_SERVICE_USER, ctx.secrets.kafka_service_password),
+            "SQLAUDIT_CH_USER": CH_SERVICE_USER, "SQLAUDIT_CH_PASSWORD": ctx.secrets.clickhouse_service_password}
+
+
 def audit_service(ctx: StackContext) -> list[Component]:
     """One :class:`Component` per replica (``ctx.replicas``), named ``audit-service-<i>``."""
     eps = ctx.endpoints
@@ -93,6 +104,7 @@ def audit_service(ctx: StackContext) -> list[Component]:
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(REPO_ROOT),
         }
+        env.update(_secure_environment(ctx))
         # Stack-level overrides (e.g. SQLAUDIT_BATCH_SIZE) travel in ctx.extra.
         env.update({k: v for k, v in ctx.extra.items() if k.startswith("SQLAUDIT_") and k != "SQLAUDIT_PG_PASSWORD"})
         check = _readiness(name, port)

@@ -6,14 +6,19 @@ The ha replicas (``clickhouse``, ``clickhouse-2``) hold a ``ReplicatedReplacingM
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from clients.clickhouse import check_login as ch_check_login
+from clients.clickhouse import client as ch_client
 from stack.components.base import SCHEMA_DIR, Component, render, sql_statements
 from stack.context import StackContext
 from stack.endpoints import HOST
 from stack.errors import ComponentError
+from stack.security import CH_SERVICE_USER, CH_SUITE_USER, ensure_tls, sha256_hex, suite_clickhouse_auth
 
 MAX_REPLICATION_QUEUE = 50  # replica health: more queued entries than this is "behind"
 
@@ -26,15 +31,13 @@ def clickhouse(ctx: StackContext) -> Component:
     def prepare(c: StackContext) -> None:
         data.mkdir(parents=True, exist_ok=True)
         values = dict(logs=c.log_dir, http_port=eps.port("clickhouse_http"), tcp_port=eps.port("clickhouse_tcp"),
-                      interserver_port=eps.port("clickhouse_interserver"), data=data, conf=conf, extra="")
+                      interserver_port=eps.port("clickhouse_interserver"), data=data, conf=conf, extra=_tls(c))
         render("clickhouse-config.xml.tmpl", conf / "config.xml", **values)
-        render("clickhouse-users.xml.tmpl", conf / "users.xml", **values)
+        _render_users(c, conf, values)
 
     def _query(c: StackContext, q: str) -> list:
-        from clickhouse_driver import Client
-
-        client = Client(host=c.endpoints.clickhouse_host, port=c.endpoints.clickhouse_port,
-                        connect_timeout=3, send_receive_timeout=10)
+        client = ch_client(c.endpoints.clickhouse_host, c.endpoints.clickhouse_port, suite_clickhouse_auth(c),
+                           connect_timeout=3, send_receive_timeout=10)
         try:
             return client.execute(q)
         finally:
@@ -55,12 +58,17 @@ def clickhouse(ctx: StackContext) -> Component:
     def health(c: StackContext) -> str:
         version = _query(c, "SELECT version()")[0][0]
         _query(c, f"SELECT count() FROM {c.ch_database}.audit_events")
-        return f"SELECT 1 ok, version {version}"
+        if not c.secure:
+            return f"SELECT 1 ok, version {version}"
+        tls = dataclasses.replace(suite_clickhouse_auth(c), secure=True, ca_file=str(ensure_tls(c.data_dir).ca_cert))
+        ch_check_login(c.endpoints.clickhouse_host, c.endpoints.port("clickhouse_tcp_secure"), tls)
+        return f"SELECT 1 ok, version {version}; TLS port {c.endpoints.port('clickhouse_tcp_secure')} ok"
 
     return Component(
         name="clickhouse",
         command=[str(ctx.tools.clickhouse_server), f"--config-file={conf / 'config.xml'}"],
-        ports=["clickhouse_tcp", "clickhouse_http", "clickhouse_interserver"],
+        ports=["clickhouse_tcp", "clickhouse_http", "clickhouse_interserver",
+               *(["clickhouse_tcp_secure"] if ctx.secure else [])],
         prepare=prepare,
         probe=probe,
         bootstrap=bootstrap,
@@ -68,6 +76,38 @@ def clickhouse(ctx: StackContext) -> Component:
         startup_timeout=60,
         endpoint=f"clickhouse://127.0.0.1:{eps.port('clickhouse_tcp')}/{ctx.ch_database}",
     )
+
+
+def _tls(ctx: StackContext) -> str:
+    """A secure stack's ClickHouse also speaks the native protocol over TLS (``clickhouse_tcp_secure``), with the
+    stack's certificate (:func:`stack.security.ensure_tls`): the suite reads there; the service keeps the
+    plain port behind its toxiproxy proxy (a proxy in front of TLS would change nothing the faults do)."""
+    if not ctx.secure:
+        return ""
+    tls = ensure_tls(ctx.data_dir)
+    return f"""    <tcp_port_secure>{ctx.endpoints.port("clickhouse_tcp_secure")}</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>{tls.server_pem}</certificateFile>
+            <privateKeyFile>{tls.server_pem}</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>"""
+
+
+def _render_users(ctx: StackContext, conf: Path, values: dict[str, Any]) -> None:
+    """users.xml: the password-less ``default`` user, or on a secure stack only the service's and the suite's
+    users with their password hashes (:mod:`stack.security`)."""
+    if not ctx.secure:
+        render("clickhouse-users.xml.tmpl", conf / "users.xml", **values)
+        return
+    render("clickhouse-users-secure.xml.tmpl", conf / "users.xml", service_user=CH_SERVICE_USER,
+           service_hash=sha256_hex(ctx.secrets.clickhouse_service_password), suite_user=CH_SUITE_USER,
+           suite_hash=sha256_hex(ctx.secrets.clickhouse_suite_password))
 
 
 @dataclass(frozen=True)
@@ -102,9 +142,8 @@ DISTRIBUTED_TABLE = "audit_events_all"
 
 
 def query(ctx: StackContext, rep: ChReplica, q: str, timeout: float = 10.0) -> list[Any]:
-    from clickhouse_driver import Client
-
-    client = Client(host=HOST, port=ctx.endpoints.port(rep.tcp), connect_timeout=3, send_receive_timeout=timeout)
+    client = ch_client(HOST, ctx.endpoints.port(rep.tcp), suite_clickhouse_auth(ctx), connect_timeout=3,
+                       send_receive_timeout=timeout)
     try:
         return list(client.execute(q))
     finally:

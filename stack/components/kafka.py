@@ -19,6 +19,14 @@ from stack.components.base import Component, render, run_command
 from stack.context import StackContext
 from stack.endpoints import HOST
 from stack.errors import ComponentError
+from stack.security import (
+    KAFKA_BROKER_USER,
+    KAFKA_MECHANISM,
+    KAFKA_SERVICE_USER,
+    KAFKA_SUITE_USER,
+    ensure_tls,
+    suite_kafka_auth,
+)
 
 
 def ensure_topics(admin: Any, ctx: StackContext, replication_factor: int,
@@ -43,21 +51,25 @@ def kafka(ctx: StackContext) -> Component:
     classpath = f"{ctx.tools.kafka_libs}/*"
 
     def prepare(c: StackContext) -> None:
+        protocol_map, security = _listener_security(c)
         render("kafka-server.properties.tmpl", conf / "server.properties",
                controller_port=eps.port("kafka_controller"), kafka_port=eps.port("kafka"),
-               service_port=eps.port("kafka_service"), proxy_port=eps.port("proxy_kafka"), data=data)
+               service_port=eps.port("kafka_service"), proxy_port=eps.port("proxy_kafka"), data=data,
+               protocol_map=protocol_map, security=security)
+        (conf / "server.properties").chmod(0o600)  # a secure stack's holds the broker's own SCRAM password
         render("kafka-log4j2.properties.tmpl", conf / "log4j2.properties")
         if (data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run_command([c.tools.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-              "-t", cluster_id, "-c", str(conf / "server.properties")], "kafka", c)
+                     "-t", cluster_id, "-c", str(conf / "server.properties"), *_scram_users(c)], "kafka", c)
 
     def _admin(c: StackContext):
         from kafka import KafkaAdminClient
 
         return KafkaAdminClient(bootstrap_servers=c.endpoints.kafka_bootstrap, client_id="resilience-stack",
-                                request_timeout_ms=5000, bootstrap_timeout_ms=3000)
+                                request_timeout_ms=5000, bootstrap_timeout_ms=3000,
+                                **suite_kafka_auth(c).client_kwargs())
 
     def probe(c: StackContext) -> str:
         admin = _admin(c)
@@ -104,6 +116,47 @@ def kafka(ctx: StackContext) -> Component:
         startup_timeout=90,
         endpoint=f"kafka://{eps.kafka_bootstrap} (service via {eps.kafka_bootstrap_service})",
     )
+
+
+PLAIN_MAP = "DIRECT:PLAINTEXT,SERVICE:PLAINTEXT,CONTROLLER:PLAINTEXT"
+SECURE_MAP = "DIRECT:SASL_SSL,SERVICE:SASL_SSL,CONTROLLER:PLAINTEXT"
+
+
+def _listener_security(ctx: StackContext) -> tuple[str, str]:
+    """``(listener.security.protocol.map, further properties)`` of the broker: PLAINTEXT, or on a secure stack
+    SASL_SSL with SCRAM-SHA-512 on both client listeners (the broker logs in to itself as ``broker`` on
+    DIRECT, its inter-broker listener), its key and certificate from the stack's CA (:mod:`stack.security`)."""
+    if not ctx.secure:
+        return PLAIN_MAP, ""
+    tls = ensure_tls(ctx.data_dir)
+    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{KAFKA_BROKER_USER}" '
+            f'password="{ctx.secrets.kafka_broker_password}";')
+    mech = KAFKA_MECHANISM.lower()
+    lines = [
+        f"sasl.enabled.mechanisms={KAFKA_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={KAFKA_MECHANISM}",
+        f"listener.name.direct.{mech}.sasl.jaas.config={jaas}",
+        f"listener.name.service.{mech}.sasl.jaas.config={jaas}",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={tls.server_pem}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={tls.ca_cert}",
+        "ssl.client.auth=none",
+    ]
+    return SECURE_MAP, "# --secure (stack/security.py)\n" + "\n".join(lines)
+
+
+def _scram_users(ctx: StackContext) -> list[str]:
+    """``--add-scram`` arguments of ``kafka-storage format``: the users exist in the metadata from the start."""
+    if not ctx.secure:
+        return []
+    users = ((KAFKA_BROKER_USER, ctx.secrets.kafka_broker_password),
+             (KAFKA_SERVICE_USER, ctx.secrets.kafka_service_password),
+             (KAFKA_SUITE_USER, ctx.secrets.kafka_suite_password))
+    args: list[str] = []
+    for name, password in users:
+        args += ["--add-scram", f"{KAFKA_MECHANISM}=[name={name},password={password}]"]
+    return args
 
 
 @dataclass(frozen=True)

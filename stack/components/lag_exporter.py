@@ -7,6 +7,8 @@ import sys
 from stack.components.base import Component, exporter_checks
 from stack.context import StackContext
 from stack.endpoints import CONSUMER_GROUP
+from stack.kafka_lag_exporter import ENV_PREFIX
+from stack.security import suite_kafka_auth
 
 
 def lag_exporter(ctx: StackContext, bootstrap: str) -> list[Component]:
@@ -23,6 +25,7 @@ def lag_exporter(ctx: StackContext, bootstrap: str) -> list[Component]:
         command=[sys.executable, "-m", "stack.kafka_lag_exporter", "--bootstrap", bootstrap,
                  "--group", CONSUMER_GROUP, "--topic", ctx.topic, "--port", str(port), "--interval", "0.5"],
         ports=["lag_exporter"],
+        environment=suite_kafka_auth(ctx).environment(ENV_PREFIX),  # a secure stack's login, not on argv
         probe=probe,
         health=health,
         group="exporters",

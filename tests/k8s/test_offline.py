@@ -27,7 +27,7 @@ from target.kubernetes import KubeSettings, looks_like_production
 from tests.k8s.conftest import ROOT, kustomize
 
 K8S = ROOT / "deploy/k8s"
-KUSTOMIZATIONS = ["base", "overlays/staging", "example-service"]
+KUSTOMIZATIONS = ["base", "overlays/staging", "example-service", "presets/operators"]
 SCHEMA_VERSION = "1.37.0"
 
 
