@@ -58,7 +58,8 @@ def metric_names(query: str) -> list[str]:
 @dataclass
 class MeasureCheck:
     """One measure's check: ``status`` is ok, idle (metrics exist, no samples in the window), missing
-    (named metrics have no series) or undefined (no profile of the view defines the measure)."""
+    (named metrics have no series), undefined (no profile of the view defines the measure) or optional
+    (an optional measure no profile of the view defines: its SLOs are not applicable to this service)."""
 
     measure: str
     status: str
@@ -69,7 +70,7 @@ class MeasureCheck:
 
     @property
     def usable(self) -> bool:
-        return self.status in ("ok", "idle")
+        return self.status in ("ok", "idle", "optional")
 
 
 def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measures: list[str] | None = None,
@@ -85,7 +86,11 @@ def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measur
         try:
             query = cat.query(measure, view, window=window)
         except MeasureUndefined as exc:
-            out.append(MeasureCheck(measure, "undefined", detail=str(exc)))
+            if measure in cat.optional:
+                out.append(MeasureCheck(measure, "optional", detail="not defined for this service: the SLOs "
+                                                                    "over it are not applicable"))
+            else:
+                out.append(MeasureCheck(measure, "undefined", detail=str(exc)))
             continue
         try:
             value: float | None = prom.instant(prometheus_url, query, timeout_s=10)

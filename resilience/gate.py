@@ -47,6 +47,8 @@ class GateOptions:
     baseline: str | None = None
     """Compare with this baseline from the history (:mod:`resilience.baseline`)."""
     abort_if: tuple[str, ...] = ()
+    service: str | None = None
+    """``python`` or ``spring`` (default: the local stack's, else python)."""
 
 
 @dataclass
@@ -95,7 +97,8 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
         if on_start:
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
-                                 data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if)
+                                 data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if,
+                                 service=options.service)
         repeat = options.repeat or exp.ext.repeat
         try:
             result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)

@@ -99,24 +99,35 @@ class Tools:
 
 @dataclass(frozen=True)
 class Secrets:
-    """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git."""
+    """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git.
+
+    ``jwt_secret`` is the HS256 key of the Spring service's read API (and of the load's API user);
+    a stack made before it existed gets one added to its file on first use."""
 
     postgres_password: str
+    jwt_secret: str = ""
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Secrets:
         path = data_dir / "secrets.json"
         if path.exists():
-            return cls(**json.loads(path.read_text()))
-        value = cls(postgres_password=_secrets.token_urlsafe(18))
+            data = json.loads(path.read_text())
+            if data.get("jwt_secret"):
+                return cls(**data)
+            value = cls(postgres_password=data["postgres_password"], jwt_secret=_secrets.token_urlsafe(48))
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"postgres_password": value.postgres_password, "jwt_secret": value.jwt_secret}, fh)
+            return value
+        value = cls(postgres_password=_secrets.token_urlsafe(18), jwt_secret=_secrets.token_urlsafe(48))
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"postgres_password": value.postgres_password}, fh)
+            json.dump({"postgres_password": value.postgres_password, "jwt_secret": value.jwt_secret}, fh)
         return value
 
     def __repr__(self) -> str:  # never print the value
-        return "Secrets(postgres_password=***)"
+        return "Secrets(postgres_password=***, jwt_secret=***)"
 
 
 @dataclass
@@ -135,6 +146,8 @@ class StackContext:
     pg_user: str = ep.PG_USER
     ch_database: str = ep.CH_DATABASE
     extra: dict[str, str] = field(default_factory=dict)
+    service: str = "python"
+    """Which audit service the replicas run: ``python`` (``sqlaudit/``) or ``spring`` (``services/spring``)."""
     _secrets: Secrets | None = field(default=None, repr=False)
 
     @property

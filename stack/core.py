@@ -66,6 +66,7 @@ class StackStatus:
     running: bool
     supervisord_pid: int | None
     components: list[ComponentStatus]
+    service: str = "python"
 
     @property
     def healthy(self) -> bool:
@@ -80,16 +81,19 @@ class LocalStack:
     """One local stack, identified by its data directory (default: derived from the port base)."""
 
     def __init__(self, port_base: int = DEFAULT_PORT_BASE, data_dir: Path | None = None,
-                 profile: str = "minimal", replicas: int = 3) -> None:
+                 profile: str = "minimal", replicas: int = 3, service: str | None = None) -> None:
         if not 1024 <= port_base <= 65535 - SPAN:
             raise StackError(f"--port-base {port_base} out of range 1024..{65535 - SPAN}")
         self.data_dir = (data_dir or default_data_dir(port_base)).resolve()
         saved = self._read_state()
-        if saved:  # a stack that exists keeps the ports and profile it was made with
+        self.requested_service = service
+        if saved:  # a stack that exists keeps the ports, profile and service it was made with
             port_base, profile = int(saved["port_base"]), str(saved["profile"])
             replicas = int(saved.get("replicas", replicas))
+            # ...and its service, unless one is asked for (``up`` refuses to switch a running stack's).
+            service = service or str(saved.get("service", "python"))
         self.ctx = StackContext(profile=profile, endpoints=Endpoints(port_base), data_dir=self.data_dir,
-                                tools=Tools.discover(), replicas=replicas)
+                                tools=Tools.discover(), replicas=replicas, service=service or "python")
         self.requested_profile = profile
         self.supervisor = sv.Supervisor(self.ctx)
 
@@ -109,7 +113,8 @@ class LocalStack:
 
     def _write_state(self) -> None:
         state = {"port_base": self.endpoints.port_base, "profile": self.ctx.profile,
-                 "replicas": self.ctx.replicas, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                 "replicas": self.ctx.replicas, "service": self.ctx.service,
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._state_file().write_text(json.dumps(state, indent=2))
 
     def components(self) -> list[Component]:
@@ -131,6 +136,10 @@ class LocalStack:
             if saved.get("profile") not in (None, self.requested_profile):
                 raise StackError(f"a {saved['profile']!r} stack is already running in {self.data_dir}; "
                                  f"run `resilience down` before starting a {self.requested_profile!r} one")
+            running = str(saved.get("service", "python"))
+            if self.requested_service not in (None, running):
+                raise StackError(f"a stack running the {running} service is already up in {self.data_dir}; "
+                                 f"run `resilience down` before starting one with --service {self.requested_service}")
             return self.status()
         if os.geteuid() != 0:
             raise StackError("`resilience up` needs root (PostgreSQL runs as the postgres user and the stack "
@@ -263,7 +272,7 @@ class LocalStack:
                 statuses = list(pool.map(one, components))
         return StackStatus(port_base=self.endpoints.port_base, profile=str(saved.get("profile", self.ctx.profile)),
                            data_dir=str(self.data_dir), running=sup_pid is not None, supervisord_pid=sup_pid,
-                           components=statuses)
+                           components=statuses, service=str(saved.get("service", self.ctx.service)))
 
     # ------------------------------------------------------------------ down
     def down(self, purge: bool = False, quiet: bool = False, timeout: float = 60.0) -> list[int]:

@@ -85,6 +85,9 @@ KEYS: tuple[Key, ...] = (
     Key("replica_urls", None, "base URLs of the replicas' HTTP ports (local: derived; kubernetes: required where "
                               "a probe reads them)"),
     Key("slo_file", None, "SLO catalogue (default docs/slo.yaml)"),
+    Key("service", "RESILIENCE_SERVICE", "which audit service the target runs: `python` (default, the reference "
+                                         "service) or `spring` (services/spring); picks the target's metric "
+                                         "profiles for it in the SLO catalogue (`targets.<target>.services`)"),
     Key("metric_profiles", "RESILIENCE_METRIC_PROFILES", "the metric profiles of the SLO catalogue to read the "
                                                          "service with, first wins (default: the target's)"),
     Key("metric_selector", "RESILIENCE_METRIC_SELECTOR", "label matchers selecting the service in PromQL (default: "
@@ -160,6 +163,7 @@ class TargetSettings(BaseModel):
     expected_replicas: int = Field(default=3, ge=1)
     replica_urls: tuple[str, ...] = ()
     slo_file: Path | None = None
+    service: str = Field(default="python", pattern=r"^[a-z][a-z0-9-]*$")
     metric_profiles: tuple[str, ...] = ()
     metric_selector: str | None = None
     load_dir: Path | None = None
