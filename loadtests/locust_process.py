@@ -122,7 +122,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                seed: int = 0, ledger_dir: str | None = None, workers: int = 0, run_dir: str | None = None,
                topic: str = "sql-audit-events", max_events: int | None = None, user_rate: float = 100.0,
                options: dict[str, Any] | None = None, check_timeout: float = 5.0,
-               configuration: Configuration | None = None, secrets: Secrets | None = None) -> LoadHandle:
+               configuration: Configuration | None = None, secrets: Secrets | None = None,
+               api_jwt_secret: str | None = None) -> LoadHandle:
     """Start SQL-event load into Kafka in the background and return its handle.
 
     Arguments:
@@ -139,6 +140,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
         user_rate: most events/s per Locust user.
         options: further :class:`loadtests.config.LoadSpec` fields (generator and producer knobs).
         check_timeout: seconds allowed to reach Kafka and find the topic before starting.
+        api_jwt_secret: the HS256 key of the read API's tokens when ``options`` has ``api_urls`` (handed to
+            Locust in its environment, never on its command line).
 
     Raises :class:`LoadConfigError` naming the argument or the address — an unknown
     shape, a rate or duration <= 0, unreachable brokers, a missing topic — before any
@@ -155,6 +158,11 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                     ledger_dir=ledger_dir or None, topic=topic, max_events=max_events, user_rate=user_rate,
                     **(options or {}))
     check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout)
+    env = dict(os.environ)
+    if spec.api_url_list:
+        if not api_jwt_secret:
+            raise LoadConfigError("api_urls: the read API's token key (api_jwt_secret) is required with them")
+        env["LOADTESTS_API_JWT_SECRET"] = api_jwt_secret
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / STOP_FILE).unlink(missing_ok=True)  # a reused run directory may hold the last run's stop request
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
@@ -172,7 +180,7 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
     log = (run_path / "locust.log").open("ab")
     try:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=str(run_path))
+                                   start_new_session=True, cwd=str(run_path), env=env)
     finally:
         log.close()
     handle = LoadHandle(pid=process.pid, run_dir=str(run_path), ledger_dir=spec.ledger_dir, command=command,

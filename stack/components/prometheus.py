@@ -95,7 +95,8 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         prepare=prepare,
         probe=probe,
         health=health,
-        startup_timeout=30,
+        # Every target up: a JVM's scrape may still time out a few times on a loaded machine.
+        startup_timeout=90 if any(c.metrics and c.metrics_path != "/metrics" for c in scraped) else 30,
         endpoint=url,
     )
 

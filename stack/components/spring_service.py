@@ -42,8 +42,11 @@ _PASSED_THROUGH = ("SPRING_", "SQLAUDIT_CHECK_", "SQLAUDIT_CHECKERS_", "SQLAUDIT
                    "SQLAUDIT_CLICKHOUSE_TIMEOUT")
 
 
-def _readiness(name: str, port: int) -> Check:
+def _readiness(name: str, port: int, first: bool) -> Check:
+    """Readiness UP; while starting (``first``) also the metrics rendered once, which a cold JVM takes seconds
+    for (5.3 s measured at load average 18, then 0.2-0.5 s): Prometheus' first scrapes must not time out."""
     url = f"http://{HOST}:{port}/actuator/health/readiness"
+    metrics = f"http://{HOST}:{port}{METRICS_PATH}"
 
     def check(ctx: StackContext) -> str:
         try:
@@ -52,6 +55,12 @@ def _readiness(name: str, port: int) -> Check:
             raise ComponentError(name, f"{url}: {type(exc).__name__}") from None
         if resp.status_code != 200:
             raise ComponentError(name, f"not ready: HTTP {resp.status_code} {resp.text[:200]}")
+        if first:
+            try:
+                requests.get(metrics, timeout=30).raise_for_status()
+            except requests.RequestException as exc:
+                raise ComponentError(name, f"{metrics}: {type(exc).__name__}: {exc}") from None
+            return "ready (Spring readiness group UP), serving its metrics"
         return "ready (Spring readiness group UP)"
 
     return check
@@ -121,13 +130,12 @@ def spring_service(ctx: StackContext) -> list[Component]:
             "SQLAUDIT_CHECKERS_CONFIG": str(checkers_file(ctx)),
         }
         env.update({k: v for k, v in ctx.extra.items() if k.startswith(_PASSED_THROUGH)})
-        check = _readiness(name, port)
         comps.append(Component(
             name=name,
             command=["bash", str(RUN_SCRIPT)],
             ports=[],  # replica ports are port("audit_service") + i, not named in the port plan
-            probe=check,
-            health=check,
+            probe=_readiness(name, port, first=True),
+            health=_readiness(name, port, first=False),
             prepare=_prepare if i == 0 else None,
             environment=env,
             stopsignal="TERM",
