@@ -3,10 +3,11 @@
 Before any fault, every measure of the SLO catalogue is asked once under the run's metric view
 (profiles, selector, labels). A measure whose query returns a value is fine; one that returns
 nothing is told apart by asking Prometheus for each series selector the query reads
-(``name{matchers}``, with the view's selector and labels filled in): a selector with no series is
-*missing* — the profile names a metric this service does not export, or the selector or a label
-matches nothing — while a query over series that exist but had no samples in the window (no
-events yet) is only *idle*, which a run's load will fix.
+(``name{matchers}``, with the view's selector and labels filled in): a metric with no series under
+the view's selector is *missing* — the profile names a metric this service does not export, or the
+selector matches nothing — while a query over series that exist but had no samples in the window (no
+events yet), or over label values not seen yet (no API request has been answered with a 5xx, no
+``/api`` request at all before the load), is only *idle*, which a run's load will fix.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measur
         if value is not None and not math.isnan(value):
             out.append(MeasureCheck(measure, "ok", query, value))
             continue
-        missing = [selector for selector in metric_names(query) if not _exists(prometheus_url, selector)]
+        missing = [selector for selector in metric_names(query) if not _exists(prometheus_url, selector)
+                   and not _exists(prometheus_url, f"{selector.split('{')[0]}{{{view.selector}}}")]
         if missing:
             out.append(MeasureCheck(measure, "missing", query, missing=missing,
                                     detail=f"Prometheus at {prometheus_url} has no series {', '.join(missing)}"))
