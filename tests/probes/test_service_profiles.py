@@ -92,6 +92,16 @@ def test_a_not_applicable_slo_is_never_judged(cat: Catalogue) -> None:
     assert [v.outcome.value for v in judged] == ["inconclusive"]
 
 
+def test_burn_rate_safeguards_skip_what_the_service_lacks(cat: Catalogue) -> None:
+    """The safeguards of a Python run of pod_failure: no rule over the API (and no MeasureUndefined)."""
+    from probes.burnrate import burn_rules
+
+    slos = list(cat.scenario("pod_failure").slos)
+    assert {r.slo for r in burn_rules(cat, cat.view("local"), slos)} == {"availability"}
+    assert {r.slo for r in burn_rules(cat, cat.view("local", service="spring"), slos)} == {"availability",
+                                                                                           "api_availability"}
+
+
 def test_an_optional_measure_is_required_of_no_target(cat: Catalogue) -> None:
     data = cat.model_dump()
     data["optional"] = []
