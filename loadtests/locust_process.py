@@ -157,12 +157,12 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
     spec = LoadSpec(bootstrap=bootstrap, shape=shape, rate=rate, duration=duration, seed=seed,
                     ledger_dir=ledger_dir or None, topic=topic, max_events=max_events, user_rate=user_rate,
                     **(options or {}))
-    check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout)
     env = dict(os.environ)
     if spec.api_url_list:
         if not api_jwt_secret:
             raise LoadConfigError("api_urls: the read API's token key (api_jwt_secret) is required with them")
         env["LOADTESTS_API_JWT_SECRET"] = api_jwt_secret
+    check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout)
     run_path.mkdir(parents=True, exist_ok=True)
     (run_path / STOP_FILE).unlink(missing_ok=True)  # a reused run directory may hold the last run's stop request
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",

@@ -128,6 +128,9 @@ def test_a_spring_run_reads_no_python_series(spring_stack: LocalStack, tmp_path:
     exported = _exported_names(spring_stack)
     not_exported = {n for n in names if n.startswith("sqlaudit_") and n not in exported}
     assert not_exported == set(), not_exported
+    # The load read the API beside the producers, bad tokens included.
+    api = {e["name"]: e for e in json.loads((run_dirs[0] / "load" / "stats.json").read_text()) if e["method"] == "api"}
+    assert any("(bad token)" in n for n in api) and sum(e["num_requests"] for e in api.values()) > 20, api.keys()
     summary = json.loads((run_dirs[0] / "summary.json").read_text())
     judged = {v["slo"] for v in summary["verdicts"]}
     assert {"api_availability", "api_latency_p95"} <= judged and summary["not_applicable"] == []
