@@ -23,5 +23,7 @@ ACTIVITY_MODULES = (
     "faults.kafka_broker",
     "faults.memory",
     "faults.checker_config",
+    "faults.backup",
+    "faults.store_loss",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

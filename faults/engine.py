@@ -103,6 +103,28 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
             "details": details}
 
 
+def act(module: str, function: str, arguments: dict[str, Any], configuration: dict[str, Any] | None,
+        secrets: dict[str, Any] | None) -> dict[str, Any]:
+    """Run an action that leaves nothing to undo (a backup): the backend's dry run first, then the action.
+
+    Not journaled (there is no undo, and the fault window of the run is its faults'), but refused while
+    the kill switch is on. Returns what the backend returned or, on a dry run, ``{"dry_run": True, ...}``.
+    """
+    settings = resolve(configuration)
+    fault = module.rsplit(".", 1)[-1]
+    impl = _impl(settings, module, function)
+    plan = impl(**arguments, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
+    if settings.dry_run:
+        logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), plan.get("would", plan))
+        return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
+    killswitch.refuse_if_halted(settings, f"{fault}.{function}")
+    details: dict[str, Any] = impl(**arguments, configuration={**(configuration or {}), "dry_run": False},
+                                   secrets=secrets)
+    logger.info("%s: %s(%s) on %s stack %s: %s", fault, function, _args(arguments), settings.target,
+                settings.stack_port_base, details.get("changed", ""))
+    return details
+
+
 def remove(module: str, function: str, arguments: dict[str, Any], configuration: dict[str, Any] | None,
            secrets: dict[str, Any] | None) -> dict[str, Any]:
     """Undo a fault with the backend's idempotent ``module.function(**arguments)`` and close its entries.

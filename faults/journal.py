@@ -2,7 +2,7 @@
 
 Layout (under the state directory, outside git; see :mod:`target.settings`)::
 
-    <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid (and its start time)
+    <state_dir>/<run_id>/run.json            run id, heartbeat timeout, creating pid (and its start time), target key
     <state_dir>/<run_id>/heartbeat           its mtime is the run's heartbeat
     <state_dir>/<run_id>/watchdog.lock       held (flock) by the run's watchdog while it lives
     <state_dir>/<run_id>/faults/<id>.json    one entry per applied fault
@@ -68,7 +68,8 @@ def ensure_run(settings: TargetSettings) -> Path:
     meta = rdir / "run.json"
     if not meta.exists():
         _atomic_write(meta, {"run_id": settings.run_id, "created_at": _iso(time.time()), "pid": os.getpid(),
-                             "pid_started": process_started(), "heartbeat_timeout": settings.heartbeat_timeout})
+                             "pid_started": process_started(), "heartbeat_timeout": settings.heartbeat_timeout,
+                             "target": settings.target_key})
     touch_heartbeat(settings.fault_state_dir, settings.run_id)
     return rdir
 

@@ -161,6 +161,8 @@ def read_processes(settings: TargetSettings) -> Item:
         record = {"pid": info["pid"], "started": info["create_time"], "cmd": text[:300]}
         if "faults.cli" in text and state and state in text:
             run_id = _helper_run(cmd, state)
+            if not _this_target(settings, run_id):
+                continue
             alive = run_id is None or companions.why_dead(settings.fault_state_dir, run_id, _timeout(settings,
                                                                                                     run_id)) is None
             helpers[str(info["pid"])] = {**record, "run_id": run_id, "orphaned": not alive}
@@ -179,6 +181,15 @@ def _helper_run(cmd: list[str], state: str) -> str | None:
         if arg.startswith(state) and arg.endswith(".json"):
             return Path(arg).parent.parent.name
     return None
+
+
+def _this_target(settings: TargetSettings, run_id: str | None) -> bool:
+    """Whether a helper's run acts on this target. Stacks side by side share the journal directory; a
+    run without a recorded target (journals written before the key existed) counts, to stay on the safe side."""
+    if run_id is None:
+        return True
+    recorded = journal.run_meta(settings.fault_state_dir, run_id).get("target")
+    return recorded is None or recorded == settings.target_key
 
 
 def _timeout(settings: TargetSettings, run_id: str) -> float:

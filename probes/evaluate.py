@@ -50,8 +50,8 @@ class Measurement:
 RTO_STEP_S = 0.5  # the replicas and the lag exporter are scraped every 500 ms on the local stack
 
 # SLOs whose objective comes from the scenario's RTO / RPO.
-RTO_SLOS = {"rto_replicas_ready", "rto_data_flow"}
-RPO_SLOS = {"rpo", "rpo_postgres"}
+RTO_SLOS = {"rto_replicas_ready", "rto_data_flow", "restore_duration"}
+RPO_SLOS = {"rpo", "rpo_postgres", "rpo_restore"}
 
 
 def evaluate(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, scenario: Scenario | None = None,

@@ -147,9 +147,10 @@ class Catalogue(_Strict):
     version: Literal[2]
     source: str
     measures: dict[str, str] = Field(description="Logical measures and what each means.")
-    optional: list[str] = Field(default_factory=list, description="Measures a service may not have (a read "
-                                "API): a target need not define them, and an SLO over one its view leaves "
-                                "undefined is not applicable there (never judged, never inconclusive).")
+    optional_measures: dict[str, str] = Field(
+        default_factory=dict, description="Measures some services do not export (a JVM's heap, a read API...): a "
+                                          "target need not define them; reading one where no profile does is "
+                                          "'undefined', and an SLO over one is not applicable there (never judged).")
     profiles: dict[str, Profile]
     targets: dict[str, Target]
     slos: list[Slo]
@@ -162,23 +163,24 @@ class Catalogue(_Strict):
         if dupes:
             raise ValueError(f"duplicate SLO ids: {dupes}")
         known = set(ids)
+        both = sorted(set(self.measures) & set(self.optional_measures))
+        if both:
+            raise ValueError(f"measures {both} are both required and optional")
         for sc in self.scenarios:
             unknown = [s for s in sc.slos if s not in known]
             if unknown:
                 raise ValueError(f"scenario {sc.id!r} names unknown SLOs {unknown}")
         for pname, profile in self.profiles.items():
-            unknown = sorted(set(profile.measures) - set(self.measures))
+            unknown = sorted(set(profile.measures) - set(self.measures) - set(self.optional_measures))
             if unknown:
                 raise ValueError(f"profile {pname!r} defines unknown measures {unknown}; "
-                                 f"measures: {sorted(self.measures)}")
+                                 f"measures: {sorted([*self.measures, *self.optional_measures])}")
         for slo in self.slos:
             if isinstance(slo.measure, PromQuery):
-                unknown = sorted(placeholders(slo.measure.promql) - set(self.measures) - {"window"})
+                unknown = sorted(placeholders(slo.measure.promql) - set(self.measures) - set(self.optional_measures)
+                                 - {"window"})
                 if unknown:
                     raise ValueError(f"SLO {slo.id!r} uses {unknown}, which are not measures")
-        unknown_optional = sorted(set(self.optional) - set(self.measures))
-        if unknown_optional:
-            raise ValueError(f"optional names unknown measures {unknown_optional}")
         for tname, target in self.targets.items():
             chains = {"": target.profiles, **{f" service {s!r}": c for s, c in target.services.items()}}
             for what, chain in chains.items():
@@ -186,7 +188,7 @@ class Catalogue(_Strict):
                 if missing:
                     raise ValueError(f"target {tname!r}{what} names unknown profiles {missing}")
                 defined = {m for p in chain for m in self.profiles[p].measures}
-                undefined = sorted(set(self.measures) - set(self.optional) - defined)
+                undefined = sorted(set(self.measures) - defined)
                 if undefined:
                     raise ValueError(f"target {tname!r}{what} does not define measures {undefined} (profiles {chain})")
         return self
@@ -240,7 +242,7 @@ class Catalogue(_Strict):
         if not isinstance(slo.measure, PromQuery):
             return True
         return all(self.measure_template(m, view) is not None
-                   for m in placeholders(slo.measure.promql) & set(self.optional))
+                   for m in placeholders(slo.measure.promql) & set(self.optional_measures))
 
     def query(self, measure: str, view: MetricView, window: str = "1m") -> str:
         """The full PromQL of ``measure`` under ``view``.
@@ -248,8 +250,8 @@ class Catalogue(_Strict):
         Raises:
             MeasureUndefined: no profile of the view defines it.
         """
-        if measure not in self.measures:
-            raise KeyError(f"no measure {measure!r}; measures: {', '.join(self.measures)}")
+        if measure not in self.measures and measure not in self.optional_measures:
+            raise KeyError(f"no measure {measure!r}; measures: {', '.join([*self.measures, *self.optional_measures])}")
         found = self.measure_template(measure, view)
         if found is None:
             raise MeasureUndefined(f"no metric profile of {list(view.profiles)} defines measure {measure!r}: "
@@ -355,7 +357,8 @@ def render_markdown(cat: Catalogue) -> str:
     lines += [f"| `{n}` | {', '.join(f'`{p}`' for p in t.profiles)} | `{t.selector}` |" for n, t in cat.targets.items()]
     lines += ["", "| measure | meaning | " + " | ".join(f"`{p}`" for p in cat.profiles) + " |",
               "| --- | --- | " + " | ".join("---" for _ in cat.profiles) + " |"]
-    for m, meaning in cat.measures.items():
+    rows = [*cat.measures.items(), *((m, f"(optional) {meaning}") for m, meaning in cat.optional_measures.items())]
+    for m, meaning in rows:
         cells = [f"`{_display(pr.measures[m])}`".replace("|", "&#124;") if m in pr.measures else "—"
                  for pr in cat.profiles.values()]
         lines.append(f"| `{m}` | {meaning} | " + " | ".join(cells) + " |")

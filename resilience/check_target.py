@@ -43,7 +43,7 @@ def needed_measures(cat: Catalogue, slo_ids: list[str], effects: list[str]) -> l
         if isinstance(slo.measure, PromQuery):
             needed |= placeholders(slo.measure.promql) - {"window"}
         needed |= set(PROBE_MEASURES.get(slo_id, ()))
-    return [m for m in cat.measures if m in needed]
+    return [m for m in [*cat.measures, *cat.optional_measures] if m in needed]
 
 
 def metric_names(query: str) -> list[str]:
@@ -87,7 +87,7 @@ def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measur
         try:
             query = cat.query(measure, view, window=window)
         except MeasureUndefined as exc:
-            if measure in cat.optional:
+            if measure in cat.optional_measures:
                 out.append(MeasureCheck(measure, "optional", detail="not defined for this service: the SLOs "
                                                                     "over it are not applicable"))
             else:

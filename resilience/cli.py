@@ -404,7 +404,9 @@ def replay(run_dir: Path, port_base: int, service: str | None) -> None:
 
 
 @cli.command()
-@click.option("--tag", "tags", multiple=True, help="Only experiments with this tag (repeatable: any of them).")
+@click.option("--tag", "tags", multiple=True,
+              help="Only experiments with this tag (repeatable: any of them). "
+                   "Experiments tagged `long` run only with --tag long or by name.")
 @click.option("--experiment", "names", multiple=True, help="Only this experiment (repeatable).")
 @click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
               help="Stack profile of the gate: experiments that need another profile are listed and skipped.")

@@ -14,6 +14,8 @@ Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
         expect_probes:             # optional: a method probe's output must equal this (one verdict each)
           - {name: config-in-effect, equals: [3000, 3000, 3000]}
         drain_timeout_s: 180       # how long to wait for lag 0 before judging data loss
+        expect_alerts:             # optional: alerts of docs/alerts.yaml that must fire during the fault
+          - {alert: HighKafkaConsumerLag, within_s: 90}
 
 Load parameters live in the experiment's ``configuration`` (``load_shape``, ``load_rate``,
 ``load_duration``, ``load_seed``) so that a plain ``chaos run`` uses them too; the runner
@@ -46,6 +48,16 @@ class ExpectedProbe(BaseModel):
 
     name: str
     equals: Any
+
+
+class ExpectedAlert(BaseModel):
+    """An alert of ``docs/alerts.yaml`` that must be firing within ``within_s`` seconds of the fault's start
+    (judged from Prometheus' ``ALERTS`` series: ``resilience/alerting.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    within_s: float = Field(gt=0, description="seconds after the fault's start by which the alert must fire")
 
 
 class Effect(BaseModel):
@@ -94,6 +106,8 @@ class Extension(BaseModel):
                                              "count; lower it where the fault itself stops acknowledgements.")
     expect_probes: list[ExpectedProbe] = Field(
         default_factory=list, description="Method probes whose journal output must equal a value (each a verdict).")
+    expect_alerts: list[ExpectedAlert] = Field(
+        default_factory=list, description="Alerts that must fire during the fault (each an alert:<name> verdict).")
     slos: list[str] | None = Field(default=None, description="SLO ids judged instead of the scenario's list "
                                                              "(e.g. without Patroni on the minimal profile).")
     repeat: int = Field(default=1, ge=1, le=100, description="Trials per gate run (`resilience gate`); each SLO "

@@ -70,6 +70,10 @@ class GateResult:
         return self.gate_dir / "junit.xml"
 
 
+LONG = "long"
+"""The tag of experiments left out of the gate unless named or selected by ``--tag long``."""
+
+
 def exit_code(codes: list[int]) -> int:
     """1 if any scenario failed an SLO; else 2 if any did not pass (or none ran); else 0."""
     if 1 in codes:
@@ -79,10 +83,15 @@ def exit_code(codes: list[int]) -> int:
 
 def select(options: GateOptions, experiments: list[Experiment] | None = None
            ) -> tuple[list[Experiment], list[Experiment]]:
-    """(the experiments to run, those of another profile that match but are skipped)."""
+    """(the experiments to run, those of another profile that match but are skipped).
+
+    An experiment tagged ``long`` (e.g. ``consumer_lag_critical``, ~10 min) runs only when asked for by
+    name or by ``--tag long``: the gate's default stays the catalogue a release waits for.
+    """
     exps = [e for e in (experiments if experiments is not None else catalogue())
             if (not options.tags or set(options.tags) & set(e.ext.tags))
-            and (not options.names or e.name in options.names)]
+            and (not options.names or e.name in options.names)
+            and (LONG not in e.ext.tags or LONG in options.tags or e.name in options.names)]
     return [e for e in exps if e.ext.profile == options.profile], [e for e in exps if e.ext.profile != options.profile]
 
 

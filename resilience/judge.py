@@ -31,6 +31,7 @@ from probes.evaluate import (
 from probes.recovery import Recovery, RecoveryStatus
 from probes.slo import Catalogue, MeasureUndefined, MetricView, load_catalogue
 from probes.verdict import Outcome, Verdict, overall
+from resilience.alerting import alert_verdicts
 from resilience.experiments import Effect
 from resilience.residue import residue_verdict
 from resilience.rundir import RunDirectory, json_safe, read_json
@@ -175,6 +176,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         else:
             for sid in ("rpo", "data_loss"):
                 measured[sid] = Measurement(None, loss_info.get("reason", "not measured"))
+        if RESTORE_SLOS & set(ext.get("slos") or scenario.slos):
+            measured.update(_restore(run_dir, records, stored, loss, loss_info))
         asked, achieved = _load_ratio(run_dir, run, acked)
         if "patroni_failover" in (ext.get("slos") or scenario.slos):
             try:
@@ -199,6 +202,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             measured["rpo_postgres"] = _postgres_rpo(violations["missing"], acked, window.fault_start)
             verdicts += evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
                                  slo_ids=["rpo_postgres"])
+        if run.get("alerts"):  # the expected alerts fired, none in the healthy baseline (resilience/alerting.py)
+            verdicts += alert_verdicts(prometheus_url, window, run["alerts"])
         if live:
             rd.write("recorded/prometheus.json", recorder.calls)
     residue = residue_verdict(run_dir, run)  # is the target back where it started? (resilience/residue.py)
@@ -214,6 +219,53 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
         outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
     not_applicable = [s for s in (ext.get("slos") or scenario.slos) if not cat.applicable(s, view)]
     return Judgement(outcome, verdicts, rto, loss_info, load_info, errors, not_applicable)
+
+
+RESTORE_SLOS = {"restore_lost", "rpo_restore", "restore_duration"}
+"""SLOs of a restore scenario, measured event by event (probes/restore.py)."""
+RESTORE_LOST_FILE = "restore_lost.jsonl"
+
+
+def _restore(run_dir: Path, records: dict[str, Any], stored: dict[str, StoredEvent], loss: DataLossReport | None,
+             loss_info: dict[str, Any]) -> dict[str, Measurement]:
+    """The restore's SLOs: every event acknowledged after the backup point and before the loss is back in
+    ClickHouse after the restore and the Kafka replay, or named as lost (all of them in restore_lost.jsonl);
+    the restore's recovery point and duration. Read from the run's journal, so offline re-judging agrees."""
+    from probes import restore
+
+    journal = read_json(run_dir / "journal.json") or {}
+    try:
+        run = restore.from_journal(journal)
+    except restore.RestoreError as exc:
+        return {sid: Measurement(None, str(exc)) for sid in RESTORE_SLOS}
+    duration = Measurement(run.restore_seconds, "" if run.restore_seconds is not None else
+                           f"no restore of backup {run.backup_id} in this run",
+                           {"steps": run.restore.get("steps"), "backup_id": run.backup_id, "replay": run.replay})
+    if loss is None:
+        why = loss_info.get("reason", "the stores were not read")
+        return {"restore_lost": Measurement(None, why), "rpo_restore": Measurement(None, why),
+                "restore_duration": duration}
+    acct = restore.account(records.values(), stored.keys(), run)
+    why = restore.guard(run, acct)
+    if why:
+        return {"restore_lost": Measurement(None, why), "rpo_restore": Measurement(None, why),
+                "restore_duration": duration}
+    with (run_dir / RESTORE_LOST_FILE).open("w") as fh:
+        for eid in acct.lost:
+            r = records[eid]
+            fh.write(json.dumps({"event_id": eid, "produced_at": r.produced_at, "acked_at": r.acked_at,
+                                 "topic": r.topic, "partition": r.partition, "offset": r.offset}) + "\n")
+    facts = {"backup_id": run.backup_id, "backup_taken_at_ms": run.backup_taken_at_ms, "lost_at_ms": run.lost_at_ms,
+             "gap_s": round(run.gap_s, 3), "at_risk": acct.at_risk, "replay": run.replay,
+             "backup_offsets": {str(p): o for p, o in run.backup_offsets.items()}}
+    named = ", ".join(acct.lost[:50]) + (f" ... ({len(acct.lost) - 50} more)" if len(acct.lost) > 50 else "")
+    lost = Measurement(float(len(acct.lost)), f"{len(acct.lost)} of {acct.at_risk} events acknowledged after the "
+                       f"backup point and before the loss are not back (all in {RESTORE_LOST_FILE}): {named}"
+                       if acct.lost else "", {**facts, "lost_ids": acct.lost[:1000], "lost_file": RESTORE_LOST_FILE})
+    rpo = Measurement(acct.rpo_s, f"earliest event not back produced {acct.rpo_s:.1f} s before the loss "
+                      f"(backup point {run.gap_s:.1f} s before it)" if acct.lost else "",
+                      {**facts, "earliest_lost_produced_at_ms": acct.earliest_lost_produced_at_ms})
+    return {"restore_lost": lost, "rpo_restore": rpo, "restore_duration": duration}
 
 
 def _config_changed(run: dict[str, Any]) -> bool:

@@ -105,6 +105,7 @@ def plan(options: RunOptions) -> RunPlan:
     if unknown:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: unknown measures {unknown}; "
                        f"measures of {options.slo_file}: {', '.join(cat.measures)}")
+    _check_expected_alerts(exp, cat, options.target)
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")
@@ -116,6 +117,28 @@ def plan(options: RunOptions) -> RunPlan:
         raise RunError(str(exc)) from None
     _refuse_if_halted(settings, options, cat, view)
     return RunPlan(options, exp, cat, load, settings, view)
+
+
+def _check_expected_alerts(exp: xp.Experiment, cat: Catalogue, target: str) -> None:
+    """Every alert an experiment expects is in the alert catalogue and, on the local stack, in its rules."""
+    if not exp.ext.expect_alerts:
+        return
+    from probes.alerts import AlertFileError, load_alerts, render
+
+    try:
+        alerts = load_alerts(catalogue=cat)
+    except AlertFileError as exc:
+        raise RunError(str(exc)) from None
+    for i, e in enumerate(exp.ext.expect_alerts):
+        if e.alert not in alerts.names():
+            raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: no alert {e.alert!r} "
+                           f"in docs/alerts.yaml; alerts: {', '.join(alerts.names())}")
+    if target == "local" and target in cat.targets:
+        left_out = render(alerts, cat, cat.view("local"), title="--target local").left_out
+        for i, e in enumerate(exp.ext.expect_alerts):
+            if e.alert in left_out:
+                raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: {e.alert} is not "
+                               f"in the local stack's rules: {left_out[e.alert]}")
 
 
 def _refuse_if_halted(settings: TargetSettings, options: RunOptions, cat: Catalogue, view: MetricView) -> None:

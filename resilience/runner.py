@@ -80,6 +80,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
                       "clickhouse": list(p.clickhouse)},
         "metrics": p.view.as_dict(), "contract": p.settings.contract.model_dump(),
         "started_at": time.time(), "ended_at": None, "fault": None, "error": None,
+        "alerts": _alerts_entry(p),
     }
     rd.write("run.json", run)
     config = _configuration(p, rd)
@@ -143,6 +144,15 @@ def _bring_up(p: RunPlan, phase: Phase) -> None:
     if not status.healthy:
         bad = "; ".join(f"{c.name}: {c.detail}" for c in status.components if not c.healthy)
         raise RunError(f"local stack at port base {options.port_base} is not healthy: {bad}")
+
+
+def _alerts_entry(p: RunPlan) -> dict[str, Any] | None:
+    """What the judge needs to read the run's alerts (``resilience/alerting.py``), or ``None``."""
+    from probes.alerts import load_alerts
+    from resilience.alerting import run_entry
+
+    return run_entry(p.options.target, [e.model_dump() for e in p.exp.ext.expect_alerts],
+                     load_alerts(catalogue=p.catalogue).watchdog.alert)
 
 
 def _configuration(p: RunPlan, rd: RunDirectory) -> dict[str, Any]:

@@ -80,8 +80,9 @@ def write_config(ctx: StackContext, components: list[Component]) -> Path:
     groups: dict[str, list[str]] = {}
     for prio, comp in enumerate(components):
         section: dict[str, str] = {
-            # supervisor splits the command with shlex; quote every argument.
-            "command": " ".join(_quote(a) for a in comp.command),
+            # supervisor splits the command with shlex; quote every argument. It also expands
+            # %(name)s in it: a literal % (PostgreSQL's archive_command %p %f) is written %%.
+            "command": " ".join(_quote(a) for a in comp.command).replace("%", "%%"),
             "priority": str(100 + prio),
             "autostart": "true",
             "autorestart": "true",  # like a pod: a dead process comes back

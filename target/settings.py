@@ -207,6 +207,18 @@ class TargetSettings(BaseModel):
         return self.target == "local"
 
     @property
+    def target_key(self) -> str:
+        """Which system this run acts on: ``local:<port base>`` or ``kubernetes:<context>/<namespace>``.
+
+        Several stacks (and their runs) share one machine and one fault journal; the residue audit
+        counts only the helpers of runs with this key as this target's.
+        """
+        if self.is_local:
+            return f"local:{self.stack_port_base}"
+        keys = self.kubernetes_keys
+        return f"kubernetes:{keys.get('k8s_context') or ''}/{keys.get('k8s_namespace') or ''}"
+
+    @property
     def topic(self) -> str:
         return self.contract.topic
 

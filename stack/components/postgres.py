@@ -5,12 +5,37 @@ The ha profile runs two members under Patroni instead (:mod:`stack.components.pa
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from stack.components.base import SCHEMA_DIR, Component, chown_postgres, run_command
 from stack.context import StackContext
+from stack.paths import REPO_ROOT
+
+ARCHIVE_SCRIPT = REPO_ROOT / "deploy" / "backup" / "pg-archive-wal.sh"
+"""The ``archive_command`` (docs/backup.md): copies a finished WAL segment into the archive while it exists."""
+
+
+def backup_root(ctx: StackContext) -> Path:
+    """Where the stack's backups live (``<data-dir>/backups``): beside the stores, not inside them, so a
+    store's data lost is not its backup lost."""
+    return ctx.data_dir / "backups"
+
+
+def wal_archive(ctx: StackContext) -> Path:
+    """The WAL archive of the minimal profile's server: archiving is on while this directory exists
+    (the first backup creates it; docs/backup.md)."""
+    return backup_root(ctx) / "wal-archive"
+
+
+def pgdata_dir(ctx: StackContext) -> Path:
+    """The minimal profile's PGDATA."""
+    return ctx.data_dir / "postgres" / "pgdata"
 
 
 def postgres(ctx: StackContext) -> Component:
-    pgdata = ctx.data_dir / "postgres" / "pgdata"
+    pgdata = pgdata_dir(ctx)
+    archiver = ctx.data_dir / "postgres" / ARCHIVE_SCRIPT.name  # a copy the postgres user can read
     sockdir = ctx.data_dir / "postgres" / "run"
     bindir = ctx.tools.pg_bindir
 
@@ -20,6 +45,8 @@ def postgres(ctx: StackContext) -> Component:
         sockdir.mkdir(parents=True, exist_ok=True)
         for p in (root, sockdir):
             chown_postgres(p)
+        shutil.copyfile(ARCHIVE_SCRIPT, archiver)
+        archiver.chmod(0o755)
         if (pgdata / "PG_VERSION").exists():
             return
         pwfile = root / ".initpw"
@@ -66,6 +93,10 @@ def postgres(ctx: StackContext) -> Component:
             "-c", f"unix_socket_directories={sockdir}",
             "-c", "shared_buffers=128MB", "-c", "max_connections=100",
             "-c", "fsync=on", "-c", "synchronous_commit=on",
+            # WAL archiving for point-in-time recovery (docs/backup.md): always on, a no-op until a backup
+            # creates the archive directory; archive_mode needs a restart, the directory does not.
+            "-c", "wal_level=replica", "-c", "archive_mode=on",
+            "-c", f"archive_command={archiver} {wal_archive(ctx)} %p %f",
         ],
         ports=["postgres"],
         user="postgres",

@@ -1,7 +1,14 @@
-"""Prometheus, its scrape configuration generated from the other components' metrics."""
+"""Prometheus, its scrape configuration generated from the other components' metrics, evaluating the alert rules.
+
+The rules are ``deploy/local/alert-rules.yaml``: the ``local`` rendering of the alert catalogue
+(``docs/alerts.yaml``, ``python -m probes.alerts render``), copied into the stack's configuration at
+``up`` so that a checkout changing it does not change a running stack. They are evaluated every second
+(the global ``evaluation_interval``), so an alert's ``for`` is what delays it, not the evaluation.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import requests
@@ -9,6 +16,10 @@ import requests
 from stack.components.base import Component
 from stack.context import StackContext
 from stack.errors import ComponentError
+from stack.paths import REPO_ROOT
+
+#: The local rendering of the alert catalogue (kept in step with docs/alerts.yaml by tests/alerts).
+ALERT_RULES = REPO_ROOT / "deploy" / "local" / "alert-rules.yaml"
 
 FAST_SCRAPE = {
     # What recovery times are measured from (readiness, lag) is scraped twice a second, so an
@@ -38,6 +49,7 @@ def query_log(ctx: StackContext) -> Path:
 
 def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
     conf = ctx.conf_dir / "prometheus.yml"
+    rules = ctx.conf_dir / "alert-rules.yaml"
     data = ctx.data_dir / "prometheus"
     url = ctx.endpoints.prometheus_url
 
@@ -55,12 +67,15 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
                 paths[job] = comp.metrics_path
         jobs["prometheus"] = [{"targets": [f"127.0.0.1:{c.endpoints.port('prometheus')}"],
                                "labels": {"component": "prometheus"}}]
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ALERT_RULES, rules)
         config = {
             # Every PromQL query Prometheus runs, one JSON line each: what a run read, for tests and debugging
             # (tests/spring/test_spring_queries.py proves from it that a Spring run reads no Python series).
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s",
                        "query_log_file": str(query_log(c)),
                        "external_labels": {"stack": f"local-{c.endpoints.port_base}"}},
+            "rule_files": [str(rules)],
             "scrape_configs": [{"job_name": job, "static_configs": sc, **_scrape_options(job, paths.get(job))}
                                for job, sc in sorted(jobs.items())],
         }
@@ -83,7 +98,11 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         if len(targets) < expected or down:
             raise ComponentError("prometheus", f"{up}/{expected} targets up"
                                                + (f" (not up: {', '.join(down)})" if down else ""))
-        return f"ready, {up}/{expected} targets up"
+        groups = requests.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=3).json()["data"]["groups"]
+        loaded = sum(len(g["rules"]) for g in groups)
+        if not loaded:
+            raise ComponentError("prometheus", f"no alert rules loaded (rule file {rules})")
+        return f"ready, {up}/{expected} targets up, {loaded} alert rules"
 
     return Component(
         name="prometheus",

@@ -134,6 +134,7 @@ def test_every_fault_call_of_the_experiments_passes_the_checks(monkeypatch: pyte
     reached: list[str] = []
     monkeypatch.setattr(engine, "inject", lambda _m, function, *a, **k: reached.append(function))
     monkeypatch.setattr(engine, "remove", lambda _m, function, *a, **k: reached.append(function))
+    monkeypatch.setattr(engine, "act", lambda _m, function, *a, **k: reached.append(function))
     calls = list(_fault_calls(yaml.safe_load(path.read_text())))
     for call in calls:
         getattr(importlib.import_module(call["module"]), call["func"])(**call.get("arguments", {}))

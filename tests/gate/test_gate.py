@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from resilience.experiments import catalogue
+from resilience.gate import LONG
 from resilience.runner import RunOptions, run
 from stack.core import LocalStack
 
-EXPERIMENTS = [e for e in catalogue() if e.ext.profile == "minimal"]  # the session stack's profile
+# the session stack's profile; `long` ones as `resilience gate` does (only by name or --tag long)
+EXPERIMENTS = [e for e in catalogue() if e.ext.profile == "minimal" and LONG not in e.ext.tags]
 
 
 @pytest.mark.gate

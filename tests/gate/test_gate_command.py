@@ -108,3 +108,17 @@ def test_one_failed_one_inconclusive_and_one_not_started_make_exit_1_and_say_so(
 @pytest.mark.parametrize("codes, expected", [([0, 0], 0), ([0, 2], 2), ([2, 1, 0], 1), ([], 2)])
 def test_exit_code_aggregation(codes: list[int], expected: int) -> None:
     assert exit_code(codes) == expected
+
+
+def test_a_long_experiment_runs_only_when_asked_for() -> None:
+    """``consumer_lag_critical`` (~10 min) is out of the default gate, in with --tag long or by name."""
+    from resilience.gate import select
+
+    def names(options: GateOptions) -> set[str]:
+        return {e.name for e in select(options)[0]}
+
+    assert "consumer_lag_critical" not in names(GateOptions())
+    assert "consumer_lag_critical" not in names(GateOptions(tags=("lag",)))
+    assert "consumer_lag_critical" in names(GateOptions(tags=("long",)))
+    assert "consumer_lag_critical" in names(GateOptions(names=("consumer_lag_critical",)))
+    assert "pod_failure" in names(GateOptions())

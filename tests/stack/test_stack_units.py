@@ -56,7 +56,9 @@ def test_supervisor_config_round_trips_every_command(tmp_path: Path) -> None:
     cfg.read(path)
     for comp in components:
         section = cfg[f"program:{comp.name}"]
-        assert shlex.split(section["command"]) == comp.command
+        # supervisord expands %(name)s in a command, so a literal % is written %% (PostgreSQL's archive_command)
+        assert shlex.split(section["command"].replace("%%", "%")) == comp.command
+        assert "%" not in section["command"].replace("%%", "")
         assert section["autorestart"] == "true"
         assert section["stopasgroup"] == section["killasgroup"] == "true"
     assert cfg["program:postgres"]["user"] == "postgres"
@@ -148,3 +150,16 @@ def test_spring_service_replicas_take_the_python_ones_places(tmp_path: Path, pro
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "audit-service")
     assert job["metrics_path"] == "/actuator/prometheus" and job["scrape_timeout"] == "1900ms"
     assert "query_log_file" in config["global"]
+
+
+def test_prometheus_evaluates_the_alert_rules_every_second(tmp_path: Path) -> None:
+    """The stack's Prometheus loads a copy of deploy/local/alert-rules.yaml (its health then needs them loaded)."""
+    stack = LocalStack(port_base=20000, data_dir=tmp_path)
+    prom = next(c for c in stack.components() if c.name == "prometheus")
+    assert prom.prepare is not None
+    prom.prepare(stack.ctx)
+    config = yaml.safe_load((stack.ctx.conf_dir / "prometheus.yml").read_text())
+    assert config["global"]["evaluation_interval"] == "1s"
+    [rules] = config["rule_files"]
+    assert Path(rules).parent == stack.ctx.conf_dir
+    assert Path(rules).read_text() == prometheus.ALERT_RULES.read_text()
