@@ -20,6 +20,9 @@ from stack.paths import REPO_ROOT
 
 #: The local rendering of the alert catalogue (kept in step with docs/alerts.yaml by tests/alerts).
 ALERT_RULES = REPO_ROOT / "deploy" / "local" / "alert-rules.yaml"
+ALERT_RULES_SPRING = REPO_ROOT / "deploy" / "local" / "alert-rules-spring.yaml"
+"""The rules of a stack running the Spring service: the same alerts over its Micrometer names (the Python
+rendering would read series it never exports; tests/spring/test_spring_queries.py scans every query)."""
 
 FAST_SCRAPE = {
     # What recovery times are measured from (readiness, lag) is scraped twice a second, so an
@@ -68,7 +71,7 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         jobs["prometheus"] = [{"targets": [f"127.0.0.1:{c.endpoints.port('prometheus')}"],
                                "labels": {"component": "prometheus"}}]
         conf.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ALERT_RULES, rules)
+        shutil.copyfile(ALERT_RULES_SPRING if c.service == "spring" else ALERT_RULES, rules)
         config = {
             # Every PromQL query Prometheus runs, one JSON line each: what a run read, for tests and debugging
             # (tests/spring/test_spring_queries.py proves from it that a Spring run reads no Python series).

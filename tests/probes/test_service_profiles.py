@@ -119,3 +119,19 @@ def test_check_target_reports_an_undefined_optional_measure_as_usable(cat: Catal
     monkeypatch.setattr(prom, "wait_ready", lambda url, timeout_s: None)
     checks = check_measures(cat, cat.view("local"), "http://127.0.0.1:9", ["api_availability"])
     assert [(c.status, c.usable) for c in checks] == [("optional", True)]
+
+
+def test_the_spring_stack_loads_the_current_spring_rendering_of_the_alerts() -> None:
+    """deploy/local/alert-rules-spring.yaml is what `python -m probes.alerts render` prints now for the Spring chain,
+    and reads no Python series."""
+    import subprocess
+    import sys
+
+    from stack.components.prometheus import ALERT_RULES_SPRING
+
+    chain = ",".join(load_catalogue().view("local", service="spring").profiles)
+    out = subprocess.run([sys.executable, "-m", "probes.alerts", "render", "--target", "local", "--profiles", chain],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert ALERT_RULES_SPRING.read_text() == out, (f"regenerate: python -m probes.alerts render --target local "
+                                                   f"--profiles {chain} > deploy/local/alert-rules-spring.yaml")
+    assert python_names_read([out]) == set()
