@@ -62,6 +62,19 @@ def _keep(config: pytest.Config) -> bool:
 
 
 @pytest.fixture(scope="session")
+def test_port_base(request: pytest.FixtureRequest) -> int:
+    """The session stack's port base (--stack-port-base, RESILIENCE_TEST_PORT_BASE, ini); other test stacks
+    take theirs from it. A fixture, so test packages never import this conftest by name."""
+    return stack_port_base(request.config)
+
+
+@pytest.fixture(scope="session")
+def keep_stack(request: pytest.FixtureRequest) -> bool:
+    """Whether test stacks are left running at the end (--keep-stack)."""
+    return _keep(request.config)
+
+
+@pytest.fixture(scope="session")
 def gate_reports() -> Path:
     """Where ``-m gate`` runs write their run directories (``reports/pytest-gate/``)."""
     from stack.paths import REPO_ROOT

@@ -6,7 +6,8 @@ Idle memory = after the stack has been idle for --idle seconds: the sum of RSS o
 supervisord and all its descendants, and the sum of PSS (shared pages split fairly),
 which is the better "how much would this cost me" figure.
 
-    .venv/bin/python benchmarks/stack_startup.py [--port-base 19400] [--cold 2] [--warm 3] [--idle 30]
+    .venv/bin/python benchmarks/stack_startup.py [--port-base 19400] [--cold 2] [--warm 3] [--idle 30] \
+        [--service python|spring]
 
 Prints one line per run and a summary; changes nothing outside its own data dir.
 """
@@ -64,27 +65,29 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=2, help="cold starts (data dir purged before each)")
     ap.add_argument("--warm", type=int, default=3, help="warm starts (data dir kept)")
     ap.add_argument("--idle", type=float, default=30.0, help="seconds idle before measuring memory")
+    ap.add_argument("--service", choices=["python", "spring"], default="python", help="audit service of the stack")
+    ap.add_argument("--data-root", type=Path, default=Path(DEFAULT_DATA_ROOT))
     args = ap.parse_args()
 
-    data_dir = Path(DEFAULT_DATA_ROOT) / f"bench-{args.port_base}"
-    stack = LocalStack(port_base=args.port_base, data_dir=data_dir)
+    data_dir = args.data_root / f"bench-{args.port_base}"
+    stack = LocalStack(port_base=args.port_base, data_dir=data_dir, service=args.service)
     stack.down(purge=True)
     cold: list[float] = []
     warm: list[float] = []
     try:
         for i in range(args.cold):
-            stack = LocalStack(port_base=args.port_base, data_dir=data_dir)
+            stack = LocalStack(port_base=args.port_base, data_dir=data_dir, service=args.service)
             cold.append(_timed_up(stack))
             print(f"cold start {i + 1}: {cold[-1]:.1f} s", flush=True)
             stack.down(purge=i < args.cold - 1 or args.warm == 0)
         for i in range(args.warm):
-            stack = LocalStack(port_base=args.port_base, data_dir=data_dir)
+            stack = LocalStack(port_base=args.port_base, data_dir=data_dir, service=args.service)
             warm.append(_timed_up(stack))
             print(f"warm start {i + 1}: {warm[-1]:.1f} s", flush=True)
             if i < args.warm - 1:
                 stack.down()
         if not stack.is_running():
-            stack = LocalStack(port_base=args.port_base, data_dir=data_dir)
+            stack = LocalStack(port_base=args.port_base, data_dir=data_dir, service=args.service)
             stack.up()
         print(f"idle for {args.idle:.0f} s...", flush=True)
         time.sleep(args.idle)
@@ -92,7 +95,8 @@ def main() -> None:
     finally:
         stack.down(purge=True)
     components = len(stack.components())
-    print(f"\nsummary ({psutil.cpu_count()} cores, {components} components incl. audit-service replicas if any)")
+    print(f"\nsummary ({psutil.cpu_count()} cores, {args.service} service, {components} components incl. "
+          f"audit-service replicas; load average {psutil.getloadavg()[0]:.1f})")
     if cold:
         print(f"cold start to healthy: median {statistics.median(cold):.1f} s, max {max(cold):.1f} s (n={len(cold)})")
     if warm:

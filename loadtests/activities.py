@@ -7,7 +7,9 @@ Where it writes and which Kafka it targets come from ``configuration``:
 ``kafka_bootstrap``  where the events go (local: the stack's direct listener; required on kubernetes);
 ``load_dir``         run directory of the load (load.json, locust.log, stats CSV), default
                      ``reports/adhoc/<run_id>/load``;
-``ledger_dir``       where the ledger goes, default ``<load_dir>/ledger``.
+``ledger_dir``       where the ledger goes, default ``<load_dir>/ledger``;
+``api_urls``         the service's read API, also loaded when the service has one (local with the spring
+                     service: the replicas; the token key from ``RESILIENCE_API_JWT_SECRET`` or the stack).
 
 (the settings model, ``target/settings.py``, resolves them from the configuration, the target
 file and the ``RESILIENCE_*`` environment).
@@ -16,6 +18,7 @@ file and the ``RESILIENCE_*`` environment).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,8 @@ from target.settings import TargetSettings, resolve
 logger = logging.getLogger(__name__)
 
 __all__ = ["start_load", "stop_load"]
+
+API_SECRET_ENV = "RESILIENCE_API_JWT_SECRET"
 
 
 def _dirs(settings: TargetSettings) -> tuple[Path, Path]:
@@ -58,16 +63,37 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
     """
     settings = resolve(configuration)
     load_dir, ledger = _dirs(settings)
+    urls, secret = _read_api(settings)
+    options: dict[str, Any] = {"event_format": settings.contract.event_format}
+    if urls:
+        options["api_urls"] = ",".join(urls)
     try:
         handle = locust_process.start_load(settings.require("kafka_bootstrap", "start load"), shape=shape,
                                            rate=float(rate), duration=float(duration), seed=int(seed),
                                            workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger),
-                                           topic=settings.contract.topic,
-                                           options={"event_format": settings.contract.event_format},
-                                           auth=settings.kafka_auth())
+                                           topic=settings.contract.topic, options=options,
+                                           auth=settings.kafka_auth(), api_jwt_secret=secret)
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()
+
+
+def _read_api(settings: TargetSettings) -> tuple[list[str], str | None]:
+    """The read API's base URLs and token key, or ``([], None)`` when the service has no API to load."""
+    urls = list(settings.api_urls)
+    if not urls and settings.has_read_api and settings.is_local:
+        urls = settings.replica_base_urls("the read API load")
+    if not urls:
+        return [], None
+    secret = os.environ.get(API_SECRET_ENV)
+    if not secret and settings.is_local:
+        from stack.core import LocalStack
+
+        secret = LocalStack(port_base=settings.stack_port_base, data_dir=settings.stack_data_dir).ctx.secrets.jwt_secret
+    if not secret:
+        raise ActivityFailed(f"start load: api_urls {urls} (from {settings.source('api_urls')}) need the token key "
+                             f"in {API_SECRET_ENV}")
+    return urls, secret
 
 
 def stop_load(configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:

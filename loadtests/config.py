@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -78,6 +79,11 @@ class LoadSpec:
         slow_fraction, impact_fraction, error_fraction, burst_fraction, slow_ms, impact_rows,
         burst_size, failing_app_error_ratio: generator knobs (:class:`GeneratorConfig`).
         linger_ms, batch_size, delivery_timeout_ms: producer knobs.
+        api_urls: base URLs of the service's read API, comma separated (the replicas; empty: no API load).
+            The HS256 key of its tokens comes from the environment (``LOADTESTS_API_JWT_SECRET``), never
+            the command line.
+        api_rate: API requests per second (one ``ApiReadUser``, beside the producers).
+        api_bad_token_share: share of API requests sent with a bad token (each must get 401).
 
     Raises :class:`LoadConfigError` naming the argument when a value is invalid.
     """
@@ -104,6 +110,9 @@ class LoadSpec:
     linger_ms: int = 5
     batch_size: int = 16384
     delivery_timeout_ms: int = 30000
+    api_urls: str = ""
+    api_rate: float = 10.0
+    api_bad_token_share: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -129,11 +138,22 @@ class LoadSpec:
                 raise LoadConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
         _positive("batch_size", self.batch_size, int)
         _positive("delivery_timeout_ms", self.delivery_timeout_ms, int)
+        _positive("api_rate", self.api_rate)
+        if not 0.0 <= self.api_bad_token_share <= 1.0:
+            raise LoadConfigError(f"api_bad_token_share: must be within 0..1, got {self.api_bad_token_share!r}")
+        for url in self.api_url_list:
+            if not re.fullmatch(r"https?://[^/\s,]+(/\S*)?", url):
+                raise LoadConfigError(f"api_urls: {url!r} is not an http(s) base URL")
         try:
             self.generator_config()
             self.plan()
         except ValueError as exc:
             raise LoadConfigError(str(exc)) from None
+
+    @property
+    def api_url_list(self) -> list[str]:
+        """``api_urls`` split (no trailing slash); empty when there is no API to load."""
+        return [u.strip().rstrip("/") for u in self.api_urls.split(",") if u.strip()]
 
     @property
     def effective_duration(self) -> float:
@@ -190,7 +210,8 @@ def _arg_type(name: str, kind: type) -> Any:
 
 _KINDS: dict[str, type] = {
     **dict.fromkeys(("duration", "rate", "user_rate", "spike_factor", "slow_fraction", "impact_fraction",
-                     "error_fraction", "failing_app_error_ratio", "burst_fraction"), float),
+                     "error_fraction", "failing_app_error_ratio", "burst_fraction", "api_rate",
+                     "api_bad_token_share"), float),
     **dict.fromkeys(("seed", "max_events", "slow_ms", "impact_rows", "burst_size", "linger_ms", "batch_size",
                      "delivery_timeout_ms"), int),
 }
@@ -216,6 +237,9 @@ def add_locust_arguments(parser: Any) -> None:
         "user_rate": "most events/s per Locust user (one producer per user)",
         "spike_factor": "rate multiple during the spike of the spike shape",
         "max_events": "stop after this many events in total (default: run for the duration)",
+        "api_urls": "read API base URLs, comma separated (empty: no API load; token key in LOADTESTS_API_JWT_SECRET)",
+        "api_rate": "API requests per second",
+        "api_bad_token_share": "share of API requests with a bad token (must get 401)",
     }
     for f in fields(LoadSpec):
         if f.name == "extra":

@@ -123,7 +123,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
                seed: int = 0, ledger_dir: str | None = None, workers: int = 0, run_dir: str | None = None,
                topic: str = "sql-audit-events", max_events: int | None = None, user_rate: float = 100.0,
                options: dict[str, Any] | None = None, check_timeout: float = 5.0, auth: KafkaAuth | None = None,
-               configuration: Configuration | None = None, secrets: Secrets | None = None) -> LoadHandle:
+               configuration: Configuration | None = None, secrets: Secrets | None = None,
+               api_jwt_secret: str | None = None) -> LoadHandle:
     """Start SQL-event load into Kafka in the background and return its handle.
 
     Arguments:
@@ -141,6 +142,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
         options: further :class:`loadtests.config.LoadSpec` fields (generator and producer knobs).
         check_timeout: seconds allowed to reach Kafka and find the topic before starting.
         auth: the Kafka login (SASL/TLS); it reaches Locust in its environment, never its command line.
+        api_jwt_secret: the HS256 key of the read API's tokens when ``options`` has ``api_urls`` (handed to
+            Locust in its environment, never on its command line).
 
     Raises :class:`LoadConfigError` naming the argument or the address — an unknown
     shape, a rate or duration <= 0, unreachable brokers, a missing topic — before any
@@ -156,6 +159,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
     spec = LoadSpec(bootstrap=bootstrap, shape=shape, rate=rate, duration=duration, seed=seed,
                     ledger_dir=ledger_dir or None, topic=topic, max_events=max_events, user_rate=user_rate,
                     **(options or {}))
+    if spec.api_url_list and not api_jwt_secret:
+        raise LoadConfigError("api_urls: the read API's token key (api_jwt_secret) is required with them")
     login = auth or KafkaAuth()
     check_bootstrap(spec.bootstrap, spec.topic, timeout=check_timeout, auth=login)
     run_path.mkdir(parents=True, exist_ok=True)
@@ -176,6 +181,8 @@ def start_load(bootstrap: str, shape: str = "steady", rate: float = 100.0, durat
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(f"{AUTH_ENV_PREFIX}KAFKA_")}
         env.update(login.environment(AUTH_ENV_PREFIX))
+        if spec.api_url_list and api_jwt_secret:
+            env["LOADTESTS_API_JWT_SECRET"] = api_jwt_secret
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, cwd=str(run_path), env=env)
     finally:

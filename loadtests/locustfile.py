@@ -21,17 +21,22 @@ combines them. The options are listed under "SQL-event load" in ``--help``.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
+import random
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
+import jwt
 import locust.log
+import requests
 from kafka import KafkaProducer
 from kafka.producer.future import RecordMetadata
 from locust import LoadTestShape, User, events, task
@@ -63,6 +68,9 @@ logging.getLogger("kafka").setLevel(logging.WARNING)
 RATE_MESSAGE = "loadtests_rate"
 DONE_MESSAGE = "loadtests_done"
 REQUEST_TYPE = "kafka"
+API_REQUEST_TYPE = "api"
+API_SECRET_ENV = "LOADTESTS_API_JWT_SECRET"
+API_TIMEOUT = (2.0, 5.0)  # connect, read: a replica that does not answer is tried no longer than a client would
 CLOSE_TIMEOUT_S = 15.0
 # A send still unresolved this long after the delivery timeout means the producer is wedged
 # (kafka-python 3's idempotent producer after a broker outage longer than the delivery timeout):
@@ -84,6 +92,8 @@ class _Process:
     flusher: gevent.Greenlet | None = None
     done_sent: bool = False
     done_workers: set[int] = field(default_factory=set)
+    recent_ids: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
+    """Ids of events Kafka acknowledged lately: what the API user asks the service for."""
 
 
 STATE = _Process()
@@ -122,6 +132,8 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     try:
         spec = spec_from_options(options)
         check_bootstrap(spec.bootstrap, spec.topic, auth=kafka_auth())
+        if spec.api_url_list and not os.environ.get(API_SECRET_ENV):
+            raise LoadConfigError(f"--api-urls: the read API's token key must be in {API_SECRET_ENV}")
     except LoadConfigError as exc:
         _fatal(environment, str(exc))
         return
@@ -406,6 +418,8 @@ class SqlEventUser(KafkaProducerUser):
                               "app": event.app})
 
     def on_ack(self, metadata: RecordMetadata, context: dict[str, Any] | None) -> None:
+        if context is not None:
+            STATE.recent_ids.append(context["event_id"])
         if STATE.ledger is not None and context is not None:
             STATE.ledger.ack(context["event_id"], metadata.topic, metadata.partition, metadata.offset,
                              context["produced_at"], app=context["app"])
@@ -414,6 +428,110 @@ class SqlEventUser(KafkaProducerUser):
         if STATE.ledger is not None and context is not None and STATE.spec is not None:
             STATE.ledger.fail(context["event_id"], STATE.spec.topic, context["produced_at"],
                               f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+
+
+class ApiReadUser(User):
+    """Reads the service's JWT-protected API beside the producers, as its users would (``--api-urls``).
+
+    One user (``fixed_count``) paced at ``--api-rate`` requests per second. Each request asks for a
+    recently acknowledged event (``GET /api/v1/events/{id}``: 200, or 404 while it is not stored yet) or
+    the latest violations (``GET /api/v1/violations``); ``--api-bad-token-share`` of them carry a bad token
+    (wrong key, expired, malformed, or unsigned ``alg: none``) and must get 401. Reported to Locust as
+    request type ``api``: a 5xx, a 401 for a good token, or anything but 401 for a bad one is a failure.
+
+    Like a Kubernetes Service in front of the replicas, a replica that refuses or drops the connection
+    (killed, restarting) is skipped for the next one; a request fails only when none answers. The
+    server-side view of the same requests (``http.server.requests``) is what the api_availability and
+    api_latency_p95 SLOs judge.
+    """
+
+    fixed_count = 1
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.session = requests.Session()
+        self.urls: list[str] = []
+        self.next_url = 0
+        self.secret = os.environ.get(API_SECRET_ENV, "")
+        self.token = ""
+        self.token_made = 0.0
+        self.rng = random.Random()
+
+    def wait_time(self) -> float:
+        spec = STATE.spec
+        return 1.0 / spec.api_rate if spec is not None else 1.0
+
+    def on_start(self) -> None:
+        spec = STATE.spec
+        self.urls = spec.api_url_list if spec is not None else []
+        self.rng = random.Random(derive_seed(spec.seed, STATE.worker_index, 10**6) if spec else 0)
+
+    def on_stop(self) -> None:
+        self.session.close()
+
+    def _good_token(self) -> str:
+        now = time.time()
+        if not self.token or now - self.token_made > 60:
+            self.token = jwt.encode({"sub": "loadtests", "iat": int(now), "exp": int(now) + 300}, self.secret,
+                                    algorithm="HS256")
+            self.token_made = now
+        return self.token
+
+    def _bad_token(self) -> tuple[str, str]:
+        """A token the service must refuse, and which kind it is."""
+        now = int(time.time())
+        kind = self.rng.choice(["wrong-key", "expired", "malformed", "unsigned"])
+        if kind == "wrong-key":
+            return kind, jwt.encode({"sub": "intruder", "exp": now + 300}, "not-the-key-" + "x" * 32,
+                                    algorithm="HS256")
+        if kind == "expired":  # past Spring Security's 60 s clock skew
+            return kind, jwt.encode({"sub": "loadtests", "iat": now - 900, "exp": now - 600}, self.secret,
+                                    algorithm="HS256")
+        if kind == "malformed":
+            return kind, "not.a.jwt"
+        return kind, jwt.encode({"sub": "loadtests", "exp": now + 300}, "", algorithm="none")
+
+    @task
+    def read(self) -> None:
+        if not self.urls or not self.secret:
+            raise StopUser()
+        if STATE.recent_ids and self.rng.random() < 0.5:
+            path, name = f"/api/v1/events/{self.rng.choice(STATE.recent_ids)}", "/api/v1/events/{id}"
+        elif self.rng.random() < 0.1:
+            path, name = f"/api/v1/events/{uuid.uuid4()}", "/api/v1/events/{id}"  # never stored: 404
+        else:
+            path, name = "/api/v1/violations?limit=20", "/api/v1/violations"
+        bad = self.rng.random() < STATE.spec.api_bad_token_share if STATE.spec else False
+        kind, token = self._bad_token() if bad else ("good", self._good_token())
+        start = time.perf_counter()
+        status, length, error = self._get(path, token)
+        exc: Exception | None = error
+        if exc is None:
+            if status >= 500:
+                exc = RuntimeError(f"HTTP {status} (server error)")
+            elif bad and status != 401:
+                exc = RuntimeError(f"HTTP {status} for a bad token ({kind}); expected 401")
+            elif not bad and status not in (200, 404):
+                exc = RuntimeError(f"HTTP {status} for a good token")
+        self.environment.events.request.fire(
+            request_type=API_REQUEST_TYPE, name=f"{name} ({'bad' if bad else 'good'} token)",
+            response_time=(time.perf_counter() - start) * 1000.0, response_length=length, exception=exc,
+            context={"status": status, "token": kind})
+
+    def _get(self, path: str, token: str) -> tuple[int, int, Exception | None]:
+        """``(status, length, None)`` from the first replica that answers, else ``(0, 0, error)``."""
+        error: Exception | None = None
+        for _ in range(len(self.urls)):
+            url = self.urls[self.next_url % len(self.urls)]
+            self.next_url += 1
+            try:
+                resp = self.session.get(url + path, headers={"Authorization": f"Bearer {token}"},
+                                        timeout=API_TIMEOUT)
+            except requests.RequestException as exc:  # refused, reset, timed out: the next replica
+                error = exc
+                continue
+            return resp.status_code, len(resp.content), None
+        return 0, 0, RuntimeError(f"no replica answered: {type(error).__name__}: {error}")
 
 
 # --------------------------------------------------------------------- shape
@@ -430,18 +548,21 @@ class RateShape(LoadTestShape):
         super().__init__()
         self._plan: LoadPlan | None = None
         self._last_rate: float | None = None
+        self._api = False
 
     def reset_time(self) -> None:
         super().reset_time()
         self._plan = None
         self._last_rate = None
 
-    def tick(self) -> tuple[int, float] | None:
+    def tick(self) -> tuple[int, float, list[type[User]]] | None:
         if self._plan is None:
             # The first tick comes before test_start: read the options here too.
             options = self.runner.environment.parsed_options if self.runner is not None else None
             try:
-                self._plan = spec_from_options(options).plan()
+                spec = spec_from_options(options)
+                self._plan = spec.plan()
+                self._api = bool(spec.api_url_list)
             except LoadConfigError as exc:
                 logger.error("loadtests: %s; not starting", exc)
                 return None
@@ -455,4 +576,6 @@ class RateShape(LoadTestShape):
         if per_user != self._last_rate and self.runner is not None:
             self._last_rate = per_user
             self.runner.send_message(RATE_MESSAGE, {"per_user_rate": per_user})
-        return users, float(max(users, 10))
+        if self._api:  # one ApiReadUser (fixed_count) beside the producers
+            return users + 1, float(max(users, 10)), [SqlEventUser, ApiReadUser]
+        return users, float(max(users, 10)), [SqlEventUser]

@@ -130,6 +130,8 @@ def burn_rules(cat: Catalogue, view: MetricView, slo_ids: list[str],
     """
     rules = []
     for slo_id in slo_ids:
+        if not cat.applicable(slo_id, view):
+            continue  # an optional measure this service lacks (the read API's): no budget to burn here
         for factor, long_s, short_s in windows:
             if short_s >= long_s or factor <= 0:
                 raise ValueError(f"burn-rate window ({factor}, {long_s}, {short_s}): need factor > 0 and "

@@ -21,8 +21,9 @@ __all__ = ["ProbeEndpoints", "metric_view"]
 
 
 def metric_view(settings: TargetSettings, catalogue: Catalogue) -> MetricView:
-    """The metric view of ``settings``: the catalogue's defaults for its target, the ``metric_profiles`` and
-    ``metric_selector`` keys over them, and the names (consumer group, namespace...) from the settings.
+    """The metric view of ``settings``: the catalogue's defaults for its target and ``service``, the
+    ``metric_profiles`` and ``metric_selector`` keys over them, and the names (consumer group, namespace...)
+    from the settings.
 
     Raises:
         ActivityFailed: an unknown metric profile (naming the key and where it came from).
@@ -34,10 +35,12 @@ def metric_view(settings: TargetSettings, catalogue: Catalogue) -> MetricView:
     if k8s.get("k8s_service_statefulset"):
         labels["statefulset"] = str(k8s["k8s_service_statefulset"])
     try:
-        return catalogue.view(settings.target, settings.metric_profiles or None, settings.metric_selector, labels)
+        return catalogue.view(settings.target, settings.metric_profiles or None, settings.metric_selector, labels,
+                              service=settings.service)
     except KeyError as exc:
         raise ActivityFailed(f"metric_profiles={list(settings.metric_profiles)} (from "
-                             f"{settings.source('metric_profiles')}): {exc.args[0]}") from None
+                             f"{settings.source('metric_profiles')}), service={settings.service!r} (from "
+                             f"{settings.source('service')}): {exc.args[0]}") from None
 
 
 @dataclass(frozen=True)

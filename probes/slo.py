@@ -112,7 +112,9 @@ class Profile(_Strict):
 class Target(_Strict):
     """The default metric view of one target kind: its chain of profiles and its label selector."""
 
-    profiles: list[str] = Field(min_length=1)
+    profiles: list[str] = Field(min_length=1, description="The chain of the default service (python).")
+    services: dict[str, list[str]] = Field(default_factory=dict, description="Another service's chain of "
+                                           "profiles on this target (spring: its Micrometer names).")
     selector: str = Field(description="Label matchers selecting the audit service; may use {namespace} etc.")
     labels: dict[str, str] = Field(default_factory=dict, description="Placeholder values of this target "
                                    "(namespace, statefulset...); the settings' own win over them.")
@@ -146,8 +148,9 @@ class Catalogue(_Strict):
     source: str
     measures: dict[str, str] = Field(description="Logical measures and what each means.")
     optional_measures: dict[str, str] = Field(
-        default_factory=dict, description="Measures some services do not export (a JVM's heap...): a target need "
-                                          "not define them; reading one where no profile does is 'undefined'.")
+        default_factory=dict, description="Measures some services do not export (a JVM's heap, a read API...): a "
+                                          "target need not define them; reading one where no profile does is "
+                                          "'undefined', and an SLO over one is not applicable there (never judged).")
     profiles: dict[str, Profile]
     targets: dict[str, Target]
     slos: list[Slo]
@@ -174,17 +177,20 @@ class Catalogue(_Strict):
                                  f"measures: {sorted([*self.measures, *self.optional_measures])}")
         for slo in self.slos:
             if isinstance(slo.measure, PromQuery):
-                unknown = sorted(placeholders(slo.measure.promql) - set(self.measures) - {"window"})
+                unknown = sorted(placeholders(slo.measure.promql) - set(self.measures) - set(self.optional_measures)
+                                 - {"window"})
                 if unknown:
                     raise ValueError(f"SLO {slo.id!r} uses {unknown}, which are not measures")
         for tname, target in self.targets.items():
-            missing = [p for p in target.profiles if p not in self.profiles]
-            if missing:
-                raise ValueError(f"target {tname!r} names unknown profiles {missing}")
-            defined = {m for p in target.profiles for m in self.profiles[p].measures}
-            undefined = sorted(set(self.measures) - defined)
-            if undefined:
-                raise ValueError(f"target {tname!r} does not define measures {undefined} (profiles {target.profiles})")
+            chains = {"": target.profiles, **{f" service {s!r}": c for s, c in target.services.items()}}
+            for what, chain in chains.items():
+                missing = [p for p in chain if p not in self.profiles]
+                if missing:
+                    raise ValueError(f"target {tname!r}{what} names unknown profiles {missing}")
+                defined = {m for p in chain for m in self.profiles[p].measures}
+                undefined = sorted(set(self.measures) - defined)
+                if undefined:
+                    raise ValueError(f"target {tname!r}{what} does not define measures {undefined} (profiles {chain})")
         return self
 
     def slo(self, slo_id: str) -> Slo:
@@ -200,16 +206,21 @@ class Catalogue(_Strict):
         raise KeyError(f"no scenario {scenario_id!r}; known: {', '.join(s.id for s in self.scenarios)}")
 
     def view(self, target: str, profiles: list[str] | tuple[str, ...] | None = None, selector: str | None = None,
-             labels: dict[str, str] | None = None) -> MetricView:
-        """The metric view of ``target`` (a key of ``targets``), with the user's overrides.
+             labels: dict[str, str] | None = None, service: str | None = None) -> MetricView:
+        """The metric view of ``target`` (a key of ``targets``) for ``service`` (default: the target's own
+        chain, the Python reference service's), with the user's overrides (``profiles`` win over ``service``).
 
         Raises:
-            KeyError: unknown target or profile (the message lists the known ones).
+            KeyError: unknown target, service or profile (the message lists the known ones).
         """
         if target not in self.targets:
             raise KeyError(f"no target {target!r} in the SLO catalogue; targets: {', '.join(self.targets)}")
         t = self.targets[target]
-        chain = tuple(profiles or t.profiles)
+        if service not in (None, "python") and service not in t.services:
+            raise KeyError(f"target {target!r} has no metric profiles for service {service!r}; services: "
+                           f"{', '.join(['python', *t.services])}")
+        default_chain = t.services.get(service, t.profiles) if service else t.profiles
+        chain = tuple(profiles or default_chain)
         unknown = [p for p in chain if p not in self.profiles]
         if unknown:
             raise KeyError(f"unknown metric profiles {unknown}; profiles: {', '.join(self.profiles)}")
@@ -223,6 +234,15 @@ class Catalogue(_Strict):
             if template is not None:
                 return name, template
         return None
+
+    def applicable(self, slo_id: str, view: MetricView) -> bool:
+        """False when the SLO reads an optional measure that no profile of ``view`` defines (a service
+        without a read API has no API availability to judge)."""
+        slo = self.slo(slo_id)
+        if not isinstance(slo.measure, PromQuery):
+            return True
+        return all(self.measure_template(m, view) is not None
+                   for m in placeholders(slo.measure.promql) & set(self.optional_measures))
 
     def query(self, measure: str, view: MetricView, window: str = "1m") -> str:
         """The full PromQL of ``measure`` under ``view``.

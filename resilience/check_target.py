@@ -3,10 +3,11 @@
 Before any fault, every measure of the SLO catalogue is asked once under the run's metric view
 (profiles, selector, labels). A measure whose query returns a value is fine; one that returns
 nothing is told apart by asking Prometheus for each series selector the query reads
-(``name{matchers}``, with the view's selector and labels filled in): a selector with no series is
-*missing* — the profile names a metric this service does not export, or the selector or a label
-matches nothing — while a query over series that exist but had no samples in the window (no
-events yet) is only *idle*, which a run's load will fix.
+(``name{matchers}``, with the view's selector and labels filled in): a metric with no series under
+the view's selector is *missing* — the profile names a metric this service does not export, or the
+selector matches nothing — while a query over series that exist but had no samples in the window (no
+events yet), or over label values not seen yet (no API request has been answered with a 5xx, no
+``/api`` request at all before the load), is only *idle*, which a run's load will fix.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def needed_measures(cat: Catalogue, slo_ids: list[str], effects: list[str]) -> l
         if isinstance(slo.measure, PromQuery):
             needed |= placeholders(slo.measure.promql) - {"window"}
         needed |= set(PROBE_MEASURES.get(slo_id, ()))
-    return [m for m in cat.measures if m in needed]
+    return [m for m in [*cat.measures, *cat.optional_measures] if m in needed]
 
 
 def metric_names(query: str) -> list[str]:
@@ -58,7 +59,8 @@ def metric_names(query: str) -> list[str]:
 @dataclass
 class MeasureCheck:
     """One measure's check: ``status`` is ok, idle (metrics exist, no samples in the window), missing
-    (named metrics have no series) or undefined (no profile of the view defines the measure)."""
+    (named metrics have no series), undefined (no profile of the view defines the measure) or optional
+    (an optional measure no profile of the view defines: its SLOs are not applicable to this service)."""
 
     measure: str
     status: str
@@ -69,7 +71,7 @@ class MeasureCheck:
 
     @property
     def usable(self) -> bool:
-        return self.status in ("ok", "idle")
+        return self.status in ("ok", "idle", "optional")
 
 
 def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measures: list[str] | None = None,
@@ -85,7 +87,11 @@ def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measur
         try:
             query = cat.query(measure, view, window=window)
         except MeasureUndefined as exc:
-            out.append(MeasureCheck(measure, "undefined", detail=str(exc)))
+            if measure in cat.optional_measures:
+                out.append(MeasureCheck(measure, "optional", detail="not defined for this service: the SLOs "
+                                                                    "over it are not applicable"))
+            else:
+                out.append(MeasureCheck(measure, "undefined", detail=str(exc)))
             continue
         try:
             value: float | None = prom.instant(prometheus_url, query, timeout_s=10)
@@ -94,7 +100,8 @@ def check_measures(cat: Catalogue, view: MetricView, prometheus_url: str, measur
         if value is not None and not math.isnan(value):
             out.append(MeasureCheck(measure, "ok", query, value))
             continue
-        missing = [selector for selector in metric_names(query) if not _exists(prometheus_url, selector)]
+        missing = [selector for selector in metric_names(query) if not _exists(prometheus_url, selector)
+                   and not _exists(prometheus_url, f"{selector.split('{')[0]}{{{view.selector}}}")]
         if missing:
             out.append(MeasureCheck(measure, "missing", query, missing=missing,
                                     detail=f"Prometheus at {prometheus_url} has no series {', '.join(missing)}"))

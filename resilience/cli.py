@@ -54,6 +54,11 @@ secure_option = click.option(
     help="The local stack with the doors of production: Kafka SASL_SSL (SCRAM-SHA-512, a CA made for the "
          "stack), ClickHouse passwords; the suite uses its own credentials (docs/local-stack.md, 'Secure stack'). "
          "Made once, at creation: a plain stack must be purged first.")
+service_option = click.option(
+    "--service", type=click.Choice(["python", "spring"]), default=None, envvar="RESILIENCE_SERVICE",
+    help="The audit service under test: python (the reference service, sqlaudit/) or spring (services/spring, "
+         "Spring Boot as the operations guide describes it; its metrics are read with the micrometer profile). "
+         "Default: the service the local stack was made with, else python.")
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_DATA_DIR",
     help="Stack state (configs, data, logs). Default: /var/tmp/sql-audit-resilience/stack-<port-base>.")
@@ -98,11 +103,16 @@ def install() -> None:
 @click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
               help="Topology to start. minimal: one of each component; ha: Patroni pair, two ClickHouse "
                    "replicas, three Kafka brokers (docs/local-stack.md).")
+@click.option("--service", type=click.Choice(["python", "spring"]), default="python", show_default=True,
+              envvar="RESILIENCE_SERVICE",
+              help="Audit service the replicas run. python: the reference service (default: 3 s to start, "
+                   "~90 MiB a replica); spring: the Spring Boot service (services/spring; 30-100 s to start, "
+                   "~250 MiB a replica, docs/benchmarks.md).")
 @port_base_option
 @data_dir_option
 @secure_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final status as JSON on stdout.")
-def up(profile: str, port_base: int, data_dir: Path | None, secure: bool, as_json: bool) -> None:
+def up(profile: str, service: str | None, port_base: int, data_dir: Path | None, secure: bool, as_json: bool) -> None:
     """Start the embedded stack and wait until every component is healthy.
 
     Starts Kafka (KRaft), PostgreSQL, ClickHouse, Prometheus (1 s scrapes) and toxiproxy
@@ -111,16 +121,20 @@ def up(profile: str, port_base: int, data_dir: Path | None, secure: bool, as_jso
     If anything fails, the partial start-up is torn down and the failing component's
     log is shown.
     """
-    stack = _stack(port_base, data_dir, profile, secure)
+    stack = _stack(port_base, data_dir, profile, secure, service)
     already = stack.is_running()
     t0 = time.monotonic()
     try:
         if already:
+            if stack.ctx.service != service:
+                _fail(f"the stack in {stack.data_dir} runs the {stack.ctx.service} service: run `resilience down` "
+                      f"before starting one with --service {service}", EXIT_USAGE)
             console.print(f"[bold]stack already running[/] in {stack.data_dir}; nothing changed")
             status = stack.status()
         else:
-            console.print(f"starting [bold]{'secure ' if secure else ''}{profile}[/] stack, port base "
-                          f"{stack.endpoints.port_base}, data in {stack.data_dir}")
+            what = "secure " if secure else ""
+            console.print(f"starting [bold]{what}{profile}[/] stack with the [bold]{stack.ctx.service}[/] service, "
+                          f"port base {stack.endpoints.port_base}, data in {stack.data_dir}")
             with console.status("starting...") as spinner:
                 def progress(component: str, phase: str, detail: str) -> None:
                     if phase == "healthy":
@@ -202,10 +216,11 @@ def down(port_base: int, data_dir: Path | None, purge: bool) -> None:
                    "(docs/report.md, 'Repeated trials').")
 @abort_if_option
 @secure_option
+@service_option
 def run(experiment: str, target: str, shape: str | None, rate: float | None, duration: float | None,
         seed: int | None, port_base: int, data_dir: Path | None, reports_dir: Path | None, slo_file: Path | None,
         prometheus_url: str | None, kafka_bootstrap: str | None, clickhouse: str | None, repeat: int,
-        abort_if: tuple[str, ...], secure: bool) -> None:
+        abort_if: tuple[str, ...], secure: bool, service: str | None) -> None:
     """Run one scenario under load and judge its SLOs.
 
     EXPERIMENT is a scenario name (pod_failure, postgres_failure... see `resilience list`)
@@ -226,6 +241,7 @@ def run(experiment: str, target: str, shape: str | None, rate: float | None, dur
     options.data_dir = data_dir
     options.abort_if = abort_if
     options.secure = secure
+    options.service = service
     if repeat > 1:
         sys.exit(_run_trials_and_print(options, repeat))
     sys.exit(_run_and_print(options))
@@ -377,8 +393,10 @@ def report(run_dir: Path, slo_file: Path | None) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @port_base_option
-def replay(run_dir: Path, port_base: int) -> None:
-    """Run a recorded scenario again with the same experiment, load shape, rate, duration and seed."""
+@service_option
+def replay(run_dir: Path, port_base: int, service: str | None) -> None:
+    """Run a recorded scenario again with the same experiment, load shape, rate, duration, seed and service
+    (--service runs it against another one)."""
     try:
         meta = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError) as exc:
@@ -390,7 +408,7 @@ def replay(run_dir: Path, port_base: int) -> None:
     options = RunOptions(experiment=str(REPO_ROOT / meta["experiment"]) if not Path(meta["experiment"]).is_absolute()
                          else meta["experiment"], target=meta.get("target", "local"), shape=load.get("shape"),
                          rate=load.get("rate_eps"), duration=load.get("duration_s"), seed=load.get("seed"),
-                         port_base=port_base)
+                         port_base=port_base, service=service or meta.get("service"))
     sys.exit(_run_and_print(options))
 
 
@@ -416,9 +434,10 @@ def replay(run_dir: Path, port_base: int) -> None:
                    "the gate (docs/report.md, 'Regression verdicts').")
 @abort_if_option
 @secure_option
+@service_option
 def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
          data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, repeat: int | None,
-         baseline: str | None, abort_if: tuple[str, ...], secure: bool) -> None:
+         baseline: str | None, abort_if: tuple[str, ...], secure: bool, service: str | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
     \b
@@ -431,7 +450,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
 
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
                           data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path,
-                          repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure)
+                          repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure, service=service)
     try:
         chosen, other = select(options)
     except ExperimentError as exc:
@@ -481,8 +500,9 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
 @click.option("--slo-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SLO catalogue (default: docs/slo.yaml).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@service_option
 def check_target(target: str, port_base: int, prometheus_url: str | None, metric_profiles: str | None,
-                 metric_selector: str | None, slo_file: Path | None, as_json: bool) -> None:
+                 metric_selector: str | None, slo_file: Path | None, as_json: bool, service: str | None) -> None:
     """Check, before any fault, that the target's Prometheus has every metric the suite reads.
 
     \b
@@ -492,6 +512,7 @@ def check_target(target: str, port_base: int, prometheus_url: str | None, metric
       idle       its metrics exist but had no samples in the last minute (no events yet)
       missing    Prometheus has no series of a metric it reads: named, with the selector
       undefined  no chosen profile defines it
+      optional   an optional measure (the read API) the service does not have: its SLOs are not applicable
     Exit codes: 0 every measure ok or idle, 2 a measure missing or undefined (or bad input).
     """
     from probes import prom
@@ -501,7 +522,7 @@ def check_target(target: str, port_base: int, prometheus_url: str | None, metric
         options = RunOptions(experiment="pod_failure", target=target, port_base=port_base,
                              slo_file=slo_file or DEFAULT_SLO_FILE, prometheus_url=prometheus_url,
                              metric_profiles=tuple(p.strip() for p in (metric_profiles or "").split(",") if p.strip()),
-                             metric_selector=metric_selector)
+                             metric_selector=metric_selector, service=service)
         from resilience.plan import plan as make_plan
 
         p = make_plan(options)
@@ -513,9 +534,9 @@ def check_target(target: str, port_base: int, prometheus_url: str | None, metric
         out.print_json(json.dumps({"prometheus_url": p.prometheus_url, "view": p.view.as_dict(),
                                    "measures": [c.__dict__ for c in checks], "ok": not bad}))
     else:
-        out.print(f"{p.prometheus_url}: profiles {', '.join(p.view.profiles)}, selector {p.view.selector}",
-                  soft_wrap=True)
-        colour = {"ok": "green", "idle": "yellow", "missing": "red", "undefined": "red"}
+        out.print(f"{p.prometheus_url}: service {p.settings.service}, profiles {', '.join(p.view.profiles)}, "
+                  f"selector {p.view.selector}", soft_wrap=True)
+        colour = {"ok": "green", "idle": "yellow", "missing": "red", "undefined": "red", "optional": "dim"}
         for c in checks:
             shown = f"{c.value:g}" if c.value is not None else ""
             out.print(f"[{colour[c.status]}]{c.status:<9}[/] {c.measure:<24} {shown:>10}  {c.detail}", soft_wrap=True)
@@ -553,9 +574,10 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal", secure: bool = False) -> LocalStack:
+def _stack(port_base: int, data_dir: Path | None, profile: str = "minimal", secure: bool = False,
+           service: str | None = None) -> LocalStack:
     try:
-        return LocalStack(port_base=port_base, data_dir=data_dir, profile=profile, secure=secure)
+        return LocalStack(port_base=port_base, data_dir=data_dir, profile=profile, secure=secure, service=service)
     except StackError as exc:
         _fail(str(exc), EXIT_USAGE)
 
@@ -574,8 +596,8 @@ def _print_status(st: StackStatus, as_json: bool) -> None:
     if not st.running:
         out.print(f"stack (port base {st.port_base}) is not running; data dir {st.data_dir}")
         return
-    out.print(f"{st.profile} stack, port base {st.port_base}, supervisord pid {st.supervisord_pid}, "
-              f"data {st.data_dir}", soft_wrap=True)
+    out.print(f"{st.profile} stack ({st.service} service), port base {st.port_base}, "
+              f"supervisord pid {st.supervisord_pid}, data {st.data_dir}", soft_wrap=True)
     width = max(len(c.name) for c in st.components)
     for c in st.components:
         mark = "[green]ok  [/]" if c.healthy else "[red]FAIL[/]"

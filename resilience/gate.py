@@ -49,6 +49,8 @@ class GateOptions:
     secure: bool = False
     """Start the local stack with ``--secure`` (SASL_SSL Kafka, ClickHouse passwords; :mod:`stack.security`)."""
     abort_if: tuple[str, ...] = ()
+    service: str | None = None
+    """``python`` or ``spring`` (default: the local stack's, else python)."""
 
 
 @dataclass
@@ -107,7 +109,7 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
                                  data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if,
-                                 secure=options.secure)
+                                 secure=options.secure, service=options.service)
         repeat = options.repeat or exp.ext.repeat
         try:
             result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)

@@ -55,6 +55,8 @@ class Judgement:
     data_loss: dict[str, Any]
     load: dict[str, Any]
     errors: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)
+    """SLOs of the scenario over an optional measure this service lacks (its read API): not judged."""
 
     @property
     def exit_code(self) -> int:
@@ -64,7 +66,8 @@ class Judgement:
         return json_safe({"format": FORMAT, "scenario": scenario, "outcome": self.outcome.value,
                            "exit_code": self.exit_code, "verdicts": [v.as_dict() for v in self.verdicts],
                            "rto": self.rto, "data_loss": self.data_loss, "load": self.load, "errors": self.errors,
-                           "score": run_score(v.as_dict() for v in self.verdicts)})
+                           "score": run_score(v.as_dict() for v in self.verdicts),
+                           "not_applicable": self.not_applicable})
 
 
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
@@ -218,7 +221,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
     outcome = overall(verdicts)
     if errors and outcome is Outcome.PASS:
         outcome = Outcome.INCONCLUSIVE  # something went wrong: a pass cannot be claimed
-    return Judgement(outcome, verdicts, rto, loss_info, load_info, errors)
+    not_applicable = [s for s in (ext.get("slos") or scenario.slos) if not cat.applicable(s, view)]
+    return Judgement(outcome, verdicts, rto, loss_info, load_info, errors, not_applicable)
 
 
 RESTORE_SLOS = {"restore_lost", "rpo_restore", "restore_duration"}

@@ -57,6 +57,8 @@ class RunOptions:
     clickhouse: tuple[str, int] | None = None
     metric_profiles: tuple[str, ...] = ()
     metric_selector: str | None = None
+    service: str | None = None
+    """``python`` or ``spring``; ``None``: on the local target, the service the stack was made with (else python)."""
     bring_up: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)
     abort_if: tuple[str, ...] = ()
@@ -178,6 +180,9 @@ def _settings(options: RunOptions, profile: str) -> TargetSettings:
     from stack.profiles import events_table
 
     given: dict[str, Any] = {"target": options.target}
+    service = options.service or (_stack_service(options) if options.target == "local" else None)
+    if service:
+        given["service"] = service
     if options.target == "local":
         given["stack_port_base"] = options.port_base
         given["contract"] = {"clickhouse_table": events_table(profile)}
@@ -201,6 +206,18 @@ def _settings(options: RunOptions, profile: str) -> TargetSettings:
         raise RunError(f"target {options.target} needs {', '.join(missing)} (or those keys in the file named by "
                        "RESILIENCE_TARGET_CONFIG)")
     return settings
+
+
+def _stack_service(options: RunOptions) -> str | None:
+    """The service a local stack at the run's port base was made with (``None``: no stack there yet)."""
+    from stack.core import LocalStack
+    from stack.errors import StackError
+
+    try:
+        stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir)
+    except StackError:
+        return None
+    return stack.ctx.service if (stack.data_dir / "stack.json").is_file() else None
 
 
 def check_reachable(p: RunPlan) -> None:

@@ -76,6 +76,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         "format": 1, "run_id": rd.run_id, "scenario": p.exp.ext.scenario, "experiment": _rel(p.exp.path),
         "experiment_name": p.exp.name, "title": p.exp.title, "target": options.target, "load": p.load,
         "stack": {"port_base": options.port_base, "profile": p.exp.ext.profile},
+        "service": p.settings.service,
         "slo_file": _rel(options.slo_file), "extension": p.exp.ext.model_dump(exclude={"name"}),
         "endpoints": {"prometheus_url": p.prometheus_url, "kafka_bootstrap": p.kafka_bootstrap,
                       "clickhouse": list(p.clickhouse)},
@@ -89,6 +90,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     # need also travels in the environment, where the settings model (and the experiments' declared
     # load keys) read it.
     env = {"RESILIENCE_TARGET": options.target, "RESILIENCE_PORT_BASE": str(options.port_base),
+           "RESILIENCE_SERVICE": p.settings.service,
            "RESILIENCE_RUN_ID": rd.run_id, "RESILIENCE_LOAD_DIR": str(rd.load_dir),
            "RESILIENCE_LEDGER_DIR": str(rd.ledger_dir), "RESILIENCE_LOAD_SHAPE": str(p.load["shape"]),
            "RESILIENCE_LOAD_RATE": str(p.load["rate_eps"]), "RESILIENCE_LOAD_DURATION": str(p.load["duration_s"]),
@@ -127,16 +129,21 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
 
 def _bring_up(p: RunPlan, phase: Phase) -> None:
     options = p.options
+    service = p.settings.service
     try:
         stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir, profile=p.exp.ext.profile,
-                           secure=options.secure)
+                           secure=options.secure, service=service)
         if options.secure and stack.is_running() and not stack.ctx.secure:
             raise StackError(f"--secure: the stack at port base {options.port_base} is running without it; "
                              "`resilience down --purge` it first")
         if not stack.is_running():
             what = "secure " if options.secure else ""
-            phase("stack", f"starting the {what}{p.exp.ext.profile} stack (port base {options.port_base})")
+            phase("stack", f"starting the {what}{p.exp.ext.profile} stack with the {service} service "
+                           f"(port base {options.port_base})")
             stack.up(lambda c, ph, d: phase("stack", f"{c}: {ph} {d}".strip()))
+        elif stack.ctx.service != service:
+            raise RunError(f"the stack at port base {options.port_base} runs the {stack.ctx.service} service, not "
+                           f"{service}: run `resilience down` first, or pass --service {stack.ctx.service}")
         status = stack.status()
     except StackError as exc:
         raise RunError(f"local stack: {exc}") from None
@@ -165,6 +172,7 @@ def _configuration(p: RunPlan, rd: RunDirectory) -> dict[str, Any]:
         "clickhouse_host": p.clickhouse[0], "clickhouse_port": p.clickhouse[1],
         **({"stack_data_dir": str(s.stack_data_dir)} if s.stack_data_dir else {}),
         **({"metric_profiles": list(p.view.profiles), "metric_selector": p.view.selector}),
+        "service": s.service,
     }
     return {**config, **p.options.extra_config}
 

@@ -102,9 +102,11 @@ class Secrets:
     """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git.
 
     The Kafka and ClickHouse passwords are used by a stack started with ``--secure``
-    (:mod:`stack.security`); a stack made before they existed gets them on first use."""
+    (:mod:`stack.security`); ``jwt_secret`` is the HS256 key of the Spring service's read API (and of
+    the load's API user). A stack made before a secret existed gets it on first use."""
 
     postgres_password: str
+    jwt_secret: str = ""
     kafka_broker_password: str = ""
     kafka_service_password: str = ""
     kafka_suite_password: str = ""
@@ -121,7 +123,8 @@ class Secrets:
         missing = [name for name in known if not saved.get(name)]
         if not missing:
             return cls(**saved)
-        values = {**saved, **{name: _secrets.token_urlsafe(18) for name in missing}}
+        # HS256 wants a key of at least 256 bits (Spring's JWT decoder refuses shorter ones)
+        values = {**saved, **{name: _secrets.token_urlsafe(48 if name == "jwt_secret" else 18) for name in missing}}
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
@@ -153,6 +156,8 @@ class StackContext:
     extra: dict[str, str] = field(default_factory=dict)
     secure: bool = False
     """SASL_SSL on Kafka, passwords on ClickHouse (``resilience up --secure``, :mod:`stack.security`)."""
+    service: str = "python"
+    """Which audit service the replicas run: ``python`` (``sqlaudit/``) or ``spring`` (``services/spring``)."""
     _secrets: Secrets | None = field(default=None, repr=False)
 
     @property

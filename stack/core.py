@@ -66,6 +66,7 @@ class StackStatus:
     running: bool
     supervisord_pid: int | None
     components: list[ComponentStatus]
+    service: str = "python"
 
     @property
     def healthy(self) -> bool:
@@ -80,18 +81,23 @@ class LocalStack:
     """One local stack, identified by its data directory (default: derived from the port base)."""
 
     def __init__(self, port_base: int = DEFAULT_PORT_BASE, data_dir: Path | None = None,
-                 profile: str = "minimal", replicas: int = 3, secure: bool = False) -> None:
+                 profile: str = "minimal", replicas: int = 3, secure: bool = False,
+                 service: str | None = None) -> None:
         if not 1024 <= port_base <= 65535 - SPAN:
             raise StackError(f"--port-base {port_base} out of range 1024..{65535 - SPAN}")
         self.data_dir = (data_dir or default_data_dir(port_base)).resolve()
         self.requested_secure = secure
         saved = self._read_state()
-        if saved:  # a stack that exists keeps the ports, profile and security it was made with
+        self.requested_service = service
+        if saved:  # a stack that exists keeps the ports, profile, security and service it was made with
             port_base, profile = int(saved["port_base"]), str(saved["profile"])
             replicas = int(saved.get("replicas", replicas))
             secure = bool(saved.get("secure", False))
+            # ...and its service, unless one is asked for (``up`` refuses to switch a running stack's).
+            service = service or str(saved.get("service", "python"))
         self.ctx = StackContext(profile=profile, endpoints=Endpoints(port_base), data_dir=self.data_dir,
-                                tools=Tools.discover(), replicas=replicas, secure=secure)
+                                tools=Tools.discover(), replicas=replicas, secure=secure,
+                                service=service or "python")
         self.requested_profile = profile
         self.supervisor = sv.Supervisor(self.ctx)
 
@@ -111,7 +117,7 @@ class LocalStack:
 
     def _write_state(self) -> None:
         state = {"port_base": self.endpoints.port_base, "profile": self.ctx.profile,
-                 "replicas": self.ctx.replicas, "secure": self.ctx.secure,
+                 "replicas": self.ctx.replicas, "secure": self.ctx.secure, "service": self.ctx.service,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._state_file().write_text(json.dumps(state, indent=2))
 
@@ -137,6 +143,10 @@ class LocalStack:
             if self.requested_secure and not self.ctx.secure:
                 raise StackError(f"a stack without --secure is already running in {self.data_dir}; run "
                                  "`resilience down --purge` before starting a secure one")
+            running = str(saved.get("service", "python"))
+            if self.requested_service not in (None, running):
+                raise StackError(f"a stack running the {running} service is already up in {self.data_dir}; "
+                                 f"run `resilience down` before starting one with --service {self.requested_service}")
             return self.status()
         self._check_security()
         if os.geteuid() != 0:
@@ -282,7 +292,7 @@ class LocalStack:
                 statuses = list(pool.map(one, components))
         return StackStatus(port_base=self.endpoints.port_base, profile=str(saved.get("profile", self.ctx.profile)),
                            data_dir=str(self.data_dir), running=sup_pid is not None, supervisord_pid=sup_pid,
-                           components=statuses)
+                           components=statuses, service=str(saved.get("service", self.ctx.service)))
 
     # ------------------------------------------------------------------ down
     def down(self, purge: bool = False, quiet: bool = False, timeout: float = 60.0) -> list[int]:

@@ -120,21 +120,26 @@ class Endpoints:
     def clickhouse_port_service(self) -> int:
         return self.port("proxy_clickhouse")
 
-    def proxies(self, profile: str = "minimal") -> dict[str, tuple[int, int]]:
+    def proxies(self, profile: str = "minimal", service: str = "python") -> dict[str, tuple[int, int]]:
         """toxiproxy proxy name -> (listen port, upstream port); the ``ha`` profile has one proxy per
-        Kafka broker, PostgreSQL member and ClickHouse replica (``kafka_2``, ``postgres_2``...)."""
+        Kafka broker, PostgreSQL member and ClickHouse replica (``kafka_2``, ``postgres_2``...).
+
+        The ClickHouse proxies lead to the port the service speaks: the native protocol for the
+        Python service (clickhouse-driver), the HTTP interface for the Spring one (its sink is HTTP),
+        so a fault on the ``clickhouse`` edge bites either way."""
+        ch = "clickhouse_http" if service == "spring" else "clickhouse_tcp"
         proxies = {
             "kafka": (self.port("proxy_kafka"), self.port("kafka_service")),
             "postgres": (self.port("proxy_postgres"), self.port("postgres")),
-            "clickhouse": (self.port("proxy_clickhouse"), self.port("clickhouse_tcp")),
+            "clickhouse": (self.port("proxy_clickhouse"), self.port(ch)),
         }
         if profile == "ha":
             proxies.update({
                 "kafka_2": (self.port("proxy_kafka_2"), self.port("kafka_service_2")),
                 "kafka_3": (self.port("proxy_kafka_3"), self.port("kafka_service_3")),
                 "postgres_2": (self.port("proxy_postgres_2"), self.port("postgres_2")),
-                "clickhouse_2": (self.port("proxy_clickhouse_2"), self.port("clickhouse_tcp_2")),
-                "clickhouse_3": (self.port("proxy_clickhouse_3"), self.port("clickhouse_tcp_3")),
-                "clickhouse_4": (self.port("proxy_clickhouse_4"), self.port("clickhouse_tcp_4")),
+                "clickhouse_2": (self.port("proxy_clickhouse_2"), self.port(f"{ch}_2")),
+                "clickhouse_3": (self.port("proxy_clickhouse_3"), self.port(f"{ch}_3")),
+                "clickhouse_4": (self.port("proxy_clickhouse_4"), self.port(f"{ch}_4")),
             })
         return proxies

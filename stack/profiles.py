@@ -26,6 +26,7 @@ from stack.components import (
     pod_state_exporter,
     postgres,
     prometheus,
+    spring_service,
     toxiproxy,
     zookeeper,
 )
@@ -33,9 +34,13 @@ from stack.components.base import Component
 from stack.context import StackContext
 from stack.endpoints import HOST
 
-__all__ = ["PROFILES", "components_for", "events_table"]
+__all__ = ["PROFILES", "SERVICES", "components_for", "events_table"]
 
 PROFILES = ("minimal", "ha")
+SERVICES = ("python", "spring")
+"""Which audit service the replicas run: ``python`` (default: ``sqlaudit/``, 3 s to readiness, ~90 MiB a
+replica) or ``spring`` (``services/spring``: Spring Boot as the operations guide describes it, ~30-100 s and
+~250 MiB a replica; docs/benchmarks.md)."""
 
 
 def events_table(profile: str) -> str:
@@ -48,10 +53,12 @@ def components_for(ctx: StackContext) -> list[Component]:
     """All components of ``ctx.profile`` in start order."""
     if ctx.profile not in PROFILES:
         raise ValueError(f"unknown profile {ctx.profile!r}; known: {', '.join(PROFILES)}")
+    if ctx.service not in SERVICES:
+        raise ValueError(f"unknown service {ctx.service!r}; known: {', '.join(SERVICES)}")
     if ctx.profile == "ha":
         return _ha(ctx)
     comps = [toxiproxy.toxiproxy(ctx), postgres.postgres(ctx), clickhouse.clickhouse(ctx), kafka.kafka(ctx)]
-    replicas = audit_service.audit_service(ctx)
+    replicas = _replicas(ctx)
     comps.extend(replicas)
     comps.extend(lag_exporter.lag_exporter(ctx, ctx.endpoints.kafka_bootstrap))
     comps.extend(pod_state_exporter.pod_state_exporter(ctx, replicas, audit_service.GROUP))
@@ -59,14 +66,24 @@ def components_for(ctx: StackContext) -> list[Component]:
     return comps
 
 
+def _replicas(ctx: StackContext) -> list[Component]:
+    """The audit-service replicas of ``ctx.service`` (same names, ports and group either way)."""
+    if ctx.service == "spring":
+        return spring_service.spring_service(ctx)
+    return audit_service.audit_service(ctx)
+
+
 def _ha(ctx: StackContext) -> list[Component]:
     comps: list[Component] = [toxiproxy.toxiproxy(ctx), etcd.etcd(ctx), zookeeper.zookeeper(ctx)]
     comps.extend(patroni.member(ctx, m) for m in patroni.PG_MEMBERS)
     comps.extend(clickhouse.replica(ctx, r) for r in clickhouse.CH_REPLICAS)
     comps.extend(kafka.node(ctx, b) for b in kafka.BROKERS)
-    # Stack-level overrides in ctx.extra still win over the HA addresses.
-    service_ctx = dataclasses.replace(ctx, extra={**_ha_service_environment(ctx), **ctx.extra})
-    replicas = audit_service.audit_service(service_ctx)
+    if ctx.service == "spring":
+        replicas = spring_service.spring_service(ctx)  # its own HA addresses (JDBC multi-host, HTTP URLs)
+    else:
+        # Stack-level overrides in ctx.extra still win over the HA addresses.
+        service_ctx = dataclasses.replace(ctx, extra={**_ha_service_environment(ctx), **ctx.extra})
+        replicas = audit_service.audit_service(service_ctx)
     comps.extend(replicas)
     # The exporter bootstraps from every broker, so one broker down does not blind it.
     comps.extend(lag_exporter.lag_exporter(ctx, kafka.kafka_bootstrap_direct(ctx)))

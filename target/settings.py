@@ -56,6 +56,8 @@ DEFAULT_HEARTBEAT_TIMEOUT = 3.0
 once): with its 0.5 s poll, a hung runner's faults are reverted within 5 s (docs/faults.md; the cost of
 beating every 0.6 s: benchmarks/heartbeat_cost.py, docs/benchmarks.md)."""
 TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
+SERVICES_WITH_API = ("spring",)
+"""Services with the read API (``GET /api/v1/...`` behind HS256 JWTs) that the load also reads."""
 KINDS = ("local", "kubernetes")
 
 
@@ -114,6 +116,12 @@ KEYS: tuple[Key, ...] = (
     Key("replica_urls", None, "base URLs of the replicas' HTTP ports (local: derived; kubernetes: required where "
                               "a probe reads them)"),
     Key("slo_file", None, "SLO catalogue (default docs/slo.yaml)"),
+    Key("api_urls", "RESILIENCE_API_URLS", "base URLs of the service's JWT read API the load also reads (default: "
+                                           "local with the spring service, the replicas; else none). The token "
+                                           "key: env RESILIENCE_API_JWT_SECRET, on the local stack its own"),
+    Key("service", "RESILIENCE_SERVICE", "which audit service the target runs: `python` (default, the reference "
+                                         "service) or `spring` (services/spring); picks the target's metric "
+                                         "profiles for it in the SLO catalogue (`targets.<target>.services`)"),
     Key("metric_profiles", "RESILIENCE_METRIC_PROFILES", "the metric profiles of the SLO catalogue to read the "
                                                          "service with, first wins (default: the target's)"),
     Key("metric_selector", "RESILIENCE_METRIC_SELECTOR", "label matchers selecting the service in PromQL (default: "
@@ -207,6 +215,8 @@ class TargetSettings(BaseModel):
     expected_replicas: int = Field(default=3, ge=1)
     replica_urls: tuple[str, ...] = ()
     slo_file: Path | None = None
+    api_urls: tuple[str, ...] = ()
+    service: str = Field(default="python", pattern=r"^[a-z][a-z0-9-]*$")
     metric_profiles: tuple[str, ...] = ()
     metric_selector: str | None = None
     load_dir: Path | None = None
@@ -244,7 +254,7 @@ class TargetSettings(BaseModel):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
-    @field_validator("replica_urls", "metric_profiles", mode="before")
+    @field_validator("replica_urls", "metric_profiles", "api_urls", mode="before")
     @classmethod
     def _urls(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -292,6 +302,11 @@ class TargetSettings(BaseModel):
     def stack_endpoints(self) -> Endpoints:
         """The local stack's addresses (pure arithmetic on the port base)."""
         return Endpoints(self.stack_port_base)
+
+    @property
+    def has_read_api(self) -> bool:
+        """Whether the service has the JWT read API (the Spring one; the Python reference service has none)."""
+        return self.service in SERVICES_WITH_API
 
     def replica_base_urls(self, what: str) -> list[str]:
         """``replica_urls``, or on the local target one URL per expected replica."""

@@ -24,7 +24,7 @@ from stack.errors import ComponentError
 from stack.paths import REPO_ROOT
 from stack.security import CH_SERVICE_USER, KAFKA_SERVICE_USER, kafka_client_environment
 
-__all__ = ["audit_service", "replica_name"]
+__all__ = ["GROUP", "audit_service", "checkers_file", "copy_checkers", "replica_name"]
 
 GROUP = "audit-service"
 
@@ -60,7 +60,8 @@ def checkers_file(ctx: StackContext) -> Path:
     return ctx.conf_dir / "checkers.yaml"
 
 
-def _copy_checkers(ctx: StackContext) -> None:
+def copy_checkers(ctx: StackContext) -> None:
+    """Copy the packaged ``sqlaudit/checkers.yaml`` to :func:`checkers_file` (both services read that format)."""
     dest = checkers_file(ctx)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEFAULT_CHECKERS_FILE, dest)
@@ -114,7 +115,7 @@ def audit_service(ctx: StackContext) -> list[Component]:
             ports=[],  # replica ports are port("audit_service") + i, not named in the port plan
             probe=check,
             health=check,
-            prepare=_copy_checkers if i == 0 else None,
+            prepare=copy_checkers if i == 0 else None,
             environment=env,
             stopsignal="TERM",
             stopwaitsecs=30,  # the replica's own shutdown deadline is 20 s

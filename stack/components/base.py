@@ -52,6 +52,7 @@ class Component:
     stopwaitsecs: int = 30
     startup_timeout: float = 60.0
     metrics: str | None = None  # "host:port" Prometheus scrapes, if any
+    metrics_path: str = "/metrics"  # the path it scrapes there (one per scrape job: a job's components agree)
     metrics_labels: dict[str, str] = field(default_factory=dict)
     endpoint: str = ""  # shown by status
     group: str = "infra"  # supervisor group; replicas use their own

@@ -113,7 +113,7 @@ def kafka(ctx: StackContext) -> Component:
         probe=probe,
         bootstrap=bootstrap,
         health=health,
-        startup_timeout=90,
+        startup_timeout=180,  # 34 s, 80 s, then over 90 s measured at load average 20-34 (cold start)
         endpoint=f"kafka://{eps.kafka_bootstrap} (service via {eps.kafka_bootstrap_service})",
     )
 

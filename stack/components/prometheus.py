@@ -20,12 +20,34 @@ from stack.paths import REPO_ROOT
 
 #: The local rendering of the alert catalogue (kept in step with docs/alerts.yaml by tests/alerts).
 ALERT_RULES = REPO_ROOT / "deploy" / "local" / "alert-rules.yaml"
+ALERT_RULES_SPRING = REPO_ROOT / "deploy" / "local" / "alert-rules-spring.yaml"
+"""The rules of a stack running the Spring service: the same alerts over its Micrometer names (the Python
+rendering would read series it never exports; tests/spring/test_spring_queries.py scans every query)."""
 
 FAST_SCRAPE = {
     # What recovery times are measured from (readiness, lag) is scraped twice a second, so an
     # RTO is resolved to about half a second; everything else once a second.
     group: {"scrape_interval": "500ms", "scrape_timeout": "400ms"} for group in ("audit-service", "exporters")
 }
+
+
+#: A Spring replica's /actuator/prometheus is many times the Python one's /metrics (every Micrometer
+#: percentile-histogram bucket, JVM, Kafka client and Hikari series); a busy, freshly started JVM took more than
+#: 900 ms to render it (a stack's first `up` failed on it), so it is scraped every 2 s with a 1.9 s timeout.
+#: Readiness is not read from it (the pod-state exporter probes every 0.5 s), only rates over 30 s windows.
+SLOW_SCRAPE = {"scrape_interval": "2s", "scrape_timeout": "1900ms"}
+
+
+def _scrape_options(job: str, path: str | None) -> dict[str, str]:
+    """Interval, timeout and (when not Prometheus' default ``/metrics``) the metrics path of one job."""
+    if path and path != "/metrics":
+        return {**SLOW_SCRAPE, "metrics_path": path}
+    return dict(FAST_SCRAPE.get(job, {}))
+
+
+def query_log(ctx: StackContext) -> Path:
+    """Prometheus' query log of the stack: one JSON object per query it ran (``params.query``)."""
+    return ctx.data_dir / "prometheus" / "query.log"
 
 
 def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
@@ -39,20 +61,25 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
 
         data.mkdir(parents=True, exist_ok=True)
         jobs: dict[str, list[dict[str, object]]] = {}
+        paths: dict[str, str] = {}
         for comp in scraped:
             if comp.metrics:
                 labels = {"component": comp.name, **comp.metrics_labels}
-                jobs.setdefault(comp.group if comp.group != "infra" else comp.name, []).append(
-                    {"targets": [comp.metrics], "labels": labels})
+                job = comp.group if comp.group != "infra" else comp.name
+                jobs.setdefault(job, []).append({"targets": [comp.metrics], "labels": labels})
+                paths[job] = comp.metrics_path
         jobs["prometheus"] = [{"targets": [f"127.0.0.1:{c.endpoints.port('prometheus')}"],
                                "labels": {"component": "prometheus"}}]
         conf.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ALERT_RULES, rules)
+        shutil.copyfile(ALERT_RULES_SPRING if c.service == "spring" else ALERT_RULES, rules)
         config = {
+            # Every PromQL query Prometheus runs, one JSON line each: what a run read, for tests and debugging
+            # (tests/spring/test_spring_queries.py proves from it that a Spring run reads no Python series).
             "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s",
+                       "query_log_file": str(query_log(c)),
                        "external_labels": {"stack": f"local-{c.endpoints.port_base}"}},
             "rule_files": [str(rules)],
-            "scrape_configs": [{"job_name": job, "static_configs": sc, **FAST_SCRAPE.get(job, {})}
+            "scrape_configs": [{"job_name": job, "static_configs": sc, **_scrape_options(job, paths.get(job))}
                                for job, sc in sorted(jobs.items())],
         }
         conf.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +117,8 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         prepare=prepare,
         probe=probe,
         health=health,
-        startup_timeout=30,
+        # Every target up: a JVM's scrape may still time out a few times on a loaded machine.
+        startup_timeout=90 if any(c.metrics and c.metrics_path != "/metrics" for c in scraped) else 30,
         endpoint=url,
     )
 

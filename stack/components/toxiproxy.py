@@ -15,7 +15,7 @@ def toxiproxy(ctx: StackContext) -> Component:
     def prepare(c: StackContext) -> None:
         proxies = [
             {"name": name, "listen": f"127.0.0.1:{listen}", "upstream": f"127.0.0.1:{up}", "enabled": True}
-            for name, (listen, up) in c.endpoints.proxies(c.profile).items()
+            for name, (listen, up) in c.endpoints.proxies(c.profile, c.service).items()
         ]
         path = c.conf_dir / "toxiproxy.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,7 +29,7 @@ def toxiproxy(ctx: StackContext) -> Component:
         resp = requests.get(f"{c.endpoints.toxiproxy_url}/proxies", timeout=2)
         resp.raise_for_status()
         proxies = resp.json()
-        want = set(c.endpoints.proxies(c.profile))
+        want = set(c.endpoints.proxies(c.profile, c.service))
         missing = want - set(proxies)
         if missing:
             raise ComponentError("toxiproxy", f"proxies missing: {sorted(missing)}")
@@ -51,7 +51,7 @@ def toxiproxy(ctx: StackContext) -> Component:
             "-config", str(ctx.conf_dir / "toxiproxy.json"),
             "-proxy-metrics", "-runtime-metrics",
         ],
-        ports=["toxiproxy_api", *(f"proxy_{name}" for name in ctx.endpoints.proxies(ctx.profile))],
+        ports=["toxiproxy_api", *(f"proxy_{name}" for name in ctx.endpoints.proxies(ctx.profile, ctx.service))],
         prepare=prepare,
         probe=probe,
         health=health,

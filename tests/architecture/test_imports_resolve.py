@@ -84,3 +84,14 @@ def test_the_guard_sees_a_moved_module(tmp_path: Path) -> None:
     stale.write_text("from resilience.stack.endpoints import CONSUMER_GROUP\nfrom stack.endpoints import NOPE\n")
     assert [(m, n) for _, m, n in _our_imports(stale) if not _resolves(m, n)] == [
         ("resilience.stack.endpoints", "CONSUMER_GROUP"), ("stack.endpoints", "NOPE")]
+
+
+@pytest.mark.parametrize("path", [p for p in OUTSIDE if p.name != "conftest.py" or p.parent != REPO],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_no_module_imports_a_conftest_by_name(path: Path) -> None:
+    """``from conftest import ...`` finds whichever conftest pytest loaded first under that name (tests/service
+    has one too): collection then fails or passes by order. Shared helpers are fixtures of the root conftest."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        assert "conftest" not in names, f"{path.relative_to(REPO)}:{node.lineno}"

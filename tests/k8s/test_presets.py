@@ -83,7 +83,8 @@ SAMPLES: dict[str, Any] = {
     "kafka_username": "suite", "kafka_ca_file": "/etc/ca.pem", "clickhouse_user": "reader",
     "clickhouse_secure": True, "clickhouse_ca_file": "/etc/ch-ca.pem", "postgres_dsn": "postgresql://u@db/x",
     "prometheus_username": "viewer", "contract": {"topic": "events"}, "expected_replicas": 5,
-    "replica_urls": ["http://svc-0:8080", "http://svc-1:8080"], "slo_file": "/tmp/slo.yaml",
+    "replica_urls": ["http://svc-0:8080", "http://svc-1:8080"], "service": "spring",
+    "api_urls": ["http://svc:8080"], "slo_file": "/tmp/slo.yaml",
     "metric_profiles": ["kubernetes"], "metric_selector": 'namespace="x"', "load_dir": "/tmp/load",
     "ledger_dir": "/tmp/ledger", "history_url": "sqlite:////tmp/h.sqlite",
 }

@@ -28,6 +28,11 @@ def closed_port() -> str:
     ({"duration": 0}, r"duration: must be > 0"),
     ({"workers": -1}, r"workers: must be an integer >= 0"),
     ({"bootstrap": "no-port"}, r"bootstrap: 'no-port' .* is not host:port"),
+    ({"options": {"api_urls": "ftp://127.0.0.1:1"}}, r"api_urls: 'ftp://127.0.0.1:1' is not an http\(s\) base URL"),
+    ({"options": {"api_urls": "http://127.0.0.1:1", "api_rate": 0}}, r"api_rate: must be > 0"),
+    ({"options": {"api_urls": "http://127.0.0.1:1", "api_bad_token_share": 1.5}},
+     r"api_bad_token_share: must be within 0..1"),
+    ({"options": {"api_urls": "http://127.0.0.1:1"}}, r"api_urls: the read API's token key .* is required"),
 ])
 def test_start_load_refuses_bad_arguments(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
     args: dict[str, object] = {"bootstrap": closed_port(), "run_dir": str(tmp_path / "run"), **kwargs}

@@ -34,12 +34,14 @@ def test_catalogue_holds_the_documented_numbers() -> None:
 
 def test_every_promql_slo_and_measure_renders_for_every_target() -> None:
     cat = load_catalogue()
-    for target in cat.targets:
-        view = cat.view(target)
-        queries = [cat.promql(s.id, view, window="30s") for s in cat.slos if hasattr(s.measure, "promql")]
-        queries += [cat.query(m, view, window="30s") for m in cat.measures]
+    views = [(target, service) for target, t in cat.targets.items() for service in [None, *t.services]]
+    for target, service in views:
+        view = cat.view(target, service=service)
+        queries = [cat.promql(s.id, view, window="30s") for s in cat.slos
+                   if hasattr(s.measure, "promql") and cat.applicable(s.id, view)]
+        queries += [cat.query(m, view, window="30s") for m in cat.measures if cat.measure_template(m, view)]
         for q in queries:
-            assert not re.search(r"\{[a-z_]*\}", q), f"unfilled placeholder in {q} ({target})"
+            assert not re.search(r"\{[a-z_]*\}", q), f"unfilled placeholder in {q} ({target}, {service})"
             assert q.count("(") == q.count(")"), q
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stack.core import LocalStack
+from stack.endpoints import SPAN
+from stack.paths import DEFAULT_DATA_ROOT
 from tests.spring.spring_harness import SpringService, build_jar
 
 
@@ -26,3 +29,25 @@ def spring(stack: LocalStack, spring_jar: Path) -> Iterator[SpringService]:
         yield service
     finally:
         service.close()
+
+
+@pytest.fixture(scope="session")
+def spring_stack(test_port_base: int, keep_stack: bool, spring_jar: Path) -> Iterator[LocalStack]:
+    """A whole local stack running the Spring service (``resilience up --service spring``), at the test port
+    base + 60 (so it never collides with the session's Python stack), fresh, stopped and purged at the end
+    unless --keep-stack (then a running one is reused)."""
+    port_base = test_port_base + SPAN
+    data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-spring-{port_base}"
+    keep = keep_stack
+    st = LocalStack(port_base=port_base, data_dir=data_dir, service="spring")
+    if not (keep and st.is_running()):
+        st.down(purge=True)
+        st = LocalStack(port_base=port_base, data_dir=data_dir, service="spring")
+        status = st.up()
+        assert status.healthy, status.as_dict()
+    assert st.ctx.service == "spring"
+    try:
+        yield st
+    finally:
+        if not keep:
+            st.down(purge=True)

@@ -122,6 +122,36 @@ def test_ha_supervisor_config_and_service_environment(tmp_path: Path) -> None:
     assert kwargs["port"] == "20003,20048" and kwargs["target_session_attrs"] == "read-write"
 
 
+@pytest.mark.parametrize("profile", ["minimal", "ha"])
+def test_spring_service_replicas_take_the_python_ones_places(tmp_path: Path, profile: str) -> None:
+    """``--service spring``: same program names, ports and group; the JVM via run.sh; its metrics path; the
+    ClickHouse edges lead to the HTTP port its sink speaks; the secrets in the environment only."""
+    python = LocalStack(port_base=20000, data_dir=tmp_path / "py", profile=profile)
+    spring = LocalStack(port_base=20000, data_dir=tmp_path / "spring", profile=profile, service="spring")
+    replicas = {c.name: c for c in spring.components() if c.group == "audit-service"}
+    assert set(replicas) == {c.name for c in python.components() if c.group == "audit-service"}
+    r0 = replicas["audit-service-0"]
+    assert r0.command[-1].endswith("services/spring/run.sh") and r0.metrics_path == "/actuator/prometheus"
+    assert r0.metrics == next(c.metrics for c in python.components() if c.name == "audit-service-0")
+    assert r0.environment["SQLAUDIT_JWT_SECRET"] == spring.ctx.secrets.jwt_secret
+    assert spring.ctx.secrets.jwt_secret not in " ".join(r0.command)
+    eps = spring.endpoints
+    ch = [n for n in spring.endpoints.proxies(profile, "spring") if n.startswith("clickhouse")]
+    assert all(spring.endpoints.proxies(profile, "spring")[n][1] == eps.port(n.replace("clickhouse", "clickhouse_http"))
+               for n in ch)
+    assert all(python.endpoints.proxies(profile)[n][1] == eps.port(n.replace("clickhouse", "clickhouse_tcp"))
+               for n in ch)
+    urls = r0.environment["SQLAUDIT_CLICKHOUSE_URLS"].split(",")
+    assert len(urls) == len(ch) and r0.environment["SPRING_DATASOURCE_URL"].startswith("jdbc:postgresql://")
+    prom = next(c for c in spring.components() if c.name == "prometheus")
+    assert prom.prepare is not None
+    prom.prepare(spring.ctx)
+    config = yaml.safe_load((spring.ctx.conf_dir / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "audit-service")
+    assert job["metrics_path"] == "/actuator/prometheus" and job["scrape_timeout"] == "1900ms"
+    assert "query_log_file" in config["global"]
+
+
 def test_prometheus_evaluates_the_alert_rules_every_second(tmp_path: Path) -> None:
     """The stack's Prometheus loads a copy of deploy/local/alert-rules.yaml (its health then needs them loaded)."""
     stack = LocalStack(port_base=20000, data_dir=tmp_path)

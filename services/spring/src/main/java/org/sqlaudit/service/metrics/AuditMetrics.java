@@ -51,6 +51,7 @@ public class AuditMetrics {
             failedCounter(kind);  // every reason exists from start, so rate() is defined before the first failure
         }
         for (Checker checker : engine.checkers()) {
+            checkerTimer(checker.name());  // exists from start, so an alert over it has a series before the first batch
             FunctionCounter.builder("sqlaudit.checker.late.events", engine,
                             e -> e.lateEvents().getOrDefault(checker.name(), 0L))
                     .description("Events a window checker ignored because their window was closed")
@@ -100,12 +101,15 @@ public class AuditMetrics {
         failedCounter(kind).increment();
     }
 
-    public void checkerDuration(String checker, long nanos) {
-        Timer.builder("sqlaudit.checker.duration")
+    private Timer checkerTimer(String checker) {
+        return Timer.builder("sqlaudit.checker.duration")
                 .description("Time one checker spent on one batch")
                 .tag("checker", checker)
-                .register(registry)
-                .record(nanos, TimeUnit.NANOSECONDS);
+                .register(registry);
+    }
+
+    public void checkerDuration(String checker, long nanos) {
+        checkerTimer(checker).record(nanos, TimeUnit.NANOSECONDS);
     }
 
     public void violation(String checker, String severity) {
