@@ -9,9 +9,13 @@ happened. Tests that break the stack must put it back (faults roll back in
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -61,6 +65,42 @@ def _keep(config: pytest.Config) -> bool:
     return bool(opt) if opt is not None else bool(config.getini("keep_stack"))
 
 
+LOCK_DIR = Path(tempfile.gettempdir()) / "sql-audit-resilience-tests"
+_claims: list[IO[str]] = []  # held (open, flocked) until this session's process ends
+
+
+def claim(resource: str) -> None:
+    """Take ``resource`` (``port-19500``, ``cluster-test-cluster``) for this test session, or stop the session.
+
+    Every session stack starts by purging whatever runs at its port base, so a second session on the same
+    port base (a colleague's, another checkout's) would tear down the first one's stack mid-run and fail its
+    tests in a cascade. An exclusive ``flock``, released by the kernel when the process dies, makes the second
+    session stop at once and say who holds the resource instead.
+    """
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    fh = (LOCK_DIR / f"{resource}.lock").open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        pytest.exit(f"{resource} is in use by another test session ({holder}; lock {LOCK_DIR / resource}.lock): "
+                    "give this one its own with --stack-port-base N or RESILIENCE_TEST_PORT_BASE=N "
+                    "(and RESILIENCE_DATA_ROOT)", returncode=3)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} in {os.getcwd()} since {time.strftime('%H:%M:%S')}")
+    fh.flush()
+    _claims.append(fh)
+
+
+@pytest.fixture(scope="session")
+def claim_resource() -> Callable[[str], None]:
+    """:func:`claim` for the test packages' own stacks (``claim_resource(f"port-{port_base}")``)."""
+    return claim
+
+
 @pytest.fixture(scope="session")
 def test_port_base(request: pytest.FixtureRequest) -> int:
     """The session stack's port base (--stack-port-base, RESILIENCE_TEST_PORT_BASE, ini); other test stacks
@@ -90,6 +130,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     port_base = stack_port_base(request.config)
     data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-{port_base}"
     keep = _keep(request.config)
+    claim(f"port-{port_base}")
     st = LocalStack(port_base=port_base, data_dir=data_dir)
     if not (keep and st.is_running()):
         st.down(purge=True)  # a previous session killed mid-way may have left one behind

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +55,11 @@ def _settings() -> ClusterSettings:
 
 
 @pytest.fixture(scope="session")
-def local_cluster() -> Iterator[ClusterUnderTest]:
+def local_cluster(claim_resource: Callable[[str], None]) -> Iterator[ClusterUnderTest]:
     settings = _settings()
     run_install(settings)
     load_manifest(settings)
+    claim_resource(f"cluster-{settings.state_dir.name}")
     lc = LocalCluster(settings)
     problems = lc.down(purge=True)  # a session killed mid-way may have left one behind
     assert not problems, problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +32,15 @@ def spring(stack: LocalStack, spring_jar: Path) -> Iterator[SpringService]:
 
 
 @pytest.fixture(scope="session")
-def spring_stack(test_port_base: int, keep_stack: bool, spring_jar: Path) -> Iterator[LocalStack]:
+def spring_stack(test_port_base: int, keep_stack: bool, spring_jar: Path,
+                 claim_resource: Callable[[str], None]) -> Iterator[LocalStack]:
     """A whole local stack running the Spring service (``resilience up --service spring``), at the test port
     base + 60 (so it never collides with the session's Python stack), fresh, stopped and purged at the end
     unless --keep-stack (then a running one is reused)."""
     port_base = test_port_base + SPAN
     data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-spring-{port_base}"
     keep = keep_stack
+    claim_resource(f"port-{port_base}")
     st = LocalStack(port_base=port_base, data_dir=data_dir, service="spring")
     if not (keep and st.is_running()):
         st.down(purge=True)
