@@ -66,12 +66,9 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
     """
     settings = resolve(configuration)
     fault = module.rsplit(".", 1)[-1]
-    impl = _impl(settings, module, function)
-    plan = impl(**arguments, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
-    if settings.dry_run:
-        logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), plan.get("would", plan))
-        return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
-    killswitch.refuse_if_halted(settings, f"{fault}.{function}")
+    impl, plan, dry = _plan(settings, module, function, arguments, configuration, secrets)
+    if dry is not None:
+        return dry
 
     undo = {"activity": f"{module}.{undo_function}", "arguments": undo_arguments}
     path, entry = journal.new_entry(settings, f"{module}.{function}", arguments, undo, duration, plan,
@@ -103,6 +100,24 @@ def inject(module: str, function: str, arguments: dict[str, Any], undo_function:
             "details": details}
 
 
+def _plan(settings: TargetSettings, module: str, function: str, arguments: dict[str, Any],
+          configuration: dict[str, Any] | None, secrets: dict[str, Any] | None
+          ) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """The backend's function, its dry-run plan, and the answer of a dry run (``None`` on a real run).
+
+    Every call is planned first (its checks run, nothing is touched); a real one is refused while the kill
+    switch is on."""
+    fault = module.rsplit(".", 1)[-1]
+    impl = _impl(settings, module, function)
+    plan = impl(**arguments, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
+    if settings.dry_run:
+        logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), plan.get("would", plan))
+        return impl, plan, {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments,
+                            "plan": plan}
+    killswitch.refuse_if_halted(settings, f"{fault}.{function}")
+    return impl, plan, None
+
+
 def act(module: str, function: str, arguments: dict[str, Any], configuration: dict[str, Any] | None,
         secrets: dict[str, Any] | None) -> dict[str, Any]:
     """Run an action that leaves nothing to undo (a backup): the backend's dry run first, then the action.
@@ -112,12 +127,9 @@ def act(module: str, function: str, arguments: dict[str, Any], configuration: di
     """
     settings = resolve(configuration)
     fault = module.rsplit(".", 1)[-1]
-    impl = _impl(settings, module, function)
-    plan = impl(**arguments, configuration={**(configuration or {}), "dry_run": True}, secrets=secrets)
-    if settings.dry_run:
-        logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), plan.get("would", plan))
-        return {"dry_run": True, "fault": fault, "target": settings.target, "parameters": arguments, "plan": plan}
-    killswitch.refuse_if_halted(settings, f"{fault}.{function}")
+    impl, _, dry = _plan(settings, module, function, arguments, configuration, secrets)
+    if dry is not None:
+        return dry
     details: dict[str, Any] = impl(**arguments, configuration={**(configuration or {}), "dry_run": False},
                                    secrets=secrets)
     logger.info("%s: %s(%s) on %s stack %s: %s", fault, function, _args(arguments), settings.target,
