@@ -12,7 +12,8 @@ Three kinds of verdict, beside the SLOs:
                       loaded machine's end-to-end p95 does that), and the run cannot tell which. One
                       already firing when the run started was carried over from before it (the previous
                       run's disaster, or the first minutes after Prometheus started): named in the
-                      verdict, not held against this run.
+                      verdict, not held against this run; so is one already *pending* then (its
+                      condition held before the run; it fires a moment later).
 ``alert:<name>``      the expected alert was firing at some point between the fault's start and
                       ``within_s`` seconds after it; the measured value is how long after the fault's start
                       it first fired. Never firing in that bound is a **fail** (the disaster's alert did
@@ -107,27 +108,41 @@ def _quiet(url: str, window: RunWindow, watchdog: str) -> Verdict:
     end = window.fault_start if window.fault_start is not None else window.end
     if end - window.start < 1:
         return Verdict(slo, Outcome.INCONCLUSIVE, None, text, "alerts", "no healthy baseline before the fault")
-    query = (f'count by (alertname) (ALERTS{{alertstate="firing", alertname!="{prom.escape_label(watchdog)}"}}) '
-             f"or on() vector(0)")
+    firing_query, active_query = (
+        f'count by (alertname) (ALERTS{{alertstate{state}, alertname!="{prom.escape_label(watchdog)}"}}) '
+        f"or on() vector(0)" for state in ('="firing"', '=~"firing|pending"'))
     try:
-        series = prom.range_query(url, query, window.start, end, step_s=STEP_S)
+        series = prom.range_query(url, firing_query, window.start, end, step_s=STEP_S)
     except prom.ProbeError as exc:
         return Verdict(slo, Outcome.INCONCLUSIVE, None, text, "alerts", str(exc))
+    try:  # pending or firing: when the alert's condition became true (a run recorded before this has no such query)
+        active = {s.labels["alertname"]: [t for t, _ in s.points]
+                  for s in prom.range_query(url, active_query, window.start, end, step_s=STEP_S)
+                  if s.labels.get("alertname") and s.points}
+    except prom.ProbeError:
+        active = {}
     began: dict[str, float] = {}
     carried: list[str] = []
     for s in series:
         name = s.labels.get("alertname")
         if not name or not s.points:
             continue
-        times = [t for t, _ in s.points]
-        if times[0] <= window.start + 2 * STEP_S:
-            carried.append(name)
-        # it began in the baseline if it was not firing at the start, or stopped and fired again
-        starts = [b for a, b in zip([window.start - 2 * STEP_S, *times], times, strict=False) if b - a > 2 * STEP_S]
-        if starts:
-            began[name] = round(starts[0] - window.start, 1)
+        # Each stretch in which the alert's condition held (pending, then firing) without a gap: one that
+        # was already under way when the run started is carried over (an alert pending at the start fires
+        # a moment later: the previous run's disaster, not this baseline's); one that began later and
+        # fired began in the baseline, and so does a carried one that stopped and fired again.
+        firing_times = [t for t, _ in s.points]
+        stretches = _stretches(sorted(set(active.get(name, [])) | set(firing_times)))
+        for begin, finish in stretches:
+            fired = [t for t in firing_times if begin <= t <= finish]
+            if not fired:
+                continue
+            if begin <= window.start + 2 * STEP_S:
+                carried.append(name)
+            else:
+                began.setdefault(name, round(fired[0] - window.start, 1))
     details = {"baseline_s": round(end - window.start, 1), "carried_over": sorted(carried), "began": began}
-    note = (f"already firing when the run started (carried over): {', '.join(sorted(carried))}"
+    note = (f"already pending or firing when the run started (carried over): {', '.join(sorted(carried))}"
             if carried else "")
     if began:
         named = ", ".join(f"{n} (+{t:g} s)" for n, t in sorted(began.items()))
@@ -136,6 +151,17 @@ def _quiet(url: str, window: RunWindow, watchdog: str) -> Verdict:
                        f"before the fault; either way the run proves nothing about its alerts"
                        + (f"; {note}" if note else ""), details)
     return Verdict(slo, Outcome.PASS, 0.0, "== 0", "alerts", note, details)
+
+
+def _stretches(times: list[float]) -> list[tuple[float, float]]:
+    """Sorted sample times cut into runs without a gap longer than two evaluation steps."""
+    out: list[tuple[float, float]] = []
+    for t in times:
+        if out and t - out[-1][1] <= 2 * STEP_S:
+            out[-1] = (out[-1][0], t)
+        else:
+            out.append((t, t))
+    return out
 
 
 def _expected(url: str, window: RunWindow, name: str, within_s: float) -> Verdict:

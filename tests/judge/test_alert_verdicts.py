@@ -28,20 +28,23 @@ def _steps(start: float, end: float, step: float = 0.5) -> list[float]:
 class FakePrometheus:
     """ALERTS as a rule evaluator would have written them: ``firing[name] = [(from, to), ...]`` (epoch seconds)."""
 
-    def __init__(self, firing: dict[str, list[tuple[float, float]]]) -> None:
+    def __init__(self, firing: dict[str, list[tuple[float, float]]],
+                 pending: dict[str, list[tuple[float, float]]] | None = None) -> None:
         self.firing = firing
+        self.pending = pending or {}
         self.queries: list[str] = []
 
-    def _on(self, name: str, t: float) -> bool:
-        return any(a <= t <= b for a, b in self.firing.get(name, []))
+    def _on(self, name: str, t: float, pending: bool = False) -> bool:
+        return any(a <= t <= b for a, b in self.firing.get(name, []) + (self.pending.get(name, []) if pending else []))
 
     def range_query(self, url: str, query: str, start: float, end: float, step_s: float = 1.0,
                     timeout_s: float = 10.0) -> list[prom.Series]:
         self.queries.append(query)
         times = _steps(start, end, step_s)
         if query.startswith("count by (alertname)"):
-            out = [prom.Series({"alertname": n}, [(t, 1.0) for t in times if self._on(n, t)])
-                   for n in self.firing if n != "Watchdog"]
+            pending = "firing|pending" in query
+            out = [prom.Series({"alertname": n}, [(t, 1.0) for t in times if self._on(n, t, pending)])
+                   for n in {**self.firing, **self.pending} if n != "Watchdog"]
             out = [s for s in out if s.points]
             if not out and not query.endswith("or on() vector(0)"):
                 raise prom.ProbeError(f"Prometheus at {url}: no data for {query}")
@@ -58,8 +61,9 @@ class FakePrometheus:
 
 
 def _judge(monkeypatch: pytest.MonkeyPatch, firing: dict[str, list[tuple[float, float]]],
-           expected: list[dict[str, Any]], window: RunWindow = WINDOW) -> dict[str, Any]:
-    fake = FakePrometheus(firing)
+           expected: list[dict[str, Any]], window: RunWindow = WINDOW,
+           pending: dict[str, list[tuple[float, float]]] | None = None) -> dict[str, Any]:
+    fake = FakePrometheus(firing, pending)
     monkeypatch.setattr(prom, "range_query", fake.range_query)
     verdicts = alerting.alert_verdicts("http://prometheus", window, {"watchdog": "Watchdog", "expected": expected})
     return {v.slo: v for v in verdicts} | {"_overall": overall(verdicts)}
@@ -230,3 +234,25 @@ def test_a_passing_run_whose_expected_alert_never_fired_fails(tmp_path: Any, fir
     assert verdicts["alert:KafkaConsumerDown"].outcome is slo_outcome
     assert verdicts["alerts_evaluated"].outcome is Outcome.PASS and verdicts["alerts_quiet"].outcome is Outcome.PASS
     assert j.outcome is run_outcome
+
+
+def test_an_alert_pending_when_the_run_started_is_carried_over_when_it_fires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's second run: the previous run's disaster left SLOViolation_Availability pending; it fires 5 s
+    into this run's baseline. Its condition held before this run began: carried over, named, not held against
+    it (it made the fast gate inconclusive on CI). Judge by firing alone and this test fails."""
+    v = _judge(monkeypatch, {**WATCHING, "SLOViolation_Availability": [(T0 + 5, T0 + 12)]}, [],
+               pending={"SLOViolation_Availability": [(T0 - 50, T0 + 4.9)]})
+    assert v["alerts_quiet"].outcome is Outcome.PASS, v["alerts_quiet"].reason
+    assert "carried over" in v["alerts_quiet"].reason and "SLOViolation_Availability" in v["alerts_quiet"].reason
+
+
+def test_an_alert_that_becomes_pending_in_the_baseline_and_fires_began_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = _judge(monkeypatch, {**WATCHING, "SLOViolation_Latency": [(T0 + 20, T0 + 28)]}, [],
+               pending={"SLOViolation_Latency": [(T0 + 5, T0 + 19.9)]})
+    assert v["alerts_quiet"].outcome is Outcome.INCONCLUSIVE
+    assert "SLOViolation_Latency (+20 s)" in v["alerts_quiet"].reason
+
+
+def test_an_alert_only_pending_in_the_baseline_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = _judge(monkeypatch, dict(WATCHING), [], pending={"SlowChecker": [(T0 + 5, T0 + 15)]})
+    assert v["alerts_quiet"].outcome is Outcome.PASS
