@@ -29,6 +29,7 @@ from probes.slo import (
     SloFileError,
     load_catalogue,
     placeholders,
+    read_yaml,
 )
 
 __all__ = ["DEFAULT_ALERTS_FILE", "LOCAL_RULES_FILE", "Alert", "AlertCatalogue", "AlertFileError", "Rendering",
@@ -118,12 +119,7 @@ def load_alerts(path: Path | str = DEFAULT_ALERTS_FILE, catalogue: Catalogue | N
         AlertFileError: naming the file and the field.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise AlertFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise AlertFileError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, AlertFileError)
     try:
         alerts = AlertCatalogue.model_validate(data)
     except ValidationError as exc:

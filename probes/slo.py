@@ -279,15 +279,21 @@ def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+def read_yaml(path: Path, error: type[Exception]) -> Any:
+    """The YAML document of ``path``; ``error`` (the file kind's own error) names the file when it cannot be
+    read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_catalogue(path: Path | str = DEFAULT_SLO_FILE) -> Catalogue:
     """Load and validate an SLO file; :class:`SloFileError` names the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SloFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SloFileError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, SloFileError)
     try:
         return Catalogue.model_validate(data)
     except ValidationError as exc:
