@@ -203,7 +203,7 @@ class Envtest:
                 check: bool = True) -> subprocess.CompletedProcess[str]:
         kubectl = shutil.which("kubectl")
         if kubectl is None:
-            pytest.skip("kubectl is not installed")
+            pytest.fail("kubectl is not on PATH: `make k8s-cluster` builds it (deploy/k8s/local/install.sh)")
         return subprocess.run([kubectl, "--kubeconfig", str(kubeconfig or self.admin_kubeconfig), *args],
                               input=stdin, capture_output=True, text=True, timeout=120, check=check)
 

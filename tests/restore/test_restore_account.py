@@ -3,10 +3,9 @@ which are named as lost, the recovery point, and the guards that keep a restore 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from loadtests.ledger import AckedRecord
 from probes import restore
 from probes.restore import RestoreRun
 
@@ -14,23 +13,14 @@ BACKUP_MS = 1_000_000
 LOSS_MS = BACKUP_MS + 30_000
 
 
-@dataclass(frozen=True)
-class Rec:
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-    produced_at: int
-    acked_at: int
 
-
-def _ledger() -> list[Rec]:
+def _ledger() -> list[AckedRecord]:
     """Two partitions, 100 events each, one every 500 ms from 20 s before the backup point."""
     recs = []
     for p in (0, 1):
         for o in range(100):
             t = BACKUP_MS - 20_000 + o * 500
-            recs.append(Rec(f"e{p}-{o}", "events", p, o, t, t + 5))
+            recs.append(AckedRecord(f"e{p}-{o}", "events", p, o, t, t + 5))
     return recs
 
 
@@ -54,7 +44,7 @@ def test_at_risk_is_from_the_backup_offset_to_the_loss() -> None:
 
 
 def test_events_acknowledged_after_the_loss_are_not_at_risk() -> None:
-    late = Rec("late", "events", 0, 500, LOSS_MS - 1, LOSS_MS + 1)
+    late = AckedRecord("late", "events", 0, 500, LOSS_MS - 1, LOSS_MS + 1)
     assert restore.at_risk([late], "events", {0: 0}, LOSS_MS) == []
 
 
