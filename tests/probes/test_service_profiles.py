@@ -66,8 +66,7 @@ def test_the_scan_finds_python_series_in_the_python_view(cat: Catalogue) -> None
 def test_service_selects_profiles_and_flags_win(cat: Catalogue) -> None:
     assert cat.view("local").profiles == ("local-kubelet", "kubernetes", "python-reference")
     assert cat.view("local", service="python").profiles == cat.view("local").profiles
-    assert cat.view("local", service="spring").profiles == ("local-kubelet", "kubernetes", "micrometer",
-                                                            "spring-micrometer")
+    assert cat.view("local", service="spring").profiles == ("local-kubelet", "kubernetes", "micrometer")
     assert cat.view("local", profiles=["micrometer"], service="python").profiles == ("micrometer",)
     with pytest.raises(KeyError, match=r"no metric profiles for service 'quarkus'.*python, spring"):
         cat.view("local", service="quarkus")
