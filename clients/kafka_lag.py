@@ -23,7 +23,7 @@ from clients.kafka import KafkaAuth
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LagReader", "LagSnapshot"]
+__all__ = ["GroupAssignment", "LagReader", "LagSnapshot"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,51 @@ class LagSnapshot:
     def produced(self) -> int:
         """Sum of end offsets: how many records the topic has ever received."""
         return sum(self.end_offsets.values())
+
+
+@dataclass(frozen=True)
+class GroupAssignment:
+    """Which member of a consumer group holds which partition of one topic (Kafka's DescribeGroups).
+
+    ``held`` maps each assigned partition to the member's client id and host. A group in the middle of a
+    rebalance reports no assignment (``state`` is not ``Stable``), so every partition reads as unheld.
+    """
+
+    group: str
+    topic: str
+    state: str
+    partitions: tuple[int, ...]
+    held: dict[int, str]
+
+    @property
+    def unheld(self) -> list[int]:
+        return [p for p in self.partitions if p not in self.held]
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "Stable" and not self.unheld
+
+    def describe(self) -> str:
+        members = len(set(self.held.values()))
+        return (f"group {self.group!r} is {self.state or 'unknown'}: {len(self.held)} of {len(self.partitions)} "
+                f"partitions of {self.topic!r} held by {members} member(s)"
+                + (f", unheld {self.unheld}" if self.unheld else ""))
+
+
+def _assigned(member: dict[str, object], topic: str) -> list[int]:
+    """The partitions of ``topic`` in one member's decoded assignment (kafka-python's dict form)."""
+    assignment = member.get("member_assignment")
+    if isinstance(assignment, dict):
+        entries = assignment.get("assigned_partitions") or []
+    else:  # a ConsumerProtocolAssignment left as an object, or an assignment that did not decode
+        entries = getattr(assignment, "assigned_partitions", None) or []
+    out: list[int] = []
+    for entry in entries:
+        name = entry.get("topic") if isinstance(entry, dict) else getattr(entry, "topic", None)
+        parts = entry.get("partitions") if isinstance(entry, dict) else getattr(entry, "partitions", None)
+        if name == topic:
+            out.extend(int(x) for x in parts or [])
+    return out
 
 
 class LagReader:
@@ -97,6 +142,18 @@ class LagReader:
         return LagSnapshot(group=self.group, topic=self.topic, taken_at=time.time(),
                            end_offsets={tp.partition: int(end[tp]) for tp in parts}, committed=committed,
                            beginning_offsets={tp.partition: int(begin[tp]) for tp in parts})
+
+    def assignment(self) -> GroupAssignment:
+        """Who holds each partition of the topic now; raises on any Kafka error."""
+        parts = tuple(tp.partition for tp in self._topic_partitions())
+        described = self._admin.describe_groups([self.group]).get(self.group) or {}
+        held: dict[int, str] = {}
+        for member in described.get("members") or []:
+            who = f"{member.get('client_id', '?')}@{str(member.get('client_host', '?')).lstrip('/')}"
+            for partition in _assigned(member, self.topic):
+                held[partition] = who
+        return GroupAssignment(group=self.group, topic=self.topic, state=str(described.get("group_state") or ""),
+                               partitions=parts, held=held)
 
     def close(self) -> None:
         for client in (self._admin, self._consumer):

@@ -2,8 +2,8 @@
 
 :func:`plan` reads the experiment, the SLO catalogue, the load arguments and the target's
 settings (:mod:`target.settings`); any problem is a :class:`RunError` naming the file, field,
-key or URL. :func:`check_reachable` and :func:`wait_observed` then make sure the target answers
-and its Prometheus sees the service, still before any fault.
+key or URL. :func:`check_reachable`, :func:`wait_observed` and :func:`wait_assigned` then make sure the target
+answers, its Prometheus sees the service and its consumer group holds the topic, still before any fault.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from target.settings import SettingsError, TargetSettings, resolve
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_logins", "check_metrics", "check_reachable",
-           "plan", "wait_observed"]
+           "plan", "wait_assigned", "wait_observed"]
 
 DEFAULT_REPORTS = REPO_ROOT / "reports"
 
@@ -331,3 +331,40 @@ def wait_observed(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
                            f"after {timeout_s:.0f} s ({query}): " + (why or "is the service running?"))
         phase("stack", f"waiting for Prometheus to see {want} ready replicas ({seen:.0f} so far)")
         time.sleep(1)
+
+
+def wait_assigned(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
+    """Wait until the service's consumer group holds every partition of the topic, and is not rebalancing.
+
+    A replica is ready once it reaches its stores, with or without partitions (docs/metrics.md): right
+    after ``up``, or after the previous run's restarts, the group may still be joining. A baseline taken
+    then would time the rebalance, not the service, and a verdict would depend on when the run started.
+    Kafka is asked directly (DescribeGroups), so this holds for any service and either target.
+    :class:`RunError` if the group never settles — before any fault.
+    """
+    from clients.kafka_lag import GroupAssignment, LagReader
+
+    deadline = time.monotonic() + timeout_s
+    seen: GroupAssignment | None = None
+    last_error = ""
+    try:
+        reader = LagReader(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
+                           auth=p.settings.kafka_auth())
+    except Exception as exc:
+        raise RunError(f"Kafka at {p.kafka_bootstrap}: {type(exc).__name__}: {exc}") from None
+    with reader:
+        while True:
+            try:
+                seen = reader.assignment()
+                if seen.complete:
+                    return
+                phase("stack", f"waiting for the consumer group to hold every partition: {seen.describe()}")
+            except Exception as exc:  # the broker answers in a moment, or the deadline names it
+                last_error = f"{type(exc).__name__}: {exc}"
+                logger.info("waiting for the consumer group's assignment: %s", last_error)
+            if time.monotonic() > deadline:
+                what = seen.describe() if seen is not None else f"no answer ({last_error})"
+                raise RunError(f"Kafka at {p.kafka_bootstrap}: after {timeout_s:.0f} s, {what}: the service's "
+                               f"replicas do not consume the topic (consumer_group and topic of the target "
+                               f"file, docs/staging.md)")
+            time.sleep(1)

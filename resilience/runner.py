@@ -34,7 +34,17 @@ from probes.verdict import Outcome
 from resilience import residue
 from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
-from resilience.plan import Phase, RunError, RunOptions, RunPlan, check_metrics, check_reachable, plan, wait_observed
+from resilience.plan import (
+    Phase,
+    RunError,
+    RunOptions,
+    RunPlan,
+    check_metrics,
+    check_reachable,
+    plan,
+    wait_assigned,
+    wait_observed,
+)
 from resilience.rundir import RunDirectory
 from resilience.secrets import Redactor
 from resilience.series import live_poller, record_series
@@ -68,6 +78,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         p = plan(options)  # a stack just made with --secure has credentials the settings read from it now
     check_reachable(p)
     wait_observed(p, phase)
+    wait_assigned(p, phase)
     check_metrics(p)
 
     rd = RunDirectory.create(options.reports_dir, p.exp.name,
