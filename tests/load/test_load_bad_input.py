@@ -85,3 +85,11 @@ def test_locust_cli_refuses_missing_bootstrap_before_load(monkeypatch: pytest.Mo
     done = run_locust("--rate", "10")
     assert done.returncode != 0
     assert "--kafka-bootstrap: required" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["fast", "-21", "20"])
+def test_start_load_names_a_bad_priority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("RESILIENCE_LOAD_NICE", value)
+    with pytest.raises(LoadConfigError, match=rf"RESILIENCE_LOAD_NICE='{value}': expected an integer from -20 to 19"):
+        start_load(closed_port(), run_dir=str(tmp_path / "run"), check_timeout=2)
+    assert not (tmp_path / "run").exists()
