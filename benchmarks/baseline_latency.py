@@ -298,11 +298,11 @@ def prometheus_figures(url: str, start: float, end: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- load
 def run_load(tree: Path, bootstrap: str, rate: float, seconds: float, run_dir: Path,
              user_rate: float = 100.0) -> dict[str, Any]:
-    """The experiments' load from ``tree`` (``loadtests.runner.start_load``, ledger off), blocking.
+    """The experiments' load from ``tree`` (``loadtests.locust_process.start_load``, ledger off), blocking.
 
     ``user_rate`` is the most events/s one Locust user (one producer) sends: 100, the experiments'
     value, by default."""
-    code = ("import json, sys; from loadtests import runner; "
+    code = ("import json, sys; from loadtests import locust_process as runner; "
             "h = runner.start_load(sys.argv[1], shape='steady', rate=float(sys.argv[2]), duration=float(sys.argv[3]), "
             "seed=7, ledger_dir='', run_dir=sys.argv[4], user_rate=float(sys.argv[5])); "
             "r = runner.wait_load(h, float(sys.argv[3]) + 60); print(json.dumps(r.as_dict(), default=str))")
