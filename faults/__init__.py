@@ -25,5 +25,6 @@ ACTIVITY_MODULES = (
     "faults.checker_config",
     "faults.backup",
     "faults.store_loss",
+    "faults.poison",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.clickhouse import ClickHouseAuth
+from clients.kafka import KafkaAuth
 from probes import prom
 from probes.dataloss import DataLossReport, StoredEvent, account, read_stored
 from probes.evaluate import (
@@ -73,7 +74,8 @@ class Judgement:
 def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool,
           clickhouse: tuple[str, int] | None = None, drained: dict[str, Any] | None = None,
           catalogue: Catalogue | None = None, postgres: dict[str, Any] | None = None,
-          redactor: Redactor | None = None, clickhouse_auth: ClickHouseAuth | None = None) -> Judgement:
+          redactor: Redactor | None = None, clickhouse_auth: ClickHouseAuth | None = None,
+          kafka_auth: KafkaAuth | None = None) -> Judgement:
     """Verdicts of the run described by ``run`` (the content of run.json).
 
     Args:
@@ -81,6 +83,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             otherwise replay the recording.
         clickhouse: (host, port) for the final store read (live only).
         clickhouse_auth: the login for that read (default: ``default`` without password).
+        kafka_auth: the Kafka login for reading the dead-letter topic (live only; default PLAINTEXT).
         postgres: psycopg keywords to cross-check the stateless checkers' violations (live only).
         drained: result of waiting for lag 0 (live: from the runner; offline: from the recording).
         redactor: masks secrets in the recordings written (live only).
@@ -182,6 +185,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                 measured[sid] = Measurement(None, loss_info.get("reason", "not measured"))
         if RESTORE_SLOS & set(ext.get("slos") or scenario.slos):
             measured.update(_restore(run_dir, records, stored, loss, loss_info))
+        if "poison_dead_lettered" in (ext.get("slos") or scenario.slos):
+            measured["poison_dead_lettered"] = _poison(rd, run, contract, live, kafka_auth)
         asked, achieved = _load_ratio(run_dir, run, acked)
         if "patroni_failover" in (ext.get("slos") or scenario.slos):
             try:
@@ -270,6 +275,42 @@ def _restore(run_dir: Path, records: dict[str, Any], stored: dict[str, StoredEve
                       f"(backup point {run.gap_s:.1f} s before it)" if acct.lost else "",
                       {**facts, "earliest_lost_produced_at_ms": acct.earliest_lost_produced_at_ms})
     return {"restore_lost": lost, "rpo_restore": rpo, "restore_duration": duration}
+
+
+POISON_RECORDING = "recorded/poison.json"
+
+
+def _poison(rd: RunDirectory, run: dict[str, Any], contract: DataContract, live: bool,
+            kafka_auth: KafkaAuth | None) -> Measurement:
+    """Every poison record the broker acknowledged (``load/poison.jsonl``) is in the dead-letter topic, by key.
+
+    Inconclusive when none was acknowledged (the fault did not take effect) or the topic could not be read;
+    live, the keys found are recorded, so offline re-judging reads the same answer."""
+    from faults.poison_records import POISON_FILE, read_poison
+    from probes import poison
+
+    acked = read_poison(rd.load_dir / POISON_FILE)
+    if not acked:
+        return Measurement(None, f"no poison record was acknowledged ({POISON_FILE} is empty or absent): the "
+                                 "fault did not take effect")
+    sent = {r["key"] for r in acked}
+    if live:
+        bootstrap = str((run.get("endpoints") or {}).get("kafka_bootstrap") or "")
+        try:
+            keys = poison.dead_letter_keys(bootstrap, contract.dlq_topic, kafka_auth)
+        except prom.ProbeError as exc:
+            return Measurement(None, str(exc))
+        found = sorted(sent & keys)
+        rd.write(POISON_RECORDING, {"dlq_topic": contract.dlq_topic, "dead_lettered": found})
+    else:
+        saved = read_json(rd.path / POISON_RECORDING)
+        if saved is None:
+            return Measurement(None, f"no recording of the dead-letter topic ({POISON_RECORDING})")
+        found = list(saved.get("dead_lettered") or [])
+    acct = poison.account(acked, set(found))
+    return Measurement(float(len(acct.missing)), acct.describe(),
+                       {"acked": acct.acked, "dead_lettered": len(found), "dlq_topic": contract.dlq_topic,
+                        "missing": [r["key"] for r in acct.missing][:1000]})
 
 
 def _config_changed(run: dict[str, Any]) -> bool:

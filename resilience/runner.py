@@ -204,7 +204,7 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
     rd.write("run.json", run)
     phase("judging", "evaluating the SLOs")
     j: Judgement = judge(rd.path, run, p.prometheus_url, live=True, clickhouse=p.clickhouse, drained=drained,
-                         clickhouse_auth=p.settings.clickhouse_auth(),
+                         clickhouse_auth=p.settings.clickhouse_auth(), kafka_auth=p.settings.kafka_auth(),
                          postgres=_postgres_for_checks(p), catalogue=p.catalogue, redactor=rd.redactor)
     summary = j.summary(run["scenario"])
     rd.write("summary.json", summary)

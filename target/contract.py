@@ -19,7 +19,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stack.endpoints import CH_DATABASE, CONSUMER_GROUP, TOPIC
+from stack.endpoints import CH_DATABASE, CONSUMER_GROUP, DLQ_TOPIC, TOPIC
 
 __all__ = ["DataContract"]
 
@@ -33,6 +33,7 @@ class DataContract(BaseModel):
 
     topic: str = Field(default=TOPIC, min_length=1, description="the events topic")
     consumer_group: str = Field(default=CONSUMER_GROUP, min_length=1, description="the service's consumer group")
+    dlq_topic: str = Field(default=DLQ_TOPIC, min_length=1, description="the dead-letter topic of invalid records")
     event_format: str = Field(default="sqlaudit-v1", description="how the load generator writes an event: "
                               "sqlaudit-v1 (docs/events.md) or module:function (loadtests/formats.py)")
     clickhouse_database: str = Field(default=CH_DATABASE, description="database of the events table")
