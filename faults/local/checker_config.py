@@ -33,21 +33,37 @@ def _answers_200(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
 
-def _rolling_restart(programs: Programs, group: str, what: str) -> list[str]:
-    """Stop and start each replica in turn, waiting until it is ready before the next (a rolling update)."""
+def _ready_timeout(programs: Programs, name: str) -> float:
+    """How long ``name`` may take to become ready after a restart: its component's start-up allowance (a
+    Spring replica's JVM took 104-184 s on this loaded machine), never less than :data:`READY_TIMEOUT_S`."""
+    for comp in programs.stack.components():
+        if comp.name == name:
+            return max(READY_TIMEOUT_S, float(comp.startup_timeout))
+    return READY_TIMEOUT_S
+
+
+def _rolling_restart(programs: Programs, group: str, what: str, since: float) -> list[str]:
+    """Stop and start each replica in turn, waiting until it is ready before the next (a rolling update).
+
+    A replica started at or after ``since`` (when the config file it must read was written) already reads
+    it: it is only waited for, not restarted. So a revert retried after a timeout converges instead of
+    killing, attempt after attempt, the replica that was still starting with the restored file."""
     done = []
     for member in programs.group(group, what):
         name = member["name"]
-        programs.stop(name, what=what)
-        programs.ensure_running(name, READY_TIMEOUT_S, what)
+        fresh = member.get("statename") in ("STARTING", "RUNNING") and float(member.get("start") or 0) >= since
+        if not fresh:
+            programs.stop(name, what=what)
+        timeout = _ready_timeout(programs, name)
+        programs.ensure_running(name, timeout, what)
         port = ready_port(programs, name)
         if port is not None:
             url = f"http://127.0.0.1:{port}/actuator/health/readiness"
-            wait_until(functools.partial(_answers_200, url), READY_TIMEOUT_S, 0.5,
-                       f"{what}: {name} not ready within {READY_TIMEOUT_S:.0f} s after its restart",
+            wait_until(functools.partial(_answers_200, url), timeout, 0.5,
+                       f"{what}: {name} not ready within {timeout:.0f} s after its restart",
                        retry_on=(requests.RequestException,), error=ActivityFailed)
         done.append(name)
-        logger.info("%s: %s restarted and ready", what, name)
+        logger.info("%s: %s %s and ready", what, name, "already on the new file" if fresh else "restarted")
     return done
 
 
@@ -73,7 +89,7 @@ def change_checker_threshold(checker: str, field: str, value: float, group: str 
     candidate = path.with_name(path.name + ".candidate")
     candidate.write_text(text)
     candidate.replace(path)
-    restarted = _rolling_restart(programs, group, what)
+    restarted = _rolling_restart(programs, group, what, since=path.stat().st_mtime)
     return {"checker": checker, "field": field, "old": old, "new": new, "file": str(path),
             "restarted": restarted, "changed": f"{checker}.{field} {old} -> {new}, rolled {group}"}
 
@@ -89,10 +105,11 @@ def restore_checker_config(group: str = "audit-service", configuration: Configur
         return {"changed": "nothing to restore (no change recorded)", "would": "nothing"}
     if settings.dry_run:
         return {"would": f"restore {path} from {backup}, then restart {group} one by one"}
-    shutil.copyfile(backup, path)
+    if path.read_bytes() != backup.read_bytes():  # a retried revert leaves the file, and its time, alone
+        shutil.copyfile(backup, path)
     restarted: list[str] = []
     if programs.supervisord_running():
-        restarted = _rolling_restart(programs, group, "restore checker config")
+        restarted = _rolling_restart(programs, group, "restore checker config", since=path.stat().st_mtime)
     backup.unlink()
     return {"changed": f"restored {path}; rolled {', '.join(restarted) or 'nothing (stack not running)'}",
             "restarted": restarted}

@@ -64,6 +64,34 @@ def test_config_change_takes_effect_on_every_replica_and_is_restored(stack: Loca
     assert config_fault.restore_checker_config(configuration=config)["details"]["changed"].startswith("nothing")
 
 
+def test_a_retried_revert_does_not_restart_a_replica_already_on_the_restored_file(
+        stack: LocalStack, config: dict[str, Any]) -> None:
+    """A revert cut short (a Spring replica slower to start than the wait, here: a revert interrupted after
+    its first restart) is retried by the runner, the cleanup or the watchdog: the retry must converge, not
+    restart again the replica that is already starting with the restored file. Fails if every retry rolls
+    every replica (seen on the Spring stack: audit-service-0 restarted by each attempt, never ready)."""
+    path = checkers_file(stack.ctx)
+    original = path.read_text()
+    old = _configprops(stack, 0)["checkers"]["slow_query"]["threshold_ms"]
+    try:
+        config_fault.change_checker_threshold("slow_query", "threshold_ms", old + 1111, configuration=config)
+        # the first attempt of a revert: the file put back, replica 0 restarted with it, then cut short
+        path.write_text(original)
+        stack.supervisor.stop("audit-service-0", 60)
+        stack.supervisor.ensure_running("audit-service-0", 60)
+        before = {n: i["pid"] for n, i in stack.supervisor.process_info().items() if n.startswith("audit-service")}
+        out = config_fault.restore_checker_config(configuration=config)
+        after = {n: i["pid"] for n, i in stack.supervisor.process_info().items() if n.startswith("audit-service")}
+        assert after["audit-service-0"] == before["audit-service-0"], "a retry restarted a replica on the file"
+        assert after["audit-service-1"] != before["audit-service-1"] and after["audit-service-2"] != before[
+            "audit-service-2"], "replicas still on the changed file were not restarted"
+        assert out["details"]["restarted"] == ["audit-service-0", "audit-service-1", "audit-service-2"]
+    finally:
+        config_fault.restore_checker_config(configuration=config)
+    assert path.read_text() == original
+    assert [_configprops(stack, i)["checkers"]["slow_query"]["threshold_ms"] for i in range(3)] == [old] * 3
+
+
 @pytest.mark.parametrize("args, match", [
     ({"checker": "nope", "field": "threshold_ms", "value": 1}, "no checker 'nope'"),
     ({"checker": "slow_query", "field": "colour", "value": 1}, "no numeric field 'colour'"),
