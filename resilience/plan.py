@@ -231,7 +231,11 @@ def check_reachable(p: RunPlan) -> None:
         requests.get(f"{p.prometheus_url}/-/ready", timeout=5, headers=auth.headers()).raise_for_status()
     except requests.HTTPError as exc:
         if exc.response is not None and exc.response.status_code in (401, 403):
-            raise RunError(f"Prometheus at {p.prometheus_url} refused {auth.describe()}: {exc}") from None
+            keys = ("prometheus_token",) if p.settings.prometheus_token else ("prometheus_username",
+                                                                               "prometheus_password")
+            where = ", ".join(f"{k} from {p.settings.source(k)}" for k in keys)
+            raise RunError(f"Prometheus at {p.prometheus_url} refused {auth.describe()} ({where}): "
+                           f"HTTP {exc.response.status_code}") from None
         raise RunError(f"Prometheus at {p.prometheus_url} is not reachable: {exc}") from None
     except requests.RequestException as exc:
         raise RunError(f"Prometheus at {p.prometheus_url} is not reachable: {exc}") from None

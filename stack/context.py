@@ -101,7 +101,7 @@ class Tools:
 class Secrets:
     """Generated once per stack, kept in ``<data-dir>/secrets.json`` (mode 0600), never in git.
 
-    The Kafka and ClickHouse passwords are used by a stack started with ``--secure``
+    The Kafka, ClickHouse and Prometheus passwords are used by a stack started with ``--secure``
     (:mod:`stack.security`); ``jwt_secret`` is the HS256 key of the Spring service's read API (and of
     the load's API user). A stack made before a secret existed gets it on first use."""
 
@@ -112,6 +112,7 @@ class Secrets:
     kafka_suite_password: str = ""
     clickhouse_service_password: str = ""
     clickhouse_suite_password: str = ""
+    prometheus_suite_password: str = ""
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Secrets:

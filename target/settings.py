@@ -446,6 +446,9 @@ def _with_local_defaults(s: TargetSettings) -> TargetSettings:
                         clickhouse_user=creds.clickhouse.user, clickhouse_password=SecretStr(creds.clickhouse.password),
                         clickhouse_port=ep.port("clickhouse_tcp_secure"), clickhouse_secure=creds.clickhouse.secure,
                         clickhouse_ca_file=Path(creds.clickhouse.ca_file) if creds.clickhouse.ca_file else None)
+        if creds.prometheus.username and "prometheus_token" not in s.sources:
+            defaults.update(prometheus_username=creds.prometheus.username,
+                            prometheus_password=SecretStr(creds.prometheus.password or ""))
     fill = {k: v for k, v in defaults.items() if k not in s.sources}  # a key set anywhere has its source
     sources = {**s.sources, **{k: f"local stack at port base {s.stack_port_base}" for k in fill}}
     return s.model_copy(update={**fill, "sources": sources})

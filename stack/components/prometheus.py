@@ -4,6 +4,9 @@ The rules are ``deploy/local/alert-rules.yaml``: the ``local`` rendering of the 
 (``docs/alerts.yaml``, ``python -m probes.alerts render``), copied into the stack's configuration at
 ``up`` so that a checkout changing it does not change a running stack. They are evaluated every second
 (the global ``evaluation_interval``), so an alert's ``for`` is what delays it, not the evaluation.
+
+A ``--secure`` stack's Prometheus asks for a login on every request (``--web.config.file``, basic auth
+of user ``resilience``; :func:`stack.security.prometheus_web_config`), its scrape of itself included.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from stack.components.base import Component
 from stack.context import StackContext
 from stack.errors import ComponentError
 from stack.paths import REPO_ROOT
+from stack.security import PROMETHEUS_SUITE_USER, prometheus_web_config, suite_prometheus_auth
 
 #: The local rendering of the alert catalogue (kept in step with docs/alerts.yaml by tests/alerts).
 ALERT_RULES = REPO_ROOT / "deploy" / "local" / "alert-rules.yaml"
@@ -70,6 +74,7 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
                 paths[job] = comp.metrics_path
         jobs["prometheus"] = [{"targets": [f"127.0.0.1:{c.endpoints.port('prometheus')}"],
                                "labels": {"component": "prometheus"}}]
+        web = prometheus_web_config(c)
         conf.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ALERT_RULES_SPRING if c.service == "spring" else ALERT_RULES, rules)
         config = {
@@ -79,7 +84,9 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
                        "query_log_file": str(query_log(c)),
                        "external_labels": {"stack": f"local-{c.endpoints.port_base}"}},
             "rule_files": [str(rules)],
-            "scrape_configs": [{"job_name": job, "static_configs": sc, **_scrape_options(job, paths.get(job))}
+            "scrape_configs": [{"job_name": job, "static_configs": sc, **_scrape_options(job, paths.get(job)),
+                                **({"basic_auth": {"username": PROMETHEUS_SUITE_USER, "password_file": str(web[1])}}
+                                   if web and job == "prometheus" else {})}
                                for job, sc in sorted(jobs.items())],
         }
         conf.parent.mkdir(parents=True, exist_ok=True)
@@ -87,12 +94,13 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
                         + yaml.safe_dump(config, sort_keys=False))
 
     def probe(c: StackContext) -> str:
-        requests.get(f"{url}/-/ready", timeout=2).raise_for_status()
+        requests.get(f"{url}/-/ready", timeout=2, headers=suite_prometheus_auth(c).headers()).raise_for_status()
         return "ready"
 
     def health(c: StackContext) -> str:
-        requests.get(f"{url}/-/ready", timeout=2).raise_for_status()
-        resp = requests.get(f"{url}/api/v1/targets", params={"state": "active"}, timeout=3)
+        auth = suite_prometheus_auth(c).headers()
+        requests.get(f"{url}/-/ready", timeout=2, headers=auth).raise_for_status()
+        resp = requests.get(f"{url}/api/v1/targets", params={"state": "active"}, timeout=3, headers=auth)
         resp.raise_for_status()
         targets = resp.json()["data"]["activeTargets"]
         expected = _configured_targets(conf)
@@ -101,7 +109,8 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         if len(targets) < expected or down:
             raise ComponentError("prometheus", f"{up}/{expected} targets up"
                                                + (f" (not up: {', '.join(down)})" if down else ""))
-        groups = requests.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=3).json()["data"]["groups"]
+        groups = requests.get(f"{url}/api/v1/rules", params={"type": "alert"}, timeout=3,
+                              headers=auth).json()["data"]["groups"]
         loaded = sum(len(g["rules"]) for g in groups)
         if not loaded:
             raise ComponentError("prometheus", f"no alert rules loaded (rule file {rules})")
@@ -112,7 +121,8 @@ def prometheus(ctx: StackContext, scraped: list[Component]) -> Component:
         command=[ctx.tools.prometheus, f"--config.file={conf}", f"--storage.tsdb.path={data}",
                  f"--web.listen-address=127.0.0.1:{ctx.endpoints.port('prometheus')}",
                  "--storage.tsdb.retention.time=3d", "--web.enable-admin-api", "--web.enable-lifecycle",
-                 "--log.level=warn"],
+                 "--log.level=warn", *([f"--web.config.file={ctx.conf_dir / 'prometheus-web.yml'}"] if ctx.secure
+                                       else [])],
         ports=["prometheus"],
         prepare=prepare,
         probe=probe,

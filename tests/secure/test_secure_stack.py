@@ -16,13 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 from clients import clickhouse as ch
 from clients import kafka as kafka_login
 from resilience.plan import RunError
 from resilience.runner import RunOptions, run
 from stack.core import LocalStack
-from stack.security import CH_SUITE_USER, KAFKA_SUITE_USER
+from stack.security import CH_SUITE_USER, KAFKA_SUITE_USER, PROMETHEUS_SUITE_USER, suite_prometheus_auth
 
 pytestmark = [pytest.mark.stack]
 
@@ -51,11 +52,20 @@ def test_the_doors_are_shut_without_credentials(secure_stack: LocalStack) -> Non
     with pytest.raises(kafka_login.AuthError, match="TLS handshake failed"):  # a CA we did not make
         kafka_login.login_once(eps.kafka_bootstrap, kafka_login.KafkaAuth(
             "SASL_SSL", "SCRAM-SHA-512", KAFKA_SUITE_USER, secure_stack.ctx.secrets.kafka_suite_password))
+    query = f"{eps.prometheus_url}/api/v1/query"
+    assert requests.get(query, params={"query": "up"}, timeout=5).status_code == 401  # Prometheus asks for a login
+    suite_login = suite_prometheus_auth(secure_stack.ctx).headers()
+    ok = requests.get(query, params={"query": "up"}, timeout=5, headers=suite_login)
+    assert ok.status_code == 200
+    assert {r["metric"]["job"] for r in ok.json()["data"]["result"] if r["value"][1] == "1"} >= {"prometheus"}, \
+        "Prometheus' scrape of itself did not log in"
 
 
 @pytest.mark.parametrize("variable, endpoint, user", [
     ("RESILIENCE_CLICKHOUSE_PASSWORD", "ClickHouse at 127.0.0.1:{clickhouse}", f"user '{CH_SUITE_USER}'"),
     ("RESILIENCE_KAFKA_PASSWORD", "Kafka at 127.0.0.1:{kafka}", f"user '{KAFKA_SUITE_USER}'"),
+    ("RESILIENCE_PROMETHEUS_PASSWORD", "Prometheus at http://127.0.0.1:{prometheus}",
+     f"user '{PROMETHEUS_SUITE_USER}'"),
 ])
 def test_a_wrong_password_stops_the_run_before_any_fault(secure_stack: LocalStack, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch, variable: str,
@@ -65,7 +75,8 @@ def test_a_wrong_password_stops_the_run_before_any_fault(secure_stack: LocalStac
     with pytest.raises(RunError) as err:
         run(_options(secure_stack, tmp_path / "reports", bring_up=False))
     message = str(err.value)
-    where = endpoint.format(clickhouse=eps.port("clickhouse_tcp_secure"), kafka=eps.port("kafka"))
+    where = endpoint.format(clickhouse=eps.port("clickhouse_tcp_secure"), kafka=eps.port("kafka"),
+                            prometheus=eps.port("prometheus"))
     assert where in message and user in message and "refused" in message, message
     assert f"from env {variable}" in message, message
     assert "wrong-password-4f1b" not in message
