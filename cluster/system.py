@@ -229,6 +229,8 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "k8s_clickhouse_selector": "app=clickhouse",
         "k8s_clickhouse_statefulset": "clickhouse",
         "k8s_clickhouse_container": "clickhouse",
+        # a partition policy must be seen to cut new connections from a service pod (the image has python3)
+        "k8s_partition_check": True,
         "prometheus_url": f"http://{node}:{NODE_PORTS['prometheus']}",
         "kafka_bootstrap": f"{node}:{NODE_PORTS['kafka']}",
         "clickhouse_host": node,
