@@ -12,13 +12,14 @@ loopback).
 import os
 import threading
 import time
+from pathlib import Path
 
 import requests
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
-NAMESPACE = os.environ.get("POD_NAMESPACE") or open(f"{SA}/namespace").read().strip()
+NAMESPACE = os.environ.get("POD_NAMESPACE") or Path(f"{SA}/namespace").read_text().strip()
 SELECTOR = os.environ.get("POD_SELECTOR", "")
 PERIOD = float(os.environ.get("PERIOD", "0.5"))
 API = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
@@ -33,7 +34,7 @@ def poll() -> None:
     while True:
         t0 = time.monotonic()
         try:
-            session.headers["Authorization"] = "Bearer " + open(f"{SA}/token").read().strip()
+            session.headers["Authorization"] = "Bearer " + Path(f"{SA}/token").read_text().strip()
             res = session.get(f"{API}/api/v1/namespaces/{NAMESPACE}/pods",
                               params={"labelSelector": SELECTOR}, timeout=5)
             res.raise_for_status()
