@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from cluster import proc
@@ -167,6 +168,20 @@ def _job_pending(settings: ClusterSettings, name: str) -> str | None:
     return f"running ({status.get('failed', 0)} failed attempts)"
 
 
+def _first_batch_pending(settings: ClusterSettings) -> str | None:
+    """``None`` once Prometheus has the service's checker series (made by its first batch: the bootstrap Job's
+    warm-up event); a run refuses to start while a series it reads does not exist."""
+    url = f"http://{settings.node_ip}:{NODE_PORTS['prometheus']}/api/v1/query"
+    query = f'sum(sqlaudit_checker_duration_seconds_count{{namespace="{NAMESPACE}"}})'
+    try:
+        res = requests.get(url, params={"query": query}, timeout=5)
+        res.raise_for_status()
+        result = res.json()["data"]["result"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return f"Prometheus at {url}: {exc}"
+    return None if result and float(result[0]["value"][1]) > 0 else "no checker series yet"
+
+
 def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) -> Path:
     """Put the system under test on the running cluster and wait Ready; returns the target file written.
 
@@ -191,6 +206,7 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
     _wait(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
     for name in STATEFULSETS:
         _wait(f"statefulset/{name}", functools.partial(_sts_pending, settings, name), deadline, progress)
+    _wait("first batch processed", functools.partial(_first_batch_pending, settings), deadline, progress)
     path = write_target_file(settings)
     progress("target file", str(path))
     progress("deployed", f"in {time.monotonic() - t0:.1f} s")

@@ -2,16 +2,21 @@
 
 Kafka: the events topic and its dead-letter topic (6 partitions, replication 1: one broker).
 PostgreSQL: role ``sqlaudit``, database ``sqlaudit``, then sqlaudit/schema/postgres.sql.
-ClickHouse: sqlaudit/schema/clickhouse.sql. Every step is idempotent; a store that does not answer
-yet makes the Job fail and Kubernetes retries it.
+ClickHouse: sqlaudit/schema/clickhouse.sql. Then one warm-up event into the topic (app
+``sql-audit-bootstrap``): the service's per-checker and per-sink series exist only after its first
+batch, and a run checks that every series it reads exists before it injects anything. Every step is
+idempotent; a store that does not answer yet makes the Job fail and Kubernetes retries it.
 """
 
 import contextlib
+import json
+import time
+import uuid
 from pathlib import Path
 
 import psycopg
 from clickhouse_driver import Client
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -58,7 +63,20 @@ def clickhouse() -> None:
     print("clickhouse: schema", flush=True)
 
 
+def warm_up() -> None:
+    event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "app": "sql-audit-bootstrap", "database": "warmup",
+             "sql": "SELECT 1", "sql_type": "SELECT", "duration_ms": 1, "rows_affected": 1,
+             "produced_at": int(time.time() * 1000)}
+    producer = KafkaProducer(bootstrap_servers="kafka:9092", acks="all")
+    try:
+        producer.send(TOPICS[0], json.dumps(event).encode()).get(timeout=30)
+    finally:
+        producer.close()
+    print("kafka: one warm-up event", event["event_id"], flush=True)
+
+
 if __name__ == "__main__":
     kafka()
     postgres()
     clickhouse()
+    warm_up()
