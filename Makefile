@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run gate test test-extended lint typecheck bench-stack down k8s-cluster
+.PHONY: setup run gate test test-extended lint typecheck bench-stack down k8s-cluster gate-k8s
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,13 @@ test-extended: setup k8s-envtest
 
 test-k8s: setup k8s-envtest
 	$(PY) -m pytest tests/k8s $(PYTEST_ARGS)
+
+# The catalogue on the local cluster (docs/cluster.md, "The system under test"): install (cached), `cluster up`,
+# `cluster deploy` (the system under test; prints the target file it writes), `resilience gate --target kubernetes`
+# with that file, then `cluster down` whatever the gate said. Needs root. Cluster name, ranges and state directory
+# from RESILIENCE_CLUSTER_* (docs/cluster.md).
+gate-k8s: setup k8s-cluster
+	$(PY) -m cluster up
+	target=$$($(PY) -m cluster deploy) || { $(PY) -m cluster down; exit 1; }; \
+	RESILIENCE_TARGET_CONFIG=$$target $(VENV)/bin/resilience gate --target kubernetes $(GATE_ARGS); rc=$$?; \
+	$(PY) -m cluster down; exit $$rc

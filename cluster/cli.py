@@ -19,6 +19,8 @@ from cluster.core import ClusterStatus, LocalCluster
 from cluster.errors import ClusterError, ComponentError, MissingToolError
 from cluster.install import run_install
 from cluster.settings import ClusterSettings
+from cluster.system import deploy as deploy_system
+from cluster.system import undeploy as undeploy_system
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
@@ -152,6 +154,38 @@ def down(state_dir: Path | None, purge: bool) -> None:
     if problems:
         _fail("down left something behind:\n  " + "\n  ".join(problems), EXIT_FAILED)
     _echo("down" + (" and purged" if purge else ""))
+
+
+@cluster.command()
+@state_dir_option
+@click.option("--timeout", type=click.FloatRange(min=10), default=600, show_default=True,
+              help="Seconds to wait for the bootstrap Job and every StatefulSet.")
+def deploy(state_dir: Path | None, timeout: float) -> None:
+    """Put the system under test on the running cluster and wait Ready (deploy/k8s/local/system/).
+
+    Imports the platform and service images (deploy/k8s/local/images.sh), applies the overlay in namespace
+    sql-audit (Kafka, PostgreSQL, ClickHouse, Prometheus, the service's StatefulSet of 3, NetworkPolicies),
+    waits for the bootstrap Job and every StatefulSet, and writes the target file for
+    `resilience run --target kubernetes` (its path is printed on stdout).
+    """
+    settings = _settings(state_dir)
+    try:
+        path = deploy_system(settings, progress=lambda step, detail: _echo(f"  {step}: {detail}"), timeout=timeout)
+    except MissingToolError as exc:
+        _fail(str(exc), EXIT_MISSING)
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(str(path))
+
+
+@cluster.command()
+@state_dir_option
+def undeploy(state_dir: Path | None) -> None:
+    """Delete the system under test (namespace sql-audit) and wait until it is gone."""
+    try:
+        undeploy_system(_settings(state_dir), progress=lambda step, detail: _echo(f"  {step}: {detail}"))
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
 
 
 def main() -> None:

@@ -20,9 +20,11 @@ NAMESPACE = "k8s.io"
 
 
 class Images:
-    def __init__(self, manifest: Manifest, socket: Path) -> None:
+    def __init__(self, manifest: Manifest, socket: Path, images: dict[str, Image] | None = None) -> None:
+        """``images``: what to import (default: the cluster's own, ``manifest.images``)."""
         self.ctr = [str(manifest.tools["ctr"]), "--address", str(socket), "--namespace", NAMESPACE]
         self.manifest = manifest
+        self.images = manifest.images if images is None else images
 
     def present(self) -> set[str]:
         """References of every image in the node's containerd."""
@@ -31,7 +33,7 @@ class Images:
 
     def missing(self) -> list[Image]:
         have = self.present()
-        return [img for img in self.manifest.images.values() if img.ref not in have]
+        return [img for img in self.images.values() if img.ref not in have]
 
     def import_missing(self) -> list[str]:
         """Import every image of the install that containerd lacks; returns the references imported."""

@@ -90,6 +90,7 @@ class KubeSettings:
     checkers_configmap: str
     checkers_key: str
     policy_max_age: float
+    partition_check: bool
     ready_timeout: float
     rollout_timeout: float
     request_timeout: float
@@ -154,6 +155,7 @@ class KubeSettings:
                                      "k8s_checkers_configmap"),
             checkers_key=_name(cfg.get("k8s_checkers_key", "checkers.yaml"), "k8s_checkers_key"),
             policy_max_age=_positive(cfg.get("k8s_policy_max_age", 3600), "k8s_policy_max_age"),
+            partition_check=parse_bool(cfg.get("k8s_partition_check", False), "k8s_partition_check"),
             ready_timeout=_positive(cfg.get("k8s_ready_timeout", 120), "k8s_ready_timeout"),
             rollout_timeout=_positive(cfg.get("k8s_rollout_timeout", 600), "k8s_rollout_timeout"),
             request_timeout=_positive(cfg.get("k8s_request_timeout", 10), "k8s_request_timeout"),

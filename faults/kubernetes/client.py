@@ -113,7 +113,9 @@ class Kube:
     def __init__(self, configuration: dict[str, Any] | None, what: str) -> None:
         self.what = what
         self.base = resolve(configuration)
-        self.settings = KubeSettings.from_configuration(configuration)
+        # The k8s_* keys of the target file too (RESILIENCE_TARGET_CONFIG), under the configuration's: Chaos
+        # Toolkit drops the keys an experiment does not declare, so a run on a cluster names them only there.
+        self.settings = KubeSettings.from_configuration(self.base.kubernetes_keys)
         self.dry_run = self.base.dry_run
         self.requests: list[str] = []
         self.context, client_config = _client_configuration(self.settings, what)

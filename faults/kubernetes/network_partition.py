@@ -33,7 +33,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
-from faults.kubernetes.client import Kube
+from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.selectors import equality_labels, label_selector, label_value
 from target.kubernetes import Edge, KubeSettings
 
@@ -137,6 +137,7 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
             raise ActivityFailed(f"{what}: already partitioned (NetworkPolicy {ours} in {ns} on {kube.where}); "
                                  "remove_partition first")
         pod_ips = []
+        pods: list[Any] = []
         if dep.selector:
             pods = kube.list_pods(dep.namespace, dep.selector)
             pod_ips = sorted({ip.ip for p in pods for ip in (p.status.pod_ips or []) if ip.ip})
@@ -158,10 +159,78 @@ def partition_network(edge: str, mode: str = "blackhole", duration: float | None
         if kube.dry_run:
             return {"would": f"create NetworkPolicy {body['metadata']['name']} in {ns}", "policy": body,
                     "requests": kube.requests, "edge": edge, "mode": mode, "warning": warning}
-        return {"edge": edge, "mode": mode, "namespace": ns, "policy": body["metadata"]["name"],
+        cut = None
+        if kube.settings.partition_check:
+            try:
+                cut = check_cut(kube, [(p.status.pod_ip, port) for p in pods if p.status.pod_ip
+                                       for port in container_ports(p)], what)
+            except ActivityFailed:
+                kube.delete_policy(ns, body["metadata"]["name"])
+                raise
+        return {"edge": edge, "mode": mode, "namespace": ns, "policy": body["metadata"]["name"], "cut": cut,
                 "blocked_ips": pod_ips + list(dep.cidrs), "expires_at": body["metadata"]["annotations"][EXPIRES],
                 "requests": kube.requests, "warning": warning,
                 "changed": f"created NetworkPolicy {body['metadata']['name']} in {ns}"}
+
+
+# Run in a service pod by the pre-check: every address must refuse or time out, twice in a row, before the
+# deadline; prints the seconds it took, or exits 1 naming what still connects.
+CUT_CHECK = """\
+import socket, sys, time
+targets = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in sys.argv[2:]]
+deadline, t0, cut_in_a_row = time.monotonic() + float(sys.argv[1]), time.monotonic(), 0
+while True:
+    still = []
+    for host, port in targets:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            still.append(f"{host}:{port}")
+        except OSError:
+            pass
+    cut_in_a_row = 0 if still else cut_in_a_row + 1
+    if cut_in_a_row >= 2:
+        print(f"{time.monotonic() - t0:.2f}")
+        sys.exit(0)
+    if time.monotonic() > deadline:
+        print("still connecting: " + ", ".join(still))
+        sys.exit(1)
+    time.sleep(0.2)
+"""
+CUT_DEADLINE = 15.0
+
+
+def container_ports(pod: Any) -> list[int]:
+    """The TCP ports the pod's containers declare (what the service would connect to)."""
+    return sorted({p.container_port for c in pod.spec.containers for p in (c.ports or [])
+                   if (p.protocol or "TCP") == "TCP"})
+
+
+def check_cut(kube: Kube, targets: list[tuple[str, int]], what: str) -> dict[str, Any]:
+    """Prove the policy cuts the edge: new TCP connections from a Ready service pod to every declared port of
+    the dependency's pods fail (``k8s_partition_check``). Raises ``ActivityFailed`` ("did not take effect")
+    when they still connect after :data:`CUT_DEADLINE` s: a CNI that does not enforce NetworkPolicies, or
+    another policy that allows the edge, would otherwise leave a partition that cuts nothing and an RTO of 0.
+    Needs ``python3`` in the service's first container (the reference service's image has it).
+    """
+    if not targets:
+        raise ActivityFailed(f"{what}: k8s_partition_check: the dependency's pods declare no TCP port to check")
+    settings = kube.settings
+    pods = [p for p in kube.list_pods(settings.namespace, settings.service_selector) if is_ready(p)]
+    if not pods:
+        raise ActivityFailed(f"{what}: k8s_partition_check: no Ready pod of the service to check from")
+    pod = pods[0]
+    container = pod.spec.containers[0].name
+    code, out, err = kube.exec(settings.namespace, pod.metadata.name, container,
+                               ["python3", "-c", CUT_CHECK, str(CUT_DEADLINE), *(f"{h}:{p}" for h, p in targets)],
+                               write=False, timeout=CUT_DEADLINE + 15)
+    if code != 0:
+        detail = (out or err).strip()[-300:]
+        raise ActivityFailed(f"{what}: fault did not take effect: from {pod.metadata.name}, {detail} "
+                             f"{CUT_DEADLINE:g} s after the NetworkPolicy was created (does the CNI enforce "
+                             "NetworkPolicies? does another policy allow the edge?); the policy was deleted")
+    seconds = float(out.strip().splitlines()[-1])
+    logger.info("%s: new connections from %s cut after %.2f s", what, pod.metadata.name, seconds)
+    return {"from_pod": pod.metadata.name, "targets": [f"{h}:{p}" for h, p in targets], "cut_after_s": seconds}
 
 
 def remove_partition(edge: str, configuration: Configuration | None = None,

@@ -291,3 +291,25 @@ def test_partition_policy_allows_everything_but_the_dependency() -> None:
     blocks = {p["ipBlock"]["cidr"]: p["ipBlock"].get("except") for p in peers if "ipBlock" in p}
     assert blocks == {"0.0.0.0/0": ["10.244.0.7/32", "192.0.2.0/24"], "::/0": ["fd00::7/128"]}
     assert body["metadata"]["labels"]["sql-audit-resilience/run-id"] == "run-1"
+
+
+def test_the_backends_read_their_keys_from_the_target_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run on a cluster names the k8s_* keys only in the target file (Chaos Toolkit drops the keys an experiment
+    does not declare): the backends' client must read them from there. The first pod_failure on the local
+    cluster failed with "k8s_namespace is required" before this."""
+    from faults.kubernetes.client import Kube
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
+        "clusters": [{"name": "sandbox", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "u"}}]}))
+    target = tmp_path / "target.yaml"
+    target.write_text(yaml.safe_dump({"target": "kubernetes", "k8s_kubeconfig": str(kubeconfig),
+                                      "k8s_namespace": "sql-audit", "k8s_allowed_contexts": ["sandbox"],
+                                      "k8s_allowed_namespaces": ["sql-audit"]}))
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))
+    with Kube({"target": "kubernetes"}, "test") as kube:
+        assert kube.settings.namespace == "sql-audit"
+        assert kube.context == "sandbox"

@@ -21,6 +21,8 @@
 #      Each archive is named by a hash of its inputs (recipe, versions, sources), so a changed recipe builds
 #      anew and an unchanged one is never rebuilt.
 #   7. A manifest ($CACHE_ROOT/local-cluster.json) naming every binary and image: what `cluster up` reads.
+#   8. The images of the system under test (deploy/k8s/local/images.sh: platform, service), listed in
+#      $CACHE_ROOT/local-system.json: what `cluster deploy` reads.
 #
 # Binaries land in /var/cache/sql-audit-resilience/k8s/ (override with RESILIENCE_K8S_CACHE), outside git.
 # GOTOOLCHAIN=local: fail rather than fetch another Go. Run as root (apt, debootstrap).
@@ -53,7 +55,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --print-manifest) echo "$MANIFEST"; exit 0 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -261,6 +263,9 @@ timed kube-router kube_router
 timed coredns coredns
 timed images images
 timed manifest write_manifest
+# 8. The system under test's images (platform, service): deploy/k8s/local/images.sh, its own manifest.
+system_images() { bash "$HERE/images.sh" $([ $FORCE = 1 ] && echo --force); }
+timed system-images system_images
 step "timings"
 for line in "${TIMINGS[@]}"; do ok "$line"; done
 ok "$(printf '%-16s %5d s' total $((SECONDS - total_start)))"

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Build and cache the images of the system under test for the local cluster (docs/cluster.md, "The system
+# under test"): no registry, each an OCI archive named by a hash of its inputs, listed in
+# $CACHE_ROOT/local-system.json (a manifest of its own: deploy/k8s/local/install.sh rewrites
+# local-cluster.json, and an older checkout running it must not drop these entries).
+#
+#   bash deploy/k8s/local/images.sh              # build what is missing (seconds when cached)
+#   bash deploy/k8s/local/images.sh --force      # rebuild both
+#
+# Images:
+#   platform  debootstrap --variant=minbase of Debian $DEBIAN_SUITE with postgresql-15, clickhouse-server,
+#             openjdk-17-jre-headless, prometheus and python3, plus the Kafka jars the local stack caches
+#             (deploy/local/install.sh). ONE image for Kafka, PostgreSQL, ClickHouse and Prometheus, each
+#             StatefulSet running its own command: the same Debian packages and versions as the local stack,
+#             one debootstrap instead of four, one copy of the shared libraries on disk. Upstream images
+#             (apache/kafka, postgres, clickhouse/clickhouse-server, prom/prometheus) would need a registry.
+#   service   the base image (install.sh) plus one layer: the reference service (sqlaudit/), the suite's
+#             clients/ and stack/ exporters (readiness and lag the kube-state-metrics / kafka_exporter way),
+#             and their runtime dependencies installed by pip from PyPI with the versions this checkout's
+#             pyproject.toml allows (pinned in the hash by the list of resolved wheels).
+#
+# Run as root (debootstrap). Exit codes: 0 built (or cached), 1 a step failed, 2 bad argument, 3 missing input.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PLATFORM_PACKAGES="python3,postgresql-15,clickhouse-server,clickhouse-client,openjdk-17-jre-headless,prometheus,procps"
+CACHE_ROOT="${RESILIENCE_K8S_CACHE:-/var/cache/sql-audit-resilience/k8s}"
+STACK_CACHE="${RESILIENCE_CACHE:-/var/cache/sql-audit-resilience}"
+IMAGES_DEST="$CACHE_ROOT/images"
+MANIFEST="$CACHE_ROOT/local-system.json"
+CLUSTER_MANIFEST="$CACHE_ROOT/local-cluster.json"
+IMAGE_REPO="localhost/sql-audit"
+SERVICE_REQUIREMENTS=("kafka-python>=3.0,<4" "psycopg[binary,pool]>=3.2,<4" "clickhouse-driver>=0.2.9,<0.3"
+                      "prometheus-client>=0.20,<1" "pydantic>=2.7,<3" "pyyaml>=6,<7" "requests>=2.31,<3")
+SERVICE_PACKAGES=(sqlaudit clients stack)
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+ok() { printf '    %s\n' "$*"; }
+input_hash() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
+
+kafka_libs() {
+  local d
+  d="$(find "$STACK_CACHE" -maxdepth 1 -name 'kafka-*' -type d | sort | tail -1)"
+  [ -n "$d" ] && [ -d "$d/libs" ] || { echo "no Kafka jars in $STACK_CACHE/kafka-*/libs: run deploy/local/install.sh" >&2; exit 3; }
+  echo "$d/libs"
+}
+
+# finish_image NAME HASH WORK: write the layout in WORK as the archive of NAME:HASH, drop older hashes.
+finish_image() {
+  local name=$1 hash=$2 work=$3 archive="$IMAGES_DEST/$1-$2.oci.tar"
+  umoci gc --layout "$work/layout"
+  mkdir -p "$IMAGES_DEST"
+  tar -C "$work/layout" -cf "$archive.tmp" .
+  mv "$archive.tmp" "$archive"
+  find "$IMAGES_DEST" -maxdepth 1 -name "$name-*.oci.tar" ! -name "$name-$hash.oci.tar" -delete
+  rm -rf "$work"
+  ok "$archive ($(du -h "$archive" | cut -f1))"
+}
+
+platform_rootfs() {
+  local root=$1 libs
+  libs="$(kafka_libs)"
+  debootstrap --variant=minbase --include="$PLATFORM_PACKAGES" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" \
+    >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; return 1; }
+  # The packages' own clusters and data: every StatefulSet makes its own in its volume.
+  rm -rf "$root"/var/lib/postgresql/15/main "$root"/etc/postgresql/15/main
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+    "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* "$root"/var/log/*.log \
+    "$root"/var/log/apt/* "$root"/usr/share/prometheus/console* 2>/dev/null || true
+  find "$root/usr/share/doc" -type f ! -name copyright -delete
+  find "$root/dev" -mindepth 1 -delete
+  mkdir -p "$root/opt/kafka"
+  cp -r "$libs" "$root/opt/kafka/libs"
+}
+
+platform_image() {
+  local hash work
+  hash="$(input_hash "$(declare -f platform_rootfs)" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$PLATFORM_PACKAGES" \
+    "$(kafka_libs)" "$(dpkg-query -W -f='${Version}' debootstrap)")"
+  PLATFORM_HASH=$hash
+  if [[ $FORCE == 0 && -f $IMAGES_DEST/platform-$hash.oci.tar ]]; then ok "image platform cached ($hash)"; return; fi
+  step "image platform ($hash): debootstrap with $PLATFORM_PACKAGES"
+  work="$(mktemp -d)"
+  umoci init --layout "$work/layout"
+  umoci new --image "$work/layout:$hash"
+  umoci unpack --image "$work/layout:$hash" "$work/bundle"
+  platform_rootfs "$work/bundle/rootfs"
+  umoci repack --image "$work/layout:$hash" "$work/bundle"
+  umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.env LANG=C.UTF-8 \
+    --config.cmd bash
+  finish_image platform "$hash" "$work"
+}
+
+# The service's layer: its packages' sources and the wheels pip resolved (their names and versions hashed).
+service_sources_hash() {
+  (cd "$REPO" && find "${SERVICE_PACKAGES[@]}" -name '*.py' -o -name '*.sql' -o -name '*.yaml' | LC_ALL=C sort \
+    | xargs sha256sum | sha256sum | cut -c1-64)
+}
+
+service_image() {
+  local base_ref base_archive base_tag hash work wheels
+  base_ref="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
+  base_archive="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
+  base_tag="${base_ref##*:}"
+  [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
+  hash="$(input_hash "$(declare -f service_image)" "$base_ref" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)")"
+  SERVICE_HASH=$hash
+  if [[ $FORCE == 0 && -f $IMAGES_DEST/service-$hash.oci.tar ]]; then ok "image service cached ($hash)"; return; fi
+  step "image service ($hash): base $base_tag + ${SERVICE_PACKAGES[*]} + pip ${SERVICE_REQUIREMENTS[*]}"
+  work="$(mktemp -d)"
+  mkdir -p "$work/layout"
+  tar -C "$work/layout" -xf "$base_archive"
+  umoci tag --image "$work/layout:$base_tag" "$hash"
+  umoci unpack --image "$work/layout:$hash" "$work/bundle"
+  # The base image's python3 is Debian's 3.11, as this machine's: binary wheels built for it fit.
+  python3 -m pip install --quiet --disable-pip-version-check --no-compile --target \
+    "$work/bundle/rootfs/opt/sqlaudit/site" "${SERVICE_REQUIREMENTS[@]}"
+  wheels="$(ls "$work/bundle/rootfs/opt/sqlaudit/site" | grep -E '\.dist-info$' | tr '\n' ' ')"
+  ok "wheels: $wheels"
+  for pkg in "${SERVICE_PACKAGES[@]}"; do
+    (cd "$REPO" && find "$pkg" \( -name '*.py' -o -name '*.sql' -o -name '*.yaml' \) -print0 \
+      | xargs -0 -I{} install -D -m 644 {} "$work/bundle/rootfs/opt/sqlaudit/app/{}")
+  done
+  umoci repack --image "$work/layout:$hash" "$work/bundle"
+  umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
+    --config.env PYTHONPATH=/opt/sqlaudit/app:/opt/sqlaudit/site --config.env PYTHONDONTWRITEBYTECODE=1 \
+    --config.workingdir /opt/sqlaudit/app --config.cmd python3 --config.cmd=-m --config.cmd sqlaudit
+  umoci rm --image "$work/layout:$base_tag"
+  finish_image service "$hash" "$work"
+}
+
+write_manifest() {
+  {
+    printf '{\n  "images": {\n'
+    printf '    "platform": {"ref": "%s/platform:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$PLATFORM_HASH" \
+      "$IMAGES_DEST/platform-$PLATFORM_HASH.oci.tar"
+    printf '    "service": {"ref": "%s/service:%s", "archive": "%s"}\n' "$IMAGE_REPO" "$SERVICE_HASH" \
+      "$IMAGES_DEST/service-$SERVICE_HASH.oci.tar"
+    printf '  }\n}\n'
+  } > "$MANIFEST.tmp"
+  mv "$MANIFEST.tmp" "$MANIFEST"
+  ok "manifest: $MANIFEST"
+}
+
+t0=$SECONDS
+platform_image
+ok "platform: $((SECONDS - t0)) s"
+t1=$SECONDS
+service_image
+ok "service: $((SECONDS - t1)) s"
+write_manifest
+ok "system images: $((SECONDS - t0)) s"

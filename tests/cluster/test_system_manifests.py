@@ -1,0 +1,72 @@
+"""The system under test's overlay as rendered by ``cluster deploy`` (no cluster needed: kubectl kustomize only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster import ClusterError, ClusterSettings, system
+from cluster.install import Image, load_manifest, run_install
+
+IMAGES = {"platform": Image("platform", "localhost/sql-audit/platform:p1", Path("/nonexistent")),
+          "service": Image("service", "localhost/sql-audit/service:s1", Path("/nonexistent"))}
+
+
+@pytest.fixture(scope="module")
+def settings() -> ClusterSettings:
+    s = ClusterSettings.from_env(env={"RESILIENCE_DATA_ROOT": "/var/tmp/x",
+                                      "RESILIENCE_CLUSTER_NODE_CIDR": "10.87.9.0/24",
+                                      "RESILIENCE_CLUSTER_POD_CIDR": "10.88.9.0/24"})
+    run_install(s)  # cached: seconds; kubectl renders the overlay
+    load_manifest(s)
+    return s
+
+
+def _containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for doc in docs:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        out += [(f"{doc['kind']}/{doc['metadata']['name']}", c) for c in spec.get("containers", [])]
+    return out
+
+
+def test_every_container_runs_an_image_built_here_never_pulled_with_a_memory_limit(settings: ClusterSettings) -> None:
+    containers = _containers(system.render(settings, IMAGES))
+    assert {c["image"] for _, c in containers} == {IMAGES["platform"].ref, IMAGES["service"].ref}
+    for where, c in containers:
+        assert c["imagePullPolicy"] == "Never", where
+        assert c["resources"]["limits"]["memory"], where
+
+
+def test_the_service_is_a_statefulset_of_three_with_probes_and_a_pdb(settings: ClusterSettings) -> None:
+    docs = system.render(settings, IMAGES)
+    sts = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "sql-audit-service")
+    assert sts["spec"]["replicas"] == 3
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    assert {"readinessProbe", "livenessProbe", "startupProbe"} <= set(c)
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2
+
+
+def test_ingress_is_denied_by_default_and_the_node_policy_uses_the_clusters_ranges(settings: ClusterSettings) -> None:
+    policies = {d["metadata"]["name"]: d for d in system.render(settings, IMAGES) if d["kind"] == "NetworkPolicy"}
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    peers = policies["from-the-node"]["spec"]["ingress"][0]["from"]
+    assert {p["ipBlock"]["cidr"] for p in peers} == {"10.87.9.0/24", "10.88.9.1/32"}
+    assert all(d["metadata"]["namespace"] == system.NAMESPACE for d in policies.values())
+
+
+def test_an_image_not_built_here_is_refused(settings: ClusterSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system, "IMAGE_NAMES", {"sql-audit-platform": "platform"})
+    with pytest.raises(ClusterError, match="only images built here"):
+        system.render(settings, IMAGES)
+
+
+def test_the_target_file_points_at_the_node_ports(settings: ClusterSettings) -> None:
+    keys = system.target_keys(settings)
+    assert keys["kafka_bootstrap"] == "10.87.9.10:30092"
+    assert keys["prometheus_url"] == "http://10.87.9.10:30090"
+    assert keys["k8s_allowed_namespaces"] == [system.NAMESPACE] and keys["k8s_partition_check"] is True
