@@ -25,5 +25,7 @@ ACTIVITY_MODULES = (
     "faults.checker_config",
     "faults.backup",
     "faults.store_loss",
+    "faults.postgres_isolation",
+    "faults.zookeeper_loss",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""
