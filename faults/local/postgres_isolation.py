@@ -86,10 +86,27 @@ def _set_sync_mode(settings: TargetSettings, enabled: bool, what: str) -> str:
     def shown() -> str | None:
         state = _ha.cluster(settings, what)
         has_sync = any(m.get("role") == "sync_standby" for m in state.get("members", []))
-        return patroni.describe_members(state) if has_sync == enabled else None
+        names = _standby_names(settings)
+        # Both views: the DCS (a sync_standby role) and the leader's own setting. The role changes first;
+        # a run that cut the leader in between took its commits as still synchronous (seen live).
+        return f"{patroni.describe_members(state)}; synchronous_standby_names {names!r}" \
+            if has_sync == enabled and names is not None and bool(names) == enabled else None
 
     return wait_until(shown, SYNC_TIMEOUT_S, 0.5, f"{what}: synchronous_mode {'on' if enabled else 'off'} not in "
                                                   f"effect within {SYNC_TIMEOUT_S:.0f} s", error=ActivityFailed)
+
+
+def _standby_names(settings: TargetSettings) -> str | None:
+    """The leader's ``synchronous_standby_names`` as its server applies it (``None``: not reachable now)."""
+    import psycopg
+
+    kwargs = local_stack(settings).ctx.postgres_kwargs()
+    try:
+        with psycopg.connect(**kwargs, connect_timeout=3, autocommit=True) as conn:  # type: ignore[arg-type]
+            row = conn.execute("SHOW synchronous_standby_names").fetchone()
+    except psycopg.Error:
+        return None
+    return str(row[0]) if row else ""
 
 
 def isolate_postgres_leader(clients: str = "keep", synchronous: str = "keep", mode: str = "blackhole",
