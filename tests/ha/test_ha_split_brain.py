@@ -65,5 +65,12 @@ def test_zookeeper_loss_turns_the_replicated_tables_read_only_until_it_is_back(
         restored = zookeeper_loss.restore_zookeeper(configuration=cfg)
         cleanup(state_dir)
     assert set(restored["details"]["replicas"].values()) == {0}, restored["details"]
-    clickhouse.query(ha_stack.ctx, rep, insert, timeout=10)  # writable again
+
+    def accepted() -> bool:
+        try:
+            clickhouse.query(ha_stack.ctx, rep, insert, timeout=30)
+            return True
+        except Exception:  # the first insert after the reconnect can still time out on a loaded machine (seen)
+            return False
+    h.wait_until(accepted, 120, "an insert into the replicated table accepted again", poll=1.0)
     h.wait_until(lambda: ha_stack.status().healthy, 150, "ha stack healthy again")
