@@ -9,7 +9,7 @@ and nothing imports it), so discovery cannot drift from what the experiments cal
 Activities, by module (each module's ``__all__``):
 
 * actions: the faults (``faults.<fault>``) and the load (``loadtests.activities``);
-* probes: the measurements (``probes.activities``).
+* probes: the measurements (``probes.activities``; the split-brain canary writer, ``probes.splitbrain``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 ACTION_MODULES: tuple[str, ...] = (*FAULT_MODULES, "loadtests.activities")
 """Modules whose ``__all__`` functions are Chaos Toolkit actions."""
-PROBE_MODULES: tuple[str, ...] = ("probes.activities",)
+PROBE_MODULES: tuple[str, ...] = ("probes.activities", "probes.splitbrain")
 """Modules whose ``__all__`` functions are Chaos Toolkit probes."""
 
 

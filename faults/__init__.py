@@ -26,5 +26,7 @@ ACTIVITY_MODULES = (
     "faults.backup",
     "faults.store_loss",
     "faults.poison",
+    "faults.postgres_isolation",
+    "faults.zookeeper_loss",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

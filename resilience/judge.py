@@ -187,6 +187,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             measured.update(_restore(run_dir, records, stored, loss, loss_info))
         if "poison_dead_lettered" in (ext.get("slos") or scenario.slos):
             measured["poison_dead_lettered"] = _poison(rd, run, contract, live, kafka_auth)
+        if SPLIT_BRAIN_SLOS & set(ext.get("slos") or scenario.slos):
+            measured.update(_split_brain(run_dir))
         asked, achieved = _load_ratio(run_dir, run, acked)
         if "patroni_failover" in (ext.get("slos") or scenario.slos):
             try:
@@ -311,6 +313,39 @@ def _poison(rd: RunDirectory, run: dict[str, Any], contract: DataContract, live:
     return Measurement(float(len(acct.missing)), acct.describe(),
                        {"acked": acct.acked, "dead_lettered": len(found), "dlq_topic": contract.dlq_topic,
                         "missing": [r["key"] for r in acct.missing][:1000]})
+
+
+SPLIT_BRAIN_SLOS = {"split_brain_writes", "split_brain_lost", "split_brain_rpo"}
+"""SLOs of the split-brain scenarios, from the canary writer's record (probes/splitbrain.py)."""
+SPLIT_BRAIN_FILE = "split_brain.json"
+
+
+def _split_brain(run_dir: Path) -> dict[str, Measurement]:
+    """The split-brain SLOs: writes the isolated old leader took after it lost its leader key (client's
+    acknowledgements and its own table), canary writes it acknowledged that the new leader lacks, and their
+    span. Read from the run's journal (the probe's output, the fault's details), so offline re-judging agrees;
+    the whole account goes to split_brain.json."""
+    from probes import splitbrain
+
+    writes, isolation = splitbrain.from_journal(read_json(run_dir / "journal.json") or {})
+    if writes is None:
+        why = f"probe {splitbrain.PROBE} did not succeed in this run"
+        return {sid: Measurement(None, why) for sid in SPLIT_BRAIN_SLOS}
+    acct = splitbrain.account(writes, isolation)
+    facts = acct.as_dict()
+    (run_dir / SPLIT_BRAIN_FILE).write_text(json.dumps({**facts, "reasons": acct.reasons,
+                                                        "errors": writes.get("errors")}, indent=2))
+    why = splitbrain.guard(acct)
+    if why:
+        return {sid: Measurement(None, why, facts) for sid in SPLIT_BRAIN_SLOS}
+    after = acct.writes_after
+    writes_m = Measurement(float(len(after)), f"the old leader took writes after it lost its leader key: "
+                           f"{len(acct.acked_after)} acknowledged to the client, {len(acct.stored_after)} in its own "
+                           f"table (seq {after[:20]})" if after else "", facts)
+    lost = Measurement(float(len(acct.lost)), f"{len(acct.lost)} writes the old leader acknowledged are not on the "
+                       f"new leader: seq {acct.lost[:20]}" if acct.lost else "", facts)
+    rpo = Measurement(acct.rpo_s, "", facts)
+    return {"split_brain_writes": writes_m, "split_brain_lost": lost, "split_brain_rpo": rpo}
 
 
 def _config_changed(run: dict[str, Any]) -> bool:

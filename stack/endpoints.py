@@ -30,6 +30,13 @@ OFFSETS: dict[str, int] = {
     "lag_exporter": 12,  # consumer-lag exporter (kafka_exporter's names)
     "pod_state_exporter": 13,  # replica readiness (kube-state-metrics' names)
     "clickhouse_tcp_secure": 14,  # --secure stack only: ClickHouse native protocol over TLS (the suite's reads)
+    # --- ha profile only: the Patroni members' own network edges, so one member can be isolated as a
+    # partition would (faults/postgres_isolation.py); nothing else uses them ---
+    "proxy_dcs_pg1": 15,  # toxiproxy: member pg1 -> etcd
+    "proxy_dcs_pg2": 16,
+    "proxy_peer_pg1": 17,  # toxiproxy: the other member -> pg1's PostgreSQL (replication, pg_rewind)
+    "proxy_peer_pg2": 18,
+    "proxy_api_pg1": 19,  # toxiproxy: the other member -> pg1's Patroni REST API (leader race, failsafe)
     "audit_service": 20,  # audit-service replica i listens on +20+i (up to 10 replicas)
     # --- ha profile only: the second ClickHouse shard (its two replicas) ---
     "clickhouse_tcp_3": 30,
@@ -60,6 +67,7 @@ OFFSETS: dict[str, int] = {
     "clickhouse_interserver_2": 56,
     "proxy_clickhouse_2": 57,
     "zookeeper": 58,  # ClickHouse replication coordination
+    "proxy_api_pg2": 59,
 }
 MAX_REPLICAS = 10
 SPAN = 60  # ports reserved per stack; port bases must be at least this far apart
@@ -142,4 +150,18 @@ class Endpoints:
                 "clickhouse_3": (self.port("proxy_clickhouse_3"), self.port(f"{ch}_3")),
                 "clickhouse_4": (self.port("proxy_clickhouse_4"), self.port(f"{ch}_4")),
             })
+            proxies.update(self.patroni_proxies())
         return proxies
+
+    def patroni_proxies(self) -> dict[str, tuple[int, int]]:
+        """The ha profile's proxies between the Patroni members and between each member and etcd
+        (``dcs_pg1``, ``peer_pg1``, ``api_pg1``...): Patroni reaches etcd, and the other member's
+        PostgreSQL and REST API, only through them, so a member can be cut off as a partition would."""
+        return {
+            "dcs_pg1": (self.port("proxy_dcs_pg1"), self.port("etcd_client")),
+            "dcs_pg2": (self.port("proxy_dcs_pg2"), self.port("etcd_client")),
+            "peer_pg1": (self.port("proxy_peer_pg1"), self.port("postgres")),
+            "peer_pg2": (self.port("proxy_peer_pg2"), self.port("postgres_2")),
+            "api_pg1": (self.port("proxy_api_pg1"), self.port("patroni_api")),
+            "api_pg2": (self.port("proxy_api_pg2"), self.port("patroni_api_2")),
+        }

@@ -75,8 +75,13 @@ def _patroni_config(ctx: StackContext, member: PgMember) -> dict[str, Any]:
         "namespace": "/sql-audit-resilience/",
         "name": member.name,
         "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
-        "restapi": {"listen": f"{HOST}:{api}", "connect_address": f"{HOST}:{api}"},
-        "etcd3": {"hosts": f"{HOST}:{eps.port('etcd_client')}"},
+        # The other member and etcd are reached through this member's own toxiproxy proxies (the
+        # addresses it advertises, and its DCS host), so it can be isolated as a partition would
+        # (faults/postgres_isolation.py); the suite's own calls use the direct ports.
+        "restapi": {"listen": f"{HOST}:{api}", "connect_address": f"{HOST}:{eps.port(f'proxy_api_{member.name}')}"},
+        # use_proxies: talk to etcd only through that address (no discovery of etcd's own client URLs,
+        # which would bypass the proxy).
+        "etcd3": {"hosts": f"{HOST}:{eps.port(f'proxy_dcs_{member.name}')}", "use_proxies": True},
         "bootstrap": {
             "dcs": {
                 "ttl": TTL_S, "loop_wait": LOOP_WAIT_S, "retry_timeout": RETRY_TIMEOUT_S,
@@ -97,10 +102,13 @@ def _patroni_config(ctx: StackContext, member: PgMember) -> dict[str, Any]:
         },
         "postgresql": {
             "listen": f"{HOST}:{port}",
-            "connect_address": f"{HOST}:{port}",
+            "connect_address": f"{HOST}:{eps.port(f'proxy_peer_{member.name}')}",
             "data_dir": str(_pgdata(ctx, member)),
             "bin_dir": str(ctx.tools.pg_bindir),
             "pgpass": str(_member_dir(ctx, member) / ".pgpass"),
+            # A replica's clone must not wait for a spread checkpoint (94 s of it seen on a loaded machine,
+            # past the member's start-up timeout).
+            "basebackup": [{"checkpoint": "fast"}],
             "parameters": {"unix_socket_directories": str(_sockdir(ctx, member)), "shared_buffers": "128MB",
                            "fsync": "on"},
             "pg_hba": ["local all all trust",
@@ -150,6 +158,26 @@ def patroni_leader(ctx: StackContext) -> PgMember | None:
         if m.get("role") in ("leader", "master", "primary") and m.get("state") == "running":
             return member_by_name(str(m["name"]))
     return None
+
+
+def leader_lease_ttl(ctx: StackContext) -> float:
+    """Seconds the leader key's etcd lease was granted for: how long the key outlives its last renewal.
+
+    Patroni raises a ``ttl`` below 20 to 20 for etcd3 (it logs "ttl=10 can't be smaller than 20"), so the
+    configured :data:`TTL_S` is not the key's real lifetime; etcd's ``grantedTTL`` is. Raises
+    :class:`ComponentError` when etcd does not answer or no leader key exists."""
+    import base64
+
+    url = f"http://{HOST}:{ctx.endpoints.port('etcd_client')}"
+    key = base64.b64encode(f"/sql-audit-resilience/sqlaudit-{ctx.endpoints.port_base}/leader".encode()).decode()
+    try:
+        kvs = requests.post(f"{url}/v3/kv/range", json={"key": key}, timeout=HTTP_TIMEOUT).json().get("kvs") or []
+        if not kvs or not kvs[0].get("lease"):
+            raise ComponentError("etcd", f"{url}: no leader key with a lease")
+        lease = requests.post(f"{url}/v3/lease/timetolive", json={"ID": kvs[0]["lease"]}, timeout=HTTP_TIMEOUT)
+        return float(lease.json()["grantedTTL"])
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        raise ComponentError("etcd", f"{url}: leader key's lease: {exc}") from exc
 
 
 def set_synchronous_mode(ctx: StackContext, enabled: bool) -> None:

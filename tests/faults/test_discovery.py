@@ -18,13 +18,14 @@ EXPECTED = {
     "stop_kafka_broker", "start_kafka_broker", "oom_kill_replica", "release_memory_limit",
     "change_checker_threshold", "restore_checker_config", "take_backup", "lose_store_data", "restore_from_backup",
     "inject_poison", "stop_poison",
+    "isolate_postgres_leader", "heal_postgres_leader", "lose_zookeeper", "restore_zookeeper",
 }
 REPO = Path(faults.__file__).resolve().parent.parent
 
 
 LOAD = {"start_load", "stop_load"}
 PROBES = {"config_in_effect", "consumer_lag", "data_loss", "drain", "error_ratio", "latency_p95_seconds",
-          "ready_replicas", "recovery_seconds", "slo_value", "throughput_eps"}
+          "ready_replicas", "recovery_seconds", "slo_value", "throughput_eps", "split_brain_writes"}
 
 
 def test_discover_lists_every_activity_with_docs_and_standard_tail() -> None:

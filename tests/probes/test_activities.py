@@ -6,15 +6,15 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 import chaossqlaudit
-from probes import activities
+from probes import activities, splitbrain
 from probes.endpoints import ProbeEndpoints
 
 
 def test_discovery_lists_every_exported_probe() -> None:
     found = [a for a in chaossqlaudit.discover()["activities"] if a["type"] == "probe"]
     names = {a["name"] for a in found}
-    assert names == set(activities.__all__)
-    assert all(a["type"] == "probe" and a["mod"] == "probes.activities" for a in found)
+    assert names == set(activities.__all__) | set(splitbrain.__all__)
+    assert all(a["type"] == "probe" and a["mod"] in ("probes.activities", "probes.splitbrain") for a in found)
     lag = next(a for a in found if a["name"] == "consumer_lag")
     assert "Kafka" in lag["doc"]
 

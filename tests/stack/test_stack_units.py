@@ -96,8 +96,10 @@ def test_ha_profile_ports_are_distinct_and_each_member_has_a_proxy(tmp_path: Pat
     assert all(20000 <= p < 20000 + SPAN for p in ports)
     proxies = stack.endpoints.proxies("ha")
     assert {"kafka_2", "kafka_3", "postgres_2", "clickhouse_2", "clickhouse_3", "clickhouse_4"} <= set(proxies)
-    upstreams = [up for _, up in proxies.values()]
+    patroni_edges = stack.endpoints.patroni_proxies()  # members -> etcd and -> each other: upstreams shared
+    upstreams = [up for name, (_, up) in proxies.items() if name not in patroni_edges]
     assert len(upstreams) == len(set(upstreams))
+    assert set(patroni_edges) <= set(proxies) and len({listen for listen, _ in proxies.values()}) == len(proxies)
     names = {c.name for c in components}
     assert {"etcd", "zookeeper", "postgres", "postgres-2", "clickhouse", "clickhouse-2", "clickhouse-3",
             "clickhouse-4", "kafka", "kafka-2", "kafka-3"} <= names
