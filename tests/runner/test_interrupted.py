@@ -179,10 +179,15 @@ def test_runner_interrupted_during_a_lasting_fault_leaves_nothing(stack: LocalSt
     before = residue.snapshot(settings)
     _, _, effect = FAULTS[fault]
     log = (tmp_path / "runner.out").open("w")
+    # Ctrl-C reaches a runner in the foreground. A shell starts a background job (`.ci/run &`, a CI agent's
+    # step) with SIGINT ignored, and the runner would inherit that: give it the disposition a terminal's
+    # foreground process has (a Python handler becomes SIG_DFL at exec, and Python then installs its own).
+    interrupt_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = subprocess.Popen([sys.executable, "-m", "resilience.cli", "run", str(lasting_experiment(tmp_path, fault)),
                                "--port-base", str(stack.endpoints.port_base), "--data-dir", str(stack.data_dir),
                                "--reports-dir", str(tmp_path / "reports")],
                               stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO), env=env, start_new_session=True)
+    signal.signal(signal.SIGINT, interrupt_handler)
     try:
         _wait(lambda: _active(state) or runner.poll() is not None, 300, "fault journaled active", poll=0.2)
         assert runner.poll() is None, f"the runner exited early: {(tmp_path / 'runner.out').read_text()[-3000:]}"
