@@ -6,6 +6,7 @@ stack is back at its baseline afterwards whatever happened.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ def test_a_retried_revert_does_not_restart_a_replica_already_on_the_restored_fil
         config_fault.change_checker_threshold("slow_query", "threshold_ms", old + 1111, configuration=config)
         # the first attempt of a revert: the file put back, replica 0 restarted with it, then cut short
         path.write_text(original)
+        time.sleep(1.1)  # supervisord's start times are whole seconds: a restart in the same second is not "after"
         stack.supervisor.stop("audit-service-0", 60)
         stack.supervisor.ensure_running("audit-service-0", 60)
         before = {n: i["pid"] for n, i in stack.supervisor.process_info().items() if n.startswith("audit-service")}
