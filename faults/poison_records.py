@@ -130,8 +130,8 @@ def inject_poison(count: int = 300, rate: float = 30.0, configuration: Configura
     settings = resolve(configuration)
     bootstrap = settings.require("kafka_bootstrap", "inject poison")
     topic, auth = settings.contract.topic, settings.kafka_auth()
-    partitions = _check_topic(bootstrap, topic, auth)
-    if settings.dry_run:
+    if settings.dry_run:  # the engine plans every fault first, so a real call has already passed this check
+        partitions = _check_topic(bootstrap, topic, auth)
         return {"would": f"send {count} poison records ({', '.join(KINDS)}) at {rate:g}/s into {topic!r} "
                          f"({partitions} partitions) at {bootstrap}"}
     load_dir = settings.load_dir or REPO_ROOT / "reports" / "adhoc" / settings.run_id / "load"

@@ -32,6 +32,14 @@ def is_ha(settings: TargetSettings) -> bool:
     return local_stack(settings).ctx.profile == "ha"
 
 
+def require_ha(settings: TargetSettings, what: str, needs: str) -> None:
+    """``ActivityFailed`` unless the stack runs the ``ha`` profile; ``needs`` says what of it the fault acts on."""
+    profile = local_stack(settings).ctx.profile
+    if profile != "ha":
+        raise ActivityFailed(f"{what}: needs the ha profile ({needs}); the stack at port base "
+                             f"{settings.stack_port_base} runs {profile!r}: `resilience up --profile ha`")
+
+
 def context(settings: TargetSettings) -> StackContext:
     return local_stack(settings).ctx
 

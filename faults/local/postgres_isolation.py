@@ -115,11 +115,7 @@ def isolate_postgres_leader(clients: str = "keep", synchronous: str = "keep", mo
     """Local backend of :func:`faults.postgres_isolation.isolate_postgres_leader`."""
     settings = resolve(configuration)
     what = "isolate the PostgreSQL leader"
-    profile = local_stack(settings).ctx.profile
-    if profile != "ha":
-        raise ActivityFailed(f"{what}: needs the ha profile (a Patroni pair on etcd); the stack at port base "
-                             f"{settings.stack_port_base} runs {profile!r} with one PostgreSQL server: "
-                             "`resilience up --profile ha`")
+    _ha.require_ha(settings, what, "a Patroni pair on etcd; minimal has one PostgreSQL server")
     Programs(settings).require_running(what)
     leader = _ha.leader(settings, what)
     state = {m["name"]: m for m in _ha.cluster(settings, what).get("members", [])}

@@ -13,7 +13,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from clients.wait import wait_until
-from faults.local import local_stack
+from faults.local import _ha, local_stack
 from faults.local.processes import start_again, stop_for
 from stack.components import clickhouse
 from target.settings import TargetSettings, resolve
@@ -40,11 +40,7 @@ def lose_zookeeper(duration: float | None = None, configuration: Configuration |
     """Local backend of :func:`faults.zookeeper_loss.lose_zookeeper`."""
     settings = resolve(configuration)
     what = "ZooKeeper loss"
-    profile = local_stack(settings).ctx.profile
-    if profile != "ha":
-        raise ActivityFailed(f"{what}: needs the ha profile (replicated ClickHouse on ZooKeeper); the stack at port "
-                             f"base {settings.stack_port_base} runs {profile!r}, which has no ZooKeeper: "
-                             "`resilience up --profile ha`")
+    _ha.require_ha(settings, what, "replicated ClickHouse on ZooKeeper; minimal has no ZooKeeper")
     result = stop_for(settings, PROGRAM, what)
     if settings.dry_run:
         return result
