@@ -213,8 +213,10 @@ def _finish(rd: RunDirectory, run: dict[str, Any], p: RunPlan, phase: Phase, jou
     summary["history"] = record_run_safely(rd.path)  # bounded; a note, never an error
     rd.write("summary.json", summary)
     annotate_fault(run, j.outcome.value)
+    fault_start = (run.get("fault") or {}).get("start")
     rd.write("series.json", record_series(p.catalogue, p.view, p.prometheus_url, float(run["started_at"]),
-                                          float(run["ended_at"])))
+                                          float(run["ended_at"]),
+                                          anchor=float(fault_start) if fault_start else None))
     phase("report", "rendering")
     render(rd.path)
     return RunResult(rd.path, j.outcome, EXIT_CODES[j.outcome], summary)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probes import prom
+from probes.evaluate import RTO_STEP_S
 from probes.slo import Catalogue, MeasureUndefined, MetricView
 
 __all__ = ["LIVE", "SERIES", "live_poller", "record_series"]
@@ -45,8 +46,15 @@ LIVE: dict[str, tuple[str, str]] = {"lag": ("consumer_lag", "10s"), "p95": ("e2e
 
 
 def record_series(cat: Catalogue, view: MetricView, prometheus_url: str, start: float, end: float,
-                  step_s: float = 1.0) -> dict[str, Any]:
-    """Fetch every plot series over [start, end]; a series that cannot be read is listed under ``missing``."""
+                  step_s: float = RTO_STEP_S, anchor: float | None = None) -> dict[str, Any]:
+    """Fetch every plot series over [start, end]; a series that cannot be read is listed under ``missing``.
+
+    The step is the RTO's and the grid goes through ``anchor`` (the fault's start) as the RTO's does, so
+    a plot samples the instants a verdict did: a replica back within a second was an RTO of 0.5 s but
+    fell between the points of a 1 s grid started at the run's start (CI, 2026-12-01).
+    """
+    if anchor is not None and anchor > start:
+        start = anchor - step_s * ((anchor - start) // step_s)
     out: dict[str, Any] = {"step_s": step_s, "series": {}, "missing": {}, "thresholds": {}}
     for name, spec in SERIES.items():
         out["thresholds"][name] = [{"label": label, "value": cat.slo(slo).objective.value}
