@@ -122,6 +122,20 @@ class DataLossReport:
                 "earliest_lost_produced_at_ms": self.earliest_lost_produced_at_ms, **self.extra}
 
 
+def loss_span_s(lost_produced_ms: Iterable[int | float], fault_start_ms: int | float) -> float:
+    """The recovery point of a loss: the span of time whose acknowledged writes are gone, from the earliest
+    lost one (or the fault's start, if later) to the latest (or the fault's start, if earlier).
+
+    Writes acknowledged after the fault began and lost after all (an old leader's, before its demotion) count
+    as well as those from before it. 0 when nothing is lost; a loss is never 0, but at least 1 ms, the
+    resolution of ``produced_at``.
+    """
+    times = sorted(lost_produced_ms)
+    if not times:
+        return 0.0
+    return max(max(times[-1], fault_start_ms) - min(times[0], fault_start_ms), 1.0) / 1000.0
+
+
 def account(acked: Mapping[str, int], stored: Mapping[str, StoredEvent], fault_start_ms: int | None,
             late_after_ms: int = 500) -> DataLossReport:
     """Compare acknowledged events (``event_id -> produced_at ms``) with the stored ones.
@@ -135,9 +149,7 @@ def account(acked: Mapping[str, int], stored: Mapping[str, StoredEvent], fault_s
     late = sum(1 for s in present if s.first_stored_at_ms - s.produced_at_ms > late_after_ms)
     earliest = acked[lost[0]] if lost else None
     before = [e for e in lost if fault_start_ms is not None and acked[e] < fault_start_ms]
-    rpo = 0.0
-    if before and fault_start_ms is not None:
-        rpo = (fault_start_ms - acked[before[0]]) / 1000.0
+    rpo = loss_span_s([acked[e] for e in lost], fault_start_ms) if fault_start_ms is not None else 0.0
     return DataLossReport(acknowledged=len(acked), stored=len(present), lost=lost, duplicated=duplicated, late=late,
                           rpo_s=rpo, fault_start_ms=fault_start_ms, lost_before_fault=len(before),
                           earliest_lost_produced_at_ms=earliest)

@@ -20,7 +20,7 @@ from typing import Any
 from clients.clickhouse import ClickHouseAuth
 from clients.kafka import KafkaAuth
 from probes import prom
-from probes.dataloss import DataLossReport, StoredEvent, account, read_stored
+from probes.dataloss import DataLossReport, StoredEvent, account, loss_span_s, read_stored
 from probes.evaluate import (
     Measurement,
     RunWindow,
@@ -387,17 +387,22 @@ def _expected_probe(run_dir: Path, name: str, equals: Any) -> Verdict:
 
 
 def _postgres_rpo(missing: dict[str, list[str]], acked: dict[str, int], fault_start: float | None) -> Measurement:
-    """The PostgreSQL recovery point: how far before the fault the earliest violation that should be in
-    PostgreSQL and is not was produced (0 when none before the fault is missing). Each one is named."""
+    """The PostgreSQL recovery point: the span of time whose violations were acknowledged and are missing
+    from PostgreSQL, from the earliest lost one (or the fault's start, if later) to the latest (or the fault's
+    start, if earlier: :func:`probes.dataloss.loss_span_s`, as the events' RPO); 0 when none is missing. Writes
+    the old leader of a split brain acknowledged after the fault count as well as those lost from before it (an
+    asynchronous failover lost 31 produced after the cut, 2026-12-01, and this read 0 s). Each one is named."""
     if fault_start is None:
         return Measurement(None, "no fault start recorded")
     fault_ms = fault_start * 1000
     lost = sorted((acked[e], checker, e) for checker, ids in missing.items() for e in ids if e in acked)
-    before = [(t, checker, e) for t, checker, e in lost if t < fault_ms]
-    rpo = (fault_ms - before[0][0]) / 1000.0 if before else 0.0
-    named = [f"{checker} {e}" for _, checker, e in before]
-    return Measurement(rpo, f"violations produced before the fault and missing from PostgreSQL: {', '.join(named)}"
-                       if named else "", {"lost_before_fault": named})
+    if not lost:
+        return Measurement(0.0, "", {"lost": []})
+    named = [f"{checker} {e}" for _, checker, e in lost]
+    before = sum(1 for t, _, _ in lost if t < fault_ms)
+    return Measurement(loss_span_s([t for t, _, _ in lost], fault_ms),
+                       f"violations acknowledged and missing from PostgreSQL ({before} produced before the fault, "
+                       f"{len(lost) - before} during or after it): {', '.join(named)}", {"lost": named})
 
 
 def _write_lost(run_dir: Path, lost: list[str], records: dict[str, Any]) -> str:

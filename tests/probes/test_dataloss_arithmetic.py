@@ -17,19 +17,22 @@ def test_nothing_lost_is_rpo_zero() -> None:
     assert (rep.lost, rep.rpo_s, rep.stored, rep.acknowledged) == ([], 0.0, 200, 200)
 
 
-def test_lost_events_are_named_and_rpo_counts_from_the_earliest_before_the_fault() -> None:
+def test_lost_events_are_named_and_the_rpo_spans_them_from_the_earliest_to_the_latest() -> None:
     acked = {"a": FAULT - 7_000, "b": FAULT - 2_000, "c": FAULT + 1_000, "d": FAULT - 9_000}
     rep = account(acked, {"d": stored(acked["d"])}, FAULT)
     assert rep.lost == ["a", "b", "c"]  # ordered by produced_at
     assert rep.lost_before_fault == 2
-    assert rep.rpo_s == 7.0
+    assert rep.rpo_s == 8.0  # 7 s before the fault to 1 s after it
     assert rep.earliest_lost_produced_at_ms == FAULT - 7_000
 
 
-def test_loss_only_after_the_fault_is_rpo_zero_but_still_lost() -> None:
+def test_loss_only_after_the_fault_spans_from_the_fault() -> None:
+    """Writes acknowledged after the fault began and lost after all (an old leader's) are a recovery point
+    too: the span from the fault to the latest of them, never 0."""
     acked = {"a": FAULT + 500, "b": FAULT - 500}
     rep = account(acked, {"b": stored(acked["b"])}, FAULT)
-    assert rep.lost == ["a"] and rep.rpo_s == 0.0
+    assert rep.lost == ["a"] and rep.rpo_s == 0.5
+    assert account({"a": FAULT}, {}, FAULT).rpo_s == 0.001  # one lost at the fault's very start
 
 
 def test_duplicates_and_late_are_counted_not_lost() -> None:
