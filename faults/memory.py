@@ -1,9 +1,11 @@
 """Memory pressure that ends in a real out-of-memory kill of an audit-service replica.
 
-The troubleshooting guide's OOM scenario: the replica's memory limit is lowered
-below what it uses, the kernel's OOM killer kills it, and the supervisor (or the
-kubelet) restarts it with a fresh process. The remove takes the limit away and
-makes sure the replica runs again.
+The troubleshooting guide's OOM scenario: the replica gets a memory limit of its own,
+a stressor of ours allocates inside it until the kernel's OOM killer kills the
+cgroup's largest process (the replica, whatever it runs: Python or a JVM), and the
+supervisor (or the kubelet) restarts it with a fresh process. Nothing of the service
+is asked to allocate. The remove takes the limit away and makes sure the replica
+runs again.
 """
 
 from typing import Any
@@ -18,16 +20,17 @@ __all__ = ["oom_kill_replica", "release_memory_limit"]
 
 def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str = "audit-service",
                      configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
-    """Squeeze one replica into a memory limit below its usage until the kernel OOM-kills it.
+    """Put one replica in a small memory cgroup and fill it until the kernel OOM-kills the replica.
 
     Args:
         replica: supervisor program to hit (``audit-service-1``); ``null`` picks a RUNNING one at random.
-        limit_mb: the memory limit, in MiB, set once the replica's memory is charged to its own
-            cgroup (default 16: far below what a replica uses).
+        limit_mb: the cgroup's limit, in MiB (default 16: far below what a replica uses); the
+            stressor allocates up to it, so the replica is the largest process there.
         group: supervisor group of the replicas.
 
     Returns ``fault_id``, ``run_id``, ``journal`` and ``details`` (``program``, ``pid`` killed, the
-    ``cgroup``, ``oom_kills`` the kernel counted); on a dry run ``{"dry_run": true, "plan": ...}``.
+    ``cgroup``, ``oom_kills`` the kernel counted there: the replica's, and the stressor's when
+    it was still allocating); on a dry run ``{"dry_run": true, "plan": ...}``.
 
     Raises:
         ActivityFailed: no memory cgroup controller writable here, no RUNNING replica, the stack

@@ -6,19 +6,15 @@
 ``GET /actuator/health``              both, 200 only when both are UP.
 ``GET /actuator/configprops``         the configuration in effect (secrets masked), as Spring Boot's
                                       endpoint of that name: how to check a config change took effect.
-``POST /debug/allocate?mb=N``         only with ``SQLAUDIT_DEBUG_ENDPOINTS=1`` (the local stack sets it):
-                                      allocate and keep N MiB, a memory leak on demand for the OOM fault.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,13 +23,6 @@ from sqlaudit.health import Health
 __all__ = ["HealthServer"]
 
 logger = logging.getLogger(__name__)
-
-_LEAK: list[bytearray] = []  # what /debug/allocate holds on to
-
-
-def debug_endpoints_enabled() -> bool:
-    return os.environ.get("SQLAUDIT_DEBUG_ENDPOINTS") == "1"
-
 
 class HealthServer:
     """Serves metrics and health in a daemon thread until :meth:`stop`."""
@@ -64,21 +53,6 @@ class HealthServer:
                     self._health(live and ready, {"liveness": ldetail, "readiness": rdetail})
                 else:
                     self._send(404, b"not found\n", "text/plain")
-
-            def do_POST(self) -> None:
-                path, _, query = self.path.partition("?")
-                if path.rstrip("/") != "/debug/allocate" or not debug_endpoints_enabled():
-                    self._send(404, b"not found\n", "text/plain")
-                    return
-                try:
-                    mb = int(parse_qs(query).get("mb", ["64"])[0])
-                except ValueError:
-                    self._send(400, b"mb must be an integer\n", "text/plain")
-                    return
-                logger.warning("debug: allocating and keeping %d MiB (memory-pressure fault)", mb)
-                for _ in range(max(0, mb)):
-                    _LEAK.append(bytearray(b"x" * 2**20))  # written, so the pages are really charged
-                self._send(200, json.dumps({"allocated_mb": mb, "held_mb": len(_LEAK)}).encode(), "application/json")
 
             def _health(self, ok: bool, details: dict[str, Any]) -> None:
                 body = json.dumps({"status": "UP" if ok else "DOWN", "details": details}).encode()

@@ -1,11 +1,14 @@
 """Local backend of :mod:`faults.memory`: a real kernel OOM kill through a memory cgroup.
 
 The replica is moved into a child memory cgroup of its own (named
-``sqlaudit-<port base>-oom-<program>``) limited to ``limit_mb``, then made to leak
-memory (``POST /debug/allocate`` on its HTTP port, which the local stack enables):
-the kernel cannot reclaim anonymous memory without swap, so its OOM killer kills the
-process — exactly what happens to a pod over its memory limit. supervisord restarts
-the replica as a new process outside that cgroup.
+``sqlaudit-<port base>-oom-<program>``) limited to ``limit_mb``, and a memory stressor of ours
+joins it and allocates until the cgroup is over its limit. The kernel cannot reclaim anonymous
+memory without swap, so the cgroup's OOM killer kills its largest process, the replica (the stressor
+holds at most ``limit_mb`` and asks to be spared) — what happens to a pod over its limit, and what
+Chaos Mesh's StressChaos does inside a pod. Nothing of the service is asked to help: a JVM sitting on
+its committed heap is killed like the Python replica (a limit alone killed neither, 2026-12-01).
+supervisord restarts the replica as a new process outside that cgroup; the stressor stops once the
+replica is dead, and by itself after ``KILL_TIMEOUT_S`` if the runner died meanwhile.
 
 cgroup v1 (``/sys/fs/cgroup/memory``) and v2 (unified hierarchy) are both handled.
 """
@@ -13,16 +16,17 @@ cgroup v1 (``/sys/fs/cgroup/memory``) and v2 (unified hierarchy) are both handle
 import functools
 import logging
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from clients.wait import wait_until
-from faults.local.processes import Programs, ready_port, start_again
+from faults.local.processes import Programs, start_again
 from stack.supervisor import wait_dead
 from target.settings import resolve
 
@@ -99,24 +103,60 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
         (cgroup / "cgroup.procs").write_text(str(pid))
     logger.info("%s: %s (pid %s, %.0f MiB) limited to %s MiB in %s", what, victim["name"], pid, rss_mb, limit_mb,
                 cgroup)
-    _leak(programs, victim["name"], limit_mb * 4, what)
-    if not wait_dead(pid, KILL_TIMEOUT_S):
+    stressor = _stress(cgroup, version, pid)
+    try:
+        dead = wait_dead(pid, KILL_TIMEOUT_S)
+    finally:
+        stressor.kill()
+        stressor.wait()
+    if not dead:
         raise ActivityFailed(f"{what}: {victim['name']} (pid {pid}) still alive {KILL_TIMEOUT_S:.0f} s after "
-                             f"its limit was set to {limit_mb} MiB in {cgroup}")
+                             f"its limit was set to {limit_mb} MiB in {cgroup} and a stressor filled it")
     kills = _oom_kills(cgroup, version)
     return {"program": victim["name"], "pid": pid, "rss_mb": round(rss_mb), "cgroup": str(cgroup), "oom_kills": kills,
             "changed": f"kernel OOM-killed {victim['name']} (pid {pid}); supervisord restarts it"}
 
 
-def _leak(programs: Programs, program: str, mb: int, what: str) -> None:
-    """Ask the replica to allocate ``mb`` MiB; the connection dies with it when the kernel kills it."""
-    port = ready_port(programs, program)
-    if port is None:
-        raise ActivityFailed(f"{what}: no HTTP port known for {program}")
+STRESSOR = r"""
+import os, sys, time
+procs, counter, victim, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+try:  # the kernel kills the largest process of the cgroup, the replica; spare me if allowed to
+    with open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write("-1000")
+except OSError:  # no CAP_SYS_RESOURCE (this machine): I hold at most the limit, far less than a replica
+    pass
+with open(procs, "w") as fh:  # into the replica's cgroup: what I allocate now is charged to it
+    fh.write(str(os.getpid()))
+
+def alive():
     try:
-        requests.post(f"http://127.0.0.1:{port}/debug/allocate", params={"mb": mb}, timeout=10)
-    except requests.RequestException as exc:  # expected: killed while answering
-        logger.info("%s: %s stopped answering while allocating (%s)", what, program, type(exc).__name__)
+        with open(f"/proc/{victim}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+def kills():  # the cgroup's OOM kills so far: the first one is the replica's, then I stop
+    try:
+        with open(counter) as fh:
+            return sum(int(v) for k, v in (line.split() for line in fh) if k == "oom_kill")
+    except (OSError, ValueError):
+        return 0
+
+held, deadline, before = [], time.monotonic() + seconds, kills()
+while alive() and kills() == before and time.monotonic() < deadline:
+    block = bytearray(1 << 20)
+    block[::4096] = b"\x01" * len(block[::4096])  # touch every page: anonymous memory, charged
+    held.append(block)
+    time.sleep(0.002)
+"""
+
+
+def _stress(cgroup: Path, version: str, victim: int) -> subprocess.Popen[bytes]:
+    """A process of ours in ``cgroup`` that allocates 1 MiB every ~2 ms until the cgroup's first OOM kill or
+    ``victim``'s death (at most ``KILL_TIMEOUT_S``, even if nobody stops it)."""
+    counter = cgroup / ("memory.oom_control" if version == "v1" else "memory.events")
+    return subprocess.Popen([sys.executable, "-c", STRESSOR, str(cgroup / "cgroup.procs"), str(counter), str(victim),
+                             str(KILL_TIMEOUT_S)], stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _oom_kills(cgroup: Path, version: str) -> int | None:

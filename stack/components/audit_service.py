@@ -88,7 +88,6 @@ def audit_service(ctx: StackContext) -> list[Component]:
         port = eps.replica_port(i)
         env = {
             "SQLAUDIT_REPLICA": name,
-            "SQLAUDIT_DEBUG_ENDPOINTS": "1",  # POST /debug/allocate, for the OOM fault (never in staging)
             "SQLAUDIT_HTTP_HOST": HOST,
             "SQLAUDIT_HTTP_PORT": str(port),
             "SQLAUDIT_KAFKA_BOOTSTRAP": eps.kafka_bootstrap_service,
