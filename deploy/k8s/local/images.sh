@@ -125,7 +125,7 @@ service_image() {
   umoci tag --image "$work/layout:$base_tag" "$hash"
   umoci unpack --image "$work/layout:$hash" "$work/bundle"
   # The base image's python3 is Debian's 3.11, as this machine's: binary wheels built for it fit.
-  python3 -m pip install --quiet --disable-pip-version-check --no-compile --target \
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile --target \
     "$work/bundle/rootfs/opt/sqlaudit/site" "${SERVICE_REQUIREMENTS[@]}"
   wheels="$(ls "$work/bundle/rootfs/opt/sqlaudit/site" | grep -E '\.dist-info$' | tr '\n' ' ')"
   ok "wheels: $wheels"
