@@ -483,6 +483,8 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
         score = "-" if r.score is None else f"{r.score:g}"
         out.print(f"{r.outcome.value:<13} {r.scenario:<26} score {score:>5}" + (f"  {changed}" if changed else ""),
                   soft_wrap=True)
+    for note in result.settled:
+        console.print(f"[yellow]settled[/] {note}", soft_wrap=True)
     console.print(f"index: {result.index}\njunit: {result.junit}")
     sys.exit(result.exit_code)
 

@@ -5,6 +5,12 @@ function, so the CLI can show its progress), keeps every run's result object, an
 ``gate-<time>/`` with one run directory per scenario, ``index.html`` and ``junit.xml``. A scenario
 that could not even start is in both as inconclusive, never left out.
 
+Between experiments the gate *settles* the target (``settle``): on the local stack, when the run before
+left it unhealthy (a replica still starting, an open fault, a stopped process), it reverts this stack's open
+faults and waits for every component to come back (:func:`settle_local`), so one broken scenario does
+not turn every later one into "did not start". What it did is logged and kept in ``GateResult.settled``;
+the scenario that left the stack so is judged on its own residue, never excused.
+
 Exit code: 0 every scenario passed, 1 any SLO failed, 2 otherwise inconclusive or an error.
 """
 
@@ -30,6 +36,10 @@ __all__ = ["GateOptions", "GateResult", "exit_code", "run_gate", "select"]
 
 RunOne = Callable[[RunOptions], RunResult]
 """Runs one experiment and returns its result; raises :class:`RunError` when it cannot start."""
+
+Settle = Callable[[RunOptions], str | None]
+"""Before an experiment that follows another: bring the target back to health, say what was done (``None``:
+nothing was needed); raise :class:`RunError` when it cannot (the experiment then does not start)."""
 
 
 @dataclass
@@ -58,6 +68,8 @@ class GateResult:
     gate_dir: Path
     results: list[ScenarioResult]
     skipped: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+    """What the gate did to the target between experiments, one line each."""
 
     @property
     def exit_code(self) -> int:
@@ -97,13 +109,45 @@ def select(options: GateOptions, experiments: list[Experiment] | None = None
     return [e for e in exps if e.ext.profile == options.profile], [e for e in exps if e.ext.profile != options.profile]
 
 
+def settle_local(options: RunOptions) -> str | None:
+    """The local stack back to health before the next experiment, when the run before left it unhealthy:
+    revert this stack's open faults (as ``resilience cleanup``), start what is down, wait for every
+    component (:meth:`stack.core.LocalStack.heal`). ``None`` when it was healthy or is not running (the run
+    starts it); :class:`RunError` naming what did not come back."""
+    from faults.cleanup import cleanup
+    from stack.core import LocalStack
+    from stack.errors import StackError
+
+    stack = LocalStack(port_base=options.port_base, data_dir=options.data_dir)
+    try:
+        if not stack.is_running() or (status := stack.status()).healthy:
+            return None
+        t0 = time.monotonic()
+        bad = "; ".join(f"{c.name}: {c.detail}" for c in status.components if not c.healthy)
+        reverted = cleanup(port_base=options.port_base)
+        healed = stack.heal()
+    except StackError as exc:
+        raise RunError(f"the stack at port base {options.port_base} was left unhealthy and did not come back: "
+                       f"{exc}") from None
+    undone = f"reverted {', '.join(r.fault for r in reverted)}; " if reverted else ""
+    return (f"the stack was unhealthy ({bad}); {undone}{'; '.join(healed)}; healthy again after "
+            f"{time.monotonic() - t0:.0f} s")
+
+
 def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
-             on_start: Callable[[int, int, Experiment], None] | None = None) -> GateResult:
-    """Run ``chosen`` one after the other into a new gate directory; write the index and the JUnit."""
+             on_start: Callable[[int, int, Experiment], None] | None = None,
+             settle: Settle | None = None) -> GateResult:
+    """Run ``chosen`` one after the other into a new gate directory; write the index and the JUnit.
+
+    ``settle`` runs before every experiment but the first (default: :func:`settle_local` on the local
+    target, nothing elsewhere)."""
+    if settle is None and options.target == "local":
+        settle = settle_local
     started = time.time()
     gate_dir = options.reports_dir / f"gate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     gate_dir.mkdir(parents=True)
     results: list[ScenarioResult] = []
+    settled: list[str] = []
     for i, exp in enumerate(chosen, 1):
         if on_start:
             on_start(i, len(chosen), exp)
@@ -112,6 +156,9 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
                                  secure=options.secure, service=options.service)
         repeat = options.repeat or exp.ext.repeat
         try:
+            if settle is not None and i > 1 and (note := settle(run_options)):
+                logger.warning("before %s: %s", exp.name, note)
+                settled.append(f"before {exp.name}: {note}")
             result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)
         except RunError as exc:
             logger.error("%s did not start: %s", exp.name, exc)
@@ -125,4 +172,4 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     if options.junit_path:
         write_junit(results, options.junit_path)
     render_index(results, gate_dir / "index.html")
-    return GateResult(gate_dir, results)
+    return GateResult(gate_dir, results, settled=settled)

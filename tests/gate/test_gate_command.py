@@ -93,7 +93,7 @@ def test_one_failed_one_inconclusive_and_one_not_started_make_exit_1_and_say_so(
         return RunResult(outcomes[name], Outcome(summary["outcome"]), summary["exit_code"], summary)
 
     chosen = [load(resolve(n)) for n in ("pod_failure", "service_oom", "config_change")]
-    result = run_gate(GateOptions(reports_dir=tmp_path / "reports"), run_one, chosen)
+    result = run_gate(GateOptions(reports_dir=tmp_path / "reports"), run_one, chosen, settle=lambda _: None)
     assert result.exit_code == 1
     cases = _testcases(result.junit)
     assert {c.tag for c in cases["pod_failure"]} >= {"failure"}
@@ -103,6 +103,51 @@ def test_one_failed_one_inconclusive_and_one_not_started_make_exit_1_and_say_so(
     assert not_started is not None and "did not start" in (not_started.get("message") or "") + (not_started.text or "")
     index = result.index.read_text()
     assert "config_change" in index and "did not start" in index
+
+
+def test_the_gate_settles_the_target_between_experiments_and_says_so(tmp_path: Path) -> None:
+    """Before every experiment but the first the target is settled; what was done is kept, and a target
+    that cannot be brought back makes that experiment "did not start" without ending the gate."""
+    ran: list[str] = []
+    settled_before: list[str] = []
+
+    def run_one(options: RunOptions) -> RunResult:
+        name = Path(options.experiment).stem
+        ran.append(name)
+        d = _run_dir(tmp_path / "made", name, "pass", 0, [])
+        return RunResult(d, Outcome.PASS, 0, json.loads((d / "summary.json").read_text()))
+
+    def settle(options: RunOptions) -> str | None:
+        name = Path(options.experiment).stem
+        settled_before.append(name)
+        if name == "service_oom":
+            return "the stack was unhealthy (audit-service-0: process STOPPED); audit-service-0: started"
+        if name == "config_change":
+            raise RunError("the stack at port base 1 was left unhealthy and did not come back: kafka")
+        return None
+
+    chosen = [load(resolve(n)) for n in ("pod_failure", "service_oom", "config_change", "postgres_failure")]
+    result = run_gate(GateOptions(reports_dir=tmp_path / "reports"), run_one, chosen, settle=settle)
+    assert settled_before == ["service_oom", "config_change", "postgres_failure"]  # never before the first
+    assert ran == ["pod_failure", "service_oom", "postgres_failure"]
+    assert result.settled == ["before service_oom: the stack was unhealthy (audit-service-0: process STOPPED); "
+                              "audit-service-0: started"]
+    not_started = _testcases(result.junit)["config_change"].find("error")
+    assert not_started is not None and "did not come back: kafka" in (not_started.get("message") or "") + (
+        not_started.text or "")
+    assert result.exit_code == 2
+
+
+@pytest.mark.stack
+def test_settle_local_brings_a_stopped_replica_back_and_names_it(stack: LocalStack) -> None:
+    from resilience.gate import settle_local
+
+    options = RunOptions(experiment="pod_failure", port_base=stack.endpoints.port_base, data_dir=stack.data_dir)
+    assert settle_local(options) is None  # healthy: nothing done
+    stack.supervisor.stop("audit-service-1")
+    note = settle_local(options)
+    assert note is not None and "audit-service-1 (process STOPPED): started" in note, note
+    assert stack.status().healthy
 
 
 @pytest.mark.parametrize("codes, expected", [([0, 0], 0), ([0, 2], 2), ([2, 1, 0], 1), ([], 2)])
