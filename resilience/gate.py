@@ -171,5 +171,5 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     write_junit(results, gate_dir / "junit.xml")
     if options.junit_path:
         write_junit(results, options.junit_path)
-    render_index(results, gate_dir / "index.html")
+    render_index(results, gate_dir / "index.html", settled=settled)
     return GateResult(gate_dir, results, settled=settled)

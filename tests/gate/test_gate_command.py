@@ -136,6 +136,7 @@ def test_the_gate_settles_the_target_between_experiments_and_says_so(tmp_path: P
     assert not_started is not None and "did not come back: kafka" in (not_started.get("message") or "") + (
         not_started.text or "")
     assert result.exit_code == 2
+    assert "Settled between scenarios" in result.index.read_text() and "before service_oom" in result.index.read_text()
 
 
 @pytest.mark.stack
