@@ -26,7 +26,7 @@ from target.settings import SettingsError, TargetSettings, resolve
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_REPORTS", "RunError", "RunOptions", "RunPlan", "check_logins", "check_metrics", "check_reachable",
-           "plan", "wait_assigned", "wait_observed"]
+           "plan", "wait_alerts_resolved", "wait_assigned", "wait_observed"]
 
 DEFAULT_REPORTS = REPO_ROOT / "reports"
 
@@ -372,3 +372,38 @@ def wait_assigned(p: RunPlan, phase: Phase, timeout_s: float = 60.0) -> None:
                                f"replicas do not consume the topic (consumer_group and topic of the target "
                                f"file, docs/staging.md)")
             time.sleep(1)
+
+
+CARRIED_ALERT_WAIT_S = 300.0
+"""How long a run waits for an expected alert carried over from before it (the longest expected alert's
+window is 2 minutes, SLOViolation_Availability's, plus its resolution and a margin)."""
+
+
+def wait_alerts_resolved(p: RunPlan, phase: Phase, timeout_s: float = CARRIED_ALERT_WAIT_S) -> list[str]:
+    """Wait until no alert the experiment expects is pending or firing.
+
+    One carried over from before the run (the previous scenario's disaster: SLOViolation_Availability keeps
+    firing for its 2-minute window after the stores are back) makes that alert's verdict inconclusive
+    whatever this fault does, so a gate's verdict depended on the order of its scenarios (cluster_loss after
+    clickhouse_write_timeout, 2026-12-01). Bounded: after ``timeout_s`` the run goes on and the alert's
+    verdict says it was already firing. Returns the expected alerts still active then (empty: all clear).
+    """
+    names = [a.alert for a in p.exp.ext.expect_alerts]
+    deadline = time.monotonic() + timeout_s
+    while names:
+        try:
+            active = [n for n in names if prom.instant(
+                p.prometheus_url, f'count(ALERTS{{alertname="{prom.escape_label(n)}"}}) or vector(0)') > 0]
+        except prom.ProbeError as exc:  # the run's own checks name an unreachable Prometheus
+            logger.info("expected alerts not checked before the run: %s", exc)
+            return []
+        if not active:
+            return []
+        if time.monotonic() > deadline:
+            logger.warning("%s still active %.0f s into the wait: its verdict will say it was already firing",
+                           ", ".join(active), timeout_s)
+            return active
+        phase("stack", f"waiting for {', '.join(active)} to resolve: carried over from before the run, an alert "
+                       "already active cannot show that this fault fired it")
+        time.sleep(2)
+    return []

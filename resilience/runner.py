@@ -42,6 +42,7 @@ from resilience.plan import (
     check_metrics,
     check_reachable,
     plan,
+    wait_alerts_resolved,
     wait_assigned,
     wait_observed,
 )
@@ -79,6 +80,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     check_reachable(p)
     wait_observed(p, phase)
     wait_assigned(p, phase)
+    wait_alerts_resolved(p, phase)
     check_metrics(p)
 
     rd = RunDirectory.create(options.reports_dir, p.exp.name,
