@@ -184,9 +184,10 @@ def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float =
             takes the service's writes again).
         stabilization_s: how long the condition must hold to count as recovered.
         observe_s: keep observing until this many seconds after the fault's start, and return as soon
-            as the condition has recovered; ``0`` measures once, now. Set it to the scenario's RTO
-            objective (plus the stabilisation) so a system that never recovers is observed long enough
-            to fail, and one that recovers does not keep the run waiting.
+            as the condition has recovered, or as soon as the result cannot change (the condition did not
+            hold before the fault: inconclusive whatever follows); ``0`` measures once, now. Set it to the
+            scenario's RTO objective (plus the stabilisation) so a system that never recovers is observed
+            long enough to fail, and one that recovers does not keep the run waiting.
 
     Returns:
         ``{"status": recovered|never_recovered|inconclusive, "rto_s": float | None, "reason": str,
@@ -210,8 +211,8 @@ def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float =
             rec = rto_data_flow(cat, view, s.prometheus_url, window, stabilization_s)
         else:
             rec = rto_postgres_writable(cat, view, s.prometheus_url, window, stabilization_s)
-        if rec.status is RecoveryStatus.RECOVERED or now >= deadline:
-            break
+        if rec.status is RecoveryStatus.RECOVERED or rec.settled or now >= deadline:
+            break  # settled: the baseline already made it inconclusive (a 30 min watch would change nothing)
         time.sleep(min(2.0, max(0.1, deadline - now)))
     m = recovery_measurement(rec)
     return {"status": rec.status.value, "rto_s": rec.rto_s, "reason": m.reason, "observed_s": round(now - start, 1)}

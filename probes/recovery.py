@@ -37,6 +37,7 @@ class Recovery:
     recovered_at: float | None
     reason: str
     broke_at: float | None = None  # first sample after the fault at which the condition did not hold
+    settled: bool = False  # no later sample can change it (the baseline before the fault decided it)
 
 
 #: Share of the pre-fault samples in which the condition must hold for the RTO to mean anything.
@@ -69,7 +70,8 @@ def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, sta
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
                         f"the condition held in only {100 * sum(before) / len(before):.0f} % of the {len(before)} "
                         f"samples before the fault (need {100 * min_baseline_share:.0f} %): the service was out of "
-                        "its SLO before anything was broken, so an RTO would time the baseline, not the recovery")
+                        "its SLO before anything was broken, so an RTO would time the baseline, not the recovery",
+                        settled=True)
     pts = sorted((t, ok) for t, ok in samples if t >= fault_start)
     if not pts:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None, "no samples after the fault started")

@@ -88,6 +88,8 @@ def test_a_baseline_already_out_of_slo_is_inconclusive_not_an_rto() -> None:
     r = recovery_time(pre + series("---" + "+" * 10), fault_start=100.0, stabilization_s=5)
     assert r.status is RecoveryStatus.INCONCLUSIVE and r.rto_s is None
     assert "only 20 % of the 10 samples before the fault" in r.reason
+    assert r.settled, "nothing after the fault can change it: the probe stops watching (probes.activities)"
+    assert not recovery_time(series("++++++++" + "---"), fault_start=100.0, stabilization_s=5).settled
 
 
 def test_too_short_a_baseline_is_not_judged() -> None:
@@ -104,3 +106,28 @@ def test_sub_second_resolution() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         recovery_time([], fault_start=0, stabilization_s=-1)
+
+
+def test_the_recovery_probe_stops_watching_once_the_baseline_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 30-minute watch of a data flow that was out of SLO before the fault would change nothing: the probe
+    returns at once (a quiet HA run watched for 8 minutes, 2026-12-01)."""
+    from probes import activities
+
+    import time
+
+    calls = []
+    fault = time.time()  # so the 1810 s watch has not run out
+
+    def flow(*a: object, **k: object) -> object:
+        calls.append(1)
+        pre = series("----------", start=fault - 10)
+        return recovery_time(pre + series("---", start=fault), fault_start=fault, stabilization_s=5)
+
+    monkeypatch.setattr(activities, "rto_data_flow", flow)
+    monkeypatch.setattr(activities, "_fault_window", lambda s: (fault, None))
+    monkeypatch.setattr(activities.time, "sleep", lambda s: calls.append(0) if len(calls) < 50 else 1 / 0)
+    monkeypatch.setattr(activities.ProbeEndpoints, "from_configuration", classmethod(
+        lambda cls, c: type("S", (), {"catalogue": lambda self: None, "view": lambda self: None,
+                                       "prometheus_url": "http://prometheus.invalid"})()))
+    out = activities.recovery_seconds("data_flow", observe_s=1810)
+    assert out["status"] == "inconclusive" and len(calls) == 1, out
