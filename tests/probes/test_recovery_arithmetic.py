@@ -111,9 +111,9 @@ def test_bad_arguments() -> None:
 def test_the_recovery_probe_stops_watching_once_the_baseline_decided(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 30-minute watch of a data flow that was out of SLO before the fault would change nothing: the probe
     returns at once (a quiet HA run watched for 8 minutes, 2026-12-01)."""
-    from probes import activities
-
     import time
+
+    from probes import activities
 
     calls = []
     fault = time.time()  # so the 1810 s watch has not run out
