@@ -125,7 +125,7 @@ def settle_local(options: RunOptions) -> str | None:
         t0 = time.monotonic()
         bad = "; ".join(f"{c.name}: {c.detail}" for c in status.components if not c.healthy)
         reverted = cleanup(port_base=options.port_base)
-        healed = stack.heal()
+        healed = stack.heal(status=None if reverted else status)  # a revert changes what is healthy
     except StackError as exc:
         raise RunError(f"the stack at port base {options.port_base} was left unhealthy and did not come back: "
                        f"{exc}") from None

@@ -177,16 +177,17 @@ class LocalStack:
             raise
         return self.status()
 
-    def heal(self, progress: Progress = _no_progress) -> list[str]:
+    def heal(self, progress: Progress = _no_progress, status: StackStatus | None = None) -> list[str]:
         """Bring a running stack back to healthy without restarting what is healthy: start every component
         whose process is not RUNNING, then wait for every unhealthy one as ``up`` does (within its start-up
         allowance: a JVM replica's is 420 s). What a gate does between experiments when one left the stack
-        unhealthy. Returns a line per component it waited for; raises :class:`StackError` (a
-        :class:`ComponentError` naming the component and its log) when one does not come back."""
+        unhealthy. ``status``: the one the caller just read (not read again). Returns a line per component
+        it waited for; raises :class:`StackError` (a :class:`ComponentError` naming the component and its log)
+        when one does not come back."""
         if not self.is_running():
             raise StackError(f"no stack is running in {self.data_dir}: nothing to heal (`resilience up`)")
         comps = {c.name: c for c in self.components()}
-        sick = [c for c in self.status().components if not c.healthy and c.name in comps]
+        sick = [c for c in (status or self.status()).components if not c.healthy and c.name in comps]
         done = []
         for c in sick:
             action = "answers again"

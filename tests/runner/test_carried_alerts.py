@@ -22,10 +22,8 @@ def _plan(name: str) -> plan.RunPlan:
 def active(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many more answers say the alert is active (then 0)."""
     left = [0]
-    asked: list[str] = []
 
     def instant(url: str, query: str, at: float | None = None, timeout_s: float = 5.0) -> float:
-        asked.append(query)
         if left[0] > 0:
             left[0] -= 1
             return 1.0
