@@ -194,7 +194,12 @@ class LocalStack:
             if c.state != "RUNNING":
                 action = self.supervisor.ensure_running(c.name, timeout=comps[c.name].startup_timeout)
             done.append(f"{c.name} ({c.detail}): {action}")
-        self._wait_all([comps[c.name] for c in sick], progress)
+        waited = [comps[c.name] for c in sick]
+        # Prometheus may have scraped a restarted target while it was down and report it so until its
+        # next scrape: the stack is healthy again only when Prometheus sees every target up.
+        if waited and "prometheus" in comps and comps["prometheus"] not in waited:
+            waited.append(comps["prometheus"])
+        self._wait_all(waited, progress)
         return done
 
     def _check_security(self) -> None:
@@ -230,8 +235,8 @@ class LocalStack:
     def _wait_all(self, components: list[Component], progress: Progress) -> None:
         infra = [c for c in components if c.group == "infra" and c.name != "prometheus"]
         later = [c for c in components if c not in infra]
-        # Infrastructure first (in parallel), then what depends on it (replicas, exporters),
-        # and Prometheus last so its first scrapes find every target up.
+        # Infrastructure first (in parallel), then what depends on it (replicas, exporters) beside
+        # Prometheus, whose check waits until it has scraped every target up.
         for batch in (infra, later):
             with ThreadPoolExecutor(max_workers=max(1, len(batch))) as pool:
                 futures = [pool.submit(self._wait_one, c, progress) for c in batch]

@@ -168,3 +168,24 @@ def test_a_long_experiment_runs_only_when_asked_for() -> None:
     assert "consumer_lag_critical" in names(GateOptions(tags=("long",)))
     assert "consumer_lag_critical" in names(GateOptions(names=("consumer_lag_critical",)))
     assert "pod_failure" in names(GateOptions())
+
+
+@pytest.mark.stack
+def test_heal_waits_until_prometheus_scrapes_a_restarted_replica_up(stack: LocalStack) -> None:
+    """The status a gate read may predate Prometheus's scrape of the stopped replica (CI, 2026-12-01:
+    settled, then "6/7 targets up"): heal waits for Prometheus whenever it restarted anything."""
+    from clients.wait import wait_until
+    from stack.core import StackStatus
+
+    stack.supervisor.stop("audit-service-1")
+    wait_until(lambda: "not up: audit-service-1" in str(stack.status().as_dict()), 30, 0.5,
+               "Prometheus never scraped the stopped replica down")
+    early = stack.status()  # as read before Prometheus noticed: only the replica is sick
+    early = StackStatus(**{**early.__dict__, "components": [
+        c if c.name != "prometheus" else type(c)(**{**c.__dict__, "healthy": True, "detail": "up"})
+        for c in early.components]})
+    waited: list[str] = []
+    stack.heal(progress=lambda name, phase, _detail: waited.append(name) if phase == "healthy" else None,
+               status=early)
+    assert "prometheus" in waited
+    assert stack.status().healthy
