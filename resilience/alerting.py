@@ -32,7 +32,7 @@ from probes import prom
 from probes.evaluate import RunWindow
 from probes.verdict import Outcome, Verdict
 
-__all__ = ["WATCHDOG_MAX_GAP_S", "alert_verdicts", "run_entry"]
+__all__ = ["WATCHDOG_MAX_GAP_S", "alert_verdicts", "run_entry", "unfired"]
 
 #: Longest stretch of the run the watchdog may miss (rules are evaluated every second; a busy machine
 #: delays one evaluation or a range-query step, not ten).
@@ -50,6 +50,22 @@ def run_entry(target: str, expected: list[dict[str, Any]], watchdog: str) -> dic
 
 def _firing(name: str) -> str:
     return f'max(ALERTS{{alertname="{prom.escape_label(name)}", alertstate="firing"}})'
+
+
+def unfired(url: str, fault_start: float, expected: list[dict[str, Any]], now: float) -> list[tuple[str, float]]:
+    """The expected alerts that have not fired since ``fault_start`` and whose bound (``fault_start + within_s``)
+    is still ahead of ``now``, with that bound: what a run must keep observing so that an alert that never
+    fires is judged a fail, not "the run ended before the bound" (inconclusive)."""
+    out = []
+    for e in expected:
+        name, bound = str(e["alert"]), fault_start + float(e["within_s"])
+        if bound <= now:
+            continue
+        series = prom.range_query(url, f"{_firing(name)} or on() vector(0)", fault_start, max(now, fault_start + 1),
+                                  step_s=STEP_S)
+        if not any(v >= 1 for s in series for _, v in s.points):
+            out.append((name, bound))
+    return out
 
 
 def alert_verdicts(url: str, window: RunWindow, entry: dict[str, Any]) -> list[Verdict]:

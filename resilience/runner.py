@@ -29,9 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from probes import prom
 from probes.dataloss import wait_drained
 from probes.verdict import Outcome
-from resilience import residue
+from resilience import alerting, residue
 from resilience.grafana import annotate_fault
 from resilience.judge import EXIT_CODES, Judgement, judge
 from resilience.plan import (
@@ -117,6 +118,7 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         interrupted: BaseException | None = None
         try:
             journal = _run_experiment(p, config, phase, rd.path)
+            _observe_expected_alerts(p, rd.run_id, phase)
         except BaseException as exc:  # Ctrl-C included: judge what we have (after the clean-up), then re-raise
             run["error"] = f"experiment interrupted: {type(exc).__name__}: {exc}"
             if not isinstance(exc, Exception):
@@ -325,6 +327,29 @@ def _audit_residue(guard: residue.Guard) -> None:
         residue.end(guard)
     except Exception as exc:  # the verdict says the audit did not complete
         logger.error("residue audit failed: %s", exc)
+
+
+def _observe_expected_alerts(p: RunPlan, run_id: str, phase: Phase) -> None:
+    """Keep the run (and its load) going until every expected alert has fired or its bound has passed: a
+    method that ends sooner would turn an alert that never fires into "the run ended before the bound"
+    (inconclusive) instead of the fail it is."""
+    expected = [e.model_dump() for e in p.exp.ext.expect_alerts]
+    window = _fault_window(p, run_id)
+    if not expected or window is None:
+        return
+    while True:
+        now = time.time()
+        try:
+            waiting = alerting.unfired(p.prometheus_url, float(window["start"]), expected, now)
+        except prom.ProbeError as exc:  # the alert verdicts say so
+            logger.info("expected alerts not observed to their bound: %s", exc)
+            return
+        if not waiting:
+            return
+        bound = max(b for _, b in waiting)
+        phase("observing", f"{', '.join(n for n, _ in waiting)} not fired yet: observing until its bound "
+                           f"({bound - now:.0f} s more)")
+        time.sleep(min(2.0, max(0.1, bound - now)))
 
 
 def _fault_window(p: RunPlan, run_id: str) -> dict[str, Any] | None:
