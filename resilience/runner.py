@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests.activities import warm_up
+from loadtests.config import LoadConfigError
 from probes import prom
 from probes.dataloss import wait_drained
 from probes.verdict import Outcome
@@ -81,6 +84,8 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
     check_reachable(p)
     wait_observed(p, phase)
     wait_assigned(p, phase)
+    if options.target == "local":
+        _warm_up(p, phase)
     wait_alerts_resolved(p, phase)
     check_metrics(p)
 
@@ -165,6 +170,42 @@ def _bring_up(p: RunPlan, phase: Phase) -> None:
     if not status.healthy:
         bad = "; ".join(f"{c.name}: {c.detail}" for c in status.components if not c.healthy)
         raise RunError(f"local stack at port base {options.port_base} is not healthy: {bad}")
+
+
+WARM_FILE = "warm-up.json"
+
+
+def _warm_up(p: RunPlan, phase: Phase) -> None:
+    """Load replicas that have not served load since they started (a JVM's JIT) for the service's warm-up time,
+    and wait until the pipeline has drained, before the run's baseline begins. Remembered per replica process
+    (in the stack's data directory), so a gate pays it again only for the replicas a fault restarted."""
+    if not p.settings.warm_up_s:
+        return
+    stack = LocalStack(port_base=p.options.port_base, data_dir=p.options.data_dir)
+    replicas = sorted(c.name for c in stack.components() if c.group == "audit-service")
+    info = stack.supervisor.process_info()
+    pids = {n: int(info[n]["pid"]) for n in replicas if n in info and info[n].get("pid")}
+    marker = stack.data_dir / WARM_FILE
+    try:
+        warm = json.loads(marker.read_text()).get("pids", {})
+    except (OSError, ValueError):
+        warm = {}
+    cold = [n for n in replicas if pids.get(n) != warm.get(n)]
+    if not cold:
+        return
+    seconds, rate = p.settings.warm_up_s, float(p.load["rate_eps"])
+    phase("warm-up", f"{seconds:.0f} s of load at {rate:g} events/s: {', '.join(cold)} not warmed since "
+                     f"{'it' if len(cold) == 1 else 'they'} started (the {p.settings.service} service's JIT)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="warm-up-") as tmp:
+            done = warm_up(p.settings, rate, seconds, Path(tmp))
+    except (LoadConfigError, RuntimeError, TimeoutError) as exc:
+        raise RunError(f"warm-up load of the {p.settings.service} replicas failed: {exc}") from None
+    d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic, timeout_s=120,
+                     auth=p.settings.kafka_auth())
+    if not d.drained:
+        raise RunError(f"the warm-up load ({done['requests']} requests) did not drain within 120 s: {d.reason}")
+    marker.write_text(json.dumps({"pids": pids, "at": time.time(), "load": done}, indent=2))
 
 
 def _alerts_entry(p: RunPlan) -> dict[str, Any] | None:

@@ -58,6 +58,9 @@ beating every 0.6 s: benchmarks/heartbeat_cost.py, docs/benchmarks.md)."""
 TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
 SERVICES_WITH_API = ("spring",)
 """Services with the read API (``GET /api/v1/...`` behind HS256 JWTs) that the load also reads."""
+JIT_WARM_UP_S = {"spring": 60.0}
+"""Seconds of load a freshly started replica of these services gets before a run's baseline (the JVM's JIT: its
+first minute of load is slower than its steady state; docs/scenarios.md)."""
 KINDS = ("local", "kubernetes")
 
 
@@ -307,6 +310,11 @@ class TargetSettings(BaseModel):
     def has_read_api(self) -> bool:
         """Whether the service has the JWT read API (the Spring one; the Python reference service has none)."""
         return self.service in SERVICES_WITH_API
+
+    @property
+    def warm_up_s(self) -> float:
+        """Seconds of load a freshly started replica needs before it serves at its steady state (0: none)."""
+        return JIT_WARM_UP_S.get(self.service, 0.0)
 
     def replica_base_urls(self, what: str) -> list[str]:
         """``replica_urls``, or on the local target one URL per expected replica."""

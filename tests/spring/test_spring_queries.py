@@ -119,6 +119,10 @@ def test_a_spring_run_reads_no_python_series(spring_stack: LocalStack, tmp_path:
     assert len(run_dirs) == 1, (proc.stdout + proc.stderr)[-3000:]
     run = json.loads((run_dirs[0] / "run.json").read_text())
     assert run["service"] == "spring" and "micrometer" in run["metrics"]["profiles"], run["metrics"]
+    # The replicas served a minute of load (JIT) before the baseline, and the stack remembers which processes.
+    warm = json.loads((spring_stack.data_dir / "warm-up.json").read_text())
+    assert len(warm["pids"]) == 3 and warm["load"]["requests"] > 1000 and warm["at"] < run["started_at"], warm
+    assert "warm-up" in proc.stdout + proc.stderr
     queries = _queries(log, since)
     names = {n for q in queries for n in _NAME.findall(q)}
     # The scan saw the run: the live poller, the judge and the plot series all read the Spring latency.
