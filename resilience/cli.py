@@ -616,6 +616,11 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell without job control starts a background job (`resilience gate &` in a script, a CI step) with
+    # SIGINT ignored, and Python then installs no handler: `kill -INT` would do nothing. Ctrl-C and
+    # SIGINT roll a run back like SIGTERM, wherever it was started.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     cli()
 
 

@@ -179,10 +179,10 @@ def test_runner_interrupted_during_a_lasting_fault_leaves_nothing(stack: LocalSt
     before = residue.snapshot(settings)
     _, _, effect = FAULTS[fault]
     log = (tmp_path / "runner.out").open("w")
-    # Ctrl-C reaches a runner in the foreground. A shell starts a background job (`.ci/run &`, a CI agent's
-    # step) with SIGINT ignored, and the runner would inherit that: give it the disposition a terminal's
-    # foreground process has (a Python handler becomes SIG_DFL at exec, and Python then installs its own).
-    interrupt_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Started the way a shell without job control starts a background job (`resilience run ... &` in a script, a CI
+    # agent's step): with SIGINT ignored. The CLI restores Ctrl-C's handler (resilience/cli.py main); without
+    # that the SIGINT case fails: nothing reverts the fault.
+    interrupt_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     runner = subprocess.Popen([sys.executable, "-m", "resilience.cli", "run", str(lasting_experiment(tmp_path, fault)),
                                "--port-base", str(stack.endpoints.port_base), "--data-dir", str(stack.data_dir),
                                "--reports-dir", str(tmp_path / "reports")],
