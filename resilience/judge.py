@@ -214,7 +214,7 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             verdicts += evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
                                  slo_ids=["rpo_postgres"])
         if run.get("alerts"):  # the expected alerts fired, none in the healthy baseline (resilience/alerting.py)
-            verdicts += alert_verdicts(prometheus_url, window, run["alerts"])
+            verdicts += _unproven_alerts(alert_verdicts(prometheus_url, window, run["alerts"]), effects)
         if live:
             rd.write("recorded/prometheus.json", recorder.calls)
     residue = residue_verdict(run_dir, run)  # is the target back where it started? (resilience/residue.py)
@@ -442,6 +442,21 @@ def _rto(fn: Callable[[RunWindow], Recovery], window: RunWindow, rto_window: Run
                                            "rto_with_rollback_s": full.rto_s})
         info = {"status": "recovered_by_rollback", "rto_s": None, "reason": reason}
     return m, info
+
+
+def _unproven_alerts(alerts: list[Verdict], effects: list[Verdict]) -> list[Verdict]:
+    """An expected alert that never fired fails only when the fault did what the experiment needs of it: without
+    that effect the disaster the alert exists for did not happen, and the alert's silence is right (on the
+    Spring service 0.8 s of ClickHouse latency raised the processing p95 to 0.89 s, not the 2 s that
+    CriticalProcessingLatency pages for: a false fail). Such a fail becomes inconclusive, naming the effect."""
+    missed = [e for e in effects if e.outcome is not Outcome.PASS]
+    if not missed:
+        return alerts
+    why = "; ".join(f"{e.slo} {e.outcome.value}" for e in missed)
+    return [dataclasses.replace(v, outcome=Outcome.INCONCLUSIVE,
+                                reason=f"the fault did not take the effect this alert is about ({why}): its silence "
+                                       f"proves nothing. {v.reason}")
+            if v.slo.startswith("alert:") and v.outcome is Outcome.FAIL else v for v in alerts]
 
 
 def _fault_effect(cat: Catalogue, view: MetricView, url: str, window: RunWindow, effect: Effect) -> Verdict:

@@ -6,7 +6,10 @@ before the run does not.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +259,24 @@ def test_an_alert_that_becomes_pending_in_the_baseline_and_fires_began_there(mon
 def test_an_alert_only_pending_in_the_baseline_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     v = _judge(monkeypatch, dict(WATCHING), [], pending={"SlowChecker": [(T0 + 5, T0 + 15)]})
     assert v["alerts_quiet"].outcome is Outcome.PASS
+
+
+# ------------------------------------------------------- a recorded run whose fault did not bite (the Spring service)
+SLOW_WRITES_SPRING = Path(__file__).parent / "fixtures" / "clickhouse_slow_writes_spring"
+
+
+def test_an_expected_alert_is_not_failed_when_the_fault_did_not_take_its_effect(tmp_path: Path) -> None:
+    """``clickhouse_slow_writes`` on the Spring service (2026-12-01, quiet machine): 0.8 s of ClickHouse latency
+    raised the processing p95 to 0.89 s, not the 2 s the experiment needs, and CriticalProcessingLatency (> 2 s)
+    rightly stayed silent. Without the effect the alert's silence proves nothing: inconclusive, never a fail
+    (it was a fail before ``resilience/judge.py:_unproven_alerts``)."""
+    from resilience.judge import judge
+
+    run_dir = Path(shutil.copytree(SLOW_WRITES_SPRING, tmp_path / "run"))
+    j = judge(run_dir, json.loads((run_dir / "run.json").read_text()), "http://127.0.0.1:1", live=False)
+    by = {v.slo: v for v in j.verdicts}
+    assert by["fault_effect:processing_p95"].outcome is Outcome.INCONCLUSIVE
+    critical = by["alert:CriticalProcessingLatency"]
+    assert critical.outcome is Outcome.INCONCLUSIVE and "did not take the effect" in critical.reason, critical
+    assert by["alert:HighProcessingLatency"].outcome is Outcome.PASS  # 0.89 s > 0.5 s: this one fired, and counts
+    assert j.outcome is Outcome.INCONCLUSIVE, [(v.slo, v.outcome) for v in j.verdicts if not v.passed]
