@@ -18,7 +18,6 @@ file and the ``RESILIENCE_*`` environment).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from target.settings import TargetSettings, resolve
 logger = logging.getLogger(__name__)
 
 __all__ = ["start_load", "stop_load", "warm_up"]
-
-API_SECRET_ENV = "RESILIENCE_API_JWT_SECRET"
 
 
 def _dirs(settings: TargetSettings) -> tuple[Path, Path]:
@@ -104,15 +101,7 @@ def _read_api(settings: TargetSettings) -> tuple[list[str], str | None]:
         urls = settings.replica_base_urls("the read API load")
     if not urls:
         return [], None
-    secret = os.environ.get(API_SECRET_ENV)
-    if not secret and settings.is_local:
-        from stack.core import LocalStack
-
-        secret = LocalStack(port_base=settings.stack_port_base, data_dir=settings.stack_data_dir).ctx.secrets.jwt_secret
-    if not secret:
-        raise ActivityFailed(f"start load: api_urls {urls} (from {settings.source('api_urls')}) need the token key "
-                             f"in {API_SECRET_ENV}")
-    return urls, secret
+    return urls, settings.api_token_key(f"start load: api_urls {urls} (from {settings.source('api_urls')})")
 
 
 def stop_load(configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:

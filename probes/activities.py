@@ -143,26 +143,57 @@ def config_in_effect(checker: str, field: str, configuration: Configuration | No
     """The value of ``<checker>.<field>`` each replica is running with, from its ``/actuator/configprops``.
 
     Replicas are found from the local stack (``expected_replicas`` of them), or listed in
-    ``replica_urls`` (base URLs) for the kubernetes target.
+    ``replica_urls`` (base URLs) for the kubernetes target. Two shapes are read: the reference service's
+    (``checkers.<checker>.<field>``) and Spring Boot's (``contexts.*.beans.*`` whose ``prefix`` ends in
+    ``checkers``, names in camelCase: ``slowQuery.thresholdMs``). Spring Boot shows the values only to an
+    authenticated caller (``management.endpoint.configprops.show-values: when-authorized``): where the
+    service has the read API the request carries one of its tokens.
 
     Returns:
         One value per replica, in replica order (equal values: the change took effect everywhere).
 
     Raises:
-        ActivityFailed: a replica did not answer, or does not report that field.
+        ActivityFailed: a replica did not answer, does not report that field, or hides its value.
     """
+    import jwt
     import requests
 
-    urls = resolve(configuration).replica_base_urls("config_in_effect")
+    settings = resolve(configuration)
+    urls = settings.replica_base_urls("config_in_effect")
+    headers = {}
+    if settings.has_read_api:
+        now = int(time.time())
+        key = settings.api_token_key("config_in_effect")
+        headers["Authorization"] = "Bearer " + jwt.encode({"sub": "resilience", "iat": now, "exp": now + 60}, key,
+                                                          algorithm="HS256")
     values = []
     for url in urls:
         try:
-            props = requests.get(f"{url.rstrip('/')}/actuator/configprops", timeout=5).json()
-            values.append(props["checkers"][checker][field])
+            props = requests.get(f"{url.rstrip('/')}/actuator/configprops", headers=headers, timeout=5).json()
+            value = _configprop(props, checker, field)
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise ActivityFailed(f"configprops of {url}: {checker}.{field} not readable: "
                                  f"{type(exc).__name__}: {exc}") from None
+        if value == "******":
+            raise ActivityFailed(f"configprops of {url}: {checker}.{field} is hidden (Spring Boot's "
+                                 "management.endpoint.configprops.show-values)")
+        values.append(value)
     return values
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _configprop(props: dict[str, Any], checker: str, field: str) -> Any:
+    if "checkers" in props:  # the reference service's own shape
+        return props["checkers"][checker][field]
+    for context in props["contexts"].values():
+        for bean in context["beans"].values():
+            if str(bean.get("prefix", "")).split(".")[-1] == "checkers":
+                return bean["properties"][_camel(checker)][_camel(field)]
+    raise KeyError("no bean with the prefix *.checkers")
 
 
 def _fault_window(s: ProbeEndpoints) -> tuple[float, float | None]:

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaoslib.exceptions import ActivityFailed
+
 from loadtests.activities import warm_up
 from loadtests.config import LoadConfigError
 from probes import prom
@@ -199,7 +201,7 @@ def _warm_up(p: RunPlan, phase: Phase) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="warm-up-") as tmp:
             done = warm_up(p.settings, rate, seconds, Path(tmp))
-    except (LoadConfigError, RuntimeError, TimeoutError) as exc:
+    except (ActivityFailed, LoadConfigError, RuntimeError, TimeoutError) as exc:
         raise RunError(f"warm-up load of the {p.settings.service} replicas failed: {exc}") from None
     d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic, timeout_s=120,
                      auth=p.settings.kafka_auth())

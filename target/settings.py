@@ -57,6 +57,7 @@ once): with its 0.5 s poll, a hung runner's faults are reverted within 5 s (docs
 beating every 0.6 s: benchmarks/heartbeat_cost.py, docs/benchmarks.md)."""
 TARGET_FILE_ENV = "RESILIENCE_TARGET_CONFIG"
 SERVICES_WITH_API = ("spring",)
+API_SECRET_ENV = "RESILIENCE_API_JWT_SECRET"
 """Services with the read API (``GET /api/v1/...`` behind HS256 JWTs) that the load also reads."""
 JIT_WARM_UP_S = {"spring": 60.0}
 """Seconds of load a freshly started replica of these services gets before a run's baseline (the JVM's JIT: its
@@ -315,6 +316,18 @@ class TargetSettings(BaseModel):
     def warm_up_s(self) -> float:
         """Seconds of load a freshly started replica needs before it serves at its steady state (0: none)."""
         return JIT_WARM_UP_S.get(self.service, 0.0)
+
+    def api_token_key(self, what: str) -> str:
+        """The HS256 key of the read API's tokens: ``RESILIENCE_API_JWT_SECRET``, or on the local target the
+        stack's own. Raises :class:`ActivityFailed` naming the variable when there is none."""
+        secret = os.environ.get(API_SECRET_ENV)
+        if not secret and self.is_local:
+            from stack.core import LocalStack
+
+            secret = LocalStack(port_base=self.stack_port_base, data_dir=self.stack_data_dir).ctx.secrets.jwt_secret
+        if not secret:
+            raise ActivityFailed(f"{what}: the read API's token key is needed, in {API_SECRET_ENV}")
+        return secret
 
     def replica_base_urls(self, what: str) -> list[str]:
         """``replica_urls``, or on the local target one URL per expected replica."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,28 @@ def test_actuator_endpoints_answer(served: Served) -> None:
     prefixes = {b["prefix"] for b in beans.values()}
     assert {"sqlaudit", "sqlaudit.checkers", "spring.kafka", "spring.datasource"} <= prefixes, prefixes
     assert "spring-test-secret" not in props.text, "configprops shows a secret"
+
+
+def _checkers(props: dict[str, Any]) -> dict[str, Any]:
+    beans = props["contexts"]["sql-audit-service"]["beans"]
+    return next(b["properties"] for b in beans.values() if b["prefix"] == "sqlaudit.checkers")
+
+
+def test_configprops_shows_values_to_a_token_holder_and_never_a_credential(spring: SpringService) -> None:
+    """The guide's diagnosis of a configuration not taking effect reads configprops: a caller with a valid token
+    sees the thresholds (what the config_change experiment checks), without one every value is masked, and
+    no caller ever sees a password or a secret."""
+    replica = spring.start()
+    replica.wait_consuming()
+    anonymous = replica.get("/actuator/configprops")
+    assert _checkers(anonymous.json())["slowQuery"]["thresholdMs"] == "******"
+    shown = replica.get("/actuator/configprops", jwt())
+    assert isinstance(_checkers(shown.json())["slowQuery"]["thresholdMs"], int), _checkers(shown.json())
+    sqlaudit = next(b["properties"] for b in shown.json()["contexts"]["sql-audit-service"]["beans"].values()
+                    if b["prefix"] == "sqlaudit")
+    assert sqlaudit["jwt"]["secret"] == "******" and sqlaudit["clickhouse"]["password"] == "******", sqlaudit
+    assert "spring-test-secret" not in shown.text and spring.stack.ctx.secrets.postgres_password not in shown.text
+    assert replica.get("/actuator/configprops", jwt("not-the-key-" + "x" * 32)).status_code == 401
 
 
 def test_prometheus_has_micrometer_names_and_no_python_ones(

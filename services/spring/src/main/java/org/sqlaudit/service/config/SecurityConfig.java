@@ -1,9 +1,11 @@
 package org.sqlaudit.service.config;
 
 import java.nio.charset.StandardCharsets;
+import java.util.regex.Pattern;
 
 import javax.crypto.spec.SecretKeySpec;
 
+import org.springframework.boot.actuate.endpoint.SanitizingFunction;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.security.config.Customizer;
@@ -18,7 +20,9 @@ import org.springframework.security.web.SecurityFilterChain;
  * The read API ({@code /api/**}) takes HS256 bearer tokens signed with {@code sqlaudit.jwt.secret}
  * ({@code SQLAUDIT_JWT_SECRET}); expiry is checked with Spring Security's default 60 s clock skew. A
  * missing, malformed, wrongly signed or expired token gets 401. Actuator endpoints are open (probes and
- * Prometheus scrapes carry no token; {@code configprops} shows no values, Spring Boot's default).
+ * Prometheus scrapes carry no token). {@code configprops} shows its values to a caller with a valid token
+ * ({@code show-values: when-authorized}), as the guide's "configuration not taking effect" diagnosis needs,
+ * and masks credentials even then ({@link #credentials()}); without a token every value is masked.
  */
 @Configuration(proxyBeanMethods = false)
 public class SecurityConfig {
@@ -35,6 +39,14 @@ public class SecurityConfig {
                 .sessionManagement(s -> s.sessionCreationPolicy(SessionCreationPolicy.STATELESS))
                 .csrf(csrf -> csrf.disable());
         return http.build();
+    }
+
+    /** Keys whose values stay masked for every caller: passwords, secrets, tokens, keys, credentials. */
+    static final Pattern CREDENTIAL = Pattern.compile("(?i)(password|secret|token|credentials|key)$");
+
+    @Bean
+    public SanitizingFunction credentials() {
+        return data -> CREDENTIAL.matcher(data.getKey()).find() ? data.withSanitizedValue() : data;
     }
 
     @Bean
