@@ -112,7 +112,7 @@ class LoadSpec:
     delivery_timeout_ms: int = 30000
     api_urls: str = ""
     api_rate: float = 10.0
-    api_bad_token_share: float = 0.1
+    api_bad_token_share: float = 0.02
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

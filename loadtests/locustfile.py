@@ -70,6 +70,10 @@ DONE_MESSAGE = "loadtests_done"
 REQUEST_TYPE = "kafka"
 API_REQUEST_TYPE = "api"
 API_SECRET_ENV = "LOADTESTS_API_JWT_SECRET"
+API_NEVER_STORED_SHARE = 0.01
+"""Share of API reads for an id never produced (404). With the bad tokens' 401s (``api_bad_token_share``,
+default 0.02) the healthy load's 4xx ratio stays near 3 %, under High4xxErrorRate's 5 % (docs/alerts.yaml):
+at 5 % and 10 % the suite's own load fired that alert in every Spring run, so no run could see it fire."""
 API_TIMEOUT = (2.0, 5.0)  # connect, read: a replica that does not answer is tried no longer than a client would
 CLOSE_TIMEOUT_S = 15.0
 # A send still unresolved this long after the delivery timeout means the producer is wedged
@@ -495,10 +499,11 @@ class ApiReadUser(User):
     def read(self) -> None:
         if not self.urls or not self.secret:
             raise StopUser()
-        if STATE.recent_ids and self.rng.random() < 0.5:
-            path, name = f"/api/v1/events/{self.rng.choice(STATE.recent_ids)}", "/api/v1/events/{id}"
-        elif self.rng.random() < 0.1:
+        draw = self.rng.random()
+        if draw < API_NEVER_STORED_SHARE:
             path, name = f"/api/v1/events/{uuid.uuid4()}", "/api/v1/events/{id}"  # never stored: 404
+        elif STATE.recent_ids and draw < 0.5:
+            path, name = f"/api/v1/events/{self.rng.choice(STATE.recent_ids)}", "/api/v1/events/{id}"
         else:
             path, name = "/api/v1/violations?limit=20", "/api/v1/violations"
         bad = self.rng.random() < STATE.spec.api_bad_token_share if STATE.spec else False
