@@ -26,12 +26,13 @@ from chaoslib.types import Configuration, Secrets
 
 from loadtests import locust_process
 from loadtests.config import LoadConfigError
+from loadtests.service_load import start_for
 from stack.paths import REPO_ROOT
 from target.settings import TargetSettings, resolve
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["start_load", "stop_load", "warm_up"]
+__all__ = ["start_load", "stop_load"]
 
 
 def _dirs(settings: TargetSettings) -> tuple[Path, Path]:
@@ -61,47 +62,11 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
     settings = resolve(configuration)
     load_dir, ledger = _dirs(settings)
     try:
-        handle = _start(settings, shape=shape, rate=float(rate), duration=float(duration), seed=int(seed),
-                        workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger))
+        handle = start_for(settings, shape=shape, rate=float(rate), duration=float(duration), seed=int(seed),
+                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger))
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()
-
-
-def warm_up(settings: TargetSettings, rate: float, duration_s: float, run_dir: Path) -> dict[str, Any]:
-    """Load the service as a run would (events and, where it has one, its read API) for ``duration_s`` seconds,
-    without a ledger, and wait for the load to end: a JVM replica serves its first minute of load with code the
-    JIT has not compiled yet, slower than its steady state, and a baseline measured then says "not healthy
-    before the fault" of a healthy service. Returns what Locust counted (requests, failures).
-
-    Raises :class:`loadtests.config.LoadConfigError` or ``RuntimeError`` (Kafka unreachable, Locust failing)."""
-    handle = _start(settings, shape="steady", rate=rate, duration=duration_s, seed=0, workers=0,
-                    run_dir=str(run_dir), ledger_dir="")
-    try:
-        locust_process.wait_load(handle, timeout=duration_s + 60)
-    finally:
-        result = locust_process.stop_load(handle)  # a no-op once it has ended
-    return {"exit_code": result.exit_code, "requests": int(result.stats.get("requests", 0)),
-            "failures": int(result.stats.get("failures", 0)), "duration_s": duration_s}
-
-
-def _start(settings: TargetSettings, **load: Any) -> locust_process.LoadHandle:
-    urls, secret = _read_api(settings)
-    options: dict[str, Any] = {"event_format": settings.contract.event_format}
-    if urls:
-        options["api_urls"] = ",".join(urls)
-    return locust_process.start_load(settings.require("kafka_bootstrap", "start load"), topic=settings.contract.topic,
-                                     options=options, auth=settings.kafka_auth(), api_jwt_secret=secret, **load)
-
-
-def _read_api(settings: TargetSettings) -> tuple[list[str], str | None]:
-    """The read API's base URLs and token key, or ``([], None)`` when the service has no API to load."""
-    urls = list(settings.api_urls)
-    if not urls and settings.has_read_api and settings.is_local:
-        urls = settings.replica_base_urls("the read API load")
-    if not urls:
-        return [], None
-    return urls, settings.api_token_key(f"start load: api_urls {urls} (from {settings.source('api_urls')})")
 
 
 def stop_load(configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:

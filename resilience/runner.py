@@ -32,8 +32,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from loadtests.activities import warm_up
 from loadtests.config import LoadConfigError
+from loadtests.service_load import warm_up
 from probes import prom
 from probes.dataloss import wait_drained
 from probes.verdict import Outcome
