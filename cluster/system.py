@@ -38,6 +38,8 @@ STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-serv
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
 # NodePorts of deploy/k8s/local/system/*.yaml: how the machine reaches the stores and Prometheus.
 NODE_PORTS = {"kafka": 30092, "postgres": 30432, "clickhouse": 30900, "prometheus": 30090}
+# Each service replica's HTTP port, one NodePort Service per pod (deploy/k8s/local/system/replica-services.yaml).
+REPLICA_NODE_PORTS = (30080, 30081, 30082)
 IMAGES_HINT = "run `bash deploy/k8s/local/images.sh` (or `python -m cluster install`)"
 
 Progress = Callable[[str, str], None]
@@ -260,6 +262,8 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         # two such gaps while the kubelet had 2 pods Ready throughout).
         "metric_profiles": ["local-kubelet", "kubernetes", "python-reference"],
         "metric_selector": f'namespace="{NAMESPACE}", app="sql-audit-service"',
+        # every replica's own HTTP port, for the probes that ask each one (config_change's configprops)
+        "replica_urls": [f"http://{node}:{port}" for port in REPLICA_NODE_PORTS],
     }
 
 
