@@ -106,13 +106,14 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         "alerts": _alerts_entry(p),
     }
     rd.write("run.json", run)
-    config = _configuration(p, rd)
+    config = _configuration(p, rd, run["started_at"])
     # Chaos Toolkit drops configuration keys an experiment does not declare, so what the activities
     # need also travels in the environment, where the settings model (and the experiments' declared
     # load keys) read it.
     env = {"RESILIENCE_TARGET": options.target, "RESILIENCE_PORT_BASE": str(options.port_base),
            "RESILIENCE_SERVICE": p.settings.service,
-           "RESILIENCE_RUN_ID": rd.run_id, "RESILIENCE_LOAD_DIR": str(rd.load_dir),
+           "RESILIENCE_RUN_ID": rd.run_id, "RESILIENCE_RUN_STARTED_AT": repr(run["started_at"]),
+           "RESILIENCE_LOAD_DIR": str(rd.load_dir),
            "RESILIENCE_LEDGER_DIR": str(rd.ledger_dir), "RESILIENCE_LOAD_SHAPE": str(p.load["shape"]),
            "RESILIENCE_LOAD_RATE": str(p.load["rate_eps"]), "RESILIENCE_LOAD_DURATION": str(p.load["duration_s"]),
            "RESILIENCE_LOAD_SEED": str(p.load["seed"]),
@@ -219,11 +220,13 @@ def _alerts_entry(p: RunPlan) -> dict[str, Any] | None:
                      load_alerts(catalogue=p.catalogue).watchdog.alert)
 
 
-def _configuration(p: RunPlan, rd: RunDirectory) -> dict[str, Any]:
-    """The Chaos Toolkit configuration of the run: the target's resolved settings plus the run's own keys."""
+def _configuration(p: RunPlan, rd: RunDirectory, started_at: float) -> dict[str, Any]:
+    """The Chaos Toolkit configuration of the run: the target's resolved settings plus the run's own keys
+    (``run_started_at``: the run's ``started_at``, so a recovery probe reads the judge's baseline)."""
     s = p.settings
     config: dict[str, Any] = {
         "target": s.target, "stack_port_base": s.stack_port_base, "run_id": rd.run_id,
+        "run_started_at": started_at,
         "load_dir": str(rd.load_dir), "ledger_dir": str(rd.ledger_dir),
         "load_shape": p.load["shape"], "load_rate": p.load["rate_eps"], "load_duration": p.load["duration_s"],
         "load_seed": p.load["seed"], "prometheus_url": p.prometheus_url, "kafka_bootstrap": p.kafka_bootstrap,
