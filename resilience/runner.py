@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,6 +72,15 @@ class RunResult:
     outcome: Outcome
     exit_code: int
     summary: dict[str, Any]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The user's Ctrl-C or SIGTERM ended the run; raised once its faults were rolled back and it was judged
+    (inconclusive): ``result`` is that verdict. A gate stops at it; the CLI prints it and exits 2."""
+
+    def __init__(self, message: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _quiet_phase(name: str, detail: str) -> None:
@@ -140,7 +151,9 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
             run["fault"] = _fault_window(p, rd.run_id)
             _audit_residue(guard)
         if interrupted is not None:
-            _finish(rd, run, p, phase, journal, drained)
+            result = _finish(rd, run, p, phase, journal, drained)
+            if isinstance(interrupted, KeyboardInterrupt):
+                raise RunInterrupted(str(interrupted) or "interrupted", result) from interrupted
             raise interrupted
         phase("draining", f"waiting for consumer lag 0 (up to {p.exp.ext.drain_timeout_s:.0f} s)")
         d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
@@ -337,11 +350,32 @@ def _run_experiment(p: RunPlan, config: dict[str, Any], phase: Phase, run_dir: P
         def start_rollbacks(self, experiment: Any) -> None:
             phase("rollbacks", "undoing every fault")
 
+        def interrupted(self, experiment: Any, journal: Any) -> None:
+            signals.append("SIGTERM")  # chaoslib raises InterruptExecution for SIGTERM only (chaoslib.exit)
+
+    # Chaos Toolkit turns Ctrl-C and SIGTERM into a journal "interrupted", plays the rollbacks and returns, as it
+    # does for a safeguard's abort (SIGUSR1). A safeguard ends this run only; a signal of the user (Ctrl-C, a CI
+    # job's timeout) must end the gate around it too: once the rollbacks ran, it is raised again here (a gate
+    # went on to its next experiment after Ctrl-C and after SIGTERM, 2026-12-02).
+    signals: list[str] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        signals.append("SIGINT")
+        raise KeyboardInterrupt
+
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     runner = Runner(Strategy.DEFAULT)
     runner.register_event_handler(Progress())
     doc = attach(p.exp.doc, run_dir, p.options.abort_if)  # burn-rate safeguards, --abort-if, kill switch
-    journal: dict[str, Any] = runner.run(doc, settings, experiment_vars=(config, {}))
+    main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        journal: dict[str, Any] = runner.run(doc, settings, experiment_vars=(config, {}))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if signals:
+        raise KeyboardInterrupt(f"{signals[0]} during the experiment (its rollbacks ran)")
     return journal
 
 
