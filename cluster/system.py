@@ -26,6 +26,7 @@ from cluster.configs import Paths
 from cluster.errors import ClusterError, MissingToolError
 from cluster.images import Images
 from cluster.install import Image, load_manifest
+from cluster.netns import NodeNamespaces
 from cluster.settings import REPO_ROOT, ClusterSettings
 
 SYSTEM_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "system"
@@ -249,6 +250,9 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "k8s_clickhouse_container": "clickhouse",
         # a partition policy must be seen to cut new connections from a service pod (the image has python3)
         "k8s_partition_check": True,
+        # ... and the established connections too: the runner is on the node's machine, so the partition deletes
+        # the tracked flows of the cut pods in the node's namespace (kube-router accepts ESTABLISHED before policy)
+        "k8s_conntrack_netns": str(NodeNamespaces(settings).net),
         "prometheus_url": f"http://{node}:{NODE_PORTS['prometheus']}",
         "kafka_bootstrap": f"{node}:{NODE_PORTS['kafka']}",
         "clickhouse_host": node,
