@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 import pytest
@@ -115,3 +115,50 @@ def test_hang_on_a_stack_that_is_not_running_says_so(configuration: dict[str, An
 
     with pytest.raises(ActivityFailed, match="not running"):
         replica_hang.hang_replicas(count=1, configuration=configuration)
+
+
+class _FakePrograms:
+    """supervisord's view of a group of three replicas, whose pids are real processes of the test."""
+
+    members: ClassVar[list[dict[str, Any]]] = []
+    where = "fake supervisord"
+
+    def __init__(self, settings: Any) -> None:
+        pass
+
+    def require_running(self, what: str) -> None:
+        pass
+
+    def group(self, group: str, what: str) -> list[dict[str, Any]]:
+        return self.members
+
+
+@pytest.mark.parametrize(("kwargs", "extra", "problem"), [
+    ({"count": 3}, {}, "blast radius: 3 of 3 exceeds the limit of 2"),
+    ({"percentage": 100}, {}, "blast radius: 3 of 3 exceeds the limit of 2"),
+    ({"count": 2}, {"max_replicas_killed": 1}, "exceeds the limit of 1"),
+    ({"count": 2, "stopped": True}, {}, "would leave none answering"),
+    ({"count": 3, "allow_all": True, "stopped": True}, {}, "3 requested but only 2 RUNNING and not stopped"),
+])
+def test_blast_radius_counts_only_replicas_still_answering(
+        configuration: dict[str, Any], monkeypatch: pytest.MonkeyPatch, stopped: list[subprocess.Popen[bytes]],
+        kwargs: dict[str, Any], extra: dict[str, Any], problem: str) -> None:
+    from chaoslib.exceptions import ActivityFailed
+
+    from faults.local import replica_hang as backend
+
+    one_stopped = kwargs.pop("stopped", False)
+    running = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        pids = [stopped[0].pid if one_stopped else running.pid, running.pid, running.pid]
+        _FakePrograms.members = [{"name": f"audit-service-{i}", "statename": "RUNNING", "pid": pid}
+                                 for i, pid in enumerate(pids)]
+        monkeypatch.setattr(backend, "Programs", _FakePrograms)
+        with pytest.raises(ActivityFailed, match=problem):
+            replica_hang.hang_replicas(**kwargs, configuration={**configuration, **extra})
+        assert journal.entries(Path(configuration["fault_state_dir"])) == []
+        plan = replica_hang.hang_replicas(count=1, configuration={**configuration, "dry_run": True})
+        assert "SIGSTOP 1 of" in plan["plan"]["would"]
+    finally:
+        running.kill()
+        running.wait(5)
