@@ -7,7 +7,9 @@ finds the hung pid gone: it signals nothing and says so; the fixture's teardown 
 RUNNING and none is stopped.
 
 This is the guard of the prober: with ``RESILIENCE_LIVENESS=off`` in the environment the session stack runs
-without it, the frozen replica keeps its pid, and this test fails (the wait for a new pid times out).
+without it and this test fails at its first wait (no replica is ever liveness-probed: "the liveness prober never
+passed every replica's startup probe", seen 2026-12-02); were that wait removed, the frozen replica would keep its
+pid and the wait for a new one would fail.
 """
 
 from __future__ import annotations
