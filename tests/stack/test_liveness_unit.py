@@ -251,3 +251,23 @@ def test_a_bad_manifest_names_the_field(tmp_path: Path, edit, field: str) -> Non
     with pytest.raises(StackError, match=field) as err:
         lv.manifest_timing(path)
     assert str(path) in str(err.value)
+
+
+def test_the_exporter_refuses_liveness_options_it_cannot_act_on() -> None:
+    import argparse
+
+    from stack import liveness_prober
+
+    ap = argparse.ArgumentParser()
+    lv.add_arguments(ap)
+
+    def error(message: str) -> None:
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="--liveness needs --supervisor-socket"):
+        liveness_prober.start_from_args(ap.parse_args(["--liveness", "a=http://x/l"]), "local", lambda u, t: True,
+                                        error)
+    with pytest.raises(ValueError, match="expected POD=http"):
+        liveness_prober.start_from_args(ap.parse_args(["--liveness", "a", "--supervisor-socket", "/s"]), "local",
+                                        lambda u, t: True, error)
+    assert liveness_prober.start_from_args(ap.parse_args([]), "local", lambda u, t: True, error) is None
