@@ -16,6 +16,10 @@ after ``--failure-threshold`` failed probes in a row it is not ready (kubelet de
 a short unreadiness is seen rather than smoothed away), and one success makes it ready again.
 
     python -m stack.pod_state_exporter --port 19013 --replica audit-service-0=http://127.0.0.1:19020/... ...
+
+With ``--liveness POD=URL`` (one per replica) and ``--supervisor-socket`` it also plays the kubelet's
+liveness and startup probes and restarts a replica that fails them (``stack/liveness.py``, which says why it
+lives here), exporting ``kube_pod_container_status_restarts_total``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import requests
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from stack import liveness, liveness_prober
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--period", type=float, default=0.5, help="seconds between probes (default 0.5)")
     ap.add_argument("--timeout", type=float, default=0.4, help="probe timeout in seconds (default 0.4)")
     ap.add_argument("--failure-threshold", type=int, default=1, help="failed probes before unready (default 1)")
+    liveness.add_arguments(ap)
     args = ap.parse_args(argv)
     replicas = {}
     for item in args.replica:
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--replica {item!r}: expected POD=http://host:port/path")
         replicas[pod] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    liveness_prober.start_from_args(args, args.namespace, probe, ap.error)
     run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold)
 
 

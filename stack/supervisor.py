@@ -48,7 +48,7 @@ def conf_path(ctx: StackContext) -> Path:
 
 
 def socket_path(ctx: StackContext) -> Path:
-    return ctx.data_dir / "supervisor.sock"
+    return ctx.supervisor_socket
 
 
 def pid_path(ctx: StackContext) -> Path:
@@ -153,6 +153,15 @@ class Supervisor:
         self.socket = socket_path(ctx)
         self.where = f"supervisord unix://{self.socket}"
         self.rpc_timeout = RPC_TIMEOUT_S
+
+    @classmethod
+    def at(cls, socket: Path) -> Supervisor:
+        """A client of the supervisord listening on ``socket`` alone: for a supervised program that reaches its
+        own supervisord (the liveness prober of ``stack/liveness.py``). It reads and signals; it cannot start
+        the daemon (:meth:`start_daemon` needs the stack's context)."""
+        client = cls.__new__(cls)
+        client.socket, client.where, client.rpc_timeout = socket, f"supervisord unix://{socket}", RPC_TIMEOUT_S
+        return client
 
     def _proxy(self, timeout: float) -> Any:
         """A fresh proxy per use: the transport's connection is neither reusable after an error
