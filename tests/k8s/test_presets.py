@@ -77,7 +77,8 @@ def test_the_operators_preset_resolves_whole(tmp_path: Path) -> None:
 #: A valid value of every key of the settings model (a new key without one fails the test below).
 SAMPLES: dict[str, Any] = {
     "target": "kubernetes", "stack_port_base": 22000, "stack_data_dir": "/tmp/stack", "fault_state_dir": "/tmp/f",
-    "run_id": "run-1", "dry_run": True, "heartbeat_timeout": 5, "watchdog": False, "max_replicas_killed": 1,
+    "run_id": "run-1", "run_started_at": 1796170000.0, "dry_run": True, "heartbeat_timeout": 5, "watchdog": False,
+    "max_replicas_killed": 1,
     "prometheus_url": "http://prom:9090", "kafka_bootstrap": "kafka:9093", "clickhouse_host": "ch",
     "clickhouse_port": 9440, "kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512",
     "kafka_username": "suite", "kafka_ca_file": "/etc/ca.pem", "clickhouse_user": "reader",
