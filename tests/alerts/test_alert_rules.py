@@ -90,6 +90,21 @@ def test_the_local_stack_loads_the_current_rendering() -> None:
         "regenerate: python -m probes.alerts render > deploy/local/alert-rules.yaml"
 
 
+def test_the_local_cluster_loads_the_current_rendering_for_its_target_file() -> None:
+    """deploy/k8s/local/system/alert-rules.yaml (the cluster's Prometheus) is the rendering for the view the
+    cluster's target file sets: without rules there, every expected alert of a cluster run is inconclusive."""
+    from cluster import system
+    from cluster.settings import ClusterSettings
+
+    keys = system.target_keys(ClusterSettings.from_env(env={"RESILIENCE_DATA_ROOT": "/var/tmp/x"}))
+    profiles = ",".join(keys["metric_profiles"])
+    view = view_for(CAT, "kubernetes", profiles)
+    assert view.selector == keys["metric_selector"]
+    path = HERE.parents[1] / "deploy" / "k8s" / "local" / "system" / "alert-rules.yaml"
+    assert path.read_text() == render(ALERTS, CAT, view, title=f"--target kubernetes --profiles {profiles}").text, \
+        f"regenerate: python -m probes.alerts render --target kubernetes --profiles {profiles} > {path}"
+
+
 def test_a_threshold_the_guide_does_not_give_is_marked_ours() -> None:
     guide = {a.alert for a in ALERTS.alerts if a.threshold == "guide"}
     assert guide == {"HighKafkaConsumerLag", "HighProcessingLatency", "SLOViolation_Availability",
