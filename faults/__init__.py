@@ -28,5 +28,6 @@ ACTIVITY_MODULES = (
     "faults.poison",
     "faults.postgres_isolation",
     "faults.zookeeper_loss",
+    "faults.replica_count",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

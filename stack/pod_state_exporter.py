@@ -15,17 +15,25 @@ A replica is ready when its endpoint answers 2xx/3xx within ``--timeout`` (the k
 after ``--failure-threshold`` failed probes in a row it is not ready (kubelet default 3; ours 1, so
 a short unreadiness is seen rather than smoothed away), and one success makes it ready again.
 
+The replicas can change while it runs (a scale-out, :mod:`stack.scale`): with ``--replicas-file``
+it re-reads that JSON object (``{"audit-service-0": "http://...", ...}``) whenever the file changes,
+and its set replaces the ``--replica`` ones: a new replica is ``unknown`` until probed, a removed one's
+series go away (kube-state-metrics drops a deleted pod's), and ``kube_statefulset_replicas`` counts
+the current set. A file that is missing or unreadable leaves the set as it was.
+
     python -m stack.pod_state_exporter --port 19013 --replica audit-service-0=http://127.0.0.1:19020/... ...
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 from prometheus_client import start_http_server
@@ -47,6 +55,8 @@ class ReadinessCollector(Collector):
 
     def observe(self, pod: str, ok: bool) -> None:
         with self._lock:
+            if pod not in self.ready:  # removed by a scale while its probe was in flight
+                return
             if ok:
                 self.failures[pod] = 0
                 self.ready[pod] = True
@@ -55,9 +65,17 @@ class ReadinessCollector(Collector):
                 if self.failures[pod] >= self.failure_threshold or self.ready[pod] is None:
                     self.ready[pod] = False
 
+    def set_pods(self, pods: list[str]) -> None:
+        """Follow a scale: new pods start ``unknown``, removed ones are forgotten (their series go)."""
+        with self._lock:
+            self.pods = list(pods)
+            self.ready = {pod: self.ready.get(pod) for pod in pods}
+            self.failures = {pod: self.failures.get(pod, 0) for pod in pods}
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             ready = dict(self.ready)
+            pods = list(self.pods)
         status = GaugeMetricFamily("kube_pod_status_ready", "Describes whether the pod is ready to serve requests.",
                                    labels=["namespace", "pod", "condition"])
         for pod, state in ready.items():
@@ -72,7 +90,7 @@ class ReadinessCollector(Collector):
         yield count
         desired = GaugeMetricFamily("kube_statefulset_replicas", "Number of desired pods for a StatefulSet.",
                                     labels=sts)
-        desired.add_metric([self.namespace, self.statefulset], float(len(self.pods)))
+        desired.add_metric([self.namespace, self.statefulset], float(len(pods)))
         yield desired
 
 
@@ -84,16 +102,48 @@ def probe(url: str, timeout: float) -> bool:
         return False
 
 
+def read_replicas_file(path: Path) -> dict[str, str] | None:
+    """The ``{pod: readiness URL}`` of a replicas file, or ``None`` when it is missing or not such an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        return None
+    return data
+
+
+def write_replicas_file(path: Path, replicas: dict[str, str]) -> None:
+    """Write the replicas file atomically (the exporter never reads half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(replicas, indent=2))
+    tmp.replace(path)
+
+
 def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, period: float, timeout: float,
-        failure_threshold: int) -> None:
+        failure_threshold: int, replicas_file: Path | None = None) -> None:
     collector = ReadinessCollector(namespace, statefulset, list(replicas), failure_threshold)
     REGISTRY.register(collector)
     start_http_server(port, addr="127.0.0.1")
     logger.info("pod state exporter on 127.0.0.1:%s: %s", port, replicas)
-    with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+    seen_mtime: float | None = None
+    with ThreadPoolExecutor(max_workers=10) as pool:
         while True:
             t0 = time.monotonic()
-            answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), replicas.items())
+            if replicas_file is not None:
+                try:
+                    mtime: float | None = replicas_file.stat().st_mtime
+                except OSError:
+                    mtime = None
+                if mtime is not None and mtime != seen_mtime:
+                    current = read_replicas_file(replicas_file)
+                    if current is not None and current != replicas:
+                        logger.info("replicas now %s (from %s)", sorted(current), replicas_file)
+                        replicas = current
+                        collector.set_pods(list(replicas))
+                    seen_mtime = mtime
+            answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), list(replicas.items()))
             for pod, ok in answers:
                 collector.observe(pod, ok)
             time.sleep(max(0.0, period - (time.monotonic() - t0)))
@@ -110,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--period", type=float, default=0.5, help="seconds between probes (default 0.5)")
     ap.add_argument("--timeout", type=float, default=0.4, help="probe timeout in seconds (default 0.4)")
     ap.add_argument("--failure-threshold", type=int, default=1, help="failed probes before unready (default 1)")
+    ap.add_argument("--replicas-file", type=Path, default=None, metavar="PATH",
+                    help="JSON {pod: url} re-read when it changes; replaces the --replica set (a scale)")
     args = ap.parse_args(argv)
     replicas = {}
     for item in args.replica:
@@ -118,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--replica {item!r}: expected POD=http://host:port/path")
         replicas[pod] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold)
+    run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold,
+        args.replicas_file)
 
 
 if __name__ == "__main__":
