@@ -191,3 +191,20 @@ def test_at_rest_a_scaled_stack_is_its_original_count() -> None:
     rest = local_residue.AT_REST["replicas"](_replicas_item(6, scaled_from=3))
     assert rest == _replicas_item(3)
     assert local_residue.replicas_rule(rest, _replicas_item(6, scaled_from=3), "at rest")
+
+
+def test_every_experiment_that_scales_scales_back_in_its_rollbacks() -> None:
+    """The experiment's own rollback undoes the scale (the runner's cleanup is the second line, not the first)."""
+    import yaml
+
+    scaling = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        calls = [(a["provider"].get("module"), a["provider"].get("func")) for a in doc.get("method") or []
+                 if a.get("type") == "action"]
+        if ("faults.replica_count", "scale_replicas") not in calls:
+            continue
+        scaling.append(path.name)
+        undo = [(a["provider"].get("module"), a["provider"].get("func")) for a in doc.get("rollbacks") or []]
+        assert ("faults.replica_count", "restore_replica_count") in undo, f"{path.name}: no scale-back rollback"
+    assert scaling == ["consumer_lag_surge_scale_out.yaml"]
