@@ -200,7 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     for _ in range(args.pairs):
         for name in EXPERIMENTS:
-            known = set(args.reports_dir.iterdir())
             before = f"{os.getloadavg()[0]:.1f}"
             what = name
             if args.observe_s:
@@ -209,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                 text = (Path(__file__).resolve().parents[1] / "experiments" / f"{name}.yaml").read_text()
                 copy.write_text(text.replace("observe_s: 1810", f"observe_s: {args.observe_s}"))
                 what = str(copy)
+            known = set(args.reports_dir.iterdir())
             cmd = [resilience, "run", what, "--port-base", str(args.port_base), "--reports-dir", str(args.reports_dir)]
             code = subprocess.run(cmd, check=False).returncode
             after = f"{os.getloadavg()[0]:.1f}"
-            new = sorted(set(args.reports_dir.iterdir()) - known)
+            new = sorted(p for p in set(args.reports_dir.iterdir()) - known if p.is_dir())
             if not new or not (new[-1] / "summary.json").exists():
                 print(f"| {name}: no run directory written (exit {code}) |", flush=True)
                 continue
