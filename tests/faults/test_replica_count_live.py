@@ -96,9 +96,9 @@ def test_scale_out_is_real_and_the_restore_leaves_nothing(stack: LocalStack, con
             assert named in during, f"{named!r} not named in: {during}"
     finally:
         restored = replica_count.restore_replica_count(configuration=cfg)
-    assert restored["details"]["removed"] == ["audit-service-4", "audit-service-3"]
     _, audit, waited = residue.settle(settings, before, timeout=WAIT_S)
     assert audit.clean, f"scaled back, yet after {waited:.0f} s: {audit.describe()}"
+    assert restored["details"]["removed"] == ["audit-service-4", "audit-service-3"]
     assert [i["name"] for i in stack.supervisor.group(GROUP)] == [f"audit-service-{i}" for i in range(3)]
     _wait("3 members of the consumer group again", lambda: _group(stack), lambda g: g.complete and len(g.members) == 3)
     _wait("3 ready replicas in Prometheus again", lambda: _prom(stack, ready), lambda v: v == 3)
