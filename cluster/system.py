@@ -26,6 +26,7 @@ from cluster.configs import Paths
 from cluster.errors import ClusterError, MissingToolError
 from cluster.images import Images
 from cluster.install import Image, load_manifest
+from cluster.netns import NodeNamespaces
 from cluster.settings import REPO_ROOT, ClusterSettings
 
 SYSTEM_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "system"
@@ -38,6 +39,8 @@ STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-serv
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
 # NodePorts of deploy/k8s/local/system/*.yaml: how the machine reaches the stores and Prometheus.
 NODE_PORTS = {"kafka": 30092, "postgres": 30432, "clickhouse": 30900, "prometheus": 30090}
+# Each service replica's HTTP port, one NodePort Service per pod (deploy/k8s/local/system/replica-services.yaml).
+REPLICA_NODE_PORTS = (30080, 30081, 30082)
 IMAGES_HINT = "run `bash deploy/k8s/local/images.sh` (or `python -m cluster install`)"
 
 Progress = Callable[[str, str], None]
@@ -247,6 +250,9 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "k8s_clickhouse_container": "clickhouse",
         # a partition policy must be seen to cut new connections from a service pod (the image has python3)
         "k8s_partition_check": True,
+        # ... and the established connections too: the runner is on the node's machine, so the partition deletes
+        # the tracked flows of the cut pods in the node's namespace (kube-router accepts ESTABLISHED before policy)
+        "k8s_conntrack_netns": str(NodeNamespaces(settings).net),
         "prometheus_url": f"http://{node}:{NODE_PORTS['prometheus']}",
         "kafka_bootstrap": f"{node}:{NODE_PORTS['kafka']}",
         "clickhouse_host": node,
@@ -260,6 +266,8 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         # two such gaps while the kubelet had 2 pods Ready throughout).
         "metric_profiles": ["local-kubelet", "kubernetes", "python-reference"],
         "metric_selector": f'namespace="{NAMESPACE}", app="sql-audit-service"',
+        # every replica's own HTTP port, for the probes that ask each one (config_change's configprops)
+        "replica_urls": [f"http://{node}:{port}" for port in REPLICA_NODE_PORTS],
     }
 
 

@@ -233,9 +233,13 @@ def recovery_seconds(condition: str = "replicas_ready", stabilization_s: float =
     start, _ = _fault_window(s)
     cat, view = s.catalogue(), s.view()
     deadline = start + float(observe_s)
+    # The run's own start, as the judge's window has it: the baseline before the fault is read from there, so
+    # a baseline out of SLO settles the result here as it will in the judge (from the fault's start there is
+    # no baseline, nothing settles, and a quiet HA run watched for 6.5 min, 2026-12-02).
+    run_start = min(s.settings.run_started_at or start, start)
     while True:
         now = time.time()
-        window = RunWindow(start=start, end=now, fault_start=start)
+        window = RunWindow(start=run_start, end=now, fault_start=start)
         if condition == "replicas_ready":
             rec = rto_replicas_ready(cat, view, s.prometheus_url, window, s.expected_replicas, stabilization_s)
         elif condition == "data_flow":

@@ -27,7 +27,7 @@ from rich.console import Console
 from probes.slo import DEFAULT_SLO_FILE
 from resilience import __version__
 from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
-from resilience.runner import RunResult
+from resilience.runner import RunInterrupted, RunResult
 from resilience.runner import run as run_scenario
 from stack.core import LocalStack, StackStatus
 from stack.endpoints import DEFAULT_PORT_BASE
@@ -270,6 +270,9 @@ def _run_and_print(options: RunOptions) -> int:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         console.print("nothing was injected")
         return 2
+    except RunInterrupted as exc:
+        console.print(f"[bold red]interrupted:[/] {exc}; rolled back and judged", soft_wrap=True)
+        return 2
     return result.exit_code
 
 
@@ -283,6 +286,10 @@ def _run_trials_and_print(options: RunOptions, repeat: int) -> int:
     except RunError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         console.print("nothing was injected")
+        return 2
+    except RunInterrupted as exc:
+        console.print(f"[bold red]interrupted:[/] {exc}; that trial rolled back and judged, no more trials",
+                      soft_wrap=True)
         return 2
     console.rule(f"{repeat} trials")
     _print_verdicts(result.summary)
@@ -332,6 +339,13 @@ def _run_with_progress(options: RunOptions) -> RunResult:
         if live_view is not None:
             live_view.start()
         result = run_scenario(options, phase=phase, live=live)
+    except RunInterrupted as exc:  # rolled back and judged: its verdicts, then the caller stops
+        if live_view is not None:
+            live_view.stop()
+            live_view = None
+        _print_verdicts(exc.result.summary)
+        console.print(f"report: {exc.result.run_dir / 'report.html'}")
+        raise
     finally:
         if live_view is not None:
             live_view.stop()
@@ -417,6 +431,9 @@ def replay(run_dir: Path, port_base: int, service: str | None) -> None:
               help="Only experiments with this tag (repeatable: any of them). "
                    "Experiments tagged `long` run only with --tag long or by name.")
 @click.option("--experiment", "names", multiple=True, help="Only this experiment (repeatable).")
+@click.option("--catalogue", "catalogue_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Directory of the experiments (default: experiments/ in the checkout): a team's "
+                                 "own catalogue, or edited copies.")
 @click.option("--profile", type=click.Choice(["minimal", "ha"]), default="minimal", show_default=True,
               help="Stack profile of the gate: experiments that need another profile are listed and skipped.")
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
@@ -435,7 +452,8 @@ def replay(run_dir: Path, port_base: int, service: str | None) -> None:
 @abort_if_option
 @secure_option
 @service_option
-def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: str, port_base: int,
+def gate(tags: tuple[str, ...], names: tuple[str, ...], catalogue_dir: Path | None, profile: str, target: str,
+         port_base: int,
          data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, repeat: int | None,
          baseline: str | None, abort_if: tuple[str, ...], secure: bool, service: str | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
@@ -450,7 +468,8 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
 
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
                           data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path,
-                          repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure, service=service)
+                          repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure, service=service,
+                          **({"catalogue_dir": catalogue_dir} if catalogue_dir else {}))
     try:
         chosen, other = select(options)
     except ExperimentError as exc:
@@ -485,6 +504,9 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], profile: str, target: st
                   soft_wrap=True)
     for note in result.settled:
         console.print(f"[yellow]settled[/] {note}", soft_wrap=True)
+    if result.interrupted:
+        console.print(f"[bold red]interrupted[/] during {result.interrupted}: the experiments after it did not "
+                      "start", soft_wrap=True)
     console.print(f"index: {result.index}\njunit: {result.junit}")
     sys.exit(result.exit_code)
 

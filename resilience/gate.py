@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from resilience.baseline import finish_gate
-from resilience.experiments import Experiment, catalogue
+from resilience.experiments import EXPERIMENTS_DIR, Experiment, catalogue
 from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
 from resilience.report import ScenarioResult, render_index, write_junit
-from resilience.runner import RunResult
+from resilience.runner import RunInterrupted, RunResult
 from resilience.trials import run_trials
 from stack.endpoints import DEFAULT_PORT_BASE
 
@@ -61,6 +61,8 @@ class GateOptions:
     abort_if: tuple[str, ...] = ()
     service: str | None = None
     """``python`` or ``spring`` (default: the local stack's, else python)."""
+    catalogue_dir: Path = EXPERIMENTS_DIR
+    """Where the experiments are (``--catalogue``): the suite's ``experiments/``, or a team's own."""
 
 
 @dataclass
@@ -70,6 +72,8 @@ class GateResult:
     skipped: list[str] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)
     """What the gate did to the target between experiments, one line each."""
+    interrupted: str | None = None
+    """Why the gate stopped early (Ctrl-C or SIGTERM during that experiment): the rest did not start."""
 
     @property
     def exit_code(self) -> int:
@@ -102,7 +106,7 @@ def select(options: GateOptions, experiments: list[Experiment] | None = None
     An experiment tagged ``long`` (e.g. ``consumer_lag_critical``, ~10 min) runs only when asked for by
     name or by ``--tag long``: the gate's default stays the catalogue a release waits for.
     """
-    exps = [e for e in (experiments if experiments is not None else catalogue())
+    exps = [e for e in (experiments if experiments is not None else catalogue(options.catalogue_dir))
             if (not options.tags or set(options.tags) & set(e.ext.tags))
             and (not options.names or e.name in options.names)
             and (LONG not in e.ext.tags or LONG in options.tags or e.name in options.names)]
@@ -148,6 +152,7 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     gate_dir.mkdir(parents=True)
     results: list[ScenarioResult] = []
     settled: list[str] = []
+    interrupted: str | None = None
     for i, exp in enumerate(chosen, 1):
         if on_start:
             on_start(i, len(chosen), exp)
@@ -165,6 +170,15 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
             results.append(ScenarioResult.not_started(exp.ext.scenario, exp.title, options.target, str(exc),
                                                       gate_dir))
             continue
+        except RunInterrupted as exc:  # the user's signal: this run rolled back and judged, the gate ends here
+            interrupted = f"{exp.name}: {exc}"
+            logger.error("gate interrupted during %s; the %d experiment(s) after it do not start", interrupted,
+                         len(chosen) - i)
+            results.append(ScenarioResult.from_run_dir(exc.result.run_dir))
+            results += [ScenarioResult.not_started(e.ext.scenario, e.title, options.target,
+                                                   f"the gate was interrupted during {interrupted}", gate_dir)
+                        for e in chosen[i:]]
+            break
         results.append(ScenarioResult.from_run_dir(result.run_dir))
     finish_gate(options.baseline, gate_dir, results, started, exit_code([r.exit_code for r in results]),
                 target=options.target, profile=options.profile)  # baseline comparisons, history
@@ -172,4 +186,4 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     if options.junit_path:
         write_junit(results, options.junit_path)
     render_index(results, gate_dir / "index.html", settled=settled)
-    return GateResult(gate_dir, results, settled=settled)
+    return GateResult(gate_dir, results, settled=settled, interrupted=interrupted)

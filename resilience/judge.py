@@ -196,6 +196,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
                     lambda w: rto_postgres_writable(cat, view, prometheus_url, w, stab), window, rto_window)
             except prom.ProbeError as exc:
                 measured["patroni_failover"] = Measurement(None, str(exc))
+        if "liveness_restart" in (ext.get("slos") or scenario.slos):
+            measured["liveness_restart"] = _liveness_restart(cat, view, prometheus_url, rto_window, run_dir)
         verdicts = evaluate(cat, view, prometheus_url, window, scenario=scenario, measured=measured,
                             slo_ids=ext.get("slos"), load=(asked, achieved) if asked else None,
                             min_load_ratio=float(ext.get("min_load_ratio", 0.8)))
@@ -346,6 +348,19 @@ def _split_brain(run_dir: Path) -> dict[str, Measurement]:
                        f"new leader: seq {acct.lost[:20]}" if acct.lost else "", facts)
     rpo = Measurement(acct.rpo_s, "", facts)
     return {"split_brain_writes": writes_m, "split_brain_lost": lost, "split_brain_rpo": rpo}
+
+
+def _liveness_restart(cat: Catalogue, view: MetricView, url: str, rto_window: RunWindow, run_dir: Path) -> Measurement:
+    """Seconds from the hang to the restart of every hung replica by its liveness probe (probes/liveness.py),
+    observed up to the first rollback action (``rto_window``): a replica the rollback had to resume was never
+    restarted. The hung replicas and what the rollback resumed come from the run's journal."""
+    from probes import liveness
+
+    hung, resumed = liveness.from_journal(read_json(run_dir / "journal.json") or {})
+    try:
+        return liveness.restart_seconds(cat, view, url, rto_window, hung, resumed)
+    except (prom.ProbeError, MeasureUndefined) as exc:
+        return Measurement(None, str(exc))
 
 
 def _config_changed(run: dict[str, Any]) -> bool:

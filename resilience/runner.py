@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,6 +74,15 @@ class RunResult:
     summary: dict[str, Any]
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The user's Ctrl-C or SIGTERM ended the run; raised once its faults were rolled back and it was judged
+    (inconclusive): ``result`` is that verdict. A gate stops at it; the CLI prints it and exits 2."""
+
+    def __init__(self, message: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def _quiet_phase(name: str, detail: str) -> None:
     logger.info("%s %s", name, detail)
 
@@ -106,13 +117,14 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
         "alerts": _alerts_entry(p),
     }
     rd.write("run.json", run)
-    config = _configuration(p, rd)
+    config = _configuration(p, rd, run["started_at"])
     # Chaos Toolkit drops configuration keys an experiment does not declare, so what the activities
     # need also travels in the environment, where the settings model (and the experiments' declared
     # load keys) read it.
     env = {"RESILIENCE_TARGET": options.target, "RESILIENCE_PORT_BASE": str(options.port_base),
            "RESILIENCE_SERVICE": p.settings.service,
-           "RESILIENCE_RUN_ID": rd.run_id, "RESILIENCE_LOAD_DIR": str(rd.load_dir),
+           "RESILIENCE_RUN_ID": rd.run_id, "RESILIENCE_RUN_STARTED_AT": repr(run["started_at"]),
+           "RESILIENCE_LOAD_DIR": str(rd.load_dir),
            "RESILIENCE_LEDGER_DIR": str(rd.ledger_dir), "RESILIENCE_LOAD_SHAPE": str(p.load["shape"]),
            "RESILIENCE_LOAD_RATE": str(p.load["rate_eps"]), "RESILIENCE_LOAD_DURATION": str(p.load["duration_s"]),
            "RESILIENCE_LOAD_SEED": str(p.load["seed"]),
@@ -139,7 +151,9 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
             run["fault"] = _fault_window(p, rd.run_id)
             _audit_residue(guard)
         if interrupted is not None:
-            _finish(rd, run, p, phase, journal, drained)
+            result = _finish(rd, run, p, phase, journal, drained)
+            if isinstance(interrupted, KeyboardInterrupt):
+                raise RunInterrupted(str(interrupted) or "interrupted", result) from interrupted
             raise interrupted
         phase("draining", f"waiting for consumer lag 0 (up to {p.exp.ext.drain_timeout_s:.0f} s)")
         d = wait_drained(p.kafka_bootstrap, p.settings.consumer_group, p.settings.topic,
@@ -219,11 +233,13 @@ def _alerts_entry(p: RunPlan) -> dict[str, Any] | None:
                      load_alerts(catalogue=p.catalogue).watchdog.alert)
 
 
-def _configuration(p: RunPlan, rd: RunDirectory) -> dict[str, Any]:
-    """The Chaos Toolkit configuration of the run: the target's resolved settings plus the run's own keys."""
+def _configuration(p: RunPlan, rd: RunDirectory, started_at: float) -> dict[str, Any]:
+    """The Chaos Toolkit configuration of the run: the target's resolved settings plus the run's own keys
+    (``run_started_at``: the run's ``started_at``, so a recovery probe reads the judge's baseline)."""
     s = p.settings
     config: dict[str, Any] = {
         "target": s.target, "stack_port_base": s.stack_port_base, "run_id": rd.run_id,
+        "run_started_at": started_at,
         "load_dir": str(rd.load_dir), "ledger_dir": str(rd.ledger_dir),
         "load_shape": p.load["shape"], "load_rate": p.load["rate_eps"], "load_duration": p.load["duration_s"],
         "load_seed": p.load["seed"], "prometheus_url": p.prometheus_url, "kafka_bootstrap": p.kafka_bootstrap,
@@ -334,11 +350,32 @@ def _run_experiment(p: RunPlan, config: dict[str, Any], phase: Phase, run_dir: P
         def start_rollbacks(self, experiment: Any) -> None:
             phase("rollbacks", "undoing every fault")
 
+        def interrupted(self, experiment: Any, journal: Any) -> None:
+            signals.append("SIGTERM")  # chaoslib raises InterruptExecution for SIGTERM only (chaoslib.exit)
+
+    # Chaos Toolkit turns Ctrl-C and SIGTERM into a journal "interrupted", plays the rollbacks and returns, as it
+    # does for a safeguard's abort (SIGUSR1). A safeguard ends this run only; a signal of the user (Ctrl-C, a CI
+    # job's timeout) must end the gate around it too: once the rollbacks ran, it is raised again here (a gate
+    # went on to its next experiment after Ctrl-C and after SIGTERM, 2026-12-02).
+    signals: list[str] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        signals.append("SIGINT")
+        raise KeyboardInterrupt
+
     settings = {"runtime": {"rollbacks": {"strategy": "always"}}}
     runner = Runner(Strategy.DEFAULT)
     runner.register_event_handler(Progress())
     doc = attach(p.exp.doc, run_dir, p.options.abort_if)  # burn-rate safeguards, --abort-if, kill switch
-    journal: dict[str, Any] = runner.run(doc, settings, experiment_vars=(config, {}))
+    main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
+    previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+    try:
+        journal: dict[str, Any] = runner.run(doc, settings, experiment_vars=(config, {}))
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if signals:
+        raise KeyboardInterrupt(f"{signals[0]} during the experiment (its rollbacks ran)")
     return journal
 
 

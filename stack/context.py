@@ -176,6 +176,11 @@ class StackContext:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def supervisor_socket(self) -> Path:
+        """supervisord's XML-RPC socket (the stack's client and the liveness prober both reach it there)."""
+        return self.data_dir / "supervisor.sock"
+
     def postgres_kwargs(self, via_proxy: bool = False) -> dict[str, object]:
         """psycopg connection keywords for the audit database (direct unless ``via_proxy``).
 

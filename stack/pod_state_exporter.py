@@ -22,12 +22,15 @@ series go away (kube-state-metrics drops a deleted pod's), and ``kube_statefulse
 the current set. A file that is missing or unreadable leaves the set as it was.
 
     python -m stack.pod_state_exporter --port 19013 --replica audit-service-0=http://127.0.0.1:19020/... ...
+
+With ``--liveness POD=URL`` (one per replica) and ``--supervisor-socket`` it also plays the kubelet's
+liveness and startup probes and restarts a replica that fails them (``stack/liveness.py``, which says why it
+lives here), exporting ``kube_pod_container_status_restarts_total``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import threading
 import time
@@ -39,6 +42,9 @@ import requests
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from stack import liveness, liveness_prober
+from stack.replicas_file import read_replicas_file
 
 logger = logging.getLogger(__name__)
 
@@ -102,25 +108,6 @@ def probe(url: str, timeout: float) -> bool:
         return False
 
 
-def read_replicas_file(path: Path) -> dict[str, str] | None:
-    """The ``{pod: readiness URL}`` of a replicas file, or ``None`` when it is missing or not such an object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        return None
-    return data
-
-
-def write_replicas_file(path: Path, replicas: dict[str, str]) -> None:
-    """Write the replicas file atomically (the exporter never reads half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(replicas, indent=2))
-    tmp.replace(path)
-
-
 def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, period: float, timeout: float,
         failure_threshold: int, replicas_file: Path | None = None) -> None:
     collector = ReadinessCollector(namespace, statefulset, list(replicas), failure_threshold)
@@ -162,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--failure-threshold", type=int, default=1, help="failed probes before unready (default 1)")
     ap.add_argument("--replicas-file", type=Path, default=None, metavar="PATH",
                     help="JSON {pod: url} re-read when it changes; replaces the --replica set (a scale)")
+    liveness.add_arguments(ap)
     args = ap.parse_args(argv)
     replicas = {}
     for item in args.replica:
@@ -170,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--replica {item!r}: expected POD=http://host:port/path")
         replicas[pod] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    liveness_prober.start_from_args(args, args.namespace, probe, ap.error)
     run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold,
         args.replicas_file)
 

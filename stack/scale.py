@@ -35,8 +35,8 @@ from stack.components.base import Component
 from stack.components.pod_state_exporter import replica_urls, replicas_file
 from stack.endpoints import MAX_REPLICAS
 from stack.errors import StackError
-from stack.pod_state_exporter import write_replicas_file
 from stack.profiles import components_for
+from stack.replicas_file import write_replicas_file
 
 if TYPE_CHECKING:
     from stack.core import LocalStack

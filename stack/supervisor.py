@@ -49,7 +49,7 @@ def conf_path(ctx: StackContext) -> Path:
 
 
 def socket_path(ctx: StackContext) -> Path:
-    return ctx.data_dir / "supervisor.sock"
+    return ctx.supervisor_socket
 
 
 def pid_path(ctx: StackContext) -> Path:
@@ -166,6 +166,14 @@ class Supervisor:
         """The whole XML-RPC server (every namespace), a fresh connection bounded by :attr:`rpc_timeout`."""
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=_TimeoutTransport(str(self.socket),
                                                                                           self.rpc_timeout))
+    @classmethod
+    def at(cls, socket: Path) -> Supervisor:
+        """A client of the supervisord listening on ``socket`` alone: for a supervised program that reaches its
+        own supervisord (the liveness prober of ``stack/liveness.py``). It reads and signals; it cannot start
+        the daemon (:meth:`start_daemon` needs the stack's context)."""
+        client = cls.__new__(cls)
+        client.socket, client.where, client.rpc_timeout = socket, f"supervisord unix://{socket}", RPC_TIMEOUT_S
+        return client
 
     def _proxy(self, timeout: float) -> Any:
         """A fresh proxy per use: the transport's connection is neither reusable after an error

@@ -91,6 +91,7 @@ class KubeSettings:
     checkers_key: str
     policy_max_age: float
     partition_check: bool
+    conntrack_netns: str | None
     ready_timeout: float
     rollout_timeout: float
     request_timeout: float
@@ -131,6 +132,11 @@ class KubeSettings:
             if kafka_brokers < 1 or isinstance(brokers, bool):
                 raise ActivityFailed(f"configuration k8s_kafka_brokers={brokers!r}: must be an integer >= 1")
         patronictl = cfg.get("k8s_patronictl", "patronictl")
+        conntrack_netns = str(cfg.get("k8s_conntrack_netns") or "").strip() or None
+        if conntrack_netns and not os.path.exists(conntrack_netns):
+            raise ActivityFailed(f"configuration k8s_conntrack_netns={conntrack_netns!r}: no such network namespace "
+                                 "file on this machine (the node's, e.g. <cluster state>/ns/net; leave it unset "
+                                 "where the runner has no access to the nodes)")
         return cls(
             kubeconfig=str(cfg.get("k8s_kubeconfig") or os.environ.get("KUBECONFIG") or "") or None,
             in_cluster=in_cluster,
@@ -156,6 +162,7 @@ class KubeSettings:
             checkers_key=_name(cfg.get("k8s_checkers_key", "checkers.yaml"), "k8s_checkers_key"),
             policy_max_age=_positive(cfg.get("k8s_policy_max_age", 3600), "k8s_policy_max_age"),
             partition_check=parse_bool(cfg.get("k8s_partition_check", False), "k8s_partition_check"),
+            conntrack_netns=conntrack_netns,
             ready_timeout=_positive(cfg.get("k8s_ready_timeout", 120), "k8s_ready_timeout"),
             rollout_timeout=_positive(cfg.get("k8s_rollout_timeout", 600), "k8s_rollout_timeout"),
             request_timeout=_positive(cfg.get("k8s_request_timeout", 10), "k8s_request_timeout"),

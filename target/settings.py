@@ -84,6 +84,9 @@ KEYS: tuple[Key, ...] = (
     Key("stack_data_dir", "RESILIENCE_DATA_DIR", "local: data dir of the stack (default: derived from the port base)"),
     Key("fault_state_dir", "RESILIENCE_STATE_DIR", f"where the fault journal lives (default {DEFAULT_STATE_DIR})"),
     Key("run_id", "RESILIENCE_RUN_ID", "groups the faults of one run (default: one id per Python process)"),
+    Key("run_started_at", "RESILIENCE_RUN_STARTED_AT", "Unix time the run began (set by the runner): the recovery "
+                                                       "probes read the baseline before the fault from it, as the "
+                                                       "judge does"),
     Key("dry_run", None, "`true`: validate, read the system, log what would change, change nothing"),
     Key("heartbeat_timeout", None, f"seconds without a heartbeat before the watchdog takes a live runner for hung "
                                    f"and reverts the run's faults (a dead one: at once; default "
@@ -193,6 +196,7 @@ class TargetSettings(BaseModel):
     stack_data_dir: Path | None = None
     fault_state_dir: Path = DEFAULT_STATE_DIR
     run_id: str = Field(default_factory=process_run_id, pattern=r"^[A-Za-z0-9._-]+$")
+    run_started_at: float | None = Field(default=None, gt=0)
     dry_run: bool = False
     heartbeat_timeout: float = Field(default=DEFAULT_HEARTBEAT_TIMEOUT, gt=0)
     watchdog: bool = True

@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from stack import liveness
 from stack.components.base import Component, exporter_checks
 from stack.context import StackContext
 from stack.endpoints import HOST
-from stack.pod_state_exporter import write_replicas_file
+from stack.errors import StackError
+from stack.replicas_file import write_replicas_file
 
 NAMESPACE = "local"
 """The ``namespace`` label of the local stack's replicas (the SLO catalogue's local target uses it)."""
+LIVENESS_SWITCH = "RESILIENCE_LIVENESS"
+"""``off`` in the environment of ``resilience up`` starts the stack without the liveness prober (a hung replica
+then stays hung: how the tests prove the prober is what restarts it)."""
 
 
 def replicas_file(ctx: StackContext) -> Path:
@@ -41,6 +47,7 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
                "--replicas-file", str(replicas_file(ctx))]
     for replica in replicas:
         command += ["--replica", f"{replica.name}={replica.endpoint}"]
+    command += _liveness_args(ctx, replicas, statefulset)
     return [Component(
         name="pod-state-exporter",
         command=command,
@@ -53,3 +60,20 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
         metrics=f"{HOST}:{port}",
         endpoint=url,
     )]
+
+
+def _liveness_args(ctx: StackContext, replicas: list[Component], container: str) -> list[str]:
+    """The kubelet's liveness and startup probes for every replica (``stack/liveness.py``), timed as the
+    StatefulSet manifest says; its startup probe allows each replica the start-up its component declares if
+    that is longer (a JVM on a busy machine). None with ``RESILIENCE_LIVENESS=off``."""
+    if os.environ.get(LIVENESS_SWITCH, "on").strip().lower() in ("off", "0", "false", "no"):
+        return []
+    timing = liveness.manifest_timing().with_startup_allowance(max(r.startup_timeout for r in replicas))
+    args = ["--supervisor-socket", str(ctx.supervisor_socket), "--container", container, *timing.as_args()]
+    for replica in replicas:
+        base, sep, _ = replica.endpoint.rpartition("/readiness")
+        if not sep:
+            raise StackError(f"{replica.name}: readiness endpoint {replica.endpoint!r} does not end in /readiness; "
+                             "the liveness URL is its sibling /liveness")
+        args += ["--liveness", f"{replica.name}={base}/liveness"]
+    return args

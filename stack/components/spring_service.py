@@ -143,7 +143,9 @@ def spring_service(ctx: StackContext) -> list[Component]:
             startup_timeout=STARTUP_TIMEOUT,
             metrics=f"{HOST}:{port}",
             metrics_path=METRICS_PATH,
-            metrics_labels={"replica": name},
+            # ``pod`` as a cluster's scrape sets it: the micrometer profile's per-replica measures group by it
+            # (replica_alive, heap_used_ratio...); without it every replica fell into one series.
+            metrics_labels={"replica": name, "pod": name},
             endpoint=f"http://{HOST}:{port}/actuator/health/readiness",
             group=GROUP,
         ))

@@ -70,3 +70,19 @@ def test_the_target_file_points_at_the_node_ports(settings: ClusterSettings) -> 
     assert keys["kafka_bootstrap"] == "10.87.9.10:30092"
     assert keys["prometheus_url"] == "http://10.87.9.10:30090"
     assert keys["k8s_allowed_namespaces"] == [system.NAMESPACE] and keys["k8s_partition_check"] is True
+
+
+def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(settings: ClusterSettings) -> None:
+    """config_change reads every replica's configuration: its replica_urls must reach pod i, not any pod."""
+    docs = system.render(settings, IMAGES)
+    by_port = {d["spec"]["ports"][0]["nodePort"]: d for d in docs
+               if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"}
+    urls = system.target_keys(settings)["replica_urls"]
+    sts = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "sql-audit-service")
+    assert len(urls) == sts["spec"]["replicas"]
+    for i, url in enumerate(urls):
+        host, port = url.removeprefix("http://").split(":")
+        assert host == settings.node_ip
+        service = by_port[int(port)]
+        assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": f"sql-audit-service-{i}"}
+        assert service["spec"]["ports"][0]["targetPort"] == 8080

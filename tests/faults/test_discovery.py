@@ -20,6 +20,7 @@ EXPECTED = {
     "inject_poison", "stop_poison",
     "isolate_postgres_leader", "heal_postgres_leader", "lose_zookeeper", "restore_zookeeper",
     "scale_replicas", "restore_replica_count",
+    "hang_replicas", "resume_replicas",
 }
 REPO = Path(faults.__file__).resolve().parent.parent
 

@@ -24,6 +24,7 @@ from faults import (
     network_partition,
     postgres_failover,
     process,
+    replica_hang,
     replicas,
 )
 from target.settings import resolve
@@ -57,6 +58,7 @@ CALLS: list[tuple[str, Callable[[], Any], bool]] = [
     ("add_packet_loss", lambda: network_loss.add_packet_loss("clickhouse", 30), False),
     ("change_checker_threshold", lambda: checker_config.change_checker_threshold("slow_query", "threshold_ms", 5),
      False),
+    ("hang_replicas", lambda: replica_hang.hang_replicas(count=1, duration=60), False),
 ]
 
 

@@ -13,7 +13,8 @@ from faults import engine, journal, replica_count
 from faults.cleanup import cleanup
 from faults.local import residue as local_residue
 from stack.errors import StackError
-from stack.pod_state_exporter import ReadinessCollector, read_replicas_file, write_replicas_file
+from stack.pod_state_exporter import ReadinessCollector
+from stack.replicas_file import read_replicas_file, write_replicas_file
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 import faults
 
 TARGETS = ("local", "kubernetes")
-NO_BACKEND = {("kubernetes", "memory"), ("kubernetes", "backup"), ("kubernetes", "store_loss")}
+NO_BACKEND = {("kubernetes", "memory"), ("kubernetes", "backup"), ("kubernetes", "store_loss"),
+              ("kubernetes", "replica_hang")}
 """Faults a target does not implement (the engine refuses them by name before anything is touched)."""
 
 ACTIVITIES = [(module, function) for module in faults.ACTIVITY_MODULES

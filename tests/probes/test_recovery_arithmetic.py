@@ -108,26 +108,42 @@ def test_bad_arguments() -> None:
         recovery_time([], fault_start=0, stabilization_s=-1)
 
 
-def test_the_recovery_probe_stops_watching_once_the_baseline_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("run_started_before_fault_s", [60.0, None])
+def test_the_recovery_probe_stops_watching_once_the_baseline_decided(
+        monkeypatch: pytest.MonkeyPatch, run_started_before_fault_s: float | None) -> None:
     """A 30-minute watch of a data flow that was out of SLO before the fault would change nothing: the probe
-    returns at once (a quiet HA run watched for 8 minutes, 2026-12-01)."""
+    returns at once, reading the baseline from the run's start as the judge does (a quiet HA run watched for
+    8 minutes on 2026-12-01 and 6.5 on 2026-12-02: the probe's window began at the fault, so it never had a
+    baseline). Only Prometheus is faked: the real rto_data_flow reads lag and p95 since the run's start."""
     import time
 
-    from probes import activities
+    from probes import activities, prom
+    from probes.slo import load_catalogue
 
-    calls = []
     fault = time.time()  # so the 1810 s watch has not run out
+    sleeps: list[float] = []
 
-    def flow(*a: object, **k: object) -> object:
-        calls.append(1)
-        pre = series("----------", start=fault - 10)
-        return recovery_time(pre + series("---", start=fault), fault_start=fault, stabilization_s=5)
+    def range_query(url: str, query: str, start: float, end: float, step_s: float = 1.0) -> list[prom.Series]:
+        points = [(t, 1.5 if "quantile" in query else 0.0) for t in range(int(start), int(end) + 1)]
+        return [prom.Series({}, [(float(t), v) for t, v in points])]  # p95 1.5 s throughout: out of SLO
 
-    monkeypatch.setattr(activities, "rto_data_flow", flow)
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > 3:
+            raise TimeoutError("the probe kept watching a run its baseline had already decided")
+
+    cat = load_catalogue()
+    settings = type("T", (), {"run_started_at": None if run_started_before_fault_s is None
+                              else fault - run_started_before_fault_s})()
+    monkeypatch.setattr(prom, "range_query", range_query)
     monkeypatch.setattr(activities, "_fault_window", lambda s: (fault, None))
-    monkeypatch.setattr(activities.time, "sleep", lambda s: calls.append(0) if len(calls) < 50 else 1 / 0)
+    monkeypatch.setattr(activities.time, "sleep", sleep)
     monkeypatch.setattr(activities.ProbeEndpoints, "from_configuration", classmethod(
-        lambda cls, c: type("S", (), {"catalogue": lambda self: None, "view": lambda self: None,
-                                       "prometheus_url": "http://prometheus.invalid"})()))
+        lambda cls, c: type("S", (), {"catalogue": lambda self: cat, "view": lambda self: cat.view("local"),
+                                       "prometheus_url": "http://prometheus.invalid", "settings": settings})()))
+    if run_started_before_fault_s is None:  # a run start unknown (an ad-hoc probe): no baseline, keeps watching
+        with pytest.raises(TimeoutError):
+            activities.recovery_seconds("data_flow", observe_s=1810)
+        return
     out = activities.recovery_seconds("data_flow", observe_s=1810)
-    assert out["status"] == "inconclusive" and len(calls) == 1, out
+    assert out["status"] == "inconclusive" and "before the fault" in out["reason"] and not sleeps, out

@@ -232,3 +232,43 @@ def test_runner_interrupted_during_a_lasting_fault_leaves_nothing(stack: LocalSt
             runner.kill()
             runner.wait(30)
         log.close()
+
+
+def test_a_gate_interrupted_stops_after_that_experiments_rollback(stack: LocalStack, env: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    """SIGTERM (a CI job's timeout) or Ctrl-C ends the gate, not only the experiment it hit.
+
+    Chaos Toolkit turns the signal into a journal ``interrupted`` and returns after the rollbacks, as for a
+    safeguard's abort; a gate on the cluster went on to its next experiment after Ctrl-C and after SIGTERM
+    (2026-12-02). The runner now raises it again once the rollbacks ran (resilience/runner.py, ``signals``):
+    without that, the second experiment of this gate starts and the test fails on its run directory."""
+    state = Path(env["RESILIENCE_STATE_DIR"])
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    lasting_experiment(catalogue, "network_partition")  # clickhouse_partition-lasting.yaml: first by file name
+    lasting_experiment(catalogue, "clickhouse_stall")   # clickhouse_stall-lasting.yaml: must never start
+    reports = tmp_path / "reports"
+    log = (tmp_path / "gate.out").open("w")
+    gate = subprocess.Popen([sys.executable, "-m", "resilience.cli", "gate", "--catalogue", str(catalogue),
+                             "--port-base", str(stack.endpoints.port_base), "--data-dir", str(stack.data_dir),
+                             "--reports-dir", str(reports)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO), env=env, start_new_session=True)
+    try:
+        _wait(lambda: _active(state) or gate.poll() is not None, 300, "first fault journaled active", poll=0.2)
+        assert gate.poll() is None, f"the gate exited early: {(tmp_path / 'gate.out').read_text()[-3000:]}"
+        gate.send_signal(signal.SIGTERM)
+        rc = gate.wait(timeout=180)
+        out = (tmp_path / "gate.out").read_text()
+        assert rc == 2, f"an interrupted gate is inconclusive, got {rc}: {out[-3000:]}"
+        (gate_dir,) = reports.glob("gate-*")
+        runs = [p.name for p in gate_dir.iterdir() if p.is_dir()]
+        assert len(runs) == 1 and runs[0].endswith("clickhouse_partition-lasting"), runs
+        assert not any("stall" in e.get("fault", "") for _, e in journal.entries(state)), "the second one started"
+        junit = (gate_dir / "junit.xml").read_text()
+        assert junit.count("<testcase") == 2 and "the gate was interrupted during clickhouse_partition-lasting" in junit
+        assert "interrupted" in out and not _toxics(stack)
+    finally:
+        if gate.poll() is None:
+            gate.kill()
+            gate.wait(30)
+        log.close()

@@ -56,14 +56,17 @@ kafka_libs() {
   echo "$d/libs"
 }
 
-# finish_image NAME HASH WORK: write the layout in WORK as the archive of NAME:HASH, drop older hashes.
+# finish_image NAME HASH WORK: write the layout in WORK as the archive of NAME:HASH, drop other hashes not used
+# for a day. Not at once: checkouts on one machine share the cache (a helper's worktree, a CI clone), each with
+# its own source hash; deleting every other hash removed a service image another checkout was importing
+# (`ctr images import ... no such file`, 2026-12-02). A cached image is touched when it is reused.
 finish_image() {
   local name=$1 hash=$2 work=$3 archive="$IMAGES_DEST/$1-$2.oci.tar"
   umoci gc --layout "$work/layout"
   mkdir -p "$IMAGES_DEST"
   tar -C "$work/layout" -cf "$archive.tmp" .
   mv "$archive.tmp" "$archive"
-  find "$IMAGES_DEST" -maxdepth 1 -name "$name-*.oci.tar" ! -name "$name-$hash.oci.tar" -delete
+  find "$IMAGES_DEST" -maxdepth 1 -name "$name-*.oci.tar" ! -name "$name-$hash.oci.tar" -mmin +1440 -delete
   rm -rf "$work"
   ok "$archive ($(du -h "$archive" | cut -f1))"
 }
@@ -89,7 +92,9 @@ platform_image() {
   hash="$(input_hash "$(declare -f platform_rootfs)" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$PLATFORM_PACKAGES" \
     "$(kafka_libs)" "$(dpkg-query -W -f='${Version}' debootstrap)")"
   PLATFORM_HASH=$hash
-  if [[ $FORCE == 0 && -f $IMAGES_DEST/platform-$hash.oci.tar ]]; then ok "image platform cached ($hash)"; return; fi
+  if [[ $FORCE == 0 && -f $IMAGES_DEST/platform-$hash.oci.tar ]]; then
+    touch "$IMAGES_DEST/platform-$hash.oci.tar"; ok "image platform cached ($hash)"; return
+  fi
   step "image platform ($hash): debootstrap with $PLATFORM_PACKAGES"
   work="$(mktemp -d)"
   umoci init --layout "$work/layout"
@@ -117,7 +122,9 @@ service_image() {
   [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
   hash="$(input_hash "$(declare -f service_image)" "$base_ref" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)")"
   SERVICE_HASH=$hash
-  if [[ $FORCE == 0 && -f $IMAGES_DEST/service-$hash.oci.tar ]]; then ok "image service cached ($hash)"; return; fi
+  if [[ $FORCE == 0 && -f $IMAGES_DEST/service-$hash.oci.tar ]]; then
+    touch "$IMAGES_DEST/service-$hash.oci.tar"; ok "image service cached ($hash)"; return
+  fi
   step "image service ($hash): base $base_tag + ${SERVICE_PACKAGES[*]} + pip ${SERVICE_REQUIREMENTS[*]}"
   work="$(mktemp -d)"
   mkdir -p "$work/layout"

@@ -7,6 +7,10 @@ informer keeps one) and serves the Ready condition the kubelet wrote into each p
 kubelet has not found ready is 0, a deleted pod has no series at all. Scrapes are served from the copy, so
 a slow API server delays the copy, never a scrape. Serves ``127.0.0.1:9101/metrics`` (the Prometheus pod's
 loopback).
+
+It also serves ``kube_statefulset_replicas{namespace, statefulset}`` (each StatefulSet's desired replicas),
+as kube-state-metrics does: a series present whenever a scrape succeeded, even with every pod gone, so the
+readiness queries can tell "no pod ready" (0) from "this scrape failed" (no sample), docs/slo.yaml.
 """
 
 import os
@@ -25,6 +29,7 @@ PERIOD = float(os.environ.get("PERIOD", "0.5"))
 API = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
 
 pods: list[tuple[str, str]] = []     # (pod, "true" | "false" | "unknown")
+statefulsets: list[tuple[str, int]] = []  # (name, spec.replicas)
 lock = threading.Lock()
 
 
@@ -42,8 +47,12 @@ def poll() -> None:
             for item in res.json()["items"]:
                 conds = {c["type"]: c["status"].lower() for c in item.get("status", {}).get("conditions", [])}
                 snapshot.append((item["metadata"]["name"], conds.get("Ready", "unknown")))
+            res = session.get(f"{API}/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets", timeout=5)
+            res.raise_for_status()
+            sets = [(i["metadata"]["name"], int(i["spec"].get("replicas", 1))) for i in res.json()["items"]]
             with lock:
                 pods[:] = snapshot
+                statefulsets[:] = sets
         except (requests.RequestException, OSError, ValueError, KeyError) as exc:
             print(f"list pods: {exc}", flush=True)
         time.sleep(max(0.0, PERIOD - (time.monotonic() - t0)))
@@ -53,12 +62,17 @@ class Collector:
     def collect(self):  # type: ignore[no-untyped-def]
         ready = GaugeMetricFamily("kube_pod_status_ready", "The pod's Ready condition (kubelet).",
                                   labels=["namespace", "pod", "condition"])
+        desired = GaugeMetricFamily("kube_statefulset_replicas", "Number of desired pods for a StatefulSet.",
+                                    labels=["namespace", "statefulset"])
         with lock:
-            snapshot = list(pods)
+            snapshot, sets = list(pods), list(statefulsets)
         for pod, status in snapshot:
             for condition in ("true", "false", "unknown"):
                 ready.add_metric([NAMESPACE, pod, condition], 1.0 if status == condition else 0.0)
+        for name, replicas in sets:
+            desired.add_metric([NAMESPACE, name], float(replicas))
         yield ready
+        yield desired
 
 
 if __name__ == "__main__":
