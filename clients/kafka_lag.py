@@ -70,6 +70,8 @@ class GroupAssignment:
     state: str
     partitions: tuple[int, ...]
     held: dict[int, str]
+    members: tuple[str, ...] = ()
+    """Every member's client id (with or without partitions: a consumer beyond the partition count idles)."""
 
     @property
     def unheld(self) -> list[int]:
@@ -148,12 +150,14 @@ class LagReader:
         parts = tuple(tp.partition for tp in self._topic_partitions())
         described = self._admin.describe_groups([self.group]).get(self.group) or {}
         held: dict[int, str] = {}
+        members: list[str] = []
         for member in described.get("members") or []:
             who = f"{member.get('client_id', '?')}@{str(member.get('client_host', '?')).lstrip('/')}"
+            members.append(str(member.get("client_id", "?")))
             for partition in _assigned(member, self.topic):
                 held[partition] = who
         return GroupAssignment(group=self.group, topic=self.topic, state=str(described.get("group_state") or ""),
-                               partitions=parts, held=held)
+                               partitions=parts, held=held, members=tuple(sorted(members)))
 
     def close(self) -> None:
         for client in (self._admin, self._consumer):

@@ -28,6 +28,7 @@ ACTIVITY_MODULES = (
     "faults.poison",
     "faults.postgres_isolation",
     "faults.zookeeper_loss",
+    "faults.replica_count",
     "faults.replica_hang",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

@@ -119,6 +119,10 @@ class LocalStack:
         state = {"port_base": self.endpoints.port_base, "profile": self.ctx.profile,
                  "replicas": self.ctx.replicas, "secure": self.ctx.secure, "service": self.ctx.service,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        # A scaled stack started again keeps the count to scale back to (stack/scale.py).
+        scaled_from = (self._read_state() or {}).get("scaled_from")
+        if scaled_from is not None:
+            state["scaled_from"] = scaled_from
         self._state_file().write_text(json.dumps(state, indent=2))
 
     def components(self) -> list[Component]:

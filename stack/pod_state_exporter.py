@@ -15,6 +15,12 @@ A replica is ready when its endpoint answers 2xx/3xx within ``--timeout`` (the k
 after ``--failure-threshold`` failed probes in a row it is not ready (kubelet default 3; ours 1, so
 a short unreadiness is seen rather than smoothed away), and one success makes it ready again.
 
+The replicas can change while it runs (a scale-out, :mod:`stack.scale`): with ``--replicas-file``
+it re-reads that JSON object (``{"audit-service-0": "http://...", ...}``) whenever the file changes,
+and its set replaces the ``--replica`` ones: a new replica is ``unknown`` until probed, a removed one's
+series go away (kube-state-metrics drops a deleted pod's), and ``kube_statefulset_replicas`` counts
+the current set. A file that is missing or unreadable leaves the set as it was.
+
     python -m stack.pod_state_exporter --port 19013 --replica audit-service-0=http://127.0.0.1:19020/... ...
 
 With ``--liveness POD=URL`` (one per replica) and ``--supervisor-socket`` it also plays the kubelet's
@@ -30,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 from prometheus_client import start_http_server
@@ -37,6 +44,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stack import liveness, liveness_prober
+from stack.replicas_file import read_replicas_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class ReadinessCollector(Collector):
 
     def observe(self, pod: str, ok: bool) -> None:
         with self._lock:
+            if pod not in self.ready:  # removed by a scale while its probe was in flight
+                return
             if ok:
                 self.failures[pod] = 0
                 self.ready[pod] = True
@@ -61,9 +71,17 @@ class ReadinessCollector(Collector):
                 if self.failures[pod] >= self.failure_threshold or self.ready[pod] is None:
                     self.ready[pod] = False
 
+    def set_pods(self, pods: list[str]) -> None:
+        """Follow a scale: new pods start ``unknown``, removed ones are forgotten (their series go)."""
+        with self._lock:
+            self.pods = list(pods)
+            self.ready = {pod: self.ready.get(pod) for pod in pods}
+            self.failures = {pod: self.failures.get(pod, 0) for pod in pods}
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             ready = dict(self.ready)
+            pods = list(self.pods)
         status = GaugeMetricFamily("kube_pod_status_ready", "Describes whether the pod is ready to serve requests.",
                                    labels=["namespace", "pod", "condition"])
         for pod, state in ready.items():
@@ -78,7 +96,7 @@ class ReadinessCollector(Collector):
         yield count
         desired = GaugeMetricFamily("kube_statefulset_replicas", "Number of desired pods for a StatefulSet.",
                                     labels=sts)
-        desired.add_metric([self.namespace, self.statefulset], float(len(self.pods)))
+        desired.add_metric([self.namespace, self.statefulset], float(len(pods)))
         yield desired
 
 
@@ -91,15 +109,28 @@ def probe(url: str, timeout: float) -> bool:
 
 
 def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, period: float, timeout: float,
-        failure_threshold: int) -> None:
+        failure_threshold: int, replicas_file: Path | None = None) -> None:
     collector = ReadinessCollector(namespace, statefulset, list(replicas), failure_threshold)
     REGISTRY.register(collector)
     start_http_server(port, addr="127.0.0.1")
     logger.info("pod state exporter on 127.0.0.1:%s: %s", port, replicas)
-    with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+    seen_mtime: float | None = None
+    with ThreadPoolExecutor(max_workers=10) as pool:
         while True:
             t0 = time.monotonic()
-            answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), replicas.items())
+            if replicas_file is not None:
+                try:
+                    mtime: float | None = replicas_file.stat().st_mtime
+                except OSError:
+                    mtime = None
+                if mtime is not None and mtime != seen_mtime:
+                    current = read_replicas_file(replicas_file)
+                    if current is not None and current != replicas:
+                        logger.info("replicas now %s (from %s)", sorted(current), replicas_file)
+                        replicas = current
+                        collector.set_pods(list(replicas))
+                    seen_mtime = mtime
+            answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), list(replicas.items()))
             for pod, ok in answers:
                 collector.observe(pod, ok)
             time.sleep(max(0.0, period - (time.monotonic() - t0)))
@@ -116,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--period", type=float, default=0.5, help="seconds between probes (default 0.5)")
     ap.add_argument("--timeout", type=float, default=0.4, help="probe timeout in seconds (default 0.4)")
     ap.add_argument("--failure-threshold", type=int, default=1, help="failed probes before unready (default 1)")
+    ap.add_argument("--replicas-file", type=Path, default=None, metavar="PATH",
+                    help="JSON {pod: url} re-read when it changes; replaces the --replica set (a scale)")
     liveness.add_arguments(ap)
     args = ap.parse_args(argv)
     replicas = {}
@@ -126,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         replicas[pod] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     liveness_prober.start_from_args(args, args.namespace, probe, ap.error)
-    run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold)
+    run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold,
+        args.replicas_file)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ CALLS = frozenset({
     Call("list", "networking.k8s.io", "networkpolicies"), Call("create", "networking.k8s.io", "networkpolicies"),
     Call("delete", "networking.k8s.io", "networkpolicies"),
     Call("get", "apps", "statefulsets"), Call("patch", "apps", "statefulsets"),
+    Call("patch", "apps", "statefulsets/scale"),
     Call("get", "", "configmaps"), Call("patch", "", "configmaps"),
     Call("list", "chaos-mesh.org", "networkchaos"), Call("create", "chaos-mesh.org", "networkchaos"),
     Call("delete", "chaos-mesh.org", "networkchaos"),
@@ -274,6 +275,16 @@ class Kube:
                    f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name} {body}",
                    lambda: self.apps.patch_namespaced_stateful_set(name, namespace, body,
                                                                    _request_timeout=self._timeout),
+                   write=True)
+
+    def patch_statefulset_scale(self, namespace: str, name: str, replicas: int) -> None:
+        """Set ``spec.replicas`` through the StatefulSet's scale subresource (what ``kubectl scale`` and an HPA
+        write: the RBAC a scaler needs, nothing of the pod template)."""
+        body = {"spec": {"replicas": replicas}}
+        self._send("patch", "apps", "statefulsets/scale",
+                   f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}/scale {body}",
+                   lambda: self.apps.patch_namespaced_stateful_set_scale(name, namespace, body,
+                                                                         _request_timeout=self._timeout),
                    write=True)
 
     def wait_rollout(self, namespace: str, name: str, timeout: float | None = None) -> str:

@@ -21,6 +21,9 @@ Items (``READERS``) and their rules (``RULES``; docs/faults.md, "Residue audit")
 ``checker_config``  sha256 of ``conf/checkers.yaml``, and whether the fault's backup or candidate
                     file is there: equal hash, no backup, no candidate.
 ``cgroups``         the OOM fault's cgroups of this stack: none new.
+``replicas``        the replica count in ``stack.json`` and a scale's ``scaled_from`` mark, the audit-service
+                    targets Prometheus scrapes and the pods the pod-state exporter reports: all equal (a
+                    scale not undone leaves programs, targets and pods behind; :mod:`stack.scale`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from faults.local.network_partition import PREFIX as PARTITION_PREFIX
 from faults.residue import Finding, Item
 from stack.components import kafka as kafka_component
 from stack.components import patroni
-from stack.components.audit_service import checkers_file
+from stack.components import prometheus as prometheus_component
+from stack.components.audit_service import GROUP, checkers_file, replica_name
 from stack.core import LocalStack
 from target.settings import TargetSettings
 
@@ -198,8 +202,29 @@ def read_cgroups(settings: TargetSettings) -> Item:
     return {"paths": found}
 
 
+def read_replicas(settings: TargetSettings) -> Item:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stack = _stack(settings)
+    ctx = stack.ctx
+    state = stack._read_state() or {}
+    targets = sorted(str(t.get("component")) for t in prometheus_component.active_targets(ctx, GROUP))
+    text = requests.get(f"http://127.0.0.1:{ctx.endpoints.port('pod_state_exporter')}/metrics", timeout=TIMEOUT).text
+    pods: set[str] = set()
+    desired = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "kube_pod_status_ready":
+                pods.add(sample.labels["pod"])
+            elif sample.name == "kube_statefulset_replicas":
+                desired = int(sample.value)
+    return {"replicas": state.get("replicas"), "scaled_from": state.get("scaled_from"), "scrape_targets": targets,
+            "exporter_pods": sorted(pods), "exporter_replicas": desired}
+
+
 READERS = {"toxiproxy": read_toxiproxy, "programs": read_programs, "health": read_health, "patroni": read_patroni,
-           "kafka": read_kafka, "checker_config": read_checker_config, "cgroups": read_cgroups}
+           "kafka": read_kafka, "checker_config": read_checker_config, "cgroups": read_cgroups,
+           "replicas": read_replicas}
 
 
 # ------------------------------------------------------------------------------ rules
@@ -323,8 +348,22 @@ def cgroups_rule(ref: Item, now: Item, label: str) -> list[Finding]:
             for path in sorted(set(now.get("paths") or []) - set(ref.get("paths") or []))]
 
 
+def replicas_rule(ref: Item, now: Item, label: str) -> list[Finding]:
+    found = []
+    if now.get("scaled_from") is not None and ref.get("scaled_from") is None:
+        found.append(Finding("replicas", "audit-service replicas",
+                             f"scaled from {now['scaled_from']} and not scaled back (stack.json)"))
+    for key, what in (("replicas", "replica count (stack.json)"), ("scrape_targets", "Prometheus scrape targets"),
+                      ("exporter_pods", "pods of the pod-state exporter"),
+                      ("exporter_replicas", "kube_statefulset_replicas of the pod-state exporter")):
+        if ref.get(key) != now.get(key):
+            found.append(Finding("replicas", f"audit-service {what}", f"{now.get(key)} (was {ref.get(key)} {label})"))
+    return found
+
+
 RULES = {"toxiproxy": toxiproxy_rule, "programs": programs_rule, "health": health_rule, "patroni": patroni_rule,
-         "kafka": kafka_rule, "checker_config": checker_config_rule, "cgroups": cgroups_rule}
+         "kafka": kafka_rule, "checker_config": checker_config_rule, "cgroups": cgroups_rule,
+         "replicas": replicas_rule}
 
 
 # ------------------------------------------------------------------------------ at rest
@@ -362,10 +401,17 @@ def _cgroups_at_rest(item: Item) -> Item:
     return {"paths": []}
 
 
+def _replicas_at_rest(item: Item) -> Item:
+    count = int(item.get("scaled_from") or item.get("replicas") or 0)
+    names = [replica_name(i) for i in range(count)]
+    return {"replicas": count, "scaled_from": None, "scrape_targets": names, "exporter_pods": names,
+            "exporter_replicas": count}
+
+
 AT_REST = {"toxiproxy": _toxiproxy_at_rest, "programs": _programs_at_rest, "health": _health_at_rest,
            "patroni": _patroni_at_rest, "kafka": _kafka_at_rest, "checker_config": _checker_config_at_rest,
-           "cgroups": _cgroups_at_rest}
-LIBRARY_ITEMS = ("toxiproxy", "checker_config", "cgroups")
+           "cgroups": _cgroups_at_rest, "replicas": _replicas_at_rest}
+LIBRARY_ITEMS = ("toxiproxy", "checker_config", "cgroups", "replicas")
 """Items whose leftovers only this library makes (a run refuses to start on them)."""
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from stack import liveness
 from stack.components.base import Component, exporter_checks
 from stack.context import StackContext
 from stack.endpoints import HOST
 from stack.errors import StackError
+from stack.replicas_file import write_replicas_file
 
 NAMESPACE = "local"
 """The ``namespace`` label of the local stack's replicas (the SLO catalogue's local target uses it)."""
@@ -19,8 +21,19 @@ LIVENESS_SWITCH = "RESILIENCE_LIVENESS"
 then stays hung: how the tests prove the prober is what restarts it)."""
 
 
+def replicas_file(ctx: StackContext) -> Path:
+    """The exporter's list of replicas (``{pod: readiness URL}``), rewritten by a scale (:mod:`stack.scale`)."""
+    return ctx.conf_dir / "pod-state-replicas.json"
+
+
+def replica_urls(replicas: list[Component]) -> dict[str, str]:
+    """``{pod: readiness URL}`` of the replica components, as the replicas file holds it."""
+    return {replica.name: replica.endpoint for replica in replicas}
+
+
 def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset: str) -> list[Component]:
-    """One exporter probing each replica's readiness endpoint (its ``endpoint``) every 0.5 s."""
+    """One exporter probing each replica's readiness endpoint (its ``endpoint``) every 0.5 s; it follows
+    the replicas file (:func:`replicas_file`, written at ``up``) when a scale changes the replicas."""
     port = ctx.endpoints.port("pod_state_exporter")
     url = f"http://{HOST}:{port}/metrics"
 
@@ -30,7 +43,8 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
     # A kubelet's defaults are a 10 s period, 1 s timeout and 3 failures; a finer period shows short
     # outages, and 2 failures in a row keep one slow answer on a busy machine from reading as one.
     command = [sys.executable, "-m", "stack.pod_state_exporter", "--port", str(port), "--namespace", NAMESPACE,
-               "--statefulset", statefulset, "--period", "0.5", "--timeout", "1.0", "--failure-threshold", "2"]
+               "--statefulset", statefulset, "--period", "0.5", "--timeout", "1.0", "--failure-threshold", "2",
+               "--replicas-file", str(replicas_file(ctx))]
     for replica in replicas:
         command += ["--replica", f"{replica.name}={replica.endpoint}"]
     command += _liveness_args(ctx, replicas, statefulset)
@@ -40,6 +54,7 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
         ports=["pod_state_exporter"],
         probe=probe,
         health=health,
+        prepare=lambda c: write_replicas_file(replicas_file(c), replica_urls(replicas)),
         group="exporters",
         startup_timeout=30,
         metrics=f"{HOST}:{port}",

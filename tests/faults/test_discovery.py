@@ -19,6 +19,7 @@ EXPECTED = {
     "change_checker_threshold", "restore_checker_config", "take_backup", "lose_store_data", "restore_from_backup",
     "inject_poison", "stop_poison",
     "isolate_postgres_leader", "heal_postgres_leader", "lose_zookeeper", "restore_zookeeper",
+    "scale_replicas", "restore_replica_count",
     "hang_replicas", "resume_replicas",
 }
 REPO = Path(faults.__file__).resolve().parent.parent

@@ -27,6 +27,7 @@ from faults import (
     network_partition,
     postgres_failover,
     process,
+    replica_count,
     replicas,
 )
 from faults import journal as fault_journal
@@ -629,6 +630,31 @@ def test_server_is_the_pinned_version(envtest: Envtest) -> None:
     """The session's server is the version install.sh pins (guards against a stale cache)."""
     info = kubernetes.client.VersionApi(envtest.admin).get_code()
     assert info.git_version == "v1.37.2"
+
+
+def test_scale_replicas_patches_the_scale_subresource_and_restore_scales_back(envtest: Envtest,
+                                                                               run: dict[str, Any]) -> None:
+    """3 -> 5 through ``statefulsets/scale`` (the Role's patch on it), the count before in the annotation; a second
+    scale keeps the first count; the restore (by ``cleanup``, as a rollback left undone would be) returns to 3."""
+    apps = kubernetes.client.AppsV1Api(envtest.admin)
+    envtest.wait("3 audit pods", lambda: len(pods(envtest, "app=sql-audit-service")) == 3)
+    result = replica_count.scale_replicas(5, configuration=run)
+    assert result["details"]["before"] == 3 and result["details"]["after"] == 5
+    assert any(r.startswith("PATCH /apis/apps/v1/namespaces/sql-audit/statefulsets/sql-audit-service/scale")
+               for r in result["details"]["requests"])
+    envtest.wait("5 audit pods", lambda: len(pods(envtest, "app=sql-audit-service")) == 5)
+    again = replica_count.scale_replicas(4, configuration=run)
+    assert again["details"]["replicas_before"] == 3
+    sts = apps.read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
+    assert sts.spec.replicas == 4 and sts.metadata.annotations["sql-audit-resilience/replicas-before"] == "3"
+    cleanup(Path(run["fault_state_dir"]), run["run_id"])
+    sts = apps.read_namespaced_stateful_set("sql-audit-service", NAMESPACE)
+    assert sts.spec.replicas == 3
+    assert "sql-audit-resilience/replicas-before" not in (sts.metadata.annotations or {})
+    envtest.wait("3 audit pods again", lambda: len(pods(envtest, "app=sql-audit-service")) == 3)
+    assert not fault_journal.open_entries(Path(run["fault_state_dir"]), run["run_id"])
+    nothing = replica_count.restore_replica_count(configuration=run)
+    assert nothing["details"]["changed"].startswith("not scaled")
 
 
 def test_zz_every_recorded_call_is_granted_by_the_role() -> None:
