@@ -15,7 +15,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults import journal
-from faults.blast_radius import how_many
+from faults.blast_radius import check_blast_radius, how_many
 from faults.local.processes import Programs, killpg
 from target.settings import TargetSettings, resolve
 
@@ -42,20 +42,8 @@ def hang_replicas(count: int | None = None, percentage: float | None = None, gro
                 answering[m["name"]] = (int(m["pid"]), proc.create_time())
         except psutil.Error:
             continue
-    limit = len(members) - 1
-    if settings.max_replicas_killed is not None:
-        limit = min(limit, settings.max_replicas_killed)
-    if not allow_all:
-        if n > limit:
-            raise ActivityFailed(f"{what}: blast radius: {n} of {len(members)} exceeds the limit of {limit} "
-                                 f"(all but one, capped by max_replicas_killed); pass allow_all=true to hang more")
-        if len(answering) - n < 1:
-            raise ActivityFailed(f"{what}: blast radius: only {len(answering)} of {len(members)} are RUNNING and not "
-                                 f"stopped ({sorted(answering)}); hanging {n} would leave none answering; pass "
-                                 "allow_all=true to do it anyway")
-    if n > len(answering):
-        raise ActivityFailed(f"{what}: {n} requested but only {len(answering)} RUNNING and not stopped: "
-                             f"{sorted(answering)}")
+    check_blast_radius(what, n, len(members), list(answering), settings.max_replicas_killed, allow_all, "hang",
+                       state="RUNNING and not stopped")
     if settings.dry_run:
         return {"would": f"SIGSTOP {n} of {sorted(answering)} (chosen at random) via {programs.where}", "group": group}
     victims = sorted(random.sample(sorted(answering), n))

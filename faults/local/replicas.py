@@ -3,10 +3,9 @@
 import random
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.blast_radius import how_many
+from faults.blast_radius import check_blast_radius, how_many
 from faults.local.processes import Programs, start_again
 from target.settings import resolve
 
@@ -22,18 +21,7 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
     members = programs.group(group, what)
     n = how_many(count, percentage, len(members))
     running = [m["name"] for m in members if m["statename"] == "RUNNING"]
-    limit = len(members) - 1
-    if settings.max_replicas_killed is not None:
-        limit = min(limit, settings.max_replicas_killed)
-    if not allow_all:
-        if n > limit:
-            raise ActivityFailed(f"{what}: blast radius: {n} of {len(members)} exceeds the limit of {limit} "
-                                 f"(all but one, capped by max_replicas_killed); pass allow_all=true to kill more")
-        if len(running) - n < 1:
-            raise ActivityFailed(f"{what}: blast radius: only {len(running)} of {len(members)} are RUNNING "
-                                 f"({running}); killing {n} would leave none; pass allow_all=true to do it anyway")
-    if n > len(running):
-        raise ActivityFailed(f"{what}: {n} requested but only {len(running)} RUNNING: {running}")
+    check_blast_radius(what, n, len(members), running, settings.max_replicas_killed, allow_all, "kill")
     how = "stop (graceful)" if graceful else "SIGKILL"
     if settings.dry_run:
         return {"would": f"{how} {n} of RUNNING {running} (chosen at random) via {programs.where}", "group": group}

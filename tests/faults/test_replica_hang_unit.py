@@ -137,7 +137,7 @@ class _FakePrograms:
     ({"count": 3}, {}, "blast radius: 3 of 3 exceeds the limit of 2"),
     ({"percentage": 100}, {}, "blast radius: 3 of 3 exceeds the limit of 2"),
     ({"count": 2}, {"max_replicas_killed": 1}, "exceeds the limit of 1"),
-    ({"count": 2, "stopped": True}, {}, "would leave none answering"),
+    ({"count": 2, "stopped": True}, {}, "would leave none"),
     ({"count": 3, "allow_all": True, "stopped": True}, {}, "3 requested but only 2 RUNNING and not stopped"),
 ])
 def test_blast_radius_counts_only_replicas_still_answering(
