@@ -200,7 +200,7 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
     imported = Images(manifest, Paths(settings).containerd_sock, images).import_missing()
     progress("images", f"imported {', '.join(imported)}" if imported else "present")
     docs = render(settings, images)
-    _apply(settings, docs, bootstrap_first=True)
+    _apply(settings, docs)
     progress("apply", f"{len(docs)} objects in namespace {NAMESPACE}")
     _wait(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
     for name in STATEFULSETS:
@@ -213,7 +213,7 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
         # have no checker series yet (a redeploy with a changed service image, 2026-12-02): run the Job again
         # (every step of it is idempotent) for one more warm-up event.
         progress("first batch processed", "the pods rolled after the warm-up event: bootstrap Job again")
-        _apply(settings, [d for d in docs if d["kind"] == "Job"], bootstrap_first=True)
+        _apply(settings, [d for d in docs if d["kind"] == "Job"])
         _wait(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
         _wait("first batch processed", functools.partial(_first_batch_pending, settings), deadline, progress)
     path = write_target_file(settings)
@@ -226,12 +226,11 @@ FIRST_BATCH_GRACE_S = 30.0
 """How long the service may take to process the bootstrap Job's warm-up event before the Job runs again."""
 
 
-def _apply(settings: ClusterSettings, docs: list[dict[str, Any]], bootstrap_first: bool) -> None:
-    """Apply ``docs`` server-side; ``bootstrap_first``: delete the bootstrap Job first (a Job's template is
-    immutable, and a completed Job does not run again)."""
-    if bootstrap_first:
-        proc.run([*_kubectl(settings), "-n", NAMESPACE, "delete", "job", BOOTSTRAP_JOB, "--ignore-not-found",
-                  "--wait=true"], timeout=60, check=False)
+def _apply(settings: ClusterSettings, docs: list[dict[str, Any]]) -> None:
+    """Apply ``docs`` server-side, the bootstrap Job deleted first (a Job's template is immutable, and a
+    completed Job does not run again)."""
+    proc.run([*_kubectl(settings), "-n", NAMESPACE, "delete", "job", BOOTSTRAP_JOB, "--ignore-not-found",
+              "--wait=true"], timeout=60, check=False)
     proc.run([*_kubectl(settings), "apply", "--server-side", "--force-conflicts", "--field-manager",
               "sql-audit-system", "-f", "-"], input=yaml.safe_dump_all(docs, sort_keys=False), timeout=120)
 

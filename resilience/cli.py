@@ -335,22 +335,20 @@ def _run_with_progress(options: RunOptions) -> RunResult:
         if live_view is not None:
             live_view.update(render())
 
+    interrupted: RunInterrupted | None = None
     try:
         if live_view is not None:
             live_view.start()
         result = run_scenario(options, phase=phase, live=live)
     except RunInterrupted as exc:  # rolled back and judged: its verdicts, then the caller stops
-        if live_view is not None:
-            live_view.stop()
-            live_view = None
-        _print_verdicts(exc.result.summary)
-        console.print(f"report: {exc.result.run_dir / 'report.html'}")
-        raise
+        interrupted, result = exc, exc.result
     finally:
         if live_view is not None:
             live_view.stop()
     _print_verdicts(result.summary)
     console.print(f"report: {result.run_dir / 'report.html'}")
+    if interrupted is not None:
+        raise interrupted
     return result
 
 
