@@ -14,9 +14,10 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -241,14 +242,20 @@ class LocalStack:
         later = [c for c in components if c not in infra]
         # Infrastructure first (in parallel), then what depends on it (replicas, exporters) beside
         # Prometheus, whose check waits until it has scraped every target up.
+        # The first component to fail is the one reported, and the others stop waiting for it: a crash
+        # loop in ClickHouse is not kept waiting for Kafka's start-up timeout, nor hidden behind Kafka's.
+        stop = threading.Event()
         for batch in (infra, later):
             with ThreadPoolExecutor(max_workers=max(1, len(batch))) as pool:
-                futures = [pool.submit(self._wait_one, c, progress) for c in batch]
-                errors = [f.exception() for f in futures if f.exception() is not None]
-            if errors:
-                raise errors[0]  # type: ignore[misc]
+                futures = [pool.submit(self._wait_one, c, progress, stop) for c in batch]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                first = next((f.exception() for f in done if f.exception() is not None), None)
+                if first is not None:
+                    stop.set()
+            if first is not None:
+                raise first
 
-    def _wait_one(self, comp: Component, progress: Progress) -> None:
+    def _wait_one(self, comp: Component, progress: Progress, stop: threading.Event | None = None) -> None:
         t0 = time.monotonic()
         deadline = t0 + comp.startup_timeout
         progress(comp.name, "starting", "")
@@ -260,6 +267,8 @@ class LocalStack:
             progress(comp.name, phase, "")
 
             def passed(check: Check = check) -> tuple[str] | None:
+                if stop is not None and stop.is_set():
+                    raise StackError(f"{comp.name}: no longer waited for (another component failed first)")
                 info = self._info(comp.name)
                 state = seen["state"] = str(info["statename"]) if info else "unknown"
                 if state == "FATAL":

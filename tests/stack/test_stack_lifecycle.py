@@ -118,7 +118,7 @@ def test_component_that_crashes_fails_fast_with_its_log_and_leaves_nothing(
     try:
         with pytest.raises(ComponentError) as err:
             target.up(progress)
-        assert err.value.component == "clickhouse"
+        assert err.value.component == "clickhouse", err.value.message
         assert err.value.log_file == target.ctx.log_dir / "clickhouse.log"
         assert "boom: cannot open" in (err.value.log_tail or "")
         # Failing fast means the crash-loop detection fired, not the component's start-up timeout.

@@ -165,3 +165,40 @@ def test_prometheus_evaluates_the_alert_rules_every_second(tmp_path: Path) -> No
     [rules] = config["rule_files"]
     assert Path(rules).parent == stack.ctx.conf_dir
     assert Path(rules).read_text() == prometheus.ALERT_RULES.read_text()
+
+
+def test_the_first_component_to_fail_is_reported_and_the_others_stop_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash loop in one infrastructure component ends ``up`` at once, named as itself, however long a
+    sibling listed before it would take (CI once saw Kafka's later failure reported instead of ClickHouse's)."""
+    import time
+
+    from stack.errors import ComponentError
+
+    st = LocalStack(port_base=20000, data_dir=tmp_path)
+    monkeypatch.setattr(st, "_info", lambda name: {"statename": "RUNNING"})
+    waited: list[str] = []
+
+    def slow(ctx: object) -> str:
+        waited.append("slow")
+        raise ConnectionRefusedError("not yet")
+
+    def broken(ctx: object) -> str:
+        raise ComponentError("broken", "process exited 3 times while starting")
+
+    def component(name: str, probe: comps.Check, timeout: float) -> comps.Component:
+        return comps.Component(name=name, command=["true"], ports=[], probe=probe, health=probe,
+                               startup_timeout=timeout)
+
+    monkeypatch.setattr(st, "_component_error", lambda comp, message: ComponentError(comp.name, message))
+    t0 = time.monotonic()
+    with pytest.raises(ComponentError) as err:
+        # "broken" raises ComponentError from inside its check: the wait treats a check's error as "not
+        # yet", so it fails on its own (short) timeout, while "slow", listed first, would wait 60 s.
+        st._wait_all([component("slow", slow, 60.0), component("broken", broken, 1.0)], lambda *a: None)
+    took = time.monotonic() - t0
+    assert err.value.component == "broken", err.value.message
+    assert took < 10, f"up waited {took:.1f} s for a sibling after the first failure"
+    calls = len(waited)
+    time.sleep(0.6)
+    assert len(waited) == calls, "the sibling's wait went on after the failure was reported"
