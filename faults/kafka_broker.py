@@ -4,8 +4,8 @@ Minimal profile: the single broker is stopped (a full Kafka outage: producers
 buffer or fail, consumers stall). The HA profile runs three brokers and stops
 one of them (``broker`` picks which), leaving a quorum; with replication factor 3
 and ``min.insync.replicas=2`` acks=all producers keep going. On Kubernetes one
-broker pod is deleted and its StatefulSet recreates it (``duration`` is refused
-there: docs/faults.md, "Kubernetes target").
+broker pod is deleted and its StatefulSet recreates it; with ``duration`` its StatefulSet is scaled
+down by one for that long instead (docs/faults.md, "Holding a pod down").
 """
 
 from typing import Any
@@ -37,7 +37,8 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 
     Raises:
         ActivityFailed: unknown broker, broker not RUNNING (Kubernetes: any broker not Ready),
-            stack not running, a duration on Kubernetes (nothing is injected in these cases), or it
+            stack not running, a duration on Kubernetes for a broker that is not its StatefulSet's highest
+            ordinal (nothing is injected in these cases), or it
             did not stop within 60 s.
     """
     fault = "stop_kafka_broker"

@@ -1,9 +1,8 @@
 """Kubernetes backend of :mod:`faults.clickhouse_down`: scale the ClickHouse StatefulSet down and back.
 
-``stop_clickhouse`` records the replica count in the annotation ``sql-audit-resilience/replicas-before``
-and lowers ``spec.replicas`` in one patch of the StatefulSet ``k8s_clickhouse_statefulset`` (namespace
-``k8s_clickhouse_namespace``); ``start_clickhouse`` restores that count, drops the annotation and
-waits for the pods to be Ready.
+``stop_clickhouse`` lowers ``spec.replicas`` of the StatefulSet ``k8s_clickhouse_statefulset`` (namespace
+``k8s_clickhouse_namespace``), recording the count before (:func:`faults.kubernetes.hold.hold_down`);
+``start_clickhouse`` restores that count, drops the annotations and waits for the pods to be Ready.
 
 ``replica`` is a pod ordinal of that StatefulSet (``clickhouse-1`` is replica 1); ``null`` stops every
 pod (``spec.replicas: 0``). A StatefulSet can hold down only its highest ordinals (scaling to ``n``
@@ -16,10 +15,10 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.kubernetes import LABEL_PREFIX
 from faults.kubernetes.client import Kube
+from faults.kubernetes.hold import BEFORE, hold_down, restore
 
-BEFORE = f"{LABEL_PREFIX}/replicas-before"
+FAULT = "clickhouse_down"
 
 
 def _no_such_replica(replica: int, replicas: int, where: str, what: str) -> ActivityFailed:
@@ -36,9 +35,6 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
         ns, name = kube.settings.edges["clickhouse"].namespace, kube.settings.clickhouse_statefulset
         sts = kube.read_statefulset(ns, name)
         replicas = sts.spec.replicas or 0
-        if replicas == 0 or BEFORE in (sts.metadata.annotations or {}):
-            raise ActivityFailed(f"{what}: StatefulSet {ns}/{name} is already scaled down (replicas {replicas}, "
-                                 f"annotations {sts.metadata.annotations}); start_clickhouse first")
         target = 0
         if replica is not None:
             if replica >= replicas:
@@ -49,8 +45,7 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
                                      f"{name}-{replica} would stop {also} too; use replica {replicas - 1}, or null "
                                      "for every pod")
             target = replica
-        kube.patch_statefulset(ns, name, {"metadata": {"annotations": {BEFORE: str(replicas)}},
-                                          "spec": {"replicas": target}})
+        hold_down(kube, ns, name, target, FAULT, what)
         stopped = "every pod" if target == 0 else f"pod {name}-{target}"
         if kube.dry_run:
             return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to {target} ({stopped})",
@@ -79,10 +74,8 @@ def start_clickhouse(replica: int | None = None, configuration: Configuration | 
                 raise _no_such_replica(replica, sts.spec.replicas, f"{ns}/{name}", what)
             return {"statefulset": name, "changed": f"was running ({sts.spec.replicas} replicas)",
                     "would": "nothing"}
-        kube.patch_statefulset(ns, name, {"metadata": {"annotations": {BEFORE: None}},
-                                          "spec": {"replicas": int(before)}})
+        restore(kube, ns, sts, edge.selector, what)
         if kube.dry_run:
             return {"would": f"scale StatefulSet {ns}/{name} back to {before}", "requests": kube.requests}
-        kube.wait_pods_ready(ns, edge.selector, int(before))
         return {"statefulset": name, "namespace": ns, "replicas": int(before), "requests": kube.requests,
                 "changed": f"scaled {name} back to {before}"}

@@ -44,7 +44,7 @@ CALLS = frozenset({
     Call("get", "", "pods/exec"), Call("create", "", "pods/exec"),
     Call("list", "networking.k8s.io", "networkpolicies"), Call("create", "networking.k8s.io", "networkpolicies"),
     Call("delete", "networking.k8s.io", "networkpolicies"),
-    Call("get", "apps", "statefulsets"), Call("patch", "apps", "statefulsets"),
+    Call("get", "apps", "statefulsets"), Call("list", "apps", "statefulsets"), Call("patch", "apps", "statefulsets"),
     Call("patch", "apps", "statefulsets/scale"),
     Call("get", "", "configmaps"), Call("patch", "", "configmaps"),
     Call("list", "chaos-mesh.org", "networkchaos"), Call("create", "chaos-mesh.org", "networkchaos"),
@@ -269,6 +269,12 @@ class Kube:
                           lambda: self.apps.read_namespaced_stateful_set(name, namespace,
                                                                          _request_timeout=self._timeout),
                           write=False)
+
+    def list_statefulsets(self, namespace: str) -> list[Any]:
+        result = self._send("list", "apps", "statefulsets", f"/apis/apps/v1/namespaces/{namespace}/statefulsets",
+                            lambda: self.apps.list_namespaced_stateful_set(namespace, _request_timeout=self._timeout),
+                            write=False)
+        return sorted(result.items, key=lambda s: s.metadata.name)
 
     def patch_statefulset(self, namespace: str, name: str, body: dict[str, Any]) -> None:
         self._send("patch", "apps", "statefulsets",

@@ -13,11 +13,11 @@ broker is Ready (a second broker down at once could take partitions offline), an
 controller owns (a bare pod would be gone for good). ``start_kafka_broker`` waits, bounded by
 ``k8s_ready_timeout``, until that many broker pods (and broker ``broker``) are Ready again.
 
-``duration`` is refused: the StatefulSet recreates the pod at once, so the outage lasts as long as
-the broker takes to shut down and start again, which this library does not control. Scaling the
-StatefulSet down would hold it down but changes a shared object for everyone; a NetworkPolicy
-isolating the pod does not cut established connections on conntrack-based CNIs (Calico, Cilium), so
-clients would keep talking to the "lost" broker. docs/faults.md, "Kubernetes target", has the details.
+With ``duration`` the broker stays down: its StatefulSet is scaled down by one and back when the
+duration ends (:mod:`faults.kubernetes.hold`), so the broker must be the set's highest ordinal
+(``broker: null`` picks that one); brokers not owned by a StatefulSet (Strimzi's StrimziPodSets) are
+refused. Without it the pod is deleted and recreated at once, so the outage lasts as long as the broker
+takes to shut down and start again. ``start_kafka_broker`` scales a held set back first.
 """
 
 import random
@@ -29,7 +29,10 @@ from chaoslib.types import Configuration, Secrets
 from clients.wait import wait_until
 from faults.kubernetes._pods import ordinal, with_ordinal
 from faults.kubernetes.client import Kube, is_ready
+from faults.kubernetes.hold import bring_back, held, highest_ordinals, hold_down, owning_statefulset
 from target.kubernetes import Edge
+
+FAULT = "kafka_broker"
 
 
 def _edge(kube: Kube, what: str) -> Edge:
@@ -71,10 +74,6 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
                       secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.kafka_broker.stop_kafka_broker`."""
     what = f"{'stop' if graceful else 'kill'} Kafka broker {broker if broker is not None else '(any)'}"
-    if duration is not None:
-        raise ActivityFailed(f"{what}: duration is not supported on kubernetes: the broker pod's controller "
-                             "recreates it at once, so the outage lasts as long as the broker takes to restart "
-                             "(docs/faults.md, Kubernetes target); leave duration null")
     with Kube(configuration, what) as kube:
         edge = _edge(kube, what)
         ns, selector = edge.namespace, edge.selector
@@ -91,6 +90,8 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
             raise ActivityFailed(f"{what}: blast radius: only {len(ready)} of {expected} broker pods ({source}) are "
                                  f"Ready ({[p.metadata.name for p in ready]} of {names}, {where}); a broker is down "
                                  "already and stopping another could take partitions offline")
+        if duration is not None:
+            return _hold(kube, ns, broker, pods, ready, expected, where, what)
         if broker is None:
             owned = [p for p in ready if _controller(p) is not None]
             victim = random.choice(owned or ready)  # none owned: refused below, naming one of them
@@ -114,6 +115,30 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
         return {"broker": ordinal(victim), "pod": name, "namespace": ns, "uid": victim.metadata.uid,
                 "owner": f"{owner.kind}/{owner.name}", "of": expected, "requests": kube.requests,
                 "changed": f"{how} of broker pod {name}{only}"}
+
+
+def _hold(kube: Kube, ns: str, broker: int | None, pods: list[Any], ready: list[Any], expected: int, where: str,
+          what: str) -> dict[str, Any]:
+    """Hold one broker down for a duration: scale its StatefulSet down by one (it must be the highest ordinal)."""
+    if broker is None:
+        victim = max(ready, key=lambda p: ordinal(p) or 0)
+    else:
+        victim = with_ordinal(pods, broker, "broker", where, what)
+        if not is_ready(victim):
+            raise ActivityFailed(f"{what}: broker pod {ns}/{victim.metadata.name} is not Ready")
+    sts = owning_statefulset(victim, what)
+    replicas = kube.read_statefulset(ns, sts).spec.replicas or 0
+    highest_ordinals(sts, replicas, [ordinal(victim) or 0], what)
+    hold_down(kube, ns, sts, replicas - 1, FAULT, what)
+    name = victim.metadata.name
+    only = " (the only broker: a full Kafka outage until it is back)" if expected == 1 else ""
+    how = f"scale StatefulSet {ns}/{sts} from {replicas} to {replicas - 1}"
+    if kube.dry_run:
+        return {"would": f"{how}: broker pod {name} held down until restored{only}", "requests": kube.requests,
+                "pod": name}
+    return {"broker": ordinal(victim), "pod": name, "namespace": ns, "uid": victim.metadata.uid,
+            "owner": f"StatefulSet/{sts}", "of": expected, "requests": kube.requests,
+            "changed": f"{how}: broker pod {name} held down{only}"}
 
 
 def start_kafka_broker(broker: int | None = None, configuration: Configuration | None = None,
@@ -141,7 +166,15 @@ def start_kafka_broker(broker: int | None = None, configuration: Configuration |
                 raise ActivityFailed(f"{what}: no broker pod with ordinal {broker} (Ready brokers: {ready}; {where})")
             return True
 
+        if kube.dry_run and (holding := [h.metadata.name for h in held(kube, ns, FAULT)]):
+            return {"would": f"scale StatefulSet(s) {holding} in {ns} back, then wait for their broker pods",
+                    "requests": kube.requests}
+        back = bring_back(kube, ns, FAULT, selector, what)  # before counting: a held set's spec.replicas is low
         if all_ready():
+            if back:
+                return {"ready": seen["ready"], "namespace": ns,
+                        "changed": f"scaled {', '.join(f'{k} back to {v}' for k, v in back.items())}: "
+                                   f"{seen['ready']} Ready"}
             return {"ready": seen["ready"], "changed": f"all {seen['expected']} broker pods were Ready",
                     "would": "nothing"}
         if kube.dry_run:

@@ -9,8 +9,10 @@ labels; default ``app=postgres,role in (primary,master)``) in ``k8s_postgres_nam
 * ``switchover``: ``patronictl switchover --force`` run in the leader's container
   (``k8s_patronictl``, e.g. ``patronictl -c /home/postgres/postgres.yml``), through pods/exec.
 
-``duration`` is not supported (the StatefulSet recreates the pod at once).
-``restore_postgres`` waits until a leader pod is Ready again.
+``stop`` with ``duration`` holds the leader down instead: its StatefulSet is scaled down by one and back
+when the duration ends (:mod:`faults.kubernetes.hold`), so the leader must be the set's highest ordinal
+(a single PostgreSQL pod is: the whole database is down for the duration; with Patroni a replica is
+promoted meanwhile). ``restore_postgres`` scales a held set back, then waits until a leader pod is Ready.
 """
 
 from typing import Any
@@ -18,8 +20,11 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.kubernetes._pods import no_duration
+from faults.kubernetes._pods import ordinal
 from faults.kubernetes.client import Kube, is_ready
+from faults.kubernetes.hold import bring_back, held, highest_ordinals, hold_down, owning_statefulset
+
+FAULT = "postgres_failover"
 
 
 def _leader(kube: Kube, what: str) -> Any:
@@ -37,7 +42,6 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.postgres_failover.fail_over_postgres`."""
     what = f"fail over postgres ({method})"
-    no_duration(duration, what)
     with Kube(configuration, what) as kube:
         ns = kube.settings.edges["postgres"].namespace
         leader = _leader(kube, what)
@@ -51,6 +55,12 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                 raise ActivityFailed(f"{what}: {' '.join(command)} in {ns}/{name} exited {code}: "
                                      f"{(err or out).strip()[-500:]}")
             changed = f"patronictl switchover away from {name}"
+        elif duration is not None:
+            sts = owning_statefulset(leader, what)
+            replicas = kube.read_statefulset(ns, sts).spec.replicas or 0
+            highest_ordinals(sts, replicas, [ordinal(leader) or 0], what)
+            hold_down(kube, ns, sts, replicas - 1, FAULT, what)
+            changed = f"scaled StatefulSet {sts} from {replicas} to {replicas - 1}: leader pod {name} held down"
         else:
             kube.delete_pod(ns, name, 0 if method == "kill" else None, uid=leader.metadata.uid)
             changed = f"deleted leader pod {name} ({'grace period 0' if method == 'kill' else 'graceful'})"
@@ -64,9 +74,16 @@ def restore_postgres(configuration: Configuration | None = None,
     """Kubernetes backend of :func:`faults.postgres_failover.restore_postgres`: wait for a Ready leader."""
     what = "restore postgres"
     with Kube(configuration, what) as kube:
-        ns = kube.settings.edges["postgres"].namespace
-        selector = kube.settings.postgres_leader_selector
+        edge = kube.settings.edges["postgres"]
+        ns, selector = edge.namespace, kube.settings.postgres_leader_selector
+        if kube.dry_run and (holding := [h.metadata.name for h in held(kube, ns, FAULT)]):
+            return {"would": f"scale StatefulSet(s) {holding} in {ns} back, then wait for a Ready leader",
+                    "requests": kube.requests}
+        back = bring_back(kube, ns, FAULT, edge.selector or selector, what)
         ready = [p.metadata.name for p in kube.list_pods(ns, selector) if is_ready(p)]
+        if ready and back:
+            return {"leader": ready, "namespace": ns,
+                    "changed": f"scaled {', '.join(f'{k} back to {v}' for k, v in back.items())}; leader {ready}"}
         if ready:
             return {"leader": ready, "changed": "leader was Ready", "would": "nothing"}
         if kube.dry_run:

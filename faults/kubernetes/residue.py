@@ -1,16 +1,18 @@
 """What the residue audit (:mod:`faults.residue`) reads in a cluster, and when each item is back.
 
 Every read goes through the one guarded, recorded, bounded client (:class:`Kube`, ``client.py``) and
-uses only calls the backends already make, so deploy/k8s's Role needs nothing more: NetworkPolicies
-and NetworkChaos are listed, StatefulSets and the ConfigMap read by name, pods listed by selector.
+uses only calls the backends already make, so deploy/k8s's Role needs nothing more: NetworkPolicies,
+NetworkChaos and (for the ones a fault holds down) StatefulSets are listed, StatefulSets and the ConfigMap
+read by name, pods listed by selector.
 
 Items (``READERS``) and their rules (``RULES``; docs/faults.md, "Residue audit"):
 
 ``network_policies``  this library's NetworkPolicies (label ``app.kubernetes.io/managed-by``) in
                       ``k8s_namespace``: none new.
 ``network_chaos``     this library's Chaos Mesh NetworkChaos there (``None`` without Chaos Mesh): none new.
-``statefulsets``      the service's, ClickHouse's and the brokers' StatefulSets: ``spec.replicas``
-                      equal, no ``sql-audit-resilience/*`` annotation new (``replicas-before``). A new
+``statefulsets``      the service's, ClickHouse's, the brokers' and PostgreSQL's StatefulSets, and any a
+                      fault holds down: ``spec.replicas`` equal, no ``sql-audit-resilience/*`` annotation
+                      new (``replicas-before``, ``held-by``). A new
                       ``restartedAt`` of the pod template is a note (a config change rolls the set).
 ``configmap``         the checkers ConfigMap: sha256 of ``k8s_checkers_key`` equal, no
                       ``sql-audit-resilience/*`` annotation new (``checkers-before``, ``restart-pending``).
@@ -26,6 +28,7 @@ from typing import Any
 
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube, is_ready
+from faults.kubernetes.hold import held
 from faults.residue import Finding, Item
 from target.settings import TargetSettings
 
@@ -66,16 +69,20 @@ def read_network_chaos(settings: TargetSettings) -> Item | None:
 
 
 def _statefulsets(kube: Kube) -> list[tuple[str, str]]:
-    """(namespace, name) of the StatefulSets the faults scale or roll: the service's, ClickHouse's and the
-    ones owning the Kafka broker pods."""
+    """(namespace, name) of the StatefulSets the faults scale or roll: the service's, ClickHouse's, the ones
+    owning the Kafka broker and PostgreSQL pods, and any a fault holds down (faults.kubernetes.hold: a set
+    held at 0 has no pod left to lead to it)."""
     s = kube.settings
     found = {(s.namespace, s.service_statefulset), (s.edges["clickhouse"].namespace, s.clickhouse_statefulset)}
-    kafka = s.edges["kafka"]
-    if kafka.selector:
-        for pod in kube.list_pods(kafka.namespace, kafka.selector):
+    for edge in (s.edges["kafka"], s.edges["postgres"]):
+        if not edge.selector:
+            continue
+        for pod in kube.list_pods(edge.namespace, edge.selector):
             for owner in pod.metadata.owner_references or []:
                 if owner.controller and owner.kind == "StatefulSet":
-                    found.add((kafka.namespace, owner.name))
+                    found.add((edge.namespace, owner.name))
+    for ns in sorted({s.namespace, s.edges["kafka"].namespace, s.edges["postgres"].namespace}):
+        found |= {(ns, h.metadata.name) for h in held(kube, ns)}
     return sorted(found)
 
 

@@ -8,6 +8,7 @@ Through the public activities (``faults.replicas.kill_replicas`` ...) with
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -368,7 +369,8 @@ def test_stop_kafka_broker_without_a_broker_picks_a_ready_one_gracefully(envtest
     ({"broker": 7}, {}, r"no broker pod with ordinal 7 \(brokers: \['kafka-0', 'kafka-1', 'kafka-2'\]; "
                         r"k8s_kafka_selector 'app=kafka' in namespace sql-audit on context envtest-sandbox"),
     ({"broker": -1}, {}, "broker=-1: expected an integer >= 0"),
-    ({"broker": 0, "duration": 30}, {}, "duration is not supported on kubernetes"),
+    ({"broker": 0, "duration": 30}, {}, r"with a duration, a StatefulSet holds down only its highest ordinals "
+                                        r"\(kafka-2 of 3\); holding kafka-0 down would stop kafka-1, kafka-2 too"),
     ({}, {"k8s_kafka_selector": "app=nokafka"},
      "no broker pod matches k8s_kafka_selector 'app=nokafka' in namespace sql-audit"),
     ({"broker": 0}, {"k8s_kafka_brokers": 4}, r"blast radius: only 3 of 4 broker pods \(k8s_kafka_brokers\) are Ready"),
@@ -381,6 +383,62 @@ def test_stop_kafka_broker_refuses_bad_input_and_injects_nothing(envtest: Envtes
         kafka_broker.stop_kafka_broker(**kwargs, configuration={**run, **extra})
     assert ready_pods(envtest, "app=kafka") == before
     assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+
+
+def held_replicas(envtest: Envtest, name: str) -> tuple[int, dict[str, str]]:
+    """``(spec.replicas, this library's annotations)`` of StatefulSet ``name``."""
+    sts = kubernetes.client.AppsV1Api(envtest.admin).read_namespaced_stateful_set(name, NAMESPACE)
+    ours = {k: v for k, v in (sts.metadata.annotations or {}).items() if k.startswith("sql-audit-resilience/")}
+    return sts.spec.replicas, ours
+
+
+def test_stop_kafka_broker_with_a_duration_holds_the_highest_ordinal_down_until_started(envtest: Envtest,
+                                                                                        run: dict[str, Any]) -> None:
+    before = brokers(envtest)
+    result = kafka_broker.stop_kafka_broker(duration=600, configuration=run)
+    details = result["details"]
+    assert (details["pod"], details["owner"]) == ("kafka-2", "StatefulSet/kafka")
+    assert held_replicas(envtest, "kafka") == (2, {"sql-audit-resilience/replicas-before": "3",
+                                                   "sql-audit-resilience/held-by": "kafka_broker"})
+    envtest.wait("kafka-2 held down", lambda: set(pods(envtest, "app=kafka")) == {"kafka-0", "kafka-1"})
+    time.sleep(2)  # held: the controller does not bring it back by itself
+    assert set(pods(envtest, "app=kafka")) == {"kafka-0", "kafka-1"}
+    with pytest.raises(ActivityFailed, match=r"already scaled by this library"):
+        kafka_broker.stop_kafka_broker(duration=600, configuration=run)
+    started = kafka_broker.start_kafka_broker(configuration=run)
+    assert started["reverted_entries"] == [result["fault_id"]]
+    assert started["details"]["changed"].startswith("scaled kafka back to 3")
+    assert held_replicas(envtest, "kafka") == (3, {})
+    after = brokers(envtest)
+    assert after["kafka-0"] == before["kafka-0"] and after["kafka-2"] != before["kafka-2"]
+
+
+def test_a_duration_holds_the_whole_service_down_until_its_timer_brings_it_back(envtest: Envtest,
+                                                                              run: dict[str, Any]) -> None:
+    """cluster_loss's first action on Kubernetes: every replica down for ``duration``, then the expiry timer."""
+    envtest.wait("3 audit pods", lambda: len(pods(envtest, "app=sql-audit-service")) == 3)
+    result = replicas.kill_replicas(percentage=100, graceful=True, allow_all=True, duration=4, configuration=run)
+    assert result["details"]["killed"] == [f"sql-audit-service-{i}" for i in range(3)]
+    assert held_replicas(envtest, "sql-audit-service")[0] == 0
+    envtest.wait("every audit pod gone", lambda: pods(envtest, "app=sql-audit-service") == {})
+    envtest.wait("the timer to scale the set back", lambda: held_replicas(envtest, "sql-audit-service") == (3, {}),
+                 timeout=60)
+    envtest.wait("3 audit pods again", lambda: len(ready_pods(envtest, "app=sql-audit-service")) == 3)
+    envtest.wait("the timer to close the journal entry once they were Ready", lambda: fault_journal.open_entries(
+        Path(run["fault_state_dir"]), run["run_id"]) == [], timeout=30)
+
+
+def test_postgres_stop_with_a_duration_holds_the_leader_down_until_restored(envtest: Envtest,
+                                                                           run: dict[str, Any]) -> None:
+    envtest.wait("a postgres leader", lambda: pods(envtest, "app=postgres"))
+    result = postgres_failover.fail_over_postgres(method="stop", duration=600, configuration=run)
+    assert result["details"]["changed"] == ("scaled StatefulSet postgres from 1 to 0: leader pod postgres-0 held "
+                                            "down")
+    envtest.wait("postgres-0 gone", lambda: pods(envtest, "app=postgres") == {})
+    restored = postgres_failover.restore_postgres(configuration=run)
+    assert restored["reverted_entries"] == [result["fault_id"]]
+    assert held_replicas(envtest, "postgres") == (1, {})
+    assert "postgres-0" in ready_pods(envtest, "app=postgres")
 
 
 def test_stop_kafka_broker_refuses_a_pod_no_controller_would_recreate(envtest: Envtest,

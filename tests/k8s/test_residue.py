@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from faults import checker_config as config_fault
-from faults import clickhouse_down, network_partition, residue
+from faults import clickhouse_down, network_partition, postgres_failover, residue
 from faults.cleanup import cleanup
 from faults.kubernetes.client import rollout_status
 from target.settings import resolve
@@ -88,7 +88,7 @@ def test_each_kubernetes_fault_left_in_place_is_named_and_its_removal_leaves_not
     assert residue.diff(residue.at_rest(before), before, "at rest").clean
     assert before["items"]["network_chaos"] is None  # no Chaos Mesh here
     assert set(before["items"]["statefulsets"]) == {f"{NAMESPACE}/{n}" for n in ("sql-audit-service", "clickhouse",
-                                                                                 "kafka")}
+                                                                                 "kafka", "postgres")}
 
     network_partition.partition_network("kafka", configuration=run)
     found = _named(before, settings)
@@ -103,6 +103,14 @@ def test_each_kubernetes_fault_left_in_place_is_named_and_its_removal_leaves_not
     assert f"StatefulSet {NAMESPACE}/clickhouse: spec.replicas 0 (was 1" in found, found
     assert "annotation sql-audit-resilience/replicas-before left" in found, found
     clickhouse_down.start_clickhouse(configuration=run)
+
+    # Held at 0, PostgreSQL's set has no pod left to lead to it: the audit finds it by its annotation.
+    postgres_failover.fail_over_postgres(method="stop", duration=600, configuration=run)
+    envtest.wait("postgres pods gone", lambda: "pods of postgres" in _named(before, settings))
+    found = _named(before, settings)
+    assert f"StatefulSet {NAMESPACE}/postgres: spec.replicas 0 (was 1" in found, found
+    assert "annotation sql-audit-resilience/held-by left" in found, found
+    postgres_failover.restore_postgres(configuration=run)
 
     config_fault.change_checker_threshold("slow_query", "threshold_ms", 3000, configuration=run)
     found = _named(before, settings)
