@@ -58,6 +58,11 @@ class ExpectedAlert(BaseModel):
 
     alert: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     within_s: float = Field(gt=0, description="seconds after the fault's start by which the alert must fire")
+    if_measured: bool = Field(
+        default=False, description="expected only where the run's metric view measures what the alert reads (the "
+                                   "JVM's, the HTTP API's and the connection pool's alerts: the Spring service's "
+                                   "Micrometer metrics); elsewhere the run drops it and says so. Without it an alert "
+                                   "the view cannot evaluate is refused before the run.")
 
 
 class Effect(BaseModel):

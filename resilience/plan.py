@@ -8,6 +8,7 @@ answers, its Prometheus sees the service and its consumer group holds the topic,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -76,6 +77,8 @@ class RunPlan:
     load: dict[str, Any]
     settings: TargetSettings
     view: MetricView
+    dropped_alerts: list[str] = field(default_factory=list)
+    """Expected alerts (``if_measured``) this view cannot evaluate, a line each: said in the run's summary."""
 
     @property
     def prometheus_url(self) -> str:
@@ -107,7 +110,7 @@ def plan(options: RunOptions) -> RunPlan:
     if unknown:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: unknown measures {unknown}; "
                        f"measures of {options.slo_file}: {', '.join(cat.measures)}")
-    _check_expected_alerts(exp, cat, options.target)
+    _check_expected_alerts(exp, cat)
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")
@@ -118,15 +121,16 @@ def plan(options: RunOptions) -> RunPlan:
         view = metric_view(settings, cat)
     except Exception as exc:  # ActivityFailed naming the key
         raise RunError(str(exc)) from None
+    exp, dropped = expected_alerts_for_view(exp, cat, view)
     _refuse_if_halted(settings, options, cat, view)
-    return RunPlan(options, exp, cat, load, settings, view)
+    return RunPlan(options, exp, cat, load, settings, view, dropped)
 
 
-def _check_expected_alerts(exp: xp.Experiment, cat: Catalogue, target: str) -> None:
-    """Every alert an experiment expects is in the alert catalogue and, on the local stack, in its rules."""
+def _check_expected_alerts(exp: xp.Experiment, cat: Catalogue) -> None:
+    """Every alert an experiment expects is in the alert catalogue."""
     if not exp.ext.expect_alerts:
         return
-    from probes.alerts import AlertFileError, load_alerts, render
+    from probes.alerts import AlertFileError, load_alerts
 
     try:
         alerts = load_alerts(catalogue=cat)
@@ -136,12 +140,33 @@ def _check_expected_alerts(exp: xp.Experiment, cat: Catalogue, target: str) -> N
         if e.alert not in alerts.names():
             raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: no alert {e.alert!r} "
                            f"in docs/alerts.yaml; alerts: {', '.join(alerts.names())}")
-    if target == "local" and target in cat.targets:
-        left_out = render(alerts, cat, cat.view("local"), title="--target local").left_out
-        for i, e in enumerate(exp.ext.expect_alerts):
-            if e.alert in left_out:
-                raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: {e.alert} is not "
-                               f"in the local stack's rules: {left_out[e.alert]}")
+
+
+def expected_alerts_for_view(exp: xp.Experiment, cat: Catalogue, view: MetricView) -> tuple[xp.Experiment, list[str]]:
+    """The experiment with only the expected alerts ``view`` can evaluate, and a line per one it dropped.
+
+    An alert reading a measure no profile of the view defines is left out of that view's rules (docs/alerts.yaml):
+    it can never fire, so expecting it would be a fail the service did not earn. ``if_measured: true`` drops it
+    (the run says so); otherwise :class:`RunError` names the field before anything starts.
+    """
+    if not exp.ext.expect_alerts:
+        return exp, []
+    from probes.alerts import load_alerts, render
+
+    left_out = render(load_alerts(catalogue=cat), cat, view, title="(the run's view)").left_out
+    kept, dropped = [], []
+    for i, e in enumerate(exp.ext.expect_alerts):
+        if e.alert not in left_out:
+            kept.append(e)
+        elif e.if_measured:
+            dropped.append(f"{e.alert} not expected: {left_out[e.alert]}")
+        else:
+            raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: {e.alert} cannot fire "
+                           f"with metric profiles {', '.join(view.profiles)}: {left_out[e.alert]} (mark it "
+                           "if_measured: true if the experiment expects it only where it is measured)")
+    if not dropped:
+        return exp, []
+    return dataclasses.replace(exp, ext=exp.ext.model_copy(update={"expect_alerts": kept})), dropped
 
 
 def _refuse_if_halted(settings: TargetSettings, options: RunOptions, cat: Catalogue, view: MetricView) -> None:

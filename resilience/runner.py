@@ -114,8 +114,10 @@ def run(options: RunOptions, phase: Phase = _quiet_phase, live: Callable[[dict[s
                       "clickhouse": list(p.clickhouse)},
         "metrics": p.view.as_dict(), "contract": p.settings.contract.model_dump(),
         "started_at": time.time(), "ended_at": None, "fault": None, "error": None,
-        "alerts": _alerts_entry(p),
+        "alerts": _alerts_entry(p), "alerts_not_expected": p.dropped_alerts,
     }
+    for line in p.dropped_alerts:
+        phase("alerts", line)
     rd.write("run.json", run)
     config = _configuration(p, rd, run["started_at"])
     # Chaos Toolkit drops configuration keys an experiment does not declare, so what the activities

@@ -161,8 +161,8 @@ def test_alerts_are_judged_on_the_local_stack_and_wherever_an_experiment_expects
 
 @pytest.mark.parametrize("alert, message", [
     ("Nope", r"expect_alerts\[0\]\.alert: no alert 'Nope' in docs/alerts.yaml"),
-    ("HighHeapMemoryUsage", r"expect_alerts\[0\]\.alert: HighHeapMemoryUsage is not in the local stack's rules.*"
-                            r"heap_used_ratio"),
+    ("HighHeapMemoryUsage", r"expect_alerts\[0\]\.alert: HighHeapMemoryUsage cannot fire with metric profiles .*"
+                            r"python-reference.*heap_used_ratio.*mark it if_measured: true"),
 ])
 def test_an_alert_the_rules_cannot_fire_is_refused_before_any_fault(tmp_path: Any, alert: str, message: str) -> None:
     import yaml
@@ -176,6 +176,28 @@ def test_an_alert_the_rules_cannot_fire_is_refused_before_any_fault(tmp_path: An
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(RunError, match=message):
         plan(RunOptions(experiment=str(path), port_base=24100))
+
+
+def test_an_alert_expected_if_measured_is_dropped_where_it_cannot_fire_and_kept_where_it_can(tmp_path: Any) -> None:
+    """The Python service has no JVM: its run drops HighHeapMemoryUsage and says why; a Spring run expects it."""
+    import yaml
+
+    from resilience.experiments import EXPERIMENTS_DIR
+    from resilience.plan import RunOptions, plan
+
+    doc = yaml.safe_load((EXPERIMENTS_DIR / "consumer_lag_surge.yaml").read_text())
+    doc["extensions"][0]["expect_alerts"] = [{"alert": "HighHeapMemoryUsage", "within_s": 30, "if_measured": True},
+                                             {"alert": "HighKafkaConsumerLag", "within_s": 60}]
+    path = tmp_path / "surge.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    python = plan(RunOptions(experiment=str(path), port_base=24100))
+    assert [a.alert for a in python.exp.ext.expect_alerts] == ["HighKafkaConsumerLag"]
+    assert len(python.dropped_alerts) == 1
+    assert python.dropped_alerts[0].startswith("HighHeapMemoryUsage not expected: ")
+    assert "heap_used_ratio" in python.dropped_alerts[0]
+    spring = plan(RunOptions(experiment=str(path), port_base=24100, service="spring"))
+    assert [a.alert for a in spring.exp.ext.expect_alerts] == ["HighHeapMemoryUsage", "HighKafkaConsumerLag"]
+    assert spring.dropped_alerts == []
 
 
 # --------------------------------------------------------------------------- the whole judge, on a recorded real run
