@@ -96,6 +96,12 @@ def evaluate(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow,
                     # Not recovered in a window shorter than the objective proves nothing either way.
                     value, reason = None, (f"{reason}; observed only {observed:.0f} s of the {objective:g} s "
                                            "objective: run longer to judge it")
+                at_least = details.get("rto_at_least_s")
+                if value is None and isinstance(at_least, int | float) and comparison in (
+                        Comparison.LT, Comparison.LE) and not comparison.holds(at_least, objective):
+                    # Still settling when the run ended, but it began too late: no ending can meet the objective.
+                    value, reason = float(at_least), (f"{reason}: the RTO is at least {at_least:.1f} s, past the "
+                                                      "objective whatever followed")
         except (prom.ProbeError, MeasureUndefined) as exc:
             value, reason, details = None, str(exc), {}
         verdicts.append(_judge(slo, comparison, objective, value, reason, details))
@@ -209,6 +215,8 @@ def recovery_measurement(rec: Recovery) -> Measurement:
     """A :class:`Recovery` as an SLO measurement (``None`` unless recovered)."""
     details: dict[str, object] = {"status": rec.status.value, "broke_at": rec.broke_at,
                                   "recovered_at": rec.recovered_at}
+    if rec.at_least_s is not None:
+        details["rto_at_least_s"] = round(rec.at_least_s, 3)
     if rec.status is RecoveryStatus.RECOVERED:
         return Measurement(rec.rto_s, rec.reason, details)
     if rec.status is RecoveryStatus.NEVER_RECOVERED:

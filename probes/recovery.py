@@ -38,6 +38,9 @@ class Recovery:
     reason: str
     broke_at: float | None = None  # first sample after the fault at which the condition did not hold
     settled: bool = False  # no later sample can change it (the baseline before the fault decided it)
+    # Inconclusive only because the run ended while the condition was settling: the RTO cannot be less than
+    # this (seconds after the fault's start; set only when no scrape gap could hide an earlier recovery).
+    at_least_s: float | None = None
 
 
 #: Share of the pre-fault samples in which the condition must hold for the RTO to mean anything.
@@ -112,7 +115,8 @@ def recovery_time(samples: Sequence[tuple[float, bool]], fault_start: float, sta
     if candidate is not None and end - prev_t <= max_gap_s:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
                         f"condition holding since +{candidate - fault_start:.1f} s but observed only "
-                        f"{end - candidate:.1f} s of the {stabilization_s:.0f} s stabilisation window", broke_at)
+                        f"{end - candidate:.1f} s of the {stabilization_s:.0f} s stabilisation window", broke_at,
+                        at_least_s=None if gaps else candidate - fault_start)
     if gaps:
         return Recovery(RecoveryStatus.INCONCLUSIVE, None, None,
                         f"not recovered, and {gaps} scrape gap(s) longer than {max_gap_s:.0f} s hide part of the run",

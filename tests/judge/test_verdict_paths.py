@@ -180,6 +180,21 @@ def test_never_recovered_in_an_observation_shorter_than_the_objective_is_inconcl
     assert v.outcome is Outcome.INCONCLUSIVE and "run longer to judge it" in v.reason
 
 
+def test_a_recovery_still_settling_when_the_run_ended_fails_once_it_began_past_the_objective(
+        run_dir: Path, tmp_path: Path) -> None:
+    """Ready again only in the last 3 s of the observation: the stabilisation window was not seen, so the RTO is
+    unknown, but it is at least the time it began. Past the objective that is a fail whatever followed (the
+    cluster's kafka_broker_loss said "inconclusive" of a recovery that began at +70.9 s against 60 s); within
+    the objective it stays inconclusive (it might still have passed)."""
+    observed = _observed_after_fault(run_dir)
+    _edit_series(run_dir, READY, lambda t, v: v if t < 0 else (3.0 if t >= observed - 3 else 2.0))
+    late = _verdict(_judge(run_dir, _what_if(tmp_path, observed - 10)), "rto_replicas_ready")
+    assert late.outcome is Outcome.FAIL, late
+    assert "the RTO is at least" in late.reason and late.measured is not None and late.measured >= observed - 4
+    open_ = _verdict(_judge(run_dir, _what_if(tmp_path, observed + 100)), "rto_replicas_ready")
+    assert open_.outcome is Outcome.INCONCLUSIVE and "stabilisation window" in open_.reason, open_
+
+
 def test_flapping_never_recovers(run_dir: Path, tmp_path: Path) -> None:
     _edit_series(run_dir, READY, lambda t, v: v if t < 0 else (3.0 if int(t // 4) % 2 else 2.0))
     j = _judge(run_dir, _what_if(tmp_path, _observed_after_fault(run_dir) - 5))

@@ -61,6 +61,14 @@ def test_recovery_starting_before_the_window_ends_is_inconclusive() -> None:
     assert "stabilisation window" in r.reason
 
 
+def test_a_recovery_cut_short_by_the_run_bounds_the_rto_from_below_unless_a_gap_could_hide_an_earlier_one() -> None:
+    r = recovery_time(series("-----+++"), fault_start=100.0, stabilization_s=5)
+    assert (r.status, r.at_least_s) == (RecoveryStatus.INCONCLUSIVE, 5.0)
+    # holds 102-104, a gap, holds again from 108: the gap could hide a window that began at 102
+    gapped = recovery_time(series("--+++   +++"), fault_start=100.0, stabilization_s=5, max_gap_s=2)
+    assert (gapped.status, gapped.at_least_s) == (RecoveryStatus.INCONCLUSIVE, None)
+
+
 def test_condition_that_never_broke_is_rto_zero() -> None:
     r = recovery_time(series("+" * 20), fault_start=100.0, stabilization_s=5)
     assert (r.status, r.rto_s) == (RecoveryStatus.RECOVERED, 0.0)
