@@ -19,24 +19,11 @@ from typing import IO
 
 import pytest
 
-# Parallel workers (``pytest -n 2``, pytest-xdist; ``make test`` does it): each worker is a session of its own,
-# so it gets its own port bases and its own data root and fault journal (a kill switch or a `cleanup --all` of one
-# worker must not reach the other's stacks). Set before the stack modules read the environment.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...; empty without xdist
-WORKER_PORT_STRIDE = 1000
-if WORKER:
-    _root = Path(os.environ.get("RESILIENCE_DATA_ROOT", "/var/tmp/sql-audit-resilience")) / WORKER
-    os.environ["RESILIENCE_DATA_ROOT"] = str(_root)
-    os.environ.setdefault("RESILIENCE_STATE_DIR", str(_root / "faults"))
-
-from stack.core import LocalStack  # noqa: E402  (after the worker's environment)
-from stack.paths import DEFAULT_DATA_ROOT  # noqa: E402
+from stack.core import LocalStack
+from stack.paths import DEFAULT_DATA_ROOT
 
 STACK_KEY = pytest.StashKey[LocalStack]()
 DEFAULT_TEST_PORT_BASE = 19500
-# Test packages that start stacks of their own at fixed port bases (or one cluster): under xdist each runs on
-# one worker only (``--dist loadgroup``), so two workers never start the same one.
-OWN_STACK_PACKAGES = ("cluster", "ha", "k8s", "secure", "spring")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,20 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def stack_port_base(config: pytest.Config) -> int:
-    """The session stack's port base; a parallel worker ``gwN`` adds ``1000 * (N + 1)`` to it."""
     opt = config.getoption("--stack-port-base")
-    base = int(opt) if opt is not None else int(os.environ.get("RESILIENCE_TEST_PORT_BASE",
-                                                                config.getini("stack_port_base")))
-    return base + WORKER_PORT_STRIDE * (int(WORKER[2:]) + 1) if WORKER else base
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.pluginmanager.hasplugin("xdist") and (config.getoption("dist", "no") or "no") != "no":
-        tests = Path(__file__).parent / "tests"
-        for item in items:
-            parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
-            if parts and parts[0] in OWN_STACK_PACKAGES:
-                item.add_marker(pytest.mark.xdist_group(parts[0]))
+    if opt is not None:
+        return int(opt)
+    return int(os.environ.get("RESILIENCE_TEST_PORT_BASE", config.getini("stack_port_base")))
 
 
 def _keep(config: pytest.Config) -> bool:
