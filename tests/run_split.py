@@ -43,7 +43,7 @@ def _names_paths(args: list[str]) -> bool:
 
 
 def _packages() -> tuple[list[str], list[str]]:
-    packages = sorted(p.name for p in TESTS.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    packages = sorted(p.name for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py")))
     a = [f"tests/{p}" for p in packages if p in SESSION_A]
     b = [f"tests/{p}" for p in packages if p not in SESSION_A]
     return a, b
