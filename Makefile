@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run gate test test-serial test-extended lint typecheck bench-stack down k8s-cluster gate-k8s
+.PHONY: setup run gate test test-extended lint typecheck bench-stack down k8s-cluster gate-k8s
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,7 @@ run: setup
 gate: setup
 	$(VENV)/bin/resilience gate $(GATE_ARGS)
 
-# Two pytest sessions side by side (tests/run_split.py says how the packages are split and why); PYTEST_ARGS go
-# to both, or, when they name test paths, to one ordinary session. `make test-serial`: one session, everything.
 test: setup k8s-envtest k8s-cluster
-	$(PY) tests/run_split.py $(PYTEST_ARGS)
-
-test-serial: setup k8s-envtest k8s-cluster
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  # ruff's rules only (the code keeps its aligned continuation lines, so no `ruff format`), and
