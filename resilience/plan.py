@@ -110,7 +110,6 @@ def plan(options: RunOptions) -> RunPlan:
     if unknown:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: unknown measures {unknown}; "
                        f"measures of {options.slo_file}: {', '.join(cat.measures)}")
-    _check_expected_alerts(exp, cat)
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")
@@ -126,36 +125,28 @@ def plan(options: RunOptions) -> RunPlan:
     return RunPlan(options, exp, cat, load, settings, view, dropped)
 
 
-def _check_expected_alerts(exp: xp.Experiment, cat: Catalogue) -> None:
-    """Every alert an experiment expects is in the alert catalogue."""
+def expected_alerts_for_view(exp: xp.Experiment, cat: Catalogue, view: MetricView) -> tuple[xp.Experiment, list[str]]:
+    """The experiment with only the expected alerts ``view`` can evaluate, and a line per one it dropped.
+
+    Every expected alert must be in the alert catalogue. One reading a measure no profile of the view defines is
+    left out of that view's rules (docs/alerts.yaml): it can never fire, so expecting it would be a fail the
+    service did not earn. ``if_measured: true`` drops it (the run says so); otherwise :class:`RunError` names the
+    field before anything starts.
+    """
     if not exp.ext.expect_alerts:
-        return
-    from probes.alerts import AlertFileError, load_alerts
+        return exp, []
+    from probes.alerts import AlertFileError, load_alerts, render
 
     try:
         alerts = load_alerts(catalogue=cat)
     except AlertFileError as exc:
         raise RunError(str(exc)) from None
+    left_out = render(alerts, cat, view, title="(the run's view)").left_out
+    kept, dropped = [], []
     for i, e in enumerate(exp.ext.expect_alerts):
         if e.alert not in alerts.names():
             raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_alerts[{i}].alert: no alert {e.alert!r} "
                            f"in docs/alerts.yaml; alerts: {', '.join(alerts.names())}")
-
-
-def expected_alerts_for_view(exp: xp.Experiment, cat: Catalogue, view: MetricView) -> tuple[xp.Experiment, list[str]]:
-    """The experiment with only the expected alerts ``view`` can evaluate, and a line per one it dropped.
-
-    An alert reading a measure no profile of the view defines is left out of that view's rules (docs/alerts.yaml):
-    it can never fire, so expecting it would be a fail the service did not earn. ``if_measured: true`` drops it
-    (the run says so); otherwise :class:`RunError` names the field before anything starts.
-    """
-    if not exp.ext.expect_alerts:
-        return exp, []
-    from probes.alerts import load_alerts, render
-
-    left_out = render(load_alerts(catalogue=cat), cat, view, title="(the run's view)").left_out
-    kept, dropped = [], []
-    for i, e in enumerate(exp.ext.expect_alerts):
         if e.alert not in left_out:
             kept.append(e)
         elif e.if_measured:

@@ -1,7 +1,7 @@
 """Kubernetes backend of :mod:`faults.clickhouse_down`: scale the ClickHouse StatefulSet down and back.
 
 ``stop_clickhouse`` lowers ``spec.replicas`` of the StatefulSet ``k8s_clickhouse_statefulset`` (namespace
-``k8s_clickhouse_namespace``), recording the count before (:func:`faults.kubernetes.hold.hold_down`);
+``k8s_clickhouse_namespace``), recording the count before (:func:`faults.kubernetes.hold.hold_set`);
 ``start_clickhouse`` restores that count, drops the annotations and waits for the pods to be Ready.
 
 ``replica`` is a pod ordinal of that StatefulSet (``clickhouse-1`` is replica 1); ``null`` stops every
@@ -16,7 +16,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults.kubernetes.client import Kube
-from faults.kubernetes.hold import BEFORE, hold_down, restore
+from faults.kubernetes.hold import BEFORE, hold_set, restore
 
 FAULT = "clickhouse_down"
 
@@ -45,7 +45,7 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
                                      f"{name}-{replica} would stop {also} too; use replica {replicas - 1}, or null "
                                      "for every pod")
             target = replica
-        hold_down(kube, ns, name, target, FAULT, what)
+        hold_set(kube, ns, sts, replicas - target, FAULT, what)
         stopped = "every pod" if target == 0 else f"pod {name}-{target}"
         if kube.dry_run:
             return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to {target} ({stopped})",

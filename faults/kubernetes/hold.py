@@ -10,7 +10,7 @@ left to lead to it), so it is idempotent and works for a runner that died. The r
 StatefulSet still annotated or at another count (:mod:`faults.kubernetes.residue`).
 
 A StatefulSet removes its highest ordinals first, so only those can be held down: a lower one is refused,
-naming the pods it would take down too (:func:`highest_ordinals`). An operator that owns the StatefulSet
+naming the pods it would take down too (:func:`hold_pod_down`). An operator that owns the StatefulSet
 (Zalando's postgres-operator) may scale it back on its next sync; Strimzi's brokers are not a StatefulSet's
 at all (StrimziPodSet) and are refused.
 """
@@ -20,9 +20,10 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 
 from faults.kubernetes import LABEL_PREFIX
+from faults.kubernetes._pods import ordinal
 from faults.kubernetes.client import Kube
 
-__all__ = ["BEFORE", "HELD_BY", "bring_back", "held", "highest_ordinals", "hold_down", "owning_statefulset",
+__all__ = ["BEFORE", "HELD_BY", "bring_back", "held", "hold_down", "hold_pod_down", "hold_set", "owning_statefulset",
            "restore"]
 
 BEFORE = f"{LABEL_PREFIX}/replicas-before"
@@ -40,37 +41,44 @@ def owning_statefulset(pod: Any, what: str) -> str:
     return str(owner.name)
 
 
-def highest_ordinals(name: str, replicas: int, ordinals: list[int], what: str) -> None:
-    """Refuse unless ``ordinals`` are the highest of StatefulSet ``name`` (what scaling it down removes)."""
-    top = list(range(replicas - len(ordinals), replicas))
-    if sorted(ordinals) != top:
-        also = sorted(set(range(min(ordinals), replicas)) - set(ordinals)) if ordinals else []
-        pods = ", ".join(f"{name}-{i}" for i in also)
-        raise ActivityFailed(f"{what}: with a duration, a StatefulSet holds down only its highest ordinals "
-                             f"({', '.join(f'{name}-{i}' for i in top)} of {replicas}); holding "
-                             f"{', '.join(f'{name}-{i}' for i in sorted(ordinals))} down would stop {pods} too: "
-                             "choose the highest, or leave duration null")
+def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: str) -> int:
+    """Scale StatefulSet ``sts`` (as just read) down by ``by`` replicas, recording the count before and ``fault``.
 
-
-def hold_down(kube: Kube, namespace: str, name: str, to: int, fault: str, what: str) -> int:
-    """Scale StatefulSet ``namespace/name`` to ``to`` replicas, recording the count before and ``fault``.
-
-    Refuses (nothing changed) a set already held or scaled by this library, or one already at ``to`` or below.
-    Returns the count before.
+    Refuses (nothing changed) a set already held or scaled by this library, or one with fewer than ``by``
+    replicas. Returns the count before.
     """
-    sts = kube.read_statefulset(namespace, name)
+    name = sts.metadata.name
     replicas = sts.spec.replicas if sts.spec.replicas is not None else 1
     annotations = sts.metadata.annotations or {}
     if BEFORE in annotations:
         raise ActivityFailed(f"{what}: StatefulSet {namespace}/{name} is already scaled by this library "
                              f"({BEFORE}={annotations[BEFORE]}, {HELD_BY}={annotations.get(HELD_BY)}): restore it "
                              "first (`resilience cleanup`)")
-    if replicas <= to:
+    if by <= 0 or replicas < by:
         raise ActivityFailed(f"{what}: StatefulSet {namespace}/{name} has {replicas} replica(s): nothing to hold "
-                             f"down to {to}")
+                             f"down by {by}")
     kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: str(replicas), HELD_BY: fault}},
-                                             "spec": {"replicas": to}})
+                                             "spec": {"replicas": replicas - by}})
     return replicas
+
+
+def hold_down(kube: Kube, namespace: str, name: str, by: int, fault: str, what: str) -> int:
+    """:func:`hold_set` of StatefulSet ``namespace/name`` (its highest ``by`` ordinals); the count before."""
+    return hold_set(kube, namespace, kube.read_statefulset(namespace, name), by, fault, what)
+
+
+def hold_pod_down(kube: Kube, namespace: str, pod: Any, fault: str, what: str) -> tuple[str, int]:
+    """Hold ``pod`` down by scaling its StatefulSet down by one; refused unless it is the set's highest ordinal
+    (naming the pods a scale-down would stop too). ``(StatefulSet name, count before)``."""
+    name = owning_statefulset(pod, what)
+    sts = kube.read_statefulset(namespace, name)
+    replicas, index = sts.spec.replicas or 0, ordinal(pod) or 0
+    if index != replicas - 1:
+        also = ", ".join(f"{name}-{i}" for i in range(index + 1, replicas))
+        raise ActivityFailed(f"{what}: with a duration, a StatefulSet holds down only its highest ordinals "
+                             f"({name}-{replicas - 1} of {replicas}); holding {pod.metadata.name} down would stop "
+                             f"{also} too: choose the highest, or leave duration null")
+    return name, hold_set(kube, namespace, sts, 1, fault, what)
 
 
 def held(kube: Kube, namespace: str, fault: str | None = None) -> list[Any]:

@@ -29,7 +29,7 @@ from chaoslib.types import Configuration, Secrets
 from clients.wait import wait_until
 from faults.kubernetes._pods import ordinal, with_ordinal
 from faults.kubernetes.client import Kube, is_ready
-from faults.kubernetes.hold import bring_back, held, highest_ordinals, hold_down, owning_statefulset
+from faults.kubernetes.hold import bring_back, held, hold_pod_down
 from target.kubernetes import Edge
 
 FAULT = "kafka_broker"
@@ -126,10 +126,7 @@ def _hold(kube: Kube, ns: str, broker: int | None, pods: list[Any], ready: list[
         victim = with_ordinal(pods, broker, "broker", where, what)
         if not is_ready(victim):
             raise ActivityFailed(f"{what}: broker pod {ns}/{victim.metadata.name} is not Ready")
-    sts = owning_statefulset(victim, what)
-    replicas = kube.read_statefulset(ns, sts).spec.replicas or 0
-    highest_ordinals(sts, replicas, [ordinal(victim) or 0], what)
-    hold_down(kube, ns, sts, replicas - 1, FAULT, what)
+    sts, replicas = hold_pod_down(kube, ns, victim, FAULT, what)
     name = victim.metadata.name
     only = " (the only broker: a full Kafka outage until it is back)" if expected == 1 else ""
     how = f"scale StatefulSet {ns}/{sts} from {replicas} to {replicas - 1}"

@@ -20,9 +20,8 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
-from faults.kubernetes._pods import ordinal
 from faults.kubernetes.client import Kube, is_ready
-from faults.kubernetes.hold import bring_back, held, highest_ordinals, hold_down, owning_statefulset
+from faults.kubernetes.hold import bring_back, held, hold_pod_down
 
 FAULT = "postgres_failover"
 
@@ -56,10 +55,7 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                                      f"{(err or out).strip()[-500:]}")
             changed = f"patronictl switchover away from {name}"
         elif duration is not None:
-            sts = owning_statefulset(leader, what)
-            replicas = kube.read_statefulset(ns, sts).spec.replicas or 0
-            highest_ordinals(sts, replicas, [ordinal(leader) or 0], what)
-            hold_down(kube, ns, sts, replicas - 1, FAULT, what)
+            sts, replicas = hold_pod_down(kube, ns, leader, FAULT, what)
             changed = f"scaled StatefulSet {sts} from {replicas} to {replicas - 1}: leader pod {name} held down"
         else:
             kube.delete_pod(ns, name, 0 if method == "kill" else None, uid=leader.metadata.uid)

@@ -89,9 +89,8 @@ def _hold(kube: Kube, members: list[Any], n: int, ready: list[Any], group: str, 
     if owners != {name}:
         raise ActivityFailed(f"{what}: pods matching {kube.settings.service_selector!r} belong to StatefulSet(s) "
                              f"{sorted(owners)}, not {name} (k8s_service_statefulset)")
-    replicas = kube.read_statefulset(ns, name).spec.replicas or 0
+    replicas = hold_down(kube, ns, name, n, FAULT, what)
     victims = [p for p in members if (ordinal(p) or 0) >= replicas - n]  # what scaling down removes
-    hold_down(kube, ns, name, replicas - n, FAULT, what)
     killed = [p.metadata.name for p in victims]
     if kube.dry_run:
         return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to {replicas - n} (holds {killed} down "
