@@ -41,7 +41,7 @@ def _dirs(settings: TargetSettings) -> tuple[Path, Path]:
 
 
 def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120.0, seed: int = 0,
-               workers: int = 0, configuration: Configuration | None = None,
+               workers: int = 0, mix: dict[str, float] | None = None, configuration: Configuration | None = None,
                secrets: Secrets | None = None) -> dict[str, Any]:
     """Start SQL-event load into Kafka in the background; it stops by itself after ``duration``.
 
@@ -51,6 +51,9 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
         duration: seconds of load.
         seed: seed of the event content (same seed, same events).
         workers: 0 for one Locust process; N for distributed mode with N workers.
+        mix: shares of the events each checker flags, over the generator's defaults
+            (:data:`loadtests.config.MIX_KNOBS`; e.g. ``{slow_fraction: 0.1}`` for a violation every
+            0.2 s at 50 events/s). The runner checks it when it loads the experiment.
 
     Returns:
         The load's handle (pid, run directory, ledger directory, spec).
@@ -63,7 +66,7 @@ def start_load(shape: str = "steady", rate: float = 100.0, duration: float = 120
     load_dir, ledger = _dirs(settings)
     try:
         handle = start_for(settings, shape=shape, rate=float(rate), duration=float(duration), seed=int(seed),
-                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger))
+                           workers=int(workers), run_dir=str(load_dir), ledger_dir=str(ledger), mix=mix)
     except (LoadConfigError, RuntimeError, ValueError) as exc:
         raise ActivityFailed(f"start load: {exc}") from None
     return handle.as_dict()

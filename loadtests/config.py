@@ -26,8 +26,8 @@ from loadtests.shapes import DEFAULT_DURATIONS, SHAPES, LoadPlan, check_shape_na
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUTH_ENV_PREFIX", "DEFAULT_TOPIC", "LoadConfigError", "LoadSpec", "add_locust_arguments", "check_bootstrap",
-           "parse_bootstrap", "spec_from_options"]
+__all__ = ["AUTH_ENV_PREFIX", "DEFAULT_TOPIC", "MIX_KNOBS", "LoadConfigError", "LoadSpec", "add_locust_arguments",
+           "check_bootstrap", "check_mix", "parse_bootstrap", "spec_from_options"]
 
 DEFAULT_TOPIC = "sql-audit-events"
 AUTH_ENV_PREFIX = "LOADTESTS_"
@@ -36,6 +36,33 @@ AUTH_ENV_PREFIX = "LOADTESTS_"
 
 class LoadConfigError(ValueError):
     """A load run was asked for something impossible; the message names the argument or the address."""
+
+
+MIX_KNOBS = ("slow_fraction", "impact_fraction", "error_fraction", "failing_app_error_ratio", "burst_fraction")
+"""The generator knobs an experiment may set for its load (``mix``): the shares of the events each checker flags."""
+
+
+def check_mix(mix: Any) -> dict[str, float]:
+    """An experiment's load ``mix`` (``{knob: share}``, knobs of :data:`MIX_KNOBS`), checked as the generator would.
+
+    Raises :class:`LoadConfigError` naming the knob: an unknown one, a share that is not a number in [0, 1),
+    or shares the generator refuses together (slow + impact + burst must stay under 1)."""
+    if mix is None:
+        return {}
+    if not isinstance(mix, dict):
+        raise LoadConfigError(f"mix: must be a mapping of {', '.join(MIX_KNOBS)} to shares, got {mix!r}")
+    out: dict[str, float] = {}
+    for knob, value in mix.items():
+        if knob not in MIX_KNOBS:
+            raise LoadConfigError(f"mix.{knob}: unknown knob (known: {', '.join(MIX_KNOBS)})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise LoadConfigError(f"mix.{knob}: must be a share in [0, 1), got {value!r}")
+        out[knob] = float(value)
+    try:
+        GeneratorConfig(**dict[str, Any](out))  # the generator's own range checks
+    except ValueError as exc:
+        raise LoadConfigError(f"mix: {exc}") from None
+    return out
 
 
 def _positive(name: str, value: Any, kind: type = float) -> Any:

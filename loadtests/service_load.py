@@ -9,16 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import locust_process
+from loadtests.config import check_mix
 from target.settings import TargetSettings
 
 __all__ = ["start_for", "warm_up"]
 
 
-def start_for(settings: TargetSettings, **load: Any) -> locust_process.LoadHandle:
+def start_for(settings: TargetSettings, mix: dict[str, Any] | None = None, **load: Any) -> locust_process.LoadHandle:
     """:func:`loadtests.locust_process.start_load` with the target's topic, event format, Kafka login and read API;
-    ``load``: its remaining arguments (shape, rate, duration, seed, workers, run_dir, ledger_dir)."""
+    ``mix``: the experiment's generator shares (:func:`loadtests.config.check_mix`); ``load``: the remaining
+    arguments (shape, rate, duration, seed, workers, run_dir, ledger_dir)."""
     urls, secret = _read_api(settings)
-    options: dict[str, Any] = {"event_format": settings.contract.event_format}
+    options: dict[str, Any] = {"event_format": settings.contract.event_format, **check_mix(mix)}
     if urls:
         options["api_urls"] = ",".join(urls)
     return locust_process.start_load(settings.require("kafka_bootstrap", "start load"), topic=settings.contract.topic,

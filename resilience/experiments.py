@@ -19,7 +19,9 @@ Each experiment carries an ``extensions`` entry named ``sql-audit-resilience``::
 
 Load parameters live in the experiment's ``configuration`` (``load_shape``, ``load_rate``,
 ``load_duration``, ``load_seed``) so that a plain ``chaos run`` uses them too; the runner
-overrides them from its command line through the environment.
+overrides them from its command line through the environment. The load's event mix (the share of
+events each checker flags) is an argument of its ``start_load`` action, ``mix: {slow_fraction: 0.1}``,
+checked here (:func:`loadtests.config.check_mix`) so that a bad knob stops the run before any fault.
 """
 
 from __future__ import annotations
@@ -140,6 +142,14 @@ class Experiment:
     def title(self) -> str:
         return str(self.doc.get("title", self.name))
 
+    @property
+    def load_mix(self) -> dict[str, float]:
+        """The event mix of the experiment's load (its ``start_load`` action's ``mix``; ``{}``: the defaults)."""
+        from loadtests.config import check_mix
+
+        actions = _load_actions(self.doc)
+        return check_mix((actions[0][1]["provider"].get("arguments") or {}).get("mix")) if actions else {}
+
     def config_default(self, key: str) -> Any:
         """The default of a configuration key (``{type: env, default: ...}`` or a plain value)."""
         value = self.doc.get("configuration", {}).get(key)
@@ -178,7 +188,30 @@ def load(path: Path) -> Experiment:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         raise ExperimentError(f"{path}: extensions[{EXTENSION}].{field}: {err['msg']}") from None
+    _check_load_mix(path, doc)
     return Experiment(path=path, doc=doc, ext=ext)
+
+
+def _load_actions(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The experiment's ``loadtests.activities.start_load`` actions, each with where it is (``method[0]``)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for section in ("method", "rollbacks"):
+        for i, activity in enumerate(doc.get(section) or []):
+            provider = activity.get("provider") if isinstance(activity, dict) else None
+            if (isinstance(provider, dict) and provider.get("module") == "loadtests.activities"
+                    and provider.get("func") == "start_load"):
+                found.append((f"{section}[{i}]", activity))
+    return found
+
+
+def _check_load_mix(path: Path, doc: dict[str, Any]) -> None:
+    from loadtests.config import LoadConfigError, check_mix
+
+    for where, activity in _load_actions(doc):
+        try:
+            check_mix((activity["provider"].get("arguments") or {}).get("mix"))
+        except LoadConfigError as exc:
+            raise ExperimentError(f"{path}: {where} ({activity.get('name', 'start_load')}).arguments.{exc}") from None
 
 
 def catalogue(directory: Path = EXPERIMENTS_DIR) -> list[Experiment]:

@@ -179,6 +179,7 @@ def _load(exp: xp.Experiment, options: RunOptions) -> dict[str, Any]:
         "duration_s": (options.duration if options.duration is not None
                        else float(exp.config_default("load_duration") or 120)),
         "seed": options.seed if options.seed is not None else int(exp.config_default("load_seed") or 0),
+        **({"mix": exp.load_mix} if exp.load_mix else {}),
     }
     from loadtests.config import LoadConfigError, LoadSpec
 

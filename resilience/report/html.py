@@ -163,6 +163,7 @@ def _report_context(files: RunFiles) -> dict[str, Any]:
                  "duration_s": num(load_asked.get("duration_s")),
                  "acknowledged": load_done.get("acknowledged"), "failed": load_done.get("failed")},
         "seed": load_asked.get("seed", "—"),
+        "mix": ", ".join(f"{k} {v}" for k, v in as_dict(load_asked.get("mix")).items()),
         "started": fmt_time(files.started_at),
         "ended": fmt_time(files.ended_at),
         "duration_s": files.duration_s,
