@@ -8,9 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from loadtests.config import LoadConfigError
+from loadtests.config import LoadConfigError, LoadSpec, check_mix
+from loadtests.generator import SqlEventGenerator
 from loadtests.locust_process import LOCUSTFILE, start_load
+from resilience.experiments import EXPERIMENTS_DIR, ExperimentError
+from resilience.experiments import load as load_experiment
 
 LOCUST_TIMEOUT_S = 60
 
@@ -93,3 +97,40 @@ def test_start_load_names_a_bad_priority(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(LoadConfigError, match=rf"RESILIENCE_LOAD_NICE='{value}': expected an integer from -20 to 19"):
         start_load(closed_port(), run_dir=str(tmp_path / "run"), check_timeout=2)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("mix", "message"), [
+    ({"slow_fractoin": 0.1}, r"mix\.slow_fractoin: unknown knob \(known: slow_fraction, "),
+    ({"slow_fraction": "ten"}, r"mix\.slow_fraction: must be a share in \[0, 1\), got 'ten'"),
+    ({"slow_fraction": True}, r"mix\.slow_fraction: must be a share"),
+    ({"slow_fraction": 1.5}, r"mix: slow_fraction must be in \[0, 1\), got 1.5"),
+    ({"slow_fraction": 0.5, "burst_fraction": 0.5}, r"mix: slow_fraction \+ impact_fraction \+ burst_fraction"),
+    ([0.1], r"mix: must be a mapping of slow_fraction, "),
+])
+def test_a_bad_event_mix_is_named(mix: object, message: str) -> None:
+    with pytest.raises(LoadConfigError, match=message):
+        check_mix(mix)
+
+
+def test_an_event_mix_reaches_the_generator() -> None:
+    mix = check_mix({"slow_fraction": 0.1, "impact_fraction": 0.05})
+    assert mix == {"slow_fraction": 0.1, "impact_fraction": 0.05} and check_mix(None) == {}
+    generator = SqlEventGenerator(LoadSpec(bootstrap="127.0.0.1:1", seed=3, **mix).generator_config())
+    events = [generator.next() for _ in range(5000)]
+    slow = sum(e.slow for e in events) / len(events)
+    impact = sum(e.impact for e in events) / len(events)
+    assert 0.085 < slow < 0.115 and 0.04 < impact < 0.06, (slow, impact)  # the defaults: 0.02 and 0.01
+
+
+def test_an_experiment_with_a_bad_event_mix_is_refused_naming_the_file_and_the_action(tmp_path: Path) -> None:
+    doc = yaml.safe_load((EXPERIMENTS_DIR / "pod_failure.yaml").read_text())
+    start = next(i for i, a in enumerate(doc["method"]) if a["provider"].get("func") == "start_load")
+    doc["method"][start]["provider"]["arguments"]["mix"] = {"slow_fractoin": 0.1}
+    bad = tmp_path / "bad_mix.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ExperimentError) as err:
+        load_experiment(bad)
+    assert str(err.value).startswith(f"{bad}: method[{start}] ({doc['method'][start]['name']}).arguments.mix."
+                                      "slow_fractoin: unknown knob"), err.value
+    assert load_experiment(EXPERIMENTS_DIR / "postgres_failover_ha.yaml").load_mix == {"slow_fraction": 0.1}
+    assert load_experiment(EXPERIMENTS_DIR / "pod_failure.yaml").load_mix == {}
