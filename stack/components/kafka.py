@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stack.components.base import Component, render, run_command
@@ -194,6 +196,22 @@ def _live_brokers(cluster: dict[str, Any]) -> list[int]:
                   if not b.get("is_fenced"))
 
 
+def cluster_id(path: Path) -> str:
+    """The ha cluster's one id, made by whichever broker prepares first: the three prepare at the same time, so
+    the file appears whole or not at all (a link of a written file), and a broker that loses the race reads the
+    winner's id instead of an empty file or an id of its own."""
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+        draft.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 def node(ctx: StackContext, broker: Broker) -> Component:
     eps = ctx.endpoints
     conf = ctx.conf_dir / broker.program
@@ -209,10 +227,8 @@ def node(ctx: StackContext, broker: Broker) -> Component:
         render("kafka-log4j2.properties.tmpl", conf / "log4j2.properties")
         if (data / "meta.properties").exists():
             return
-        if not cluster_id_file.exists():  # one cluster id for the three nodes
-            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         run_command([c.tools.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-                   "-t", cluster_id_file.read_text().strip(), "-c", str(conf / "server.properties")],
+                   "-t", cluster_id(cluster_id_file), "-c", str(conf / "server.properties")],
                   broker.program, c)
 
     def probe(c: StackContext) -> str:

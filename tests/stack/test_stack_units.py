@@ -202,3 +202,27 @@ def test_the_first_component_to_fail_is_reported_and_the_others_stop_waiting(
     calls = len(waited)
     time.sleep(0.6)
     assert len(waited) == calls, "the sibling's wait went on after the failure was reported"
+
+
+def test_the_ha_brokers_preparing_at_once_share_one_whole_cluster_id(tmp_path: Path) -> None:
+    """The three ha brokers prepare in parallel threads (``stack up``); each formats its storage with the id the
+    first one made. A check-then-write lost that race on 2026-12-02: a broker read the file while another was
+    still writing it and ``kafka-storage format -t ''`` stopped ``up``."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from stack.components.kafka import cluster_id
+
+    for trial in range(20):
+        path = tmp_path / f"kafka-cluster-id-{trial}"
+        start = Barrier(8)
+
+        def prepare(path: Path = path, start: Barrier = start) -> str:
+            start.wait()
+            return cluster_id(path)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ids = [f.result() for f in [pool.submit(prepare) for _ in range(8)]]
+        assert len(set(ids)) == 1 and len(ids[0]) == 22, (trial, ids)
+        assert path.read_text() == ids[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"kafka-cluster-id-{t}" for t in range(20))
