@@ -30,5 +30,6 @@ ACTIVITY_MODULES = (
     "faults.zookeeper_loss",
     "faults.replica_count",
     "faults.replica_hang",
+    "faults.stale_api_key",
 )
 """Modules whose ``__all__`` functions are Chaos Toolkit actions (the public face of each fault)."""

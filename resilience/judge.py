@@ -187,6 +187,8 @@ def judge(run_dir: Path, run: dict[str, Any], prometheus_url: str, *, live: bool
             measured.update(_restore(run_dir, records, stored, loss, loss_info))
         if "poison_dead_lettered" in (ext.get("slos") or scenario.slos):
             measured["poison_dead_lettered"] = _poison(rd, run, contract, live, kafka_auth)
+        if "stale_tokens_served" in (ext.get("slos") or scenario.slos):
+            measured["stale_tokens_served"] = _stale_tokens(rd)
         if SPLIT_BRAIN_SLOS & set(ext.get("slos") or scenario.slos):
             measured.update(_split_brain(run_dir))
         asked, achieved = _load_ratio(run_dir, run, acked)
@@ -315,6 +317,29 @@ def _poison(rd: RunDirectory, run: dict[str, Any], contract: DataContract, live:
     return Measurement(float(len(acct.missing)), acct.describe(),
                        {"acked": acct.acked, "dead_lettered": len(found), "dlq_topic": contract.dlq_topic,
                         "missing": [r["key"] for r in acct.missing][:1000]})
+
+
+def _stale_tokens(rd: RunDirectory) -> Measurement:
+    """Requests signed with a key the service does not hold (``load/stale_tokens.jsonl``) that it answered with
+    anything but 401: a 2xx/3xx served a client without the key, a 5xx broke on it. Inconclusive when none was
+    answered (the fault did not take effect); requests no replica answered are counted, not judged."""
+    from faults.stale_tokens import STALE_FILE, account_counts, read_answers
+
+    answers = read_answers(rd.load_dir / STALE_FILE)
+    by_status: dict[str, int] = {}
+    for a in answers:
+        by_status[str(a.get("status", 0))] = by_status.get(str(a.get("status", 0)), 0) + 1
+    answered = len(answers) - by_status.get("0", 0)
+    if not answered:
+        return Measurement(None, f"no stale-token request was answered ({len(answers)} sent, {STALE_FILE}): the "
+                                 "fault did not take effect")
+    wrong = [a for a in answers if a.get("status", 0) not in (0, 401)]
+    counts = account_counts(by_status)
+    reason = "" if not wrong else (f"{len(wrong)} of {answered} answered requests with a stale key were not refused "
+                                   f"with 401 ({counts['served']} served, {counts['server_errors']} 5xx): "
+                                   + ", ".join(f"#{a['n']} {a['url']} -> {a['status']}" for a in wrong[:5]))
+    return Measurement(float(len(wrong)), reason, {"sent": len(answers), "answered": answered,
+                                                   "by_status": dict(sorted(by_status.items())), **counts})
 
 
 SPLIT_BRAIN_SLOS = {"split_brain_writes", "split_brain_lost", "split_brain_rpo"}

@@ -120,6 +120,7 @@ def plan(options: RunOptions) -> RunPlan:
         view = metric_view(settings, cat)
     except Exception as exc:  # ActivityFailed naming the key
         raise RunError(str(exc)) from None
+    _refuse_without_read_api(exp, cat, settings)
     exp, dropped = expected_alerts_for_view(exp, cat, view)
     _refuse_if_halted(settings, options, cat, view)
     return RunPlan(options, exp, cat, load, settings, view, dropped)
@@ -158,6 +159,20 @@ def expected_alerts_for_view(exp: xp.Experiment, cat: Catalogue, view: MetricVie
     if not dropped:
         return exp, []
     return dataclasses.replace(exp, ext=exp.ext.model_copy(update={"expect_alerts": kept})), dropped
+
+
+READ_API_SLOS = ("stale_tokens_served",)
+"""SLOs that only a service with the read API can be judged on (its requests are the fault)."""
+
+
+def _refuse_without_read_api(exp: xp.Experiment, cat: Catalogue, settings: TargetSettings) -> None:
+    """An experiment whose fault calls the read API needs a service that has one, said before any fault."""
+    slos = exp.ext.slos or cat.scenario(exp.ext.scenario).slos
+    needs = [s for s in READ_API_SLOS if s in slos]
+    if needs and not (settings.api_urls or (settings.has_read_api and settings.is_local)):
+        raise RunError(f"{exp.path}: judged on {', '.join(needs)}, which needs the service's read API; the "
+                       f"{settings.service} service has none (local: --service spring; a cluster: api_urls, "
+                       "RESILIENCE_API_URLS)")
 
 
 def _refuse_if_halted(settings: TargetSettings, options: RunOptions, cat: Catalogue, view: MetricView) -> None:

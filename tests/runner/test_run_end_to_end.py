@@ -22,6 +22,7 @@ import yaml
 from loadtests.ledger import read_ledger
 from probes import prom
 from probes.slo import DEFAULT_SLO_FILE
+from resilience.experiments import EXPERIMENTS_DIR
 from resilience.judge import judge
 from resilience.runner import RunOptions, RunResult, run
 from stack.core import LocalStack
@@ -140,6 +141,10 @@ def test_prometheus_stopped_mid_run_is_inconclusive_rolls_back_and_fails_on_resi
 def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("title: no method\n")
+    bad_mix = tmp_path / "bad_mix.yaml"
+    doc = yaml.safe_load((EXPERIMENTS_DIR / "pod_failure.yaml").read_text())
+    doc["method"][0]["provider"]["arguments"]["mix"] = {"slow_fractoin": 0.1}
+    bad_mix.write_text(yaml.safe_dump(doc))
     cases: list[tuple[list[str], str]] = [
         (["run", "no_such_scenario"], "no experiment named 'no_such_scenario'"),
         (["run", str(bad)], f"{bad}: invalid experiment"),
@@ -147,6 +152,9 @@ def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp
         (["run", "pod_failure", "--rate", "0"], "Invalid value for '--rate'"),
         (["run", "pod_failure", "--slo-file", str(tmp_path / "none.yaml")], "none.yaml: cannot read"),
         (["run", "pod_failure", "--target", "kubernetes"], "target kubernetes needs --prometheus-url"),
+        (["run", "stale_api_key"], "judged on stale_tokens_served, which needs the service's read API; the python "
+                                   "service has none"),
+        (["run", str(bad_mix)], f"{bad_mix}: method[0] (start-load).arguments.mix.slow_fractoin: unknown knob"),
     ]
     before = _journal_size()
     for args, message in cases:
