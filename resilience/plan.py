@@ -106,10 +106,11 @@ def plan(options: RunOptions) -> RunPlan:
             cat.slo(slo_id)
     except KeyError as exc:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}]: {exc.args[0]} (in {options.slo_file})") from None
-    unknown = [e.measure for e in exp.ext.expect_effect if e.measure not in cat.measures]
+    known = [*cat.measures, *cat.optional_measures]
+    unknown = [e.measure for e in exp.ext.expect_effect if e.measure not in known]
     if unknown:
         raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: unknown measures {unknown}; "
-                       f"measures of {options.slo_file}: {', '.join(cat.measures)}")
+                       f"measures of {options.slo_file}: {', '.join(known)}")
     if options.target not in cat.targets:
         raise RunError(f"--target {options.target!r}: {options.slo_file} has metric views for "
                        f"{', '.join(cat.targets)} only")
@@ -121,6 +122,11 @@ def plan(options: RunOptions) -> RunPlan:
     except Exception as exc:  # ActivityFailed naming the key
         raise RunError(str(exc)) from None
     _refuse_without_read_api(exp, cat, settings)
+    undefined = [e.measure for e in exp.ext.expect_effect if cat.measure_template(e.measure, view) is None]
+    if undefined:  # an optional measure (the JVM's, an API's) this service does not export
+        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: the {settings.service} service's "
+                       f"metrics (profiles {list(view.profiles)}) do not define {undefined}: its effect cannot be "
+                       "measured")
     exp, dropped = expected_alerts_for_view(exp, cat, view)
     _refuse_if_halted(settings, options, cat, view)
     return RunPlan(options, exp, cat, load, settings, view, dropped)
