@@ -163,3 +163,96 @@ def test_a_partition_cuts_an_established_connection_too(cluster_up: ClusterUnder
     assert result["answered"] >= 5, f"the connection never worked before the partition: {result}"
     assert "failed_at" in result, f"the established connection went on through the partition: {result}"
     assert started <= result["failed_at"] < injected + 5.0, (started, injected, result)
+
+
+def _held_sets(kube: kubernetes.client.ApiClient) -> dict[str, tuple[int, str | None]]:
+    """Every StatefulSet of the system: its desired replicas and who holds it down (``None``: nobody)."""
+    from faults.kubernetes.hold import HELD_BY
+
+    sets = kubernetes.client.AppsV1Api(kube).list_namespaced_stateful_set(system.NAMESPACE, _request_timeout=10)
+    return {s.metadata.name: (int(s.spec.replicas or 0), (s.metadata.annotations or {}).get(HELD_BY))
+            for s in sets.items}
+
+
+def _loads(under: Path) -> list[int]:
+    """Locust processes whose command line names a path under ``under`` (a run's load)."""
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline", "status"])
+            if p.info["status"] != psutil.STATUS_ZOMBIE and any("locust" in a for a in p.info["cmdline"] or [])
+            and any(str(under) in a for a in p.info["cmdline"] or [])]
+
+
+def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
+        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL of `resilience run` while its fault holds the Kafka StatefulSet at 0 (a 15-minute `duration`):
+    nothing of the runner runs again, so its watchdog, a process of its own, must see it dead and scale the set
+    back within the documented 5 s (docs/faults.md), the load must stop, and `resilience cleanup` afterwards
+    must find nothing. The local matrix is tests/runner/test_interrupted.py; this is the cluster's hold."""
+    import signal
+    import time
+
+    import yaml
+
+    from faults import journal
+
+    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    before = _held_sets(kube)
+    assert all(by is None for _, by in before.values()), before
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "kafka_broker_loss.yaml").read_text())
+    doc["method"][0]["pauses"] = {"after": 8}
+    stop = next(a for a in doc["method"] if a.get("provider", {}).get("func") == "stop_kafka_broker")
+    stop["provider"]["arguments"]["duration"] = 900
+    stop["pauses"] = {"after": 900}
+    doc["configuration"]["load_duration"]["default"] = "900"
+    experiment = tmp_path / "kafka_broker_loss-lasting.yaml"
+    experiment.write_text(yaml.safe_dump(doc, sort_keys=False))
+    state = tmp_path / "faults"
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))  # for the clean-up below, in this process
+    monkeypatch.setenv("RESILIENCE_STATE_DIR", str(state))
+    env = {**os.environ}
+    log = (tmp_path / "runner.out").open("w")
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "resilience"), "run", str(experiment), "--target",
+                               "kubernetes", "--port-base", os.environ.get("RESILIENCE_TEST_PORT_BASE", "19500"),
+                               "--rate", "20", "--reports-dir", str(tmp_path / "reports")],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def active() -> list[dict[str, object]]:
+        return [e for _, e in journal.entries(state) if e.get("status") == "active"]
+
+    try:
+        deadline = time.monotonic() + 300
+        while not active() and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert runner.poll() is None and active(), (tmp_path / "runner.out").read_text()[-3000:]
+        assert _loads(tmp_path), "no load running while the fault is active"
+        held = {name: v for name, v in _held_sets(kube).items() if v[1] is not None}
+        assert [(n, r) for n, (r, _) in held.items()] == [("kafka", 0)], held
+        entry = active()[0]
+        killed = time.time()
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(30)
+        path = state / str(entry["run_id"]) / "faults" / f"{entry['id']}.json"
+        while (journal.read(path) or {}).get("status") != "reverted" and time.time() - killed < 180:
+            time.sleep(0.2)
+        closed = journal.read(path) or {}
+        print(f"\nkafka held at 0, runner SIGKILLed: reverted {closed.get('reverted_at', 0) - killed:.2f} s after "
+              f"(by {closed.get('reverted_by')}); sets now {_held_sets(kube)}")
+        assert closed.get("status") == "reverted" and "watchdog" in str(closed.get("reverted_by")), closed
+        assert _held_sets(kube) == before
+        deadline = time.monotonic() + 40
+        while _loads(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _loads(tmp_path), "the dead run's load is still producing"
+        cleanup = subprocess.run([str(Path(sys.executable).parent / "resilience"), "cleanup", "--all",
+                                  "--state-dir", str(state)], env=env, capture_output=True, text=True, timeout=300)
+        assert cleanup.returncode == 0 and "nothing to do" in cleanup.stdout, cleanup.stdout + cleanup.stderr
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(30)
+        log.close()
+        from faults.cleanup import cleanup as clean
+
+        clean(state)  # whatever happened, the session's cluster is given back with Kafka running

@@ -145,6 +145,10 @@ def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp
     doc = yaml.safe_load((EXPERIMENTS_DIR / "pod_failure.yaml").read_text())
     doc["method"][0]["provider"]["arguments"]["mix"] = {"slow_fractoin": 0.1}
     bad_mix.write_text(yaml.safe_dump(doc))
+    heap_effect = tmp_path / "heap_effect.yaml"  # a JVM's measure, on the Python service
+    doc = yaml.safe_load((EXPERIMENTS_DIR / "pod_failure.yaml").read_text())
+    doc["extensions"][0]["expect_effect"] = [{"measure": "heap_used_ratio", "at_least": 0.5}]
+    heap_effect.write_text(yaml.safe_dump(doc))
     cases: list[tuple[list[str], str]] = [
         (["run", "no_such_scenario"], "no experiment named 'no_such_scenario'"),
         (["run", str(bad)], f"{bad}: invalid experiment"),
@@ -155,6 +159,8 @@ def test_bad_input_is_refused_before_anything_is_injected(stack: LocalStack, tmp
         (["run", "stale_api_key"], "judged on stale_tokens_served, which needs the service's read API; the python "
                                    "service has none"),
         (["run", str(bad_mix)], f"{bad_mix}: method[0] (start-load).arguments.mix.slow_fractoin: unknown knob"),
+        (["run", str(heap_effect)], "the python service's metrics (profiles ['python-reference']) do not define "
+                                    "['heap_used_ratio']: its effect cannot be measured"),
     ]
     before = _journal_size()
     for args, message in cases:
