@@ -17,7 +17,7 @@ EXPECTED = {
     "stall_clickhouse", "resume_clickhouse", "stop_clickhouse", "start_clickhouse",
     "stop_kafka_broker", "start_kafka_broker", "oom_kill_replica", "release_memory_limit",
     "change_checker_threshold", "restore_checker_config", "take_backup", "lose_store_data", "restore_from_backup",
-    "inject_poison", "stop_poison",
+    "inject_poison", "stop_poison", "send_stale_tokens", "stop_stale_tokens",
     "isolate_postgres_leader", "heal_postgres_leader", "lose_zookeeper", "restore_zookeeper",
     "scale_replicas", "restore_replica_count",
     "hang_replicas", "resume_replicas",
