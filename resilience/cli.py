@@ -500,6 +500,8 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], catalogue_dir: Path | No
         score = "-" if r.score is None else f"{r.score:g}"
         out.print(f"{r.outcome.value:<13} {r.scenario:<26} score {score:>5}" + (f"  {changed}" if changed else ""),
                   soft_wrap=True)
+    for note in result.skipped:
+        console.print(f"[yellow]skipped[/] {note}", soft_wrap=True)
     for note in result.settled:
         console.print(f"[yellow]settled[/] {note}", soft_wrap=True)
     if result.interrupted:

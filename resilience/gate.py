@@ -24,7 +24,7 @@ from pathlib import Path
 
 from resilience.baseline import finish_gate
 from resilience.experiments import EXPERIMENTS_DIR, Experiment, catalogue
-from resilience.plan import DEFAULT_REPORTS, RunError, RunOptions
+from resilience.plan import DEFAULT_REPORTS, NotApplicable, RunError, RunOptions
 from resilience.report import ScenarioResult, render_index, write_junit
 from resilience.runner import RunInterrupted, RunResult
 from resilience.trials import run_trials
@@ -152,6 +152,7 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     gate_dir.mkdir(parents=True)
     results: list[ScenarioResult] = []
     settled: list[str] = []
+    skipped: list[str] = []
     interrupted: str | None = None
     for i, exp in enumerate(chosen, 1):
         if on_start:
@@ -165,6 +166,10 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
                 logger.warning("before %s: %s", exp.name, note)
                 settled.append(f"before {exp.name}: {note}")
             result = run_trials(run_options, repeat, run_one) if repeat > 1 else run_one(run_options)
+        except NotApplicable as exc:
+            logger.warning("%s skipped: %s", exp.name, exc)
+            skipped.append(f"{exp.name}: {exc}")
+            continue
         except RunError as exc:
             logger.error("%s did not start: %s", exp.name, exc)
             results.append(ScenarioResult.not_started(exp.ext.scenario, exp.title, options.target, str(exc),
@@ -185,5 +190,5 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
     write_junit(results, gate_dir / "junit.xml")
     if options.junit_path:
         write_junit(results, options.junit_path)
-    render_index(results, gate_dir / "index.html", settled=settled)
-    return GateResult(gate_dir, results, settled=settled, interrupted=interrupted)
+    render_index(results, gate_dir / "index.html", settled=settled, skipped=skipped)
+    return GateResult(gate_dir, results, skipped=skipped, settled=settled, interrupted=interrupted)

@@ -39,6 +39,11 @@ class RunError(Exception):
     """The run could not start: bad input or an unreachable endpoint (nothing was injected)."""
 
 
+class NotApplicable(RunError):
+    """The experiment needs what the service under test does not have (a read API): refused by ``run``, skipped
+    and listed by ``gate`` (a gate of a service without one is not made inconclusive by it)."""
+
+
 @dataclass
 class RunOptions:
     """What to run; ``None`` load fields take the experiment's defaults."""
@@ -176,7 +181,7 @@ def _refuse_without_read_api(exp: xp.Experiment, cat: Catalogue, settings: Targe
     slos = exp.ext.slos or cat.scenario(exp.ext.scenario).slos
     needs = [s for s in READ_API_SLOS if s in slos]
     if needs and not (settings.api_urls or (settings.has_read_api and settings.is_local)):
-        raise RunError(f"{exp.path}: judged on {', '.join(needs)}, which needs the service's read API; the "
+        raise NotApplicable(f"{exp.path}: judged on {', '.join(needs)}, which needs the service's read API; the "
                        f"{settings.service} service has none (local: --service spring; a cluster: api_urls, "
                        "RESILIENCE_API_URLS)")
 

@@ -226,7 +226,8 @@ def overall_outcome(results: list[ScenarioResult]) -> Outcome:
     return Outcome.PASS
 
 
-def render_index(results: list[ScenarioResult], path: Path, settled: list[str] | None = None) -> Path:
+def render_index(results: list[ScenarioResult], path: Path, settled: list[str] | None = None,
+                 skipped: list[str] | None = None) -> Path:
     """Write a gate's index page: the overall outcome, one row per scenario, a link to each report.
 
     Links are relative to ``path``'s directory, so the index and the run directories can
@@ -237,6 +238,8 @@ def render_index(results: list[ScenarioResult], path: Path, settled: list[str] |
         path: the HTML file to write (its directory is created).
         settled: what the gate did to the target between scenarios (``GateResult.settled``), listed
             under the table: a reader must know the stack was brought back mid-gate.
+        skipped: experiments the gate did not run because the service lacks what they need
+            (``GateResult.skipped``, "name: why"), listed under the table.
 
     Returns:
         ``path``.
@@ -269,7 +272,8 @@ def render_index(results: list[ScenarioResult], path: Path, settled: list[str] |
     html = _env().get_template("index.html.tmpl").render(
         outcome=outcome.value, exit_code=EXIT_CODES[outcome], rows=rows, counts=counts, regressed=regressed,
         score=gate_score(r.score for r in results), compared=any(r.comparisons for r in results),
-        total_s=sum(r.duration_s or 0.0 for r in results), generated=fmt_time(time.time()), settled=settled or [])
+        total_s=sum(r.duration_s or 0.0 for r in results), generated=fmt_time(time.time()), settled=settled or [],
+        skipped=skipped or [])
     path.write_text(html, encoding="utf-8")
     logger.info("gate index (%s, %d scenarios) written to %s", outcome.value, len(results), path)
     return path

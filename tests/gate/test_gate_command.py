@@ -189,3 +189,30 @@ def test_heal_waits_until_prometheus_scrapes_a_restarted_replica_up(stack: Local
                status=early)
     assert "prometheus" in waited
     assert stack.status().healthy
+
+
+def test_an_experiment_the_service_cannot_take_is_skipped_and_listed_not_made_inconclusive(tmp_path: Path) -> None:
+    """stale_api_key needs a read API; the Python service has none. The real plan refuses it (``NotApplicable``,
+    before any fault); the gate lists it as skipped, and a gate whose other experiments passed still exits 0.
+    Without the distinction every Python gate ended "inconclusive" on it (the cluster gate of 2026-12-02 08:08)."""
+    from resilience.plan import NotApplicable, plan
+
+    def run_one(options: RunOptions) -> RunResult:
+        name = Path(options.experiment).stem
+        if name == "stale_api_key":
+            plan(options)  # raises
+        d = _run_dir(tmp_path / "made", name, "pass", 0, [])
+        return RunResult(d, Outcome.PASS, 0, json.loads((d / "summary.json").read_text()))
+
+    with pytest.raises(NotApplicable, match="needs the service's read API; the python service has none"):
+        plan(RunOptions(experiment="stale_api_key", service="python"))
+    chosen = [load(resolve(n)) for n in ("pod_failure", "stale_api_key")]
+    result = run_gate(GateOptions(reports_dir=tmp_path / "reports", service="python"), run_one, chosen,
+                      settle=lambda _: None)
+    assert result.exit_code == 0, [r.exit_code for r in result.results]
+    assert [r.scenario for r in result.results] == ["pod_failure"]
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("stale_api_key: ") and "read API" in \
+        result.skipped[0], result.skipped
+    assert "stale_api_key" not in _testcases(result.junit)
+    index = result.index.read_text()
+    assert "Skipped: not applicable to this service" in index and "stale_api_key" in index
