@@ -55,7 +55,7 @@ def send(urls: list[str], rate: float, duration: float, out: Path) -> dict[str, 
     with requests.Session() as session, out.open("w") as fh:
         while True:
             due = start + sent / rate
-            if due >= start + duration:
+            if due >= start + duration or time.monotonic() >= start + duration:  # bounded even if replicas hang
                 break
             delay = due - time.monotonic()
             if delay > 0:

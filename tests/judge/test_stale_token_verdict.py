@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,14 @@ def _api(mode: str) -> tuple[HTTPServer, list[str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
+            if mode == "slow":  # a replica that takes 1 s per answer
+                time.sleep(1.0)
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
             try:
                 jwt.decode(token, KEY, algorithms=["HS256"])
                 status = 200
             except jwt.InvalidTokenError:
-                status = {"checks": 401, "open": 200, "breaks": 500}[mode]
+                status = {"checks": 401, "open": 200, "breaks": 500, "slow": 401}[mode]
             self.send_response(status)
             self.end_headers()
             self.wfile.write(b"[]")
@@ -48,7 +51,7 @@ def _api(mode: str) -> tuple[HTTPServer, list[str]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, asked
 
@@ -105,3 +108,13 @@ def test_a_fault_that_reached_no_replica_is_inconclusive(tmp_path: Path) -> None
     empty = RunDirectory(tmp_path / "empty", "run-2", Redactor([]))
     assert _stale_tokens(empty).value is None  # no file at all
     assert json.loads((tmp_path / "run" / "load" / STALE_FILE).read_text().splitlines()[0])["status"] == 0
+
+
+@pytest.mark.parametrize("api", ["slow"], indirect=True)
+def test_a_slow_api_does_not_stretch_the_fault_past_its_duration(tmp_path: Path, api: tuple[str, list[str]]) -> None:
+    """40 requests/s for 0.5 s to a replica answering in 1 s: the sender stops at its duration (plus the request
+    in flight), not after the 20 requests it planned (20 s)."""
+    t0 = time.monotonic()
+    sent, m = _judged(tmp_path, [api[0]])
+    assert time.monotonic() - t0 < 2.5 and sent["sent"] == 1, sent
+    assert m.value == 0 and m.details["answered"] == 1
