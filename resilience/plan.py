@@ -40,8 +40,8 @@ class RunError(Exception):
 
 
 class NotApplicable(RunError):
-    """The experiment needs what the service under test does not have (a read API): refused by ``run``, skipped
-    and listed by ``gate`` (a gate of a service without one is not made inconclusive by it)."""
+    """The experiment needs what the service under test does not have (a read API, a measure of its effect):
+    refused by ``run``, skipped and listed by ``gate`` (a gate of such a service is not made inconclusive by it)."""
 
 
 @dataclass
@@ -129,9 +129,9 @@ def plan(options: RunOptions) -> RunPlan:
     _refuse_without_read_api(exp, cat, settings)
     undefined = [e.measure for e in exp.ext.expect_effect if cat.measure_template(e.measure, view) is None]
     if undefined:  # an optional measure (the JVM's, an API's) this service does not export
-        raise RunError(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: the {settings.service} service's "
-                       f"metrics (profiles {list(view.profiles)}) do not define {undefined}: its effect cannot be "
-                       "measured")
+        raise NotApplicable(f"{exp.path}: extensions[{xp.EXTENSION}].expect_effect: the {settings.service} "
+                            f"service's metrics (profiles {list(view.profiles)}) do not define {undefined}: its "
+                            "effect cannot be measured")
     exp, dropped = expected_alerts_for_view(exp, cat, view)
     _refuse_if_halted(settings, options, cat, view)
     return RunPlan(options, exp, cat, load, settings, view, dropped)
@@ -182,8 +182,8 @@ def _refuse_without_read_api(exp: xp.Experiment, cat: Catalogue, settings: Targe
     needs = [s for s in READ_API_SLOS if s in slos]
     if needs and not (settings.api_urls or (settings.has_read_api and settings.is_local)):
         raise NotApplicable(f"{exp.path}: judged on {', '.join(needs)}, which needs the service's read API; the "
-                       f"{settings.service} service has none (local: --service spring; a cluster: api_urls, "
-                       "RESILIENCE_API_URLS)")
+                            f"{settings.service} service has none (local: --service spring; a cluster: api_urls, "
+                            "RESILIENCE_API_URLS)")
 
 
 def _refuse_if_halted(settings: TargetSettings, options: RunOptions, cat: Catalogue, view: MetricView) -> None:
