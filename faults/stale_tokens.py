@@ -30,7 +30,8 @@ from chaoslib.types import Configuration, Secrets
 from stack.paths import REPO_ROOT
 from target.settings import TargetSettings, resolve
 
-__all__ = ["PATH", "STALE_FILE", "read_answers", "send_stale_tokens", "stale_token", "stop_stale_tokens"]
+__all__ = ["PATH", "STALE_FILE", "account_counts", "read_answers", "send_stale_tokens", "stale_token",
+           "stop_stale_tokens", "tally"]
 
 STALE_FILE = "stale_tokens.jsonl"
 PATH = "/api/v1/violations?limit=20"
@@ -75,6 +76,14 @@ def send(urls: list[str], rate: float, duration: float, out: Path) -> dict[str, 
             **account_counts(by_status), "seconds": round(time.monotonic() - start, 2), "file": str(out)}
 
 
+def tally(answers: list[dict[str, Any]]) -> dict[str, int]:
+    """Answers per status (``"0"``: no answer), as written to :data:`STALE_FILE`."""
+    by_status: dict[str, int] = {}
+    for a in answers:
+        by_status[str(a.get("status", 0))] = by_status.get(str(a.get("status", 0)), 0) + 1
+    return dict(sorted(by_status.items()))
+
+
 def account_counts(by_status: dict[str, int]) -> dict[str, int]:
     """Served (2xx/3xx: data given to a client without the key), server errors (5xx) and unanswered (0)."""
     served = sum(n for s, n in by_status.items() if 200 <= int(s) < 400)
@@ -90,9 +99,7 @@ def read_answers(path: Path) -> list[dict[str, Any]]:
 
 
 def _api_urls(settings: TargetSettings) -> list[str]:
-    urls = list(settings.api_urls)
-    if not urls and settings.has_read_api and settings.is_local:
-        urls = settings.replica_base_urls("send_stale_tokens")
+    urls = settings.read_api_urls("send_stale_tokens")
     if not urls:
         raise ActivityFailed(f"send_stale_tokens: the {settings.service} service has no read API to ask (set "
                              "api_urls, RESILIENCE_API_URLS, for a service that has one; on the local stack run "

@@ -47,9 +47,7 @@ def warm_up(settings: TargetSettings, rate: float, duration_s: float, run_dir: P
 
 def _read_api(settings: TargetSettings) -> tuple[list[str], str | None]:
     """The read API's base URLs and token key, or ``([], None)`` when the service has no API to load."""
-    urls = list(settings.api_urls)
-    if not urls and settings.has_read_api and settings.is_local:
-        urls = settings.replica_base_urls("the read API load")
+    urls = settings.read_api_urls("the read API load")
     if not urls:
         return [], None
     return urls, settings.api_token_key(f"start load: api_urls {urls} (from {settings.source('api_urls')})")

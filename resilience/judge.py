@@ -323,12 +323,10 @@ def _stale_tokens(rd: RunDirectory) -> Measurement:
     """Requests signed with a key the service does not hold (``load/stale_tokens.jsonl``) that it answered with
     anything but 401: a 2xx/3xx served a client without the key, a 5xx broke on it. Inconclusive when none was
     answered (the fault did not take effect); requests no replica answered are counted, not judged."""
-    from faults.stale_tokens import STALE_FILE, account_counts, read_answers
+    from faults.stale_tokens import STALE_FILE, account_counts, read_answers, tally
 
     answers = read_answers(rd.load_dir / STALE_FILE)
-    by_status: dict[str, int] = {}
-    for a in answers:
-        by_status[str(a.get("status", 0))] = by_status.get(str(a.get("status", 0)), 0) + 1
+    by_status = tally(answers)
     answered = len(answers) - by_status.get("0", 0)
     if not answered:
         return Measurement(None, f"no stale-token request was answered ({len(answers)} sent, {STALE_FILE}): the "
@@ -339,7 +337,7 @@ def _stale_tokens(rd: RunDirectory) -> Measurement:
                                    f"with 401 ({counts['served']} served, {counts['server_errors']} 5xx): "
                                    + ", ".join(f"#{a['n']} {a['url']} -> {a['status']}" for a in wrong[:5]))
     return Measurement(float(len(wrong)), reason, {"sent": len(answers), "answered": answered,
-                                                   "by_status": dict(sorted(by_status.items())), **counts})
+                                                   "by_status": by_status, **counts})
 
 
 SPLIT_BRAIN_SLOS = {"split_brain_writes", "split_brain_lost", "split_brain_rpo"}

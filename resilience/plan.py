@@ -180,7 +180,7 @@ def _refuse_without_read_api(exp: xp.Experiment, cat: Catalogue, settings: Targe
     """An experiment whose fault calls the read API needs a service that has one, said before any fault."""
     slos = exp.ext.slos or cat.scenario(exp.ext.scenario).slos
     needs = [s for s in READ_API_SLOS if s in slos]
-    if needs and not (settings.api_urls or (settings.has_read_api and settings.is_local)):
+    if needs and not settings.reads_api:
         raise NotApplicable(f"{exp.path}: judged on {', '.join(needs)}, which needs the service's read API; the "
                             f"{settings.service} service has none (local: --service spring; a cluster: api_urls, "
                             "RESILIENCE_API_URLS)")

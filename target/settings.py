@@ -333,6 +333,17 @@ class TargetSettings(BaseModel):
             raise ActivityFailed(f"{what}: the read API's token key is needed, in {API_SECRET_ENV}")
         return secret
 
+    @property
+    def reads_api(self) -> bool:
+        """Whether the run can reach the service's read API: ``api_urls`` given, or a local service that has one."""
+        return bool(self.api_urls) or (self.has_read_api and self.is_local)
+
+    def read_api_urls(self, what: str) -> list[str]:
+        """The read API's base URLs: ``api_urls``, or on the local target each replica's; ``[]`` when there is none."""
+        if self.api_urls:
+            return list(self.api_urls)
+        return self.replica_base_urls(what) if self.reads_api else []
+
     def replica_base_urls(self, what: str) -> list[str]:
         """``replica_urls``, or on the local target one URL per expected replica."""
         if self.replica_urls:
