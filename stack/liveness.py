@@ -49,7 +49,7 @@ from stack.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST", "Liveness", "LivenessCollector", "ProbeTiming", "manifest_timing", "terminate"]
+__all__ = ["MANIFEST", "Liveness", "LivenessCollector", "ProbeTiming", "liveness_url", "manifest_timing", "terminate"]
 
 MANIFEST = REPO_ROOT / "deploy" / "k8s" / "example-service" / "statefulset.yaml"
 """The StatefulSet whose probes the local stack applies: the one declaration of their timing."""
@@ -169,11 +169,20 @@ class Liveness:
         self.pods = {pod: _Pod() for pod in pods}
         self._lock = threading.Lock()
 
+    def set_pods(self, pods: list[str]) -> None:
+        """Follow a scale: a new pod is ``down`` until its first pid (then probed from its startup probe, as a
+        new pod's container is), a removed one is forgotten (its restart counter goes, as kube-state-metrics
+        drops a deleted pod's series); the others keep their state."""
+        with self._lock:
+            self.pods = {pod: self.pods.get(pod) or _Pod() for pod in pods}
+
     def observe_pid(self, pod: str, pid: int | None, now: float) -> bool:
         """Record the pod's current pid (``None``: not running). Returns whether it is a restart: a new
         pid after another one (a crash, a kill, a stop and start) counts, the first pid seen does not."""
         with self._lock:
-            p = self.pods[pod]
+            p = self.pods.get(pod)
+            if p is None:  # removed by a scale meanwhile
+                return False
             if pid is None:
                 if p.phase != KILLING:
                     p.phase = DOWN
@@ -208,9 +217,9 @@ class Liveness:
         (``failure_threshold`` failures in a row of its current probe); it is then ``killing``. An answer
         about an earlier process, or arriving while the pod is not in that probe's phase, is ignored."""
         with self._lock:
-            p = self.pods[pod]
+            p = self.pods.get(pod)
             phase = STARTUP if probe == "Startup" else LIVE
-            if p.pid != pid or p.phase != phase:
+            if p is None or p.pid != pid or p.phase != phase:
                 return False
             key = (probe, "successful" if ok else "failed")
             p.probes[key] = p.probes.get(key, 0) + 1
@@ -229,8 +238,8 @@ class Liveness:
     def kill_done(self, pod: str, pid: int) -> None:
         """The kill of ``pid`` is over (it died, or could not be signalled): wait for the new pid."""
         with self._lock:
-            p = self.pods[pod]
-            if p.pid == pid and p.phase == KILLING:
+            p = self.pods.get(pod)
+            if p is not None and p.pid == pid and p.phase == KILLING:
                 p.phase = DOWN  # the next pid seen (supervisord's restart) is a restart
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
@@ -285,12 +294,22 @@ class LivenessCollector(Collector):
         yield probes
 
 
+def liveness_url(readiness_url: str) -> str:
+    """A replica's liveness URL: the sibling ``/liveness`` of its readiness endpoint (``.../readiness``)."""
+    base, sep, _ = readiness_url.rpartition("/readiness")
+    if not sep:
+        raise StackError(f"readiness endpoint {readiness_url!r} does not end in /readiness; the liveness URL is its "
+                         "sibling /liveness")
+    return f"{base}/liveness"
+
+
 def run_loop(liveness: Liveness, urls: dict[str, str], pids: Callable[[], dict[str, int | None]],
              probe: Callable[[str, float], bool], kill: Callable[[str, int], str],
              stop: threading.Event, tick_s: float = 1.0) -> None:
     """Drive :class:`Liveness` until ``stop`` is set: every ``tick_s`` read the replicas' pids (``pids()``,
     supervisord's view; an error skips the tick), send the due probes and run the kills, each in a thread of
-    its own (a probe waits up to its timeout, a kill up to the grace period: neither holds up the others)."""
+    its own (a probe waits up to its timeout, a kill up to the grace period: neither holds up the others).
+    ``urls`` (pod -> liveness URL) may change while it runs, with :meth:`Liveness.set_pods` (a scale)."""
     while not stop.is_set():
         now = time.monotonic()
         try:
@@ -299,11 +318,14 @@ def run_loop(liveness: Liveness, urls: dict[str, str], pids: Callable[[], dict[s
             logger.debug("liveness: supervisord: %s", exc)
             current = None
         if current is not None:
-            for pod in liveness.pods:
+            for pod in list(liveness.pods):
                 if liveness.observe_pid(pod, current.get(pod), now):
                     logger.info("liveness: %s restarted (pid %s)", pod, current.get(pod))
             for pod, kind, pid in liveness.due(now):
-                threading.Thread(target=_probe_once, args=(liveness, urls[pod], pod, kind, pid, probe, kill),
+                url = urls.get(pod)
+                if url is None:  # removed by a scale between the two reads
+                    continue
+                threading.Thread(target=_probe_once, args=(liveness, url, pod, kind, pid, probe, kill),
                                  name=f"{kind.lower()}-{pod}", daemon=True).start()
         stop.wait(max(0.0, tick_s - (time.monotonic() - now)))
 

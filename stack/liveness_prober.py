@@ -25,10 +25,13 @@ __all__ = ["start_from_args"]
 
 
 def start_from_args(args: Any, namespace: str, probe: Callable[[str, float], bool],
-                    error: Callable[[str], Any]) -> threading.Thread | None:
+                    error: Callable[[str], Any]) -> Callable[[dict[str, str]], None] | None:
     """Start the liveness prober the parsed ``args`` ask for (``None`` without ``--liveness``): its collector
     registered, its loop in a daemon thread. ``probe(url, timeout)`` is the exporter's HTTP probe (the
-    kubelet's rule: 2xx/3xx in time); ``error`` reports a bad option (``ArgumentParser.error``)."""
+    kubelet's rule: 2xx/3xx in time); ``error`` reports a bad option (``ArgumentParser.error``).
+
+    Returns ``follow(replicas)``: the exporter calls it with the new ``{pod: readiness URL}`` after a scale, so
+    a replica added by a scale-out is probed (and restarted) like the others, from its startup probe on."""
     if not args.liveness:
         return None
     if args.supervisor_socket is None:
@@ -49,7 +52,7 @@ def start_from_args(args: Any, namespace: str, probe: Callable[[str, float], boo
     def pids() -> dict[str, int | None]:
         infos = client.process_info()
         return {pod: int(infos[pod]["pid"]) if pod in infos and infos[pod]["statename"] == "RUNNING"
-                and infos[pod]["pid"] else None for pod in urls}
+                and infos[pod]["pid"] else None for pod in list(urls)}
 
     def kill(pod: str, pid: int) -> str:
         if pids().get(pod) != pid:  # pid-safe: never signal a process that is not the one that failed
@@ -60,4 +63,13 @@ def start_from_args(args: Any, namespace: str, probe: Callable[[str, float], boo
                               name="liveness", daemon=True)
     thread.start()
     logger.info("liveness prober: %s, %s", urls, timing)
-    return thread
+
+    def follow(replicas: dict[str, str]) -> None:
+        wanted = {pod: lv.liveness_url(url) for pod, url in replicas.items()}
+        for pod in [p for p in urls if p not in wanted]:
+            urls.pop(pod, None)
+        urls.update(wanted)
+        liveness.set_pods(list(wanted))
+        logger.info("liveness prober follows the replicas: %s", sorted(wanted))
+
+    return follow

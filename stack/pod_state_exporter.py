@@ -34,7 +34,7 @@ import argparse
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,7 +109,10 @@ def probe(url: str, timeout: float) -> bool:
 
 
 def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, period: float, timeout: float,
-        failure_threshold: int, replicas_file: Path | None = None) -> None:
+        failure_threshold: int, replicas_file: Path | None = None,
+        follow: Callable[[dict[str, str]], None] | None = None) -> None:
+    """Probe readiness every ``period`` s for ever; a change of ``replicas_file`` (a scale) replaces the replicas,
+    here and, through ``follow``, in the liveness prober."""
     collector = ReadinessCollector(namespace, statefulset, list(replicas), failure_threshold)
     REGISTRY.register(collector)
     start_http_server(port, addr="127.0.0.1")
@@ -129,6 +132,8 @@ def run(namespace: str, statefulset: str, replicas: dict[str, str], port: int, p
                         logger.info("replicas now %s (from %s)", sorted(current), replicas_file)
                         replicas = current
                         collector.set_pods(list(replicas))
+                        if follow is not None:
+                            follow(dict(replicas))
                     seen_mtime = mtime
             answers = pool.map(lambda item: (item[0], probe(item[1], timeout)), list(replicas.items()))
             for pod, ok in answers:
@@ -158,9 +163,9 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--replica {item!r}: expected POD=http://host:port/path")
         replicas[pod] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    liveness_prober.start_from_args(args, args.namespace, probe, ap.error)
+    follow = liveness_prober.start_from_args(args, args.namespace, probe, ap.error)
     run(args.namespace, args.statefulset, replicas, args.port, args.period, args.timeout, args.failure_threshold,
-        args.replicas_file)
+        args.replicas_file, follow)
 
 
 if __name__ == "__main__":

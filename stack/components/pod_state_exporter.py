@@ -71,9 +71,8 @@ def _liveness_args(ctx: StackContext, replicas: list[Component], container: str)
     timing = liveness.manifest_timing().with_startup_allowance(max(r.startup_timeout for r in replicas))
     args = ["--supervisor-socket", str(ctx.supervisor_socket), "--container", container, *timing.as_args()]
     for replica in replicas:
-        base, sep, _ = replica.endpoint.rpartition("/readiness")
-        if not sep:
-            raise StackError(f"{replica.name}: readiness endpoint {replica.endpoint!r} does not end in /readiness; "
-                             "the liveness URL is its sibling /liveness")
-        args += ["--liveness", f"{replica.name}={base}/liveness"]
+        try:
+            args += ["--liveness", f"{replica.name}={liveness.liveness_url(replica.endpoint)}"]
+        except StackError as exc:
+            raise StackError(f"{replica.name}: {exc}") from exc
     return args

@@ -1,6 +1,6 @@
 """The scale action on the real stack: 3 -> 5 replicas are 5 members of the consumer group, 5 ready replicas in
-Prometheus (the pod-state exporter's kube-state-metrics series) and 5 scrape targets; the restore returns to 3
-with nothing of the extra two left (the residue audit clean).
+Prometheus (the pod-state exporter's kube-state-metrics series), 5 scrape targets and 5 replicas under the
+liveness prober; the restore returns to 3 with nothing of the extra two left (the residue audit clean).
 
 Guard: if the restore did not scale back (``stack.scale.scale_back`` a no-op, or the rollback gone and nothing
 else undoing it), ``test_scale_out_is_real_and_the_restore_leaves_nothing`` fails on the residue audit naming
@@ -87,6 +87,11 @@ def test_scale_out_is_real_and_the_restore_leaves_nothing(stack: LocalStack, con
         assert _prom(stack, desired) == 5
         _wait("5 scrape targets up", lambda: _targets(stack),
               lambda t: t == [(f"audit-service-{i}", "up") for i in range(5)])
+        # the liveness prober follows the scale: the new replicas passed their startup probe and are probed for
+        # liveness, as the kubelet probes a new pod's container
+        live = ('count(prober_probe_total{namespace="local", pod=~"audit-service-[34]", probe_type="Liveness", '
+                'result="successful"})')
+        _wait("the added replicas probed for liveness", lambda: _prom(stack, live), lambda v: v == 2)
         # the three that ran were not restarted by the scale
         assert {n: p for n, p in ((i["name"], i["pid"]) for i in stack.supervisor.group(GROUP))
                 if n in pids} == pids

@@ -271,3 +271,64 @@ def test_the_exporter_refuses_liveness_options_it_cannot_act_on() -> None:
         liveness_prober.start_from_args(ap.parse_args(["--liveness", "a", "--supervisor-socket", "/s"]), "local",
                                         lambda u, t: True, error)
     assert liveness_prober.start_from_args(ap.parse_args([]), "local", lambda u, t: True, error) is None
+
+
+def test_a_replica_added_by_a_scale_is_probed_and_restarted_like_the_others() -> None:
+    """The driver with fake boundaries: the prober starts with a and b; a scale adds c (and removes b) while it
+    runs; c goes through its startup probe, hangs, and is killed and counted; b, removed, is never probed again.
+    Without ``set_pods`` c is never probed: the test times out waiting for its kill."""
+    fast = lv.ProbeTiming(period_s=0.05, timeout_s=0.01, failure_threshold=3, startup_period_s=0.02,
+                          startup_timeout_s=0.01, startup_failure_threshold=30, termination_grace_s=0)
+    live = lv.Liveness(["a", "b"], fast)
+    urls = {"a": "a", "b": "b"}
+    pids = {"a": 10, "b": 20, "c": 30}
+    hung = {"c": False}
+    probed: list[str] = []
+    killed: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def probe(url: str, timeout: float) -> bool:
+        with lock:
+            probed.append(url)
+        return not hung.get(url, False)
+
+    def kill(pod: str, pid: int) -> str:
+        with lock:
+            killed.append((pod, pid))
+            pids[pod] = pid + 1
+            hung[pod] = False
+        return "killed"
+
+    stop = threading.Event()
+    thread = threading.Thread(target=lv.run_loop, args=(live, urls, lambda: dict(pids), probe, kill, stop, 0.01),
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while live.snapshot()["b"]["phase"] != lv.LIVE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        urls.pop("b")
+        urls["c"] = "c"
+        live.set_pods(["a", "c"])
+        with lock:
+            probed.clear()
+        while ("c" not in live.snapshot() or live.snapshot()["c"]["phase"] != lv.LIVE) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        hung["c"] = True
+        while live.snapshot()["c"]["restarts"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert killed == [("c", 30)]
+    snap = live.snapshot()
+    assert sorted(snap) == ["a", "c"] and snap["c"]["restarts"] == 1 and snap["a"]["restarts"] == 0
+    assert "b" not in probed and "c" in probed
+
+
+def test_liveness_follows_the_replicas_file_through_the_exporters_hook() -> None:
+    """``follow`` maps each readiness URL to its liveness sibling; a URL that is not a readiness endpoint is named."""
+    assert lv.liveness_url("http://127.0.0.1:19101/actuator/health/readiness") == (
+        "http://127.0.0.1:19101/actuator/health/liveness")
+    with pytest.raises(StackError, match="'http://x/ready' does not end in /readiness"):
+        lv.liveness_url("http://x/ready")
