@@ -11,7 +11,8 @@ The remove sends SIGCONT to every hung process *that is still the one the fault 
 time): a replica that liveness restarted meanwhile is left alone (its pid is gone or is another process), so
 the rollback is idempotent and never signals a stranger. A ``duration`` resumes them by itself. Never more
 replicas than the blast radius allows (all but one, capped by ``max_replicas_killed``) unless ``allow_all``.
-Kubernetes has no backend (docs/faults.md says what one would need).
+On Kubernetes the service container's processes are frozen through pods/exec and the kubelet's own liveness probe
+must restart the container; the pods must share their process namespace (docs/faults.md, "A hang on Kubernetes").
 """
 
 from typing import Any

@@ -35,23 +35,29 @@ def _outputs(journal: dict[str, Any], func: str, section: str) -> list[dict[str,
     return found
 
 
-def from_journal(journal: dict[str, Any]) -> tuple[dict[str, int], list[int]]:
-    """What the run's Chaos Toolkit journal says: ``({hung program: its pid}, [pids the rollbacks resumed])``.
+def from_journal(journal: dict[str, Any]) -> tuple[dict[str, int], set[str]]:
+    """What the run's Chaos Toolkit journal says: ``({hung replica: its pid}, {hung replicas a rollback resumed})``.
 
-    A pid the rollback resumed (SIGCONT to a process still stopped) was never restarted."""
+    A replica the rollback resumed (SIGCONT to a process still stopped) was never restarted. The Kubernetes
+    backend names the pods it resumed (``resumed_replicas``: pids repeat across pods); the local one gives pids."""
     hung: dict[str, int] = {}
     for out in _outputs(journal, HANG_ACTION, "run"):
         details = out.get("details") or {}
         hung.update({str(k): int(v) for k, v in (details.get("pids") or {}).items()})
-    resumed: list[int] = []
+    resumed: set[str] = set()
     for section in ("run", "rollbacks"):
         for out in _outputs(journal, RESUME_ACTION, section):
-            resumed += [int(p) for p in (out.get("details") or {}).get("resumed") or []]
+            details = out.get("details") or {}
+            if "resumed_replicas" in details:
+                resumed |= {str(name) for name in details["resumed_replicas"] or []}
+            else:
+                pids = {int(p) for p in details.get("resumed") or []}
+                resumed |= {name for name, pid in hung.items() if pid in pids}
     return hung, resumed
 
 
 def restart_seconds(cat: Catalogue, view: MetricView, prom_url: str, window: RunWindow, hung: dict[str, int],
-                    resumed: list[int]) -> Measurement:
+                    resumed: set[str]) -> Measurement:
     """Seconds from the hang (``window.fault_start``) until every hung replica's restart counter rose, read up
     to ``window.end`` (the first rollback action); ``inf`` when one did not (or only the rollback resumed it);
     ``None`` (inconclusive) without a hang, a fault start or a counter for a hung replica."""
@@ -75,7 +81,7 @@ def restart_seconds(cat: Catalogue, view: MetricView, prom_url: str, window: Run
         after = [t for t, v in points if t > start and v > baseline]
         seconds[pod] = round(after[0] - start, 1) if after else None
     details["restart_s"] = seconds
-    by_rollback = [pod for pod, pid in hung.items() if pid in resumed]
+    by_rollback = [pod for pod in hung if pod in resumed]
     if by_rollback:
         details["recovered_by_rollback"] = by_rollback
         return Measurement(math.inf, f"{', '.join(sorted(by_rollback))} still the hung process when the rollback ran "

@@ -78,6 +78,7 @@ class KubeSettings:
     allowed_namespaces: tuple[str, ...]
     allow_production: bool
     service_selector: str
+    service_container: str
     edges: dict[str, Edge]
     postgres_leader_selector: str
     postgres_container: str
@@ -146,6 +147,7 @@ class KubeSettings:
             allowed_namespaces=_list(cfg.get("k8s_allowed_namespaces")),
             allow_production=parse_bool(cfg.get("allow_production", False), "allow_production"),
             service_selector=str(cfg.get("k8s_service_selector", "app=sql-audit-service")).strip(),
+            service_container=str(cfg.get("k8s_service_container") or "").strip(),
             edges=edges,
             postgres_leader_selector=str(cfg.get("k8s_postgres_leader_selector",
                                                  "app=postgres,role in (primary,master)")),

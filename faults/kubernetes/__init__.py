@@ -6,7 +6,7 @@ expiry timers, watchdog and ``resilience cleanup`` work as for the local target.
 
 Shared pieces: :mod:`target.kubernetes` (the ``k8s_*`` keys and the safety guard), :mod:`.client`
 (every API request, recorded for RBAC and dry run), :mod:`.selectors`, :mod:`.chaosmesh`, :mod:`._pods`.
-Faults with no module here (``memory``) raise ``ActivityFailed`` before touching
+Faults with no module here (``backup``, ``store_loss``) raise ``ActivityFailed`` before touching
 anything. See docs/faults.md, "Kubernetes target".
 """
 

@@ -13,8 +13,7 @@ import pytest
 import faults
 
 TARGETS = ("local", "kubernetes")
-NO_BACKEND = {("kubernetes", "memory"), ("kubernetes", "backup"), ("kubernetes", "store_loss"),
-              ("kubernetes", "replica_hang")}
+NO_BACKEND = {("kubernetes", "backup"), ("kubernetes", "store_loss")}
 """Faults a target does not implement (the engine refuses them by name before anything is touched)."""
 
 ACTIVITIES = [(module, function) for module in faults.ACTIVITY_MODULES

@@ -8,11 +8,11 @@ import requests
 from chaoslib.exceptions import ActivityFailed
 
 from faults import (
+    backup,
     clickhouse_down,
     clickhouse_stall,
     journal,
     kafka_broker,
-    memory,
     network_latency,
     network_loss,
     network_partition,
@@ -72,7 +72,7 @@ BAD_CALLS = [
                                                                          configuration=c),
      "duration only applies to graceful"),
     ("no kubernetes backend",
-     lambda c: memory.oom_kill_replica(configuration={**c, "target": "kubernetes"}),
+     lambda c: backup.take_backup(configuration={**c, "target": "kubernetes"}),
      "no 'kubernetes' backend"),
     ("bad dry_run value", lambda c: clickhouse_stall.stall_clickhouse(configuration={**c, "dry_run": "maybe"}),
      "dry_run='maybe'"),

@@ -24,11 +24,13 @@ from faults import (
     clickhouse_down,
     clickhouse_stall,
     kafka_broker,
+    memory,
     network_latency,
     network_partition,
     postgres_failover,
     process,
     replica_count,
+    replica_hang,
     replicas,
 )
 from faults import journal as fault_journal
@@ -263,6 +265,11 @@ def test_exec_faults_are_authorized_and_fail_only_for_want_of_a_kubelet(envtest:
         clickhouse_stall.stall_clickhouse(configuration=run)
     assert "forbidden" not in str(err.value).lower()
     assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []  # failed in validation
+    for fault in (lambda: replica_hang.hang_replicas(count=1, configuration=run),  # they list the processes first
+                  lambda: memory.oom_kill_replica(configuration=run)):
+        with pytest.raises(ActivityFailed, match="does not have a host assigned"):
+            fault()
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
     with pytest.raises(ActivityFailed, match="does not have a host assigned"):
         postgres_failover.fail_over_postgres("switchover", configuration=run)
     [(_, entry)] = fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"])

@@ -61,6 +61,20 @@ def test_resumed_by_the_rollback_is_a_failure_even_if_a_counter_moved(monkeypatc
     assert m.value == math.inf and "recovered only by the rollback" in m.reason
 
 
+def test_on_kubernetes_the_resumed_pods_are_named_since_pids_repeat_across_pods(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two hung pods with the same pid (each pod its own PID namespace): the rollback resumed one of them. Judged
+    by pids, both would be "recovered only by the rollback"; by name, only that one is."""
+    fake(monkeypatch, {"sql-audit-service-1": steps(0, 1, 58), "sql-audit-service-2": steps(0, 0, 0)})
+    j = journal({"sql-audit-service-1": 7, "sql-audit-service-2": 7}, [7])
+    j["rollbacks"][0]["output"]["details"]["resumed_replicas"] = ["sql-audit-service-2"]
+    m = measure(j, T0 + 110)
+    assert m.value == math.inf and m.details["recovered_by_rollback"] == ["sql-audit-service-2"]
+    j["rollbacks"][0]["output"]["details"]["resumed_replicas"] = []  # liveness restarted both, nothing resumed
+    fake(monkeypatch, {"sql-audit-service-1": steps(0, 1, 58), "sql-audit-service-2": steps(0, 1, 61)})
+    assert measure(j, T0 + 110).value == 61
+
+
 def test_no_hang_or_no_counter_is_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
     fake(monkeypatch, {"audit-service-0": steps(0, 0, 0)})
     assert measure({"run": []}, T0 + 100).value is None
