@@ -25,7 +25,7 @@ from kubernetes.utils.quantity import parse_quantity
 
 from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.container import container_of, processes
-from faults.kubernetes.replicas import selector_of
+from faults.kubernetes.replicas import members_of, selector_of
 
 MARK = "sql-audit-resilience-oom"
 """In the command line of every holder's shell: what the remove looks for."""
@@ -77,9 +77,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     """Kubernetes backend of :func:`faults.memory.oom_kill_replica` (``replica``: a pod name)."""
     what = f"oom kill of a {group} pod"
     with Kube(configuration, what) as kube:
-        ns = kube.settings.namespace
-        selector = selector_of(kube.settings, group, what)
-        members = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+        ns, selector, members = members_of(kube, group, what)
         ready = [p for p in members if is_ready(p)]
         if replica is not None:
             ready = [p for p in ready if p.metadata.name == replica]

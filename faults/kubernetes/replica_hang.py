@@ -15,14 +15,13 @@ journal entry was lost): idempotent, and it never signals a stranger.
 import random
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
 from faults import journal
 from faults.blast_radius import check_blast_radius, how_many
 from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.container import Proc, container_of, pid1_refusal, processes
-from faults.kubernetes.replicas import selector_of
+from faults.kubernetes.replicas import members_of, selector_of
 
 FAULT = "replica_hang"
 
@@ -33,11 +32,7 @@ def hang_replicas(count: int | None = None, percentage: float | None = None, gro
     """Kubernetes backend of :func:`faults.replica_hang.hang_replicas`."""
     what = f"hang replicas of {group}"
     with Kube(configuration, what) as kube:
-        ns = kube.settings.namespace
-        selector = selector_of(kube.settings, group, what)
-        members = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
-        if not members:
-            raise ActivityFailed(f"{what}: no pod matches {selector!r} in namespace {ns} on {kube.where}")
+        ns, _, members = members_of(kube, group, what)
         n = how_many(count, percentage, len(members))
         answering: dict[str, tuple[Any, str, list[Proc]]] = {}
         for pod in members:

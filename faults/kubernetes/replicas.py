@@ -37,17 +37,23 @@ def selector_of(settings: KubeSettings, group: str, what: str) -> str:
                          "selector such as app=sql-audit-service")
 
 
+def members_of(kube: Kube, group: str, what: str) -> tuple[str, str, list[Any]]:
+    """``(namespace, selector, pods)`` of ``group``: its pods not being deleted; ``ActivityFailed`` when none."""
+    ns = kube.settings.namespace
+    selector = selector_of(kube.settings, group, what)
+    members = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+    if not members:
+        raise ActivityFailed(f"{what}: no pod matches {selector!r} in namespace {ns} on {kube.where}")
+    return ns, selector, members
+
+
 def kill_replicas(count: int | None = None, percentage: float | None = None, graceful: bool = False,
                   group: str = "audit-service", allow_all: bool = False, duration: float | None = None,
                   configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
     """Kubernetes backend of :func:`faults.replicas.kill_replicas`."""
     what = f"kill replicas of {group}"
     with Kube(configuration, what) as kube:
-        ns = kube.settings.namespace
-        selector = selector_of(kube.settings, group, what)
-        members = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
-        if not members:
-            raise ActivityFailed(f"{what}: no pod matches {selector!r} in namespace {ns} on {kube.where}")
+        ns, _, members = members_of(kube, group, what)
         n = how_many(count, percentage, len(members))
         ready = [p for p in members if is_ready(p)]
         names = [p.metadata.name for p in ready]
