@@ -442,6 +442,9 @@ def replay(run_dir: Path, port_base: int, service: str | None) -> None:
               help="Where the gate directory goes (default: reports/ in the checkout).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the gate directory).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Base load of every experiment in events per second (default: each experiment's, 300 for most); "
+                   "a smaller cluster than the SLOs were written for: say so with a lower rate, not a laxer SLO.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=None,
               help="Trials per experiment (default: each experiment's `repeat`, usually 1).")
 @click.option("--baseline", default=None, metavar="RELEASE|RUN-ID|GATE-ID|last-N",
@@ -452,7 +455,8 @@ def replay(run_dir: Path, port_base: int, service: str | None) -> None:
 @service_option
 def gate(tags: tuple[str, ...], names: tuple[str, ...], catalogue_dir: Path | None, profile: str, target: str,
          port_base: int,
-         data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, repeat: int | None,
+         data_dir: Path | None, reports_dir: Path | None, junit_path: Path | None, rate: float | None,
+         repeat: int | None,
          baseline: str | None, abort_if: tuple[str, ...], secure: bool, service: str | None) -> None:
     """Run the catalogue (or a tagged subset) as a pre-release gate: one verdict for CI.
 
@@ -467,7 +471,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], catalogue_dir: Path | No
     options = GateOptions(tags=tags, names=names, profile=profile, target=target, port_base=port_base,
                           data_dir=data_dir, reports_dir=reports_dir or DEFAULT_REPORTS, junit_path=junit_path,
                           repeat=repeat, baseline=baseline, abort_if=abort_if, secure=secure, service=service,
-                          **({"catalogue_dir": catalogue_dir} if catalogue_dir else {}))
+                          rate=rate, **({"catalogue_dir": catalogue_dir} if catalogue_dir else {}))
     try:
         chosen, other = select(options)
     except ExperimentError as exc:

@@ -63,6 +63,8 @@ class GateOptions:
     """``python`` or ``spring`` (default: the local stack's, else python)."""
     catalogue_dir: Path = EXPERIMENTS_DIR
     """Where the experiments are (``--catalogue``): the suite's ``experiments/``, or a team's own."""
+    rate: float | None = None
+    """Base load of every experiment, events/s (``--rate``; default: each experiment's own)."""
 
 
 @dataclass
@@ -159,7 +161,7 @@ def run_gate(options: GateOptions, run_one: RunOne, chosen: list[Experiment],
             on_start(i, len(chosen), exp)
         run_options = RunOptions(experiment=str(exp.path), target=options.target, port_base=options.port_base,
                                  data_dir=options.data_dir, reports_dir=gate_dir, abort_if=options.abort_if,
-                                 secure=options.secure, service=options.service)
+                                 secure=options.secure, service=options.service, rate=options.rate)
         repeat = options.repeat or exp.ext.repeat
         try:
             if settle is not None and i > 1 and (note := settle(run_options)):

@@ -114,6 +114,7 @@ def test_the_gate_settles_the_target_between_experiments_and_says_so(tmp_path: P
     def run_one(options: RunOptions) -> RunResult:
         name = Path(options.experiment).stem
         ran.append(name)
+        assert options.rate == 100.0  # the gate's --rate reaches every run
         d = _run_dir(tmp_path / "made", name, "pass", 0, [])
         return RunResult(d, Outcome.PASS, 0, json.loads((d / "summary.json").read_text()))
 
@@ -127,7 +128,7 @@ def test_the_gate_settles_the_target_between_experiments_and_says_so(tmp_path: P
         return None
 
     chosen = [load(resolve(n)) for n in ("pod_failure", "service_oom", "config_change", "postgres_failure")]
-    result = run_gate(GateOptions(reports_dir=tmp_path / "reports"), run_one, chosen, settle=settle)
+    result = run_gate(GateOptions(reports_dir=tmp_path / "reports", rate=100.0), run_one, chosen, settle=settle)
     assert settled_before == ["service_oom", "config_change", "postgres_failure"]  # never before the first
     assert ran == ["pod_failure", "service_oom", "postgres_failure"]
     assert result.settled == ["before service_oom: the stack was unhealthy (audit-service-0: process STOPPED); "
