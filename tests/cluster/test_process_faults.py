@@ -40,6 +40,15 @@ def _wait_ready(kube: kubernetes.client.ApiClient, timeout: float = 120) -> dict
     raise AssertionError(f"service pods not Ready again within {timeout} s: {_containers(kube)}")
 
 
+def _prom(settings: Any, query: str) -> dict[str, float]:
+    """``{pod or replica label: value}`` of an instant query to the cluster's Prometheus."""
+    import requests
+
+    res = requests.get(f"http://{settings.node_ip}:{system.NODE_PORTS['prometheus']}/api/v1/query",
+                       params={"query": query}, timeout=5).json()["data"]["result"]
+    return {r["metric"].get("pod") or r["metric"].get("replica", ""): float(r["value"][1]) for r in res}
+
+
 @pytest.fixture
 def config(cluster_up: ClusterUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
@@ -47,8 +56,11 @@ def config(cluster_up: ClusterUnderTest, tmp_path: Path, monkeypatch: pytest.Mon
     return {"target": "kubernetes", "fault_state_dir": str(tmp_path / "faults"), "run_id": "process-faults"}
 
 
-def test_a_hung_container_is_restarted_by_the_kubelets_liveness_probe(kube: kubernetes.client.ApiClient,
+def test_a_hung_container_is_restarted_by_the_kubelets_liveness_probe(cluster_up: ClusterUnderTest,
+                                                                       kube: kubernetes.client.ApiClient,
                                                                        config: dict[str, Any]) -> None:
+    """Also what the judge reads in Prometheus: the hung pod's scrape down (``replica_alive`` per replica: the
+    targets carry ``replica``) and its restart counter risen (the kube-state exporter's copy of restartCount)."""
     from faults import replica_hang
 
     before = _wait_ready(kube)
@@ -57,6 +69,11 @@ def test_a_hung_container_is_restarted_by_the_kubelets_liveness_probe(kube: kube
     [pod] = out["details"]["hung"]
     try:
         assert out["details"]["stopped"][pod], out  # at least the service's process got SIGSTOP
+        alive = 'max by (replica) (up{job="audit-service"})'
+        deadline = time.monotonic() + 20
+        while _prom(cluster_up.settings, alive).get(pod) != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _prom(cluster_up.settings, alive) == {**{p: 1.0 for p in before}, pod: 0.0}
         deadline = started + 120  # probe: 3 x 10 s failures, then the 25 s grace, then a new container
         while time.monotonic() < deadline:
             status = _containers(kube).get(pod)
@@ -69,6 +86,11 @@ def test_a_hung_container_is_restarted_by_the_kubelets_liveness_probe(kube: kube
               f"(last state {status.last_state.terminated.reason if status.last_state.terminated else None})")
         assert status.restart_count == before[pod].restart_count + 1, status
         assert status.container_id != before[pod].container_id
+        restarts = 'max by (pod) (kube_pod_container_status_restarts_total{namespace="sql-audit"})'
+        deadline = time.monotonic() + 10
+        while _prom(cluster_up.settings, restarts).get(pod) != status.restart_count and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _prom(cluster_up.settings, restarts).get(pod) == status.restart_count
         others = {name: s.restart_count for name, s in _containers(kube).items() if name != pod}
         assert others == {name: s.restart_count for name, s in before.items() if name != pod}
     finally:
