@@ -62,9 +62,8 @@ def kafka(ctx: StackContext) -> Component:
         render("kafka-log4j2.properties.tmpl", conf / "log4j2.properties")
         if (data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run_command([c.tools.java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
-                     "-t", cluster_id, "-c", str(conf / "server.properties"), *_scram_users(c)], "kafka", c)
+                     "-t", new_cluster_id(), "-c", str(conf / "server.properties"), *_scram_users(c)], "kafka", c)
 
     def _admin(c: StackContext):
         from kafka import KafkaAdminClient
@@ -196,13 +195,23 @@ def _live_brokers(cluster: dict[str, Any]) -> list[int]:
                   if not b.get("is_fenced"))
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id as Kafka's ``Uuid.randomUuid`` makes one: 16 random bytes in URL-safe base64, never
+    starting with ``-``. One that did (1 in 64) was read by ``kafka-storage format -t`` as an option, and ``up``
+    failed with "--cluster-id is required" (a test session's stack, 2026-12-02)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
+
+
 def cluster_id(path: Path) -> str:
     """The ha cluster's one id, made by whichever broker prepares first: the three prepare at the same time, so
     the file appears whole or not at all (a link of a written file), and a broker that loses the race reads the
     winner's id instead of an empty file or an id of its own."""
     if not path.exists():
         draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
-        draft.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        draft.write_text(new_cluster_id())
         try:
             os.link(draft, path)
         except FileExistsError:
