@@ -62,7 +62,7 @@ echo "killed $n"
 """
 
 
-def _limit_bytes(kube: Kube, pod: Any, container: str, what: str) -> int:
+def _limit_bytes(pod: Any, container: str, what: str) -> int:
     spec = next(c for c in pod.spec.containers if c.name == container)
     limit = ((spec.resources and spec.resources.limits) or {}).get("memory")
     if not limit:
@@ -91,7 +91,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
         pod = random.choice(ready)
         name = pod.metadata.name
         container, status = container_of(kube, pod, what)
-        limit = _limit_bytes(kube, pod, container, what)
+        limit = _limit_bytes(pod, container, what)
         procs = processes(kube, pod, container, "LIST", what, write=False)
         main = min(procs, key=lambda p: (p.start, p.pid))
         used_kib = sum(p.rss_kib for p in procs)
@@ -103,15 +103,14 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
         restarts = status.restart_count if status is not None else 0
         plan = (f"fill container {container!r} of {ns}/{name} (limit {limit >> 20} MiB, service pid {main.pid} "
                 f"{main.rss_kib // 1024} MiB) with {n} holders of {block >> 20} MiB: the kernel OOM-kills the service")
-        if kube.dry_run:
-            kube.exec(ns, name, container, ["sh", "-c", FILL, MARK, str(block), str(n), str(HOLD_S)], write=True)
-            return {"would": plan, "requests": kube.requests, "program": name}
         code, out, err = kube.exec(ns, name, container, ["sh", "-c", FILL, MARK, str(block), str(n), str(HOLD_S)],
-                                   write=True)
+                                   write=True)  # on a dry run only recorded
+        if kube.dry_run:
+            return {"would": plan, "requests": kube.requests, "program": name}
         deadline, terminated = time.monotonic() + KILL_TIMEOUT_S, None
         while time.monotonic() < deadline:
             now = kube.read_pod(ns, name)
-            st = next((s for s in (now.status.container_statuses or []) if s.name == container), None) if now else None
+            st = container_of(kube, now, what)[1] if now is not None else None
             if st is not None and st.restart_count > restarts and st.last_state and st.last_state.terminated:
                 terminated = st.last_state.terminated
                 break

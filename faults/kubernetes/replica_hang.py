@@ -34,32 +34,31 @@ def hang_replicas(count: int | None = None, percentage: float | None = None, gro
     with Kube(configuration, what) as kube:
         ns, _, members = members_of(kube, group, what)
         n = how_many(count, percentage, len(members))
-        answering: dict[str, tuple[Any, str, list[Proc]]] = {}
+        answering: dict[str, tuple[Any, str, Any, list[Proc]]] = {}  # pod, container, its status, processes
         for pod in members:
             if not is_ready(pod):
                 continue
-            container, _ = container_of(kube, pod, what)
+            container, status = container_of(kube, pod, what)
             procs = processes(kube, pod, container, "LIST", what, write=False)
             if any(p.pid == 1 for p in procs):
                 raise pid1_refusal(what, pod, container)
             if procs and not any(p.state == "T" for p in procs):
-                answering[pod.metadata.name] = (pod, container, procs)
+                answering[pod.metadata.name] = (pod, container, status, procs)
         check_blast_radius(what, n, len(members), list(answering), kube.base.max_replicas_killed, allow_all, "hang",
                            state="Ready and not stopped")
         victims = sorted(random.sample(sorted(answering), n))
         if kube.dry_run:
             for name in victims:
-                pod, container, _ = answering[name]
+                pod, container, _, _ = answering[name]
                 processes(kube, pod, container, "STOP", what, write=True)
             return {"would": f"SIGSTOP every process of the service container of {n} of {sorted(answering)} "
                              f"(chosen at random when applied; this time {victims})", "requests": kube.requests,
                     "group": group}
         pids, starts, containers, stopped = {}, {}, {}, {}
         for name in victims:
-            pod, container, listed = answering[name]
+            pod, container, status, listed = answering[name]
             main = min(listed, key=lambda p: (p.start, p.pid))  # the container's first process: its command
             done = processes(kube, pod, container, "STOP", what, write=True)
-            status = next(s for s in pod.status.container_statuses or [] if s.name == container)
             pids[name], starts[name] = main.pid, main.start
             containers[name] = status.container_id
             stopped[name] = [p.pid for p in done]
