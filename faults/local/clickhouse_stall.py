@@ -15,7 +15,7 @@ from chaoslib.types import Configuration, Secrets
 from faults import journal
 from faults.local import _ha
 from faults.local.clickhouse_down import program
-from faults.local.processes import Programs, killpg
+from faults.local.processes import Programs, freeze, killpg
 from stack.components import clickhouse
 from target.settings import TargetSettings, resolve
 
@@ -41,7 +41,7 @@ def stall_clickhouse(duration: float | None = 10.0, replica: int | None = None,
         raise ActivityFailed(f"{what}: {target} pid {pid} is already stopped; resume_clickhouse first")
     if settings.dry_run:
         return {"would": f"SIGSTOP {target} pid {pid} (process group)", "pid": pid}
-    killpg(pid, signal.SIGSTOP, what)
+    freeze(pid, what)
     return {"program": target, "pid": pid, "create_time": created, "changed": f"SIGSTOP pid {pid}"}
 
 

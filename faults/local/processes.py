@@ -9,11 +9,13 @@ its errors to ``ActivityFailed`` naming what the fault was doing, and adds what 
 
 import contextlib
 import logging
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 from chaoslib.exceptions import ActivityFailed
 
 from clients.wait import wait_until
@@ -106,6 +108,26 @@ def killpg(pid: int, sig: int, what: str) -> None:
     """:func:`stack.supervisor.killpg` (the process group of ``pid``); ``ActivityFailed`` naming ``what``."""
     with failing_as_activity(what):
         sv.killpg(pid, sig)
+
+
+def freeze(pid: int, what: str, timeout: float = 5.0) -> float:
+    """SIGSTOP the process group of ``pid`` and wait until ``pid`` reads stopped; seconds waited.
+
+    ``kill`` returns before the kernel has stopped every thread of a busy multi-threaded process (a JVM,
+    ClickHouse): a fault that returned then could be judged "applied" while its target still runs.
+    ``ActivityFailed`` ("did not bite") if it is not stopped within ``timeout``."""
+    killpg(pid, signal.SIGSTOP, what)
+    t0 = time.monotonic()
+
+    def stopped() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        except psutil.Error as exc:
+            raise ActivityFailed(f"{what}: pid {pid} after SIGSTOP: {exc}") from exc
+
+    wait_until(stopped, timeout, 0.05, f"{what}: SIGSTOP sent to pid {pid} but it is not stopped after "
+               f"{timeout:g} s (the fault did not bite)", error=ActivityFailed)
+    return time.monotonic() - t0
 
 
 def wait_tcp(host: str, port: int, timeout: float, what: str) -> float:

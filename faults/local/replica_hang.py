@@ -16,7 +16,7 @@ from chaoslib.types import Configuration, Secrets
 
 from faults import journal
 from faults.blast_radius import check_blast_radius, how_many
-from faults.local.processes import Programs, killpg
+from faults.local.processes import Programs, freeze, killpg
 from target.settings import TargetSettings, resolve
 
 FAULT = "replica_hang"
@@ -49,7 +49,7 @@ def hang_replicas(count: int | None = None, percentage: float | None = None, gro
     victims = sorted(random.sample(sorted(answering), n))
     pids = {name: answering[name][0] for name in victims}
     for name in victims:
-        killpg(pids[name], signal.SIGSTOP, f"{what}: {name}")
+        freeze(pids[name], f"{what}: {name}")
     return {"group": group, "hung": victims, "pids": pids,
             "create_times": {name: answering[name][1] for name in victims}, "of": len(members),
             "changed": "SIGSTOP " + ", ".join(f"{name} (pid {pids[name]})" for name in victims)}
