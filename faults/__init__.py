@@ -22,6 +22,7 @@ ACTIVITY_MODULES = (
     "faults.clickhouse_down",
     "faults.kafka_broker",
     "faults.memory",
+    "faults.heap",
     "faults.checker_config",
     "faults.backup",
     "faults.store_loss",

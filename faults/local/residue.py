@@ -9,7 +9,7 @@ Patroni's leader, members and synchronous mode, and every component's own health
 Items (``READERS``) and their rules (``RULES``; docs/faults.md, "Residue audit"):
 
 ``toxiproxy``       per proxy: ``enabled`` and its toxics — must be equal.
-``programs``        per supervised program: state, main pid and start time, frozen (SIGSTOPped)
+``programs``        per supervised program: state, main pid and start time, frozen (SIGSTOPped), heap held by a hog
                     pids; and ``strays``: processes working in the stack's data directory outside
                     every program (what a restart left behind). State equal, nothing frozen, no new
                     stray. A new pid is a note (supervisord restarted what the run killed).
@@ -37,6 +37,7 @@ import psutil
 import requests
 
 from faults.local import local_stack
+from faults.local.heap import read_markers
 from faults.local.memory import V1_ROOT, V2_ROOT
 from faults.local.network_partition import PREFIX as PARTITION_PREFIX
 from faults.residue import Finding, Item
@@ -104,6 +105,7 @@ def read_programs(settings: TargetSettings) -> Item:
                 extra[comp.name] = list(comp.pids(stack.ctx))
             except Exception as exc:
                 logger.info("residue audit: pids of %s: %s", comp.name, exc)
+    hogs = {m["program"]: m["pid"] for m in read_markers(stack.data_dir / "faults" / "heap-hog").values() if m["alive"]}
     programs: dict[str, Any] = {}
     known: set[int] = set()
     sup = stack.supervisor.pid()
@@ -122,7 +124,8 @@ def read_programs(settings: TargetSettings) -> Item:
                     started = proc.create_time()
             except psutil.Error:
                 continue
-        programs[name] = {"state": str(info["statename"]), "pid": pid, "started": started, "frozen": sorted(frozen)}
+        programs[name] = {"state": str(info["statename"]), "pid": pid, "started": started, "frozen": sorted(frozen),
+                          "heap_hog": hogs.get(name) == pid}
     return {"programs": programs, "strays": _strays(stack.data_dir, known)}
 
 
@@ -269,6 +272,9 @@ def programs_rule(ref: Item, now: Item, label: str) -> list[Finding]:
             found.append(Finding("programs", subject, f"{n['state']} (was {r['state']} {label})"))
         if n.get("frozen"):
             found.append(Finding("programs", subject, f"pid(s) {n['frozen']} frozen (SIGSTOP), not answering"))
+        if n.get("heap_hog"):
+            found.append(Finding("programs", subject, f"pid {n['pid']}: a heap hog still holds its heap "
+                                 "(release_heap)"))
         if r.get("pid") and n.get("pid") and (r["pid"], r.get("started")) != (n["pid"], n.get("started")):
             found.append(Finding("programs", subject, f"restarted during the run: pid {r['pid']} -> {n['pid']}",
                                  leftover=False))
@@ -373,7 +379,8 @@ def _toxiproxy_at_rest(item: Item) -> Item:
 
 
 def _programs_at_rest(item: Item) -> Item:
-    return {"programs": {name: {**p, "state": "RUNNING", "frozen": []} for name, p in item["programs"].items()},
+    return {"programs": {name: {**p, "state": "RUNNING", "frozen": [], "heap_hog": False}
+                         for name, p in item["programs"].items()},
             "strays": {}}
 
 

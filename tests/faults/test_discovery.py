@@ -15,7 +15,7 @@ EXPECTED = {
     "partition_network", "remove_partition", "add_latency", "remove_latency",
     "add_packet_loss", "remove_packet_loss", "fail_over_postgres", "restore_postgres",
     "stall_clickhouse", "resume_clickhouse", "stop_clickhouse", "start_clickhouse",
-    "stop_kafka_broker", "start_kafka_broker", "oom_kill_replica", "release_memory_limit",
+    "stop_kafka_broker", "start_kafka_broker", "oom_kill_replica", "release_memory_limit", "fill_heap", "release_heap",
     "change_checker_threshold", "restore_checker_config", "take_backup", "lose_store_data", "restore_from_backup",
     "inject_poison", "stop_poison", "send_stale_tokens", "stop_stale_tokens",
     "isolate_postgres_leader", "heal_postgres_leader", "lose_zookeeper", "restore_zookeeper",

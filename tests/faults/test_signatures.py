@@ -13,7 +13,7 @@ import pytest
 import faults
 
 TARGETS = ("local", "kubernetes")
-NO_BACKEND = {("kubernetes", "backup"), ("kubernetes", "store_loss")}
+NO_BACKEND = {("kubernetes", "backup"), ("kubernetes", "store_loss"), ("kubernetes", "heap")}
 """Faults a target does not implement (the engine refuses them by name before anything is touched)."""
 
 ACTIVITIES = [(module, function) for module in faults.ACTIVITY_MODULES

@@ -1,0 +1,250 @@
+package sqlaudit.chaos;
+
+import com.sun.management.GarbageCollectorMXBean;
+import com.sun.management.GcInfo;
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryUsage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A heap leak on demand: loaded into a running JVM, it holds byte arrays until the heap's occupancy after a
+ * garbage collection is {@code fill} of its maximum, keeps it there for {@code seconds}, then lets go.
+ *
+ * <p>Loaded with {@code jcmd <pid> JVMTI.agent_load <this jar> fill:0.96,seconds:120,mark:<id>,marker:<file>}
+ * (jcmd reads {@code =} as its own syntax, hence the colons); the marker file exists while the hog holds. A second
+ * load with {@code release} lets go at once (the class, loaded once by the system class loader, keeps its state
+ * between loads). Nothing of the service is asked to help: any HotSpot JVM with the attach mechanism on
+ * (the default) will do, whatever runs in it. Chaos Monkey for Spring Boot's memory assault does the same from
+ * inside the application; this one needs no dependency in it.
+ *
+ * <p>Most of the fill is allocated at once from the live set a full collection leaves; then, after each
+ * collection, the occupancy it left is read (old generation included: the floor of what the heap alerts see
+ * between collections) and a few region-sized arrays are added while it is under the target, or dropped
+ * when it is over halfway from the target to a full heap: when the service's own live set grows, the hog
+ * gives way rather than push it into an OutOfMemoryError. What it does is printed on the JVM's stderr.
+ */
+public final class HeapHog {
+    private static final int CHUNK = chunkBytes();
+    private static final int STEP_CHUNKS = 4;
+    private static final int MARGIN_CHUNKS = 16;
+    private static final List<byte[]> HELD = new ArrayList<>();
+    private static Thread keeper;
+
+    private HeapHog() {
+    }
+
+    public static synchronized void agentmain(String options) {
+        String opts = options == null ? "" : options.trim();
+        stop();
+        if (opts.equals("release")) {
+            log("release", "released on request");
+            return;
+        }
+        double fill = 0.96;
+        double seconds = 60;
+        String mark = "heap-hog";
+        String marker = null;
+        for (String pair : opts.split(",")) {
+            if (pair.isEmpty()) {
+                continue;
+            }
+            String[] kv = pair.split(":", 2);
+            if (kv.length != 2) {
+                throw new IllegalArgumentException("HeapHog: option '" + pair + "' is not key:value");
+            }
+            switch (kv[0]) {
+                case "fill" -> fill = Double.parseDouble(kv[1]);
+                case "seconds" -> seconds = Double.parseDouble(kv[1]);
+                case "mark" -> mark = kv[1];
+                case "marker" -> marker = kv[1];
+                default -> throw new IllegalArgumentException("HeapHog: unknown option '" + kv[0] + "'");
+            }
+        }
+        if (!(fill > 0 && fill < 1) || !(seconds > 0)) {
+            throw new IllegalArgumentException("HeapHog: fill must be in (0, 1) and seconds > 0");
+        }
+        long deadline = System.nanoTime() + (long) (seconds * 1e9);
+        double target = fill;
+        String tag = mark;
+        Path file = marker == null ? null : Path.of(marker);
+        keeper = new Thread(() -> keep(target, deadline, tag, file), "heap-hog");
+        keeper.setDaemon(true);
+        keeper.start();
+        log(tag, String.format("holding the heap at %.2f of its %d MiB for %.0f s", fill, max() >> 20, seconds));
+    }
+
+    private static void stop() {
+        Thread t = keeper;
+        keeper = null;
+        if (t != null) {
+            t.interrupt();
+            try {
+                t.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        synchronized (HELD) {
+            HELD.clear();
+        }
+    }
+
+    private static void keep(double fill, long deadline, String mark, Path marker) {
+        try {
+            if (marker != null) {
+                marker.toFile().deleteOnExit();
+            }
+            long want = (long) (fill * max());
+            // After a young collection the old generation still counts its garbage, so an occupancy above the
+            // target is not yet a danger: the hog gives way only halfway between the target and a full heap.
+            long danger = want + (max() - want) / 2;
+            System.gc(); // one full collection: the live set the fill starts from
+            long[] gc = afterLastGc();
+            long lastGc = gc == null ? -1 : gc[0];
+            long live = gc == null ? used() : gc[1];
+            status(marker, mark, live); // holding from here on; filled once a collection says so
+            change((int) ((want - live) / CHUNK) - MARGIN_CHUNKS); // most of it at once, the rest per collection
+            log(mark, String.format("live set %d MiB, holding %d MiB", live >> 20, (long) HELD.size() * CHUNK >> 20));
+            while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
+                Thread.sleep(250);
+                gc = afterLastGc();
+                if (gc == null || gc[0] == lastGc) {
+                    continue; // between collections the heap in use counts garbage: only an after-GC reading tells
+                }
+                lastGc = gc[0];
+                if (gc[1] < want) {
+                    change((int) Math.min(MARGIN_CHUNKS, (want - gc[1]) / CHUNK + 1)); // what a mixed or full GC freed
+                } else if (gc[1] > danger) {
+                    change((int) -Math.min(STEP_CHUNKS, (gc[1] - want) / CHUNK + 1));
+                }
+                status(marker, mark, gc[1]);
+            }
+            release(mark, Thread.currentThread().isInterrupted() ? "stopped" : "hold ended", marker);
+        } catch (InterruptedException e) {
+            release(mark, "stopped", marker);
+        } catch (OutOfMemoryError e) {
+            release(mark, "OutOfMemoryError while filling", marker);
+        } catch (IOException e) {
+            release(mark, "marker " + marker + ": " + e, marker);
+        } finally {
+            synchronized (HELD) {
+                HELD.clear();
+            }
+        }
+    }
+
+    /** The marker file says a hog is holding (what the fault waits for and a leftover audit looks for), and how much. */
+    private static void status(Path marker, String mark, long afterGc) throws IOException {
+        if (marker != null) {
+            long held = heldBytes();
+            Path tmp = marker.resolveSibling(marker.getFileName() + ".tmp");
+            Files.writeString(tmp, String.format("mark=%s held_mib=%d after_gc_mib=%d max_mib=%d%n",
+                    mark, held >> 20, afterGc >> 20, max() >> 20));
+            Files.move(tmp, marker, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+
+    private static long heldBytes() {
+        synchronized (HELD) {
+            return (long) HELD.size() * CHUNK;
+        }
+    }
+
+    private static void release(String mark, String why, Path marker) {
+        long held = heldBytes() >> 20;
+        synchronized (HELD) {
+            HELD.clear();
+        }
+        if (marker != null) {
+            try {
+                Files.deleteIfExists(marker);
+            } catch (IOException e) {
+                log(mark, "could not remove " + marker + ": " + e);
+            }
+        }
+        log(mark, why + ": released " + held + " MiB");
+    }
+
+    /**
+     * One G1 region less an array header (G1 gives an array of half a region or more whole regions of its own:
+     * a byte[1 MiB] would take two 1 MiB regions and the heap would fill with slack); 1 MiB elsewhere.
+     */
+    private static int chunkBytes() {
+        try {
+            var bean = ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class);
+            long region = Long.parseLong(bean.getVMOption("G1HeapRegionSize").getValue());
+            if (region > 0 && bean.getVMOption("UseG1GC").getValue().equals("true")) {
+                return (int) region - 64;
+            }
+        } catch (RuntimeException e) {
+            // not HotSpot, or no such option: plain chunks
+        }
+        return 1 << 20;
+    }
+
+    /** Hold {@code chunks} more chunks (fewer when negative). */
+    private static void change(int chunks) {
+        synchronized (HELD) {
+            for (int i = 0; i < chunks; i++) {
+                HELD.add(new byte[CHUNK]);
+            }
+            for (int i = 0; i < -chunks && !HELD.isEmpty(); i++) {
+                HELD.remove(HELD.size() - 1);
+            }
+        }
+    }
+
+    /** {collection id sum, heap bytes in use right after the most recent collection}, or null before any. */
+    private static long[] afterLastGc() {
+        long idSum = 0;
+        GcInfo last = null;
+        for (java.lang.management.GarbageCollectorMXBean bean : ManagementFactory.getGarbageCollectorMXBeans()) {
+            if (bean instanceof GarbageCollectorMXBean gc) {
+                GcInfo info = gc.getLastGcInfo();
+                if (info != null) {
+                    idSum += info.getId();
+                    if (last == null || info.getEndTime() > last.getEndTime()) {
+                        last = info;
+                    }
+                }
+            }
+        }
+        if (last == null) {
+            return null;
+        }
+        long after = 0;
+        for (Map.Entry<String, MemoryUsage> pool : last.getMemoryUsageAfterGc().entrySet()) {
+            if (isHeap(pool.getKey())) {
+                after += pool.getValue().getUsed();
+            }
+        }
+        return new long[] {idSum, after};
+    }
+
+    private static boolean isHeap(String pool) {
+        for (java.lang.management.MemoryPoolMXBean bean : ManagementFactory.getMemoryPoolMXBeans()) {
+            if (bean.getName().equals(pool)) {
+                return bean.getType() == java.lang.management.MemoryType.HEAP;
+            }
+        }
+        return false;
+    }
+
+    private static long used() {
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+    }
+
+    private static long max() {
+        return Runtime.getRuntime().maxMemory();
+    }
+
+    private static void log(String mark, String what) {
+        System.err.println("[heap-hog " + mark + "] " + what);
+    }
+}
