@@ -64,15 +64,7 @@ def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 
     what = f"fill the heap of a {group} replica"
     programs = Programs(settings)
     programs.require_running(what)
-    members = programs.group(group, what)
-    running = [m for m in members if m["statename"] == "RUNNING" and m["pid"]]
-    if replica is not None:
-        running = [m for m in running if m["name"] == replica]
-        if not running:
-            raise ActivityFailed(f"{what}: {replica!r} is not a RUNNING member of {group} "
-                                 f"({', '.join(m['name'] for m in members)})")
-    if not running:
-        raise ActivityFailed(f"{what}: no RUNNING replica in {group}")
+    _, running = programs.candidates(group, replica, what)
     not_jvm = [m["name"] for m in running if not _is_jvm(int(m["pid"]))]
     if not_jvm:
         raise ActivityFailed(f"{what}: {', '.join(not_jvm)} is not a JVM (the Python reference service has no heap "

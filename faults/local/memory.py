@@ -70,15 +70,7 @@ def oom_kill_replica(replica: str | None = None, limit_mb: int = 16, group: str 
     version, root = _hierarchy()
     programs = Programs(settings)
     programs.require_running(what)
-    members = programs.group(group, what)
-    running = [m for m in members if m["statename"] == "RUNNING" and m["pid"]]
-    if replica is not None:
-        running = [m for m in running if m["name"] == replica]
-        if not running:
-            raise ActivityFailed(f"{what}: {replica!r} is not a RUNNING member of {group} "
-                                 f"({', '.join(m['name'] for m in members)})")
-    if not running:
-        raise ActivityFailed(f"{what}: no RUNNING replica in {group}")
+    members, running = programs.candidates(group, replica, what)
     if len(members) > 1 and sum(1 for m in members if m["statename"] == "RUNNING") < 2:
         raise ActivityFailed(f"{what}: blast radius: it would leave no replica of {group} running")
     victim = random.choice(running)

@@ -77,6 +77,22 @@ class Programs:
         with failing_as_activity(what):
             return self.supervisor.group(group)
 
+    def candidates(self, group: str, replica: str | None, what: str) -> tuple[list[dict[str, Any]],
+                                                                              list[dict[str, Any]]]:
+        """(every member of ``group``, those RUNNING with a pid: only ``replica`` when it is named).
+
+        ``ActivityFailed`` when none is left, naming the members when ``replica`` is not one of them."""
+        members = self.group(group, what)
+        running = [m for m in members if m["statename"] == "RUNNING" and m["pid"]]
+        if replica is not None:
+            running = [m for m in running if m["name"] == replica]
+            if not running:
+                raise ActivityFailed(f"{what}: {replica!r} is not a RUNNING member of {group} "
+                                     f"({', '.join(m['name'] for m in members)})")
+        if not running:
+            raise ActivityFailed(f"{what}: no RUNNING replica in {group}")
+        return members, running
+
     def kill(self, program: str, what: str | None = None) -> int:
         """SIGKILL ``program``'s process group (supervisord restarts it) once it is dead; returns the pid."""
         with failing_as_activity(what or f"kill {program}"):
