@@ -10,6 +10,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
 
 /**
  * A heap leak on demand: loaded into a running JVM, it holds byte arrays until the heap's occupancy after a
@@ -33,6 +35,10 @@ public final class HeapHog {
     private static final int STEP_CHUNKS = 4;
     private static final int MARGIN_CHUNKS = 16;
     private static final List<byte[]> HELD = new ArrayList<>();
+    private static final Set<String> HEAP_POOLS = ManagementFactory.getMemoryPoolMXBeans().stream()
+            .filter(pool -> pool.getType() == java.lang.management.MemoryType.HEAP)
+            .map(java.lang.management.MemoryPoolMXBean::getName)
+            .collect(Collectors.toSet());
     private static Thread keeper;
 
     private HeapHog() {
@@ -95,6 +101,7 @@ public final class HeapHog {
     }
 
     private static void keep(double fill, long deadline, String mark, Path marker) {
+        String why = "stopped";
         try {
             if (marker != null) {
                 marker.toFile().deleteOnExit();
@@ -109,7 +116,7 @@ public final class HeapHog {
             long live = gc == null ? used() : gc[1];
             status(marker, mark, live); // holding from here on; filled once a collection says so
             change((int) ((want - live) / CHUNK) - MARGIN_CHUNKS); // most of it at once, the rest per collection
-            log(mark, String.format("live set %d MiB, holding %d MiB", live >> 20, (long) HELD.size() * CHUNK >> 20));
+            log(mark, String.format("live set %d MiB, holding %d MiB", live >> 20, heldBytes() >> 20));
             while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
                 Thread.sleep(250);
                 gc = afterLastGc();
@@ -124,17 +131,17 @@ public final class HeapHog {
                 }
                 status(marker, mark, gc[1]);
             }
-            release(mark, Thread.currentThread().isInterrupted() ? "stopped" : "hold ended", marker);
-        } catch (InterruptedException e) {
-            release(mark, "stopped", marker);
-        } catch (OutOfMemoryError e) {
-            release(mark, "OutOfMemoryError while filling", marker);
-        } catch (IOException e) {
-            release(mark, "marker " + marker + ": " + e, marker);
-        } finally {
-            synchronized (HELD) {
-                HELD.clear();
+            if (!Thread.currentThread().isInterrupted()) {
+                why = "hold ended";
             }
+        } catch (InterruptedException e) {
+            why = "stopped";
+        } catch (OutOfMemoryError e) {
+            why = "OutOfMemoryError while filling";
+        } catch (IOException | RuntimeException e) {
+            why = "failed: " + e;
+        } finally {
+            release(mark, why, marker); // whatever ended the hold: nothing held, no status file saying otherwise
         }
     }
 
@@ -220,21 +227,13 @@ public final class HeapHog {
         }
         long after = 0;
         for (Map.Entry<String, MemoryUsage> pool : last.getMemoryUsageAfterGc().entrySet()) {
-            if (isHeap(pool.getKey())) {
+            if (HEAP_POOLS.contains(pool.getKey())) {
                 after += pool.getValue().getUsed();
             }
         }
         return new long[] {idSum, after};
     }
 
-    private static boolean isHeap(String pool) {
-        for (java.lang.management.MemoryPoolMXBean bean : ManagementFactory.getMemoryPoolMXBeans()) {
-            if (bean.getName().equals(pool)) {
-                return bean.getType() == java.lang.management.MemoryType.HEAP;
-            }
-        }
-        return false;
-    }
 
     private static long used() {
         return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();

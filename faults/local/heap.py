@@ -26,9 +26,14 @@ BITE_TIMEOUT_S = 20.0
 RELEASE_TIMEOUT_S = 10.0
 
 
+def status_dir(data_dir: Path) -> Path:
+    """Where the agents of the stack in ``data_dir`` keep their status files."""
+    return data_dir / "faults" / "heap-hog"
+
+
 def marker_dir(settings: TargetSettings) -> Path:
-    """Where the agents of this stack keep their status files."""
-    return local_stack(settings).data_dir / "faults" / "heap-hog"
+    """:func:`status_dir` of the stack ``settings`` point at."""
+    return status_dir(local_stack(settings).data_dir)
 
 
 def read_markers(directory: Path) -> dict[Path, dict[str, Any]]:
@@ -72,8 +77,7 @@ def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 
     victim = random.choice(running)
     name, pid = str(victim["name"]), int(victim["pid"])
     directory = marker_dir(settings)
-    held = [m["program"] for m in read_markers(directory).values() if m["alive"] and m["program"] == name]
-    if held:
+    if any(m["alive"] and m["program"] == name for m in read_markers(directory).values()):
         raise ActivityFailed(f"{what}: {name} already has a heap hog holding (release_heap first)")
     try:
         jar = agents.heap_hog_jar()

@@ -37,7 +37,7 @@ import psutil
 import requests
 
 from faults.local import local_stack
-from faults.local.heap import read_markers
+from faults.local.heap import read_markers, status_dir
 from faults.local.memory import V1_ROOT, V2_ROOT
 from faults.local.network_partition import PREFIX as PARTITION_PREFIX
 from faults.residue import Finding, Item
@@ -105,7 +105,7 @@ def read_programs(settings: TargetSettings) -> Item:
                 extra[comp.name] = list(comp.pids(stack.ctx))
             except Exception as exc:
                 logger.info("residue audit: pids of %s: %s", comp.name, exc)
-    hogs = {m["program"]: m["pid"] for m in read_markers(stack.data_dir / "faults" / "heap-hog").values() if m["alive"]}
+    hogs = {m["program"]: m["pid"] for m in read_markers(status_dir(stack.data_dir)).values() if m["alive"]}
     programs: dict[str, Any] = {}
     known: set[int] = set()
     sup = stack.supervisor.pid()
