@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from faults import journal
+from faults import UNDO_ACTIVITIES, journal
 from target.settings import resolve
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
     mod_name = RENAMED.get(mod_name, mod_name)
     result = Reverted(id=str(entry.get("id")), run_id=str(entry.get("run_id")), fault=str(entry.get("fault")),
                       parameters=dict(entry.get("parameters") or {}), ok=False, detail="")
-    if not mod_name.startswith("faults.") or not func_name.startswith(("remove_", "restore_", "resume_", "start_")):
+    if f"{mod_name}.{func_name}" not in UNDO_ACTIVITIES:
         result.detail = f"journal entry {path} has no usable undo ({activity!r}); revert it by hand"
         logger.error("%s", result.detail)
         return result

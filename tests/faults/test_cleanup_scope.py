@@ -5,14 +5,15 @@ people's faults: it takes the default stack of ``resilience run``; ``--all`` tak
 """
 
 import json
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from faults import UNDO_ACTIVITIES, journal
 from faults import cleanup as cleanup_mod
-from faults import journal
 from faults.cli import cleanup_command
 from resilience.cli import cli as resilience_cli
 from stack.endpoints import DEFAULT_PORT_BASE
@@ -130,3 +131,35 @@ def test_an_entry_journaled_under_the_old_module_name_is_still_reverted(tmp_path
     assert result.ok, result.detail
     assert result.detail.startswith("nothing to restore")  # the real remove ran: no stack, no change recorded
     assert journal.open_entries(tmp_path / "journal") == []
+
+
+@pytest.mark.parametrize("activity", sorted(UNDO_ACTIVITIES))
+def test_every_faults_undo_is_run_from_its_journal_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         activity: str) -> None:
+    """What cleanup, the expiry timers and the watchdog run for a killed runner's fault. Before the registry, the undo
+    had to start with remove_/restore_/resume_/start_: the heap, OOM, poison, stale-token and split-brain faults were
+    "no usable undo" and stayed (found by the heap fault's SIGKILL case, 2026-12-02)."""
+    module, _, function = activity.rpartition(".")
+    calls: list[dict[str, Any]] = []
+    fake = types.SimpleNamespace(**{function: lambda **kw: calls.append(kw) or {"details": {"changed": "undone"}}})
+    monkeypatch.setattr(cleanup_mod.importlib, "import_module", lambda name: fake if name == module else None)
+    settings = resolve({"fault_state_dir": str(tmp_path / "journal"), "run_id": "r", "stack_port_base": 20000,
+                        "watchdog": False})
+    path, entry = journal.new_entry(settings, f"{module}.inject", {}, {"activity": activity, "arguments": {"x": 1}},
+                                    None, {})
+    journal.update(path, status="active")
+    result = cleanup_mod.revert_entry(path, journal.read(path) or entry, by="test")
+    assert result.ok, result.detail
+    assert calls and calls[0]["x"] == 1
+    assert journal.open_entries(tmp_path / "journal") == []
+
+
+@pytest.mark.parametrize("activity", ["faults.kafka_broker.stop_kafka_broker", "faults.heap.fill_heap",
+                                      "os.system", "faults.heap.release_heap_and_more"])
+def test_a_journal_entry_naming_anything_but_an_undo_is_not_run(tmp_path: Path, activity: str) -> None:
+    settings = resolve({"fault_state_dir": str(tmp_path / "journal"), "run_id": "r", "stack_port_base": 20000,
+                        "watchdog": False})
+    path, entry = journal.new_entry(settings, "faults.heap.fill_heap", {}, {"activity": activity, "arguments": {}},
+                                    None, {})
+    result = cleanup_mod.revert_entry(path, entry, by="test")
+    assert not result.ok and "no usable undo" in result.detail

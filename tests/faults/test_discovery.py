@@ -82,3 +82,25 @@ def test_chaos_discover_of_a_package_name_finds_no_distribution(tmp_path: Path) 
                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert "Package faults not found" in proc.stdout + proc.stderr
     assert not (tmp_path / "d.json").exists()
+
+
+def test_every_injected_fault_journals_an_undo_that_cleanup_will_run() -> None:
+    """Each ``engine.inject(__name__, fault, args, undo, ...)`` of a fault module names its undo; the journal keeps
+    ``module.undo`` and cleanup, the expiry timers and the watchdog run only what :data:`faults.UNDO_ACTIVITIES`
+    lists. A fault added without its undo there could never be reverted for a killed runner."""
+    import ast
+    import importlib
+
+    journaled = set()
+    for name in faults.ACTIVITY_MODULES:
+        tree = ast.parse((REPO / (name.replace(".", "/") + ".py")).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "inject" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "engine":
+                undo = node.args[3]
+                assert isinstance(undo, ast.Constant), f"{name}: the undo of engine.inject must be a literal name"
+                journaled.add(f"{name}.{undo.value}")
+    assert journaled == faults.UNDO_ACTIVITIES
+    for activity in faults.UNDO_ACTIVITIES:
+        module, _, function = activity.rpartition(".")
+        assert function in importlib.import_module(module).__all__, activity
