@@ -20,10 +20,11 @@ from faults import engine
 __all__ = ["fill_heap", "release_heap"]
 
 MAX_DURATION_S = 900.0
+MAX_CHURN_MIB_S = 512.0
 
 
 def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 150.0,
-              group: str = "audit-service", configuration: Configuration | None = None,
+              group: str = "audit-service", churn: float = 0.0, configuration: Configuration | None = None,
               secrets: Secrets | None = None) -> dict[str, Any]:
     """Hold one replica's JVM heap at ``fill`` of its maximum for ``duration`` seconds.
 
@@ -35,6 +36,12 @@ def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 
         duration: seconds the agent holds before it lets go by itself (at most 900: a hold never outlives
             a forgotten run by long).
         group: supervisor group of the replicas.
+        churn: MiB per second of small arrays the agent allocates on top, each kept alive about half a
+            second (0 to 512; default 0: a leak that only holds). In a heap held nearly full, that is an
+            allocation storm the collector must keep up with: collections follow each other, objects that
+            survive a few are copied and promoted, and the old generation fills with garbage only a mixed
+            or full collection frees, which is what ``FrequentGarbageCollection`` exists for. What the
+            churn keeps alive counts in ``fill``.
 
     Returns ``fault_id``, ``run_id``, ``expires_at``, ``journal`` and ``details`` (``program``, ``pid``,
     ``heap_max_mb``, ``used_mb`` once the fill bit); on a dry run ``{"dry_run": true, "plan": ...}``.
@@ -52,9 +59,13 @@ def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 
     if seconds is None or seconds > MAX_DURATION_S:
         raise ActivityFailed(f"{fault}: duration={duration!r}: expected seconds in (0, {MAX_DURATION_S:.0f}]: "
                              "the agent must let go by itself")
+    churn = check.number(fault, "churn", churn)
+    if not 0 <= churn <= MAX_CHURN_MIB_S:
+        raise ActivityFailed(f"{fault}: churn={churn!r}: expected MiB per second in [0, {MAX_CHURN_MIB_S:.0f}]")
     replica, group = check.optional_name(fault, "replica", replica), check.name(fault, "group", group)
     return engine.inject(__name__, "fill_heap",
-                         {"fill": float(fill), "replica": replica, "duration": seconds, "group": group},
+                         {"fill": float(fill), "replica": replica, "duration": seconds, "group": group,
+                          "churn": float(churn)},
                          "release_heap", {"group": group}, seconds, configuration, secrets, instant=False)
 
 

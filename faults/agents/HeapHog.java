@@ -29,11 +29,15 @@ import java.util.stream.Collectors;
  * between collections) and a few region-sized arrays are added while it is under the target, or dropped
  * when it is over halfway from the target to a full heap: when the service's own live set grows, the hog
  * gives way rather than push it into an OutOfMemoryError. What it does is printed on the JVM's stderr.
+ *
+ * <p>With {@code churn:<MiB/s>} it also allocates small arrays at that rate, each alive about half a second
+ * (see {@link #churn}): the allocation storm that turns a nearly full heap into back-to-back collections.
  */
 public final class HeapHog {
     private static final int CHUNK = chunkBytes();
     private static final int STEP_CHUNKS = 4;
     private static final int MARGIN_CHUNKS = 16;
+    private static final double CHURN_LIFE_S = 0.5;
     private static final List<byte[]> HELD = new ArrayList<>();
     private static final Set<String> HEAP_POOLS = ManagementFactory.getMemoryPoolMXBeans().stream()
             .filter(pool -> pool.getType() == java.lang.management.MemoryType.HEAP)
@@ -55,6 +59,7 @@ public final class HeapHog {
         double seconds = 60;
         String mark = "heap-hog";
         String marker = null;
+        double churn = 0;
         for (String pair : opts.split(",")) {
             if (pair.isEmpty()) {
                 continue;
@@ -68,20 +73,23 @@ public final class HeapHog {
                 case "seconds" -> seconds = Double.parseDouble(kv[1]);
                 case "mark" -> mark = kv[1];
                 case "marker" -> marker = kv[1];
+                case "churn" -> churn = Double.parseDouble(kv[1]);
                 default -> throw new IllegalArgumentException("HeapHog: unknown option '" + kv[0] + "'");
             }
         }
-        if (!(fill > 0 && fill < 1) || !(seconds > 0)) {
-            throw new IllegalArgumentException("HeapHog: fill must be in (0, 1) and seconds > 0");
+        if (!(fill > 0 && fill < 1) || !(seconds > 0) || !(churn >= 0 && churn <= 512)) {
+            throw new IllegalArgumentException("HeapHog: fill must be in (0, 1), seconds > 0, churn in [0, 512] MiB/s");
         }
         long deadline = System.nanoTime() + (long) (seconds * 1e9);
         double target = fill;
         String tag = mark;
         Path file = marker == null ? null : Path.of(marker);
-        keeper = new Thread(() -> keep(target, deadline, tag, file), "heap-hog");
+        long churnBytes = (long) (churn * (1 << 20));
+        keeper = new Thread(() -> keep(target, deadline, tag, file, churnBytes), "heap-hog");
         keeper.setDaemon(true);
         keeper.start();
-        log(tag, String.format("holding the heap at %.2f of its %d MiB for %.0f s", fill, max() >> 20, seconds));
+        log(tag, String.format("holding the heap at %.2f of its %d MiB for %.0f s%s", fill, max() >> 20, seconds,
+                churn > 0 ? String.format(", churning %.0f MiB/s", churn) : ""));
     }
 
     private static void stop() {
@@ -100,8 +108,9 @@ public final class HeapHog {
         }
     }
 
-    private static void keep(double fill, long deadline, String mark, Path marker) {
+    private static void keep(double fill, long deadline, String mark, Path marker, long churnBytes) {
         String why = "stopped";
+        Thread churner = null;
         try {
             if (marker != null) {
                 marker.toFile().deleteOnExit();
@@ -115,8 +124,14 @@ public final class HeapHog {
             long lastGc = gc == null ? -1 : gc[0];
             long live = gc == null ? used() : gc[1];
             status(marker, mark, live); // holding from here on; filled once a collection says so
-            change((int) ((want - live) / CHUNK) - MARGIN_CHUNKS); // most of it at once, the rest per collection
+            long ring = (long) (churnBytes * CHURN_LIFE_S); // what the churn keeps alive at any time
+            change((int) ((want - live - ring) / CHUNK) - MARGIN_CHUNKS); // most at once, the rest per collection
             log(mark, String.format("live set %d MiB, holding %d MiB", live >> 20, heldBytes() >> 20));
+            if (churnBytes > 0) {
+                churner = new Thread(() -> churn(churnBytes, deadline), "heap-hog-churn");
+                churner.setDaemon(true);
+                churner.start();
+            }
             while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
                 Thread.sleep(250);
                 gc = afterLastGc();
@@ -141,7 +156,45 @@ public final class HeapHog {
         } catch (IOException | RuntimeException e) {
             why = "failed: " + e;
         } finally {
+            if (churner != null) {
+                churner.interrupt();
+                try {
+                    churner.join(1000); // its ring goes with it
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
             release(mark, why, marker); // whatever ended the hold: nothing held, no status file saying otherwise
+        }
+    }
+
+    /**
+     * An allocation storm: {@code bytesPerSecond} of small arrays, each kept for about {@link #CHURN_LIFE_S}
+     * in a ring that overwrites the oldest. Objects that outlive a few young collections are what makes a
+     * collector work (copied to survivor space, promoted, then garbage in the old generation that only a mixed
+     * or full collection frees): in a heap held nearly full, the young generation is small and collections
+     * follow each other, which is what {@code FrequentGarbageCollection} is for. The ring counts in the
+     * occupancy the hog holds at {@code fill}.
+     */
+    private static void churn(long bytesPerSecond, long deadline) {
+        int perObject = 512;
+        byte[][] ring = new byte[(int) Math.max(1, bytesPerSecond * CHURN_LIFE_S / perObject)][];
+        long start = System.nanoTime();
+        long made = 0;
+        int next = 0;
+        try {
+            while (System.nanoTime() < deadline && !Thread.currentThread().isInterrupted()) {
+                long due = (long) ((System.nanoTime() - start) / 1e9 * bytesPerSecond / perObject);
+                for (; made < due; made++) {
+                    ring[next] = new byte[perObject - 16];
+                    next = next + 1 == ring.length ? 0 : next + 1;
+                }
+                Thread.sleep(5);
+            }
+        } catch (InterruptedException e) {
+            // released
+        } catch (OutOfMemoryError e) {
+            log("churn", "OutOfMemoryError: stopped churning");
         }
     }
 

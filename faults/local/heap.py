@@ -63,7 +63,8 @@ def _is_jvm(pid: int) -> bool:
 
 
 def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 150.0, group: str = "audit-service",
-              configuration: Configuration | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+              churn: float = 0.0, configuration: Configuration | None = None,
+              secrets: Secrets | None = None) -> dict[str, Any]:
     """Local backend of :func:`faults.heap.fill_heap`."""
     settings = resolve(configuration)
     what = f"fill the heap of a {group} replica"
@@ -86,10 +87,12 @@ def fill_heap(fill: float = 0.96, replica: str | None = None, duration: float = 
         raise ActivityFailed(f"{what}: {exc}") from exc
     if settings.dry_run:
         return {"would": f"load {jar.name} into {name} (pid {pid}) and hold its heap at {fill:.2f} of its maximum "
-                         f"for {duration:.0f} s", "program": name, "pid": pid}
+                         f"for {duration:.0f} s" + (f", churning {churn:g} MiB/s" if churn else ""),
+                "program": name, "pid": pid}
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / f"{name}-{pid}"
-    options = f"fill:{fill},seconds:{duration:g},mark:{settings.run_id or 'fill_heap'},marker:{marker}"
+    options = (f"fill:{fill},seconds:{duration:g},churn:{churn:g},mark:{settings.run_id or 'fill_heap'},"
+               f"marker:{marker}")
     try:
         agents.jcmd(pid, "JVMTI.agent_load", str(jar), options)
     except agents.AgentError as exc:
