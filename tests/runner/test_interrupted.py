@@ -19,7 +19,7 @@ The full matrix is 6 lasting faults x 3 signals. CI runs the cases marked ``CI``
 with SIGKILL, the watchdog path that nothing else covers, plus SIGINT and SIGTERM on the cheapest
 faults to revert: the rollback path is the same code for every fault); ``-m interrupt_matrix``
 runs the other eleven. The heap fault needs a JVM: its cases run on the session's Spring stack
-(``tests/spring/test_spring_interrupted.py``, the same :func:`interrupt_case`).
+(``tests/spring/test_spring_runner_interrupted.py``, the same :func:`interrupt_case`).
 """
 
 from __future__ import annotations
