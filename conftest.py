@@ -67,6 +67,7 @@ def _keep(config: pytest.Config) -> bool:
 
 LOCK_DIR = Path(tempfile.gettempdir()) / "sql-audit-resilience-tests"
 _claims: list[IO[str]] = []  # held (open, flocked) until this session's process ends
+_claimed: set[str] = set()
 
 
 def claim(resource: str) -> None:
@@ -77,6 +78,8 @@ def claim(resource: str) -> None:
     tests in a cascade. An exclusive ``flock``, released by the kernel when the process dies, makes the second
     session stop at once and say who holds the resource instead.
     """
+    if resource in _claimed:
+        return  # ours already (a module-scoped stack started again at the same port base)
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     fh = (LOCK_DIR / f"{resource}.lock").open("a+")
     try:
@@ -93,6 +96,7 @@ def claim(resource: str) -> None:
     fh.write(f"pid {os.getpid()} in {os.getcwd()} since {time.strftime('%H:%M:%S')}")
     fh.flush()
     _claims.append(fh)
+    _claimed.add(resource)
 
 
 @pytest.fixture(scope="session")

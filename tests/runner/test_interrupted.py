@@ -18,7 +18,7 @@ asserted beyond the documented bound.
 The full matrix is 6 lasting faults x 3 signals. CI runs the cases marked ``CI`` (one per fault
 with SIGKILL, the watchdog path that nothing else covers, plus SIGINT and SIGTERM on the cheapest
 faults to revert: the rollback path is the same code for every fault); ``-m interrupt_matrix``
-runs the other eleven. The heap fault needs a JVM: its cases run on the session's Spring stack
+runs the other eleven. The heap fault needs a JVM: its cases run on a Spring stack
 (``tests/spring/test_spring_runner_interrupted.py``, the same :func:`interrupt_case`).
 """
 

@@ -31,12 +31,14 @@ def spring(stack: LocalStack, spring_jar: Path) -> Iterator[SpringService]:
         service.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spring_stack(test_port_base: int, keep_stack: bool, spring_jar: Path,
                  claim_resource: Callable[[str], None]) -> Iterator[LocalStack]:
     """A whole local stack running the Spring service (``resilience up --service spring``), at the test port
-    base + 60 (so it never collides with the session's Python stack), fresh, stopped and purged at the end
-    unless --keep-stack (then a running one is reused)."""
+    base + 60 (so it never collides with the session's Python stack), fresh, stopped and purged at the end of
+    the module unless --keep-stack (then a running one is reused). Per module, not per session: three idle JVMs
+    beside the rest of the session would disturb the tests that judge a quiet baseline, and the tests of
+    ``tests/stack`` start a second stack at the same port base (the CI run of 2026-12-02 18:20 failed on that)."""
     port_base = test_port_base + SPAN
     data_dir = Path(os.environ.get("RESILIENCE_DATA_ROOT", DEFAULT_DATA_ROOT)) / f"test-spring-{port_base}"
     keep = keep_stack

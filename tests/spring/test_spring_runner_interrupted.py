@@ -1,4 +1,4 @@
-"""The runner interrupted during a fault that needs a JVM (the heap hog), on the session's Spring stack.
+"""The runner interrupted during a fault that needs a JVM (the heap hog), on a Spring stack of its own (the module's).
 
 The same cases as ``tests/runner/test_interrupted.py`` (its module doc says what each checks): the Python
 reference service refuses these faults, so their interruptions are proven here. SIGKILL in CI (nothing of the
