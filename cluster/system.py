@@ -41,6 +41,8 @@ BOOTSTRAP_JOB = "sql-audit-bootstrap"
 NODE_PORTS = {"kafka": 30092, "postgres": 30432, "clickhouse": 30900, "prometheus": 30090}
 # Each service replica's HTTP port, one NodePort Service per pod (deploy/k8s/local/system/replica-services.yaml).
 REPLICA_NODE_PORTS = (30080, 30081, 30082)
+# ... and each replica's toxiproxy sidecar (service-patch.yaml): where latency and loss faults put their toxics.
+TOXIPROXY_NODE_PORTS = (30474, 30475, 30476)
 IMAGES_HINT = "run `bash deploy/k8s/local/images.sh` (or `python -m cluster install`)"
 
 Progress = Callable[[str, str], None]
@@ -287,6 +289,8 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "metric_selector": f'namespace="{NAMESPACE}", app="sql-audit-service"',
         # every replica's own HTTP port, for the probes that ask each one (config_change's configprops)
         "replica_urls": [f"http://{node}:{port}" for port in REPLICA_NODE_PORTS],
+        # every replica's toxiproxy sidecar (its store edges go through it): latency and loss without tc netem
+        "k8s_toxiproxy_urls": [f"http://{node}:{port}" for port in TOXIPROXY_NODE_PORTS],
     }
 
 

@@ -34,6 +34,14 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(str(i).strip() for i in items if str(i).strip())
 
 
+def _urls(value: Any, key: str) -> tuple[str, ...]:
+    urls = _list(value)
+    for url in urls:
+        if not re.fullmatch(r"https?://[^/\s]+/?", url):
+            raise ActivityFailed(f"configuration {key}: {url!r} is not a base URL (http://host:port)")
+    return tuple(u.rstrip("/") for u in urls)
+
+
 def _positive(value: Any, key: str) -> float:
     try:
         number = float(value)
@@ -93,6 +101,7 @@ class KubeSettings:
     policy_max_age: float
     partition_check: bool
     conntrack_netns: str | None
+    toxiproxy_urls: tuple[str, ...]
     ready_timeout: float
     rollout_timeout: float
     request_timeout: float
@@ -165,6 +174,7 @@ class KubeSettings:
             policy_max_age=_positive(cfg.get("k8s_policy_max_age", 3600), "k8s_policy_max_age"),
             partition_check=parse_bool(cfg.get("k8s_partition_check", False), "k8s_partition_check"),
             conntrack_netns=conntrack_netns,
+            toxiproxy_urls=_urls(cfg.get("k8s_toxiproxy_urls"), "k8s_toxiproxy_urls"),
             ready_timeout=_positive(cfg.get("k8s_ready_timeout", 120), "k8s_ready_timeout"),
             rollout_timeout=_positive(cfg.get("k8s_rollout_timeout", 600), "k8s_rollout_timeout"),
             request_timeout=_positive(cfg.get("k8s_request_timeout", 10), "k8s_request_timeout"),

@@ -16,6 +16,8 @@ Items (``READERS``) and their rules (``RULES``; docs/faults.md, "Residue audit")
                       ``restartedAt`` of the pod template is a note (a config change rolls the set).
 ``configmap``         the checkers ConfigMap: sha256 of ``k8s_checkers_key`` equal, no
                       ``sql-audit-resilience/*`` annotation new (``checkers-before``, ``restart-pending``).
+``toxiproxy``         (``k8s_toxiproxy_urls``) per server and proxy, the toxics of ours (``chaos-*``): none
+                      new; ``None`` when the target file lists no server.
 ``pods``              per selector (the service, each dependency, the PostgreSQL leader): at least as
                       many Ready pods as before; those that are not are named.
 """
@@ -30,6 +32,7 @@ from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.hold import held
 from faults.residue import Finding, Item
+from faults.toxiproxy import CHAOS_PREFIX, ToxiproxyAPI
 from target.settings import TargetSettings
 
 WHAT = "residue audit"
@@ -129,8 +132,19 @@ def read_pods(settings: TargetSettings) -> Item:
         return out
 
 
+def read_toxiproxy(settings: TargetSettings) -> Item | None:
+    """This library's toxics in each replica's toxiproxy (``k8s_toxiproxy_urls``), by ``<url> <proxy>``."""
+    with _kube(settings) as kube:
+        urls = kube.settings.toxiproxy_urls
+    if not urls:
+        return None
+    return {f"{url} {name}": sorted(t["name"] for t in proxy["toxics"] if t["name"].startswith(CHAOS_PREFIX))
+            for url in urls for name, proxy in ToxiproxyAPI(url).snapshot(WHAT).items()}
+
+
 READERS = {"network_policies": read_network_policies, "network_chaos": read_network_chaos,
-           "statefulsets": read_statefulsets, "configmap": read_configmap, "pods": read_pods}
+           "statefulsets": read_statefulsets, "configmap": read_configmap, "toxiproxy": read_toxiproxy,
+           "pods": read_pods}
 
 
 def _objects_rule(kind: str, item: str) -> Any:
@@ -183,9 +197,15 @@ def pods_rule(ref: Item, now: Item, label: str) -> list[Finding]:
     return found
 
 
+def toxiproxy_rule(ref: Item, now: Item, label: str) -> list[Finding]:
+    return [Finding("toxiproxy", f"toxiproxy {proxy}", f"toxic {toxic} left (not there {label})")
+            for proxy, toxics in sorted(now.items()) for toxic in toxics if toxic not in ref.get(proxy, [])]
+
+
 RULES = {"network_policies": _objects_rule("NetworkPolicy", "network_policies"),
          "network_chaos": _objects_rule("NetworkChaos", "network_chaos"),
-         "statefulsets": statefulsets_rule, "configmap": configmap_rule, "pods": pods_rule}
+         "statefulsets": statefulsets_rule, "configmap": configmap_rule, "toxiproxy": toxiproxy_rule,
+         "pods": pods_rule}
 
 
 def _none(item: Item) -> Item:
@@ -217,7 +237,11 @@ def _pods_at_rest(item: Item) -> Item:
     return {group: {**g, "ready": sorted([*g["ready"], *g["not_ready"]]), "not_ready": []} for group, g in item.items()}
 
 
+def _toxiproxy_at_rest(item: Item) -> Item:
+    return {proxy: [] for proxy in item}
+
+
 AT_REST = {"network_policies": _none, "network_chaos": _none, "statefulsets": _statefulsets_at_rest,
-           "configmap": _configmap_at_rest, "pods": _pods_at_rest}
-LIBRARY_ITEMS = ("network_policies", "network_chaos", "statefulsets", "configmap")
+           "configmap": _configmap_at_rest, "toxiproxy": _toxiproxy_at_rest, "pods": _pods_at_rest}
+LIBRARY_ITEMS = ("network_policies", "network_chaos", "statefulsets", "configmap", "toxiproxy")
 """Items whose leftovers only this library makes (a run refuses to start on them)."""

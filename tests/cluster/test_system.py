@@ -256,3 +256,60 @@ def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
         from faults.cleanup import cleanup as clean
 
         clean(state)  # whatever happened, the session's cluster is given back with Kafka running
+
+
+# Run in a service pod: ClickHouse round trips through the pod's toxiproxy sidecar, the way the service writes
+# (127.0.0.1:19000, service-patch.yaml); prints the seconds each took, as JSON.
+ROUND_TRIPS = """\
+import json, time
+from clickhouse_driver import Client
+client = Client("127.0.0.1", port=19000, connect_timeout=5, send_receive_timeout=15)
+client.execute("SELECT 1")
+took = []
+for _ in range(3):
+    t = time.monotonic()
+    client.execute("SELECT 1")
+    took.append(round(time.monotonic() - t, 3))
+print(json.dumps(took))
+"""
+
+
+def test_latency_on_an_edge_delays_every_replicas_store_traffic_until_removed(
+        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """This kernel has no tc netem, so the service pods reach their stores through a toxiproxy sidecar and the
+    target file lists each one's API (k8s_toxiproxy_urls). A latency on the clickhouse edge must slow the round
+    trips a service pod makes to ClickHouse the way the service does (through 127.0.0.1:19000), on every replica,
+    and nothing once removed; the postgres edge keeps no toxic."""
+    from kubernetes.stream import stream
+
+    from faults.network_latency import add_latency, remove_latency
+    from faults.toxiproxy import ToxiproxyAPI
+
+    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))
+    config = {"target": "kubernetes", "fault_state_dir": str(tmp_path / "faults")}
+    core = kubernetes.client.CoreV1Api(kube)
+    urls = system.target_keys(cluster_up.settings)["k8s_toxiproxy_urls"]
+
+    def round_trips(pod: str) -> list[float]:
+        out = stream(core.connect_get_namespaced_pod_exec, pod, system.NAMESPACE, container="sql-audit-service",
+                     command=["python3", "-c", ROUND_TRIPS], stderr=True, stdout=True, stdin=False, tty=False,
+                     _request_timeout=120)
+        return [float(x) for x in json.loads(out.strip().splitlines()[-1])]
+
+    pods = sorted(_service_pods(kube))
+    before = {pod: round_trips(pod) for pod in pods}
+    try:
+        add_latency("clickhouse", 800, duration=120, configuration=config)
+        toxics = {url: {name: [t["name"] for t in p["toxics"]] for name, p in ToxiproxyAPI(url).snapshot("t").items()}
+                  for url in urls}
+        during = {pod: round_trips(pod) for pod in pods}
+    finally:
+        remove_latency("clickhouse", configuration=config)
+    after = {pod: round_trips(pod) for pod in pods}
+    print(f"\nround trips to ClickHouse through the sidecar (s): before {before}, with 800 ms {during}, after {after}")
+    assert all(t == {"clickhouse": ["chaos-latency-downstream"], "postgres": []} for t in toxics.values()), toxics
+    assert all(max(v) < 0.4 for v in before.values()), before
+    assert all(min(v) >= 0.75 for v in during.values()), during
+    assert all(max(v) < 0.4 for v in after.values()), after

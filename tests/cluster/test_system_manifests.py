@@ -72,17 +72,20 @@ def test_the_target_file_points_at_the_node_ports(settings: ClusterSettings) -> 
     assert keys["k8s_allowed_namespaces"] == [system.NAMESPACE] and keys["k8s_partition_check"] is True
 
 
-def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(settings: ClusterSettings) -> None:
-    """config_change reads every replica's configuration: its replica_urls must reach pod i, not any pod."""
+@pytest.mark.parametrize(("key", "container_port"), [("replica_urls", 8080), ("k8s_toxiproxy_urls", 8474)])
+def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(settings: ClusterSettings, key: str,
+                                                                             container_port: int) -> None:
+    """config_change reads every replica's configuration (replica_urls), and a latency goes on every replica's
+    toxiproxy sidecar (k8s_toxiproxy_urls): URL i must reach pod i, not any pod."""
     docs = system.render(settings, IMAGES)
-    by_port = {d["spec"]["ports"][0]["nodePort"]: d for d in docs
-               if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"}
-    urls = system.target_keys(settings)["replica_urls"]
+    by_port = {p["nodePort"]: (d, p) for d in docs if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"
+               for p in d["spec"]["ports"]}
+    urls = system.target_keys(settings)[key]
     sts = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "sql-audit-service")
     assert len(urls) == sts["spec"]["replicas"]
     for i, url in enumerate(urls):
         host, port = url.removeprefix("http://").split(":")
         assert host == settings.node_ip
-        service = by_port[int(port)]
+        service, service_port = by_port[int(port)]
         assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": f"sql-audit-service-{i}"}
-        assert service["spec"]["ports"][0]["targetPort"] == 8080
+        assert service_port["targetPort"] == container_port

@@ -8,6 +8,7 @@ Through the public activities (``faults.replicas.kill_replicas`` ...) with
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from faults import (
     kafka_broker,
     memory,
     network_latency,
+    network_loss,
     network_partition,
     postgres_failover,
     process,
@@ -35,9 +37,13 @@ from faults import (
 )
 from faults import journal as fault_journal
 from faults.cleanup import cleanup
+from faults.kubernetes import residue as kube_residue
 from faults.kubernetes.checker_config import BEFORE, PENDING, RESTARTED_AT
 from faults.kubernetes.client import CALLS, Call, record_calls, rollout_status
-from tests.k8s.conftest import NAMESPACE, ROOT, Envtest, kustomize
+from faults.toxiproxy import ToxiproxyAPI
+from stack.context import Tools
+from target.settings import resolve
+from tests.k8s.conftest import NAMESPACE, ROOT, Envtest, free_port, kustomize
 from tests.k8s.test_offline import role_calls
 
 pytestmark = pytest.mark.k8s
@@ -308,6 +314,96 @@ def test_latency_with_chaos_mesh_creates_and_deletes_networkchaos(envtest: Envte
                                                     "networkchaos")["items"] == []
     finally:
         ext.delete_custom_resource_definition("networkchaos.chaos-mesh.org")
+
+
+@pytest.fixture
+def sidecars(tmp_path: Path) -> Iterator[list[str]]:
+    """Two real toxiproxy servers as the local cluster's sidecars run them (one proxy per store edge, named
+    after it): the base URLs ``k8s_toxiproxy_urls`` lists."""
+    binary = Tools.discover().toxiproxy
+    if not binary.exists():
+        pytest.fail(f"no toxiproxy server at {binary}: deploy/local/install.sh builds it")
+    urls, procs = [], []
+    try:
+        for i in range(2):
+            config = tmp_path / f"proxies-{i}.json"
+            config.write_text(json.dumps([
+                {"name": edge, "listen": f"127.0.0.1:{free_port()}", "upstream": f"127.0.0.1:{free_port()}",
+                 "enabled": True} for edge in ("postgres", "clickhouse")]))
+            port = free_port()
+            procs.append(subprocess.Popen([str(binary), "-host", "127.0.0.1", "-port", str(port), "-config",
+                                           str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            _wait_until(lambda u=url: len(_proxies_or_none(u)) == 2, f"toxiproxy at {url} with its two proxies")
+        yield urls
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def _proxies_or_none(url: str) -> dict[str, Any]:
+    try:
+        return ToxiproxyAPI(url).proxies("test")
+    except ActivityFailed:
+        return {}
+
+
+def _wait_until(predicate: Any, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _toxics(url: str) -> dict[str, list[str]]:
+    return {name: [t["name"] for t in p["toxics"]] for name, p in ToxiproxyAPI(url).snapshot("test").items()}
+
+
+def test_latency_through_the_sidecars_toxiproxy_goes_on_every_replica_and_comes_off(
+        envtest: Envtest, sidecars: list[str], run: dict[str, Any]) -> None:
+    """With ``k8s_toxiproxy_urls`` the latency is a toxic on the edge's proxy in every replica's server (not a
+    NetworkChaos), journaled; its removal takes it off everywhere, and the residue audit sees it while it is on."""
+    run = {**run, "k8s_toxiproxy_urls": sidecars}
+    result = network_latency.add_latency("clickhouse", 250, jitter_ms=20, duration=60, configuration=run)
+    assert all(_toxics(url) == {"clickhouse": ["chaos-latency-downstream"], "postgres": []} for url in sidecars)
+    [toxic] = ToxiproxyAPI(sidecars[1]).proxy("clickhouse", "test")["toxics"]
+    assert (toxic["type"], toxic["stream"], toxic["attributes"]) == ("latency", "downstream",
+                                                                     {"latency": 250, "jitter": 20})
+    settings = resolve(run)
+    on = kube_residue.read_toxiproxy(settings)
+    assert on is not None and on[f"{sidecars[0]} clickhouse"] == ["chaos-latency-downstream"]
+    found = kube_residue.toxiproxy_rule({k: [] for k in on}, on, "before the run")
+    assert sorted(f.subject for f in found) == sorted(f"toxiproxy {u} clickhouse" for u in sidecars)
+    with pytest.raises(ActivityFailed, match="already there"):
+        network_latency.add_latency("clickhouse", 100, configuration=run)
+    removed = network_latency.remove_latency("clickhouse", configuration=run)
+    assert result["fault_id"] in removed["reverted_entries"]
+    assert all(_toxics(url) == {"clickhouse": [], "postgres": []} for url in sidecars)
+    assert kube_residue.toxiproxy_rule(on, kube_residue.read_toxiproxy(settings) or {}, "before") == []
+
+
+def test_loss_a_dead_runner_left_on_the_sidecars_is_taken_off_by_cleanup(
+        envtest: Envtest, sidecars: list[str], run: dict[str, Any]) -> None:
+    run = {**run, "k8s_toxiproxy_urls": sidecars}
+    network_loss.add_packet_loss("postgres", 30, stream="both", configuration=run)
+    assert all(_toxics(url)["postgres"] == ["chaos-loss-downstream", "chaos-loss-upstream"] for url in sidecars)
+    cleanup(Path(run["fault_state_dir"]), run["run_id"])  # what the watchdog or `resilience cleanup` runs
+    assert all(_toxics(url) == {"clickhouse": [], "postgres": []} for url in sidecars)
+
+
+def test_a_sidecar_that_does_not_answer_refuses_the_fault_on_every_replica(
+        envtest: Envtest, sidecars: list[str], run: dict[str, Any]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    run = {**run, "k8s_toxiproxy_urls": [*sidecars, dead]}
+    with pytest.raises(ActivityFailed, match=f"toxiproxy at {dead}"):
+        network_latency.add_latency("clickhouse", 250, configuration=run)
+    assert all(_toxics(url) == {"clickhouse": [], "postgres": []} for url in sidecars)
+    assert fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"]) == []
+    with pytest.raises(ActivityFailed, match="has no proxy for 'kafka'"):
+        network_latency.add_latency("kafka", 250, configuration={**run, "k8s_toxiproxy_urls": sidecars})
 
 
 def _served(custom: kubernetes.client.CustomObjectsApi) -> bool:

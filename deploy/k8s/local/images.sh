@@ -17,7 +17,9 @@
 #   service   the base image (install.sh) plus one layer: the reference service (sqlaudit/), the suite's
 #             clients/ and stack/ exporters (readiness and lag the kube-state-metrics / kafka_exporter way),
 #             and their runtime dependencies installed by pip from PyPI with the versions this checkout's
-#             pyproject.toml allows (pinned in the hash by the list of resolved wheels).
+#             pyproject.toml allows (pinned in the hash by the list of resolved wheels); and the toxiproxy
+#             server the local stack built (deploy/local/install.sh), which the service pods run beside the
+#             service on its store edges (latency faults on the cluster, docs/cluster.md).
 #
 # Run as root (debootstrap). Exit codes: 0 built (or cached), 1 a step failed, 2 bad argument, 3 missing input.
 set -euo pipefail
@@ -54,6 +56,13 @@ kafka_libs() {
   d="$(find "$STACK_CACHE" -maxdepth 1 -name 'kafka-*' -type d | sort | tail -1)"
   [ -n "$d" ] && [ -d "$d/libs" ] || { echo "no Kafka jars in $STACK_CACHE/kafka-*/libs: run deploy/local/install.sh" >&2; exit 3; }
   echo "$d/libs"
+}
+
+toxiproxy_bin() {
+  local b
+  b="$(find "$STACK_CACHE/bin" -maxdepth 1 -name 'toxiproxy-server-*' -type f 2>/dev/null | sort | tail -1)"
+  [ -n "$b" ] || { echo "no toxiproxy server in $STACK_CACHE/bin: run deploy/local/install.sh" >&2; exit 3; }
+  echo "$b"
 }
 
 # finish_image NAME HASH WORK: write the layout in WORK as the archive of NAME:HASH, drop other hashes not used
@@ -115,12 +124,14 @@ service_sources_hash() {
 }
 
 service_image() {
-  local base_ref base_archive base_tag hash work wheels
+  local base_ref base_archive base_tag hash work wheels toxiproxy
   base_ref="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
   base_archive="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
   base_tag="${base_ref##*:}"
   [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
-  hash="$(input_hash "$(declare -f service_image)" "$base_ref" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)")"
+  toxiproxy="$(toxiproxy_bin)"
+  hash="$(input_hash "$(declare -f service_image)" "$base_ref" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)" \
+    "$(sha256sum "$toxiproxy" | cut -c1-64)")"
   SERVICE_HASH=$hash
   if [[ $FORCE == 0 && -f $IMAGES_DEST/service-$hash.oci.tar ]]; then
     touch "$IMAGES_DEST/service-$hash.oci.tar"; ok "image service cached ($hash)"; return
@@ -140,6 +151,7 @@ service_image() {
     (cd "$REPO" && find "$pkg" \( -name '*.py' -o -name '*.sql' -o -name '*.yaml' \) -print0 \
       | xargs -0 -I{} install -D -m 644 {} "$work/bundle/rootfs/opt/sqlaudit/app/{}")
   done
+  install -D -m 755 "$toxiproxy" "$work/bundle/rootfs/usr/local/bin/toxiproxy-server"
   umoci repack --image "$work/layout:$hash" "$work/bundle"
   umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
     --config.env PYTHONPATH=/opt/sqlaudit/app:/opt/sqlaudit/site --config.env PYTHONDONTWRITEBYTECODE=1 \
