@@ -313,3 +313,58 @@ def test_latency_on_an_edge_delays_every_replicas_store_traffic_until_removed(
     assert all(max(v) < 0.4 for v in before.values()), before
     assert all(min(v) >= 0.75 for v in during.values()), during
     assert all(max(v) < 0.4 for v in after.values()), after
+
+
+def test_a_latency_reaches_the_sidecar_of_a_replica_that_is_not_ready(cluster_up: ClusterUnderTest,
+                                                                       kube: kubernetes.client.ApiClient,
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A latency must come off a replica that is not Ready: clickhouse_write_timeout's 6 s makes every replica
+    unready, and the first such run on the cluster could not remove it (the sidecars' NodePorts had no endpoint
+    once the pods were unready; the removal, the expiry timer and the watchdog failed, and the latency kept the
+    replicas unready) until the sidecars' Services published not-ready pods. Here one replica is made unready
+    (frozen: its readiness probe fails, its sidecar runs on), and the latency must go on and come off all three
+    sidecars, that one's included."""
+    import time
+
+    from faults.network_latency import add_latency, remove_latency
+    from faults.replica_hang import hang_replicas, resume_replicas
+    from faults.toxiproxy import ToxiproxyAPI
+
+    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))
+    config = {"target": "kubernetes", "fault_state_dir": str(tmp_path / "faults")}
+    core = kubernetes.client.CoreV1Api(kube)
+    urls = system.target_keys(cluster_up.settings)["k8s_toxiproxy_urls"]
+
+    def unready() -> list[str]:
+        pods = core.list_namespaced_pod(system.NAMESPACE, label_selector="app=sql-audit-service",
+                                        _request_timeout=10).items
+        return sorted(p.metadata.name for p in pods
+                      if not any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+
+    def toxics() -> dict[str, list[str]]:
+        return {url: [t["name"] for p in ToxiproxyAPI(url).snapshot("t").values() for t in p["toxics"]]
+                for url in urls}
+
+    assert unready() == []
+    try:
+        hang_replicas(count=1, duration=90, configuration=config)
+        t0 = time.monotonic()
+        while not unready() and time.monotonic() - t0 < 30:
+            time.sleep(0.5)
+        frozen = unready()
+        assert len(frozen) == 1, f"no replica became unready: this test would prove nothing ({frozen})"
+        add_latency("clickhouse", 800, duration=60, configuration=config)
+        during = toxics()
+        remove_latency("clickhouse", configuration=config)
+        after = toxics()
+    finally:
+        try:
+            remove_latency("clickhouse", configuration=config)
+        finally:
+            resume_replicas(configuration=config)
+    print(f"\n{frozen[0]} unready {time.monotonic() - t0:.1f} s after the freeze; toxics with the latency {during}, "
+          f"after its removal {after}")
+    assert all(names == ["chaos-latency-downstream"] for names in during.values()), during
+    assert all(not names for names in after.values()), after

@@ -72,11 +72,14 @@ def test_the_target_file_points_at_the_node_ports(settings: ClusterSettings) -> 
     assert keys["k8s_allowed_namespaces"] == [system.NAMESPACE] and keys["k8s_partition_check"] is True
 
 
-@pytest.mark.parametrize(("key", "container_port"), [("replica_urls", 8080), ("k8s_toxiproxy_urls", 8474)])
+@pytest.mark.parametrize(("key", "container_port", "not_ready_too"),
+                         [("replica_urls", 8080, False), ("k8s_toxiproxy_urls", 8474, True)])
 def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(settings: ClusterSettings, key: str,
-                                                                             container_port: int) -> None:
+                                                                             container_port: int,
+                                                                             not_ready_too: bool) -> None:
     """config_change reads every replica's configuration (replica_urls), and a latency goes on every replica's
-    toxiproxy sidecar (k8s_toxiproxy_urls): URL i must reach pod i, not any pod."""
+    toxiproxy sidecar (k8s_toxiproxy_urls): URL i must reach pod i, not any pod; a sidecar's even while its pod
+    is not Ready (a latency that makes the service unready must still come off)."""
     docs = system.render(settings, IMAGES)
     by_port = {p["nodePort"]: (d, p) for d in docs if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"
                for p in d["spec"]["ports"]}
@@ -89,3 +92,4 @@ def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(se
         service, service_port = by_port[int(port)]
         assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": f"sql-audit-service-{i}"}
         assert service_port["targetPort"] == container_port
+        assert bool(service["spec"].get("publishNotReadyAddresses")) == not_ready_too
