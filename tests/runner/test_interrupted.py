@@ -42,6 +42,8 @@ import yaml
 
 from faults import journal, residue
 from faults.local.heap import read_markers, status_dir
+from resilience.runner import WARM_FILE
+from stack.components.audit_service import GROUP as SERVICE_GROUP
 from stack.core import LocalStack
 from target.settings import resolve
 
@@ -195,6 +197,14 @@ def test_runner_interrupted_during_a_lasting_fault_leaves_nothing(stack: LocalSt
     interrupt_case(stack, env, tmp_path, fault, sig)
 
 
+def _marked_warm(stack: LocalStack) -> None:
+    """A case is about the undo, not the baseline: mark the replicas warm, so that the runner does not first load
+    a JVM service for its JIT's minute (resilience/runner.py, ``_warm_up``; 60 of the Spring case's 100 s)."""
+    pids = {c.name: int(info["pid"]) for c in stack.components() if c.group == SERVICE_GROUP
+            and (info := stack.supervisor.process_info().get(c.name)) and info.get("pid")}
+    (stack.data_dir / WARM_FILE).write_text(json.dumps({"pids": pids, "at": time.time(), "load": "marked by a test"}))
+
+
 def interrupt_case(stack: LocalStack, env: dict[str, str], tmp_path: Path, fault: str, sig: str) -> None:
     """Run the fault's lasting experiment, send ``sig`` while the fault is active, check that nothing stays."""
     state = Path(env["RESILIENCE_STATE_DIR"])
@@ -205,6 +215,7 @@ def interrupt_case(stack: LocalStack, env: dict[str, str], tmp_path: Path, fault
           "the stack at rest before the run", poll=1.0)
     before = residue.snapshot(settings)
     _, _, effect = FAULTS[fault]
+    _marked_warm(stack)
     log = (tmp_path / "runner.out").open("w")
     # Started the way a shell without job control starts a background job (`resilience run ... &` in a script, a CI
     # agent's step): with SIGINT ignored. The CLI restores Ctrl-C's handler (resilience/cli.py main); without
