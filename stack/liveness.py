@@ -305,11 +305,15 @@ def liveness_url(readiness_url: str) -> str:
 
 def run_loop(liveness: Liveness, urls: dict[str, str], pids: Callable[[], dict[str, int | None]],
              probe: Callable[[str, float], bool], kill: Callable[[str, int], str],
-             stop: threading.Event, tick_s: float = 1.0) -> None:
+             stop: threading.Event, tick_s: float = 1.0,
+             on_restart: Callable[[str, float], None] | None = None) -> None:
     """Drive :class:`Liveness` until ``stop`` is set: every ``tick_s`` read the replicas' pids (``pids()``,
     supervisord's view; an error skips the tick), send the due probes and run the kills, each in a thread of
     its own (a probe waits up to its timeout, a kill up to the grace period: neither holds up the others).
-    ``urls`` (pod -> liveness URL) may change while it runs, with :meth:`Liveness.set_pods` (a scale)."""
+    ``urls`` (pod -> liveness URL) may change while it runs, with :meth:`Liveness.set_pods` (a scale).
+    ``on_restart(pod, alive_at)`` hears of each restart, with the last time (monotonic) the old process was
+    seen running: the readiness exporter's cue for a restart its probes may have missed."""
+    alive_at: dict[str, float] = {}
     while not stop.is_set():
         now = time.monotonic()
         try:
@@ -321,6 +325,10 @@ def run_loop(liveness: Liveness, urls: dict[str, str], pids: Callable[[], dict[s
             for pod in list(liveness.pods):
                 if liveness.observe_pid(pod, current.get(pod), now):
                     logger.info("liveness: %s restarted (pid %s)", pod, current.get(pod))
+                    if on_restart is not None:
+                        on_restart(pod, alive_at.get(pod, now))
+                if current.get(pod) is not None:
+                    alive_at[pod] = now
             for pod, kind, pid in liveness.due(now):
                 url = urls.get(pod)
                 if url is None:  # removed by a scale between the two reads

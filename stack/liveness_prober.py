@@ -25,10 +25,12 @@ __all__ = ["start_from_args"]
 
 
 def start_from_args(args: Any, namespace: str, probe: Callable[[str, float], bool],
-                    error: Callable[[str], Any]) -> Callable[[dict[str, str]], None] | None:
+                    error: Callable[[str], Any],
+                    on_restart: Callable[[str, float], None] | None = None) -> Callable[[dict[str, str]], None] | None:
     """Start the liveness prober the parsed ``args`` ask for (``None`` without ``--liveness``): its collector
     registered, its loop in a daemon thread. ``probe(url, timeout)`` is the exporter's HTTP probe (the
-    kubelet's rule: 2xx/3xx in time); ``error`` reports a bad option (``ArgumentParser.error``).
+    kubelet's rule: 2xx/3xx in time); ``error`` reports a bad option (``ArgumentParser.error``);
+    ``on_restart(pod, alive_at)`` hears of every restart supervisord shows (:func:`stack.liveness.run_loop`).
 
     Returns ``follow(replicas)``: the exporter calls it with the new ``{pod: readiness URL}`` after a scale, so
     a replica added by a scale-out is probed (and restarted) like the others, from its startup probe on."""
@@ -60,7 +62,7 @@ def start_from_args(args: Any, namespace: str, probe: Callable[[str, float], boo
         return lv.terminate(pid, timing.termination_grace_s, sv.killpg, sv.wait_dead)
 
     thread = threading.Thread(target=lv.run_loop, args=(liveness, urls, pids, probe, kill, threading.Event()),
-                              name="liveness", daemon=True)
+                              kwargs={"on_restart": on_restart}, name="liveness", daemon=True)
     thread.start()
     logger.info("liveness prober: %s, %s", urls, timing)
 

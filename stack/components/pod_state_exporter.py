@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stack import liveness
 from stack.components.base import Component, exporter_checks
+from stack.components.prometheus import FAST_SCRAPE
 from stack.context import StackContext
 from stack.endpoints import HOST
 from stack.errors import StackError
@@ -41,10 +42,11 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
                                     lambda v: f"{v:.0f}/{len(replicas)} ready")
 
     # A kubelet's defaults are a 10 s period, 1 s timeout and 3 failures; a finer period shows short
-    # outages, and 2 failures in a row keep one slow answer on a busy machine from reading as one.
+    # outages, and 2 failures in a row keep one slow answer on a busy machine from reading as one. Each
+    # unready spell is exported for two of Prometheus' scrape intervals, so one scrape at least sees it.
     command = [sys.executable, "-m", "stack.pod_state_exporter", "--port", str(port), "--namespace", NAMESPACE,
                "--statefulset", statefulset, "--period", "0.5", "--timeout", "1.0", "--failure-threshold", "2",
-               "--replicas-file", str(replicas_file(ctx))]
+               "--min-unready", f"{min_unready_s():g}", "--replicas-file", str(replicas_file(ctx))]
     for replica in replicas:
         command += ["--replica", f"{replica.name}={replica.endpoint}"]
     command += _liveness_args(ctx, replicas, statefulset)
@@ -60,6 +62,14 @@ def pod_state_exporter(ctx: StackContext, replicas: list[Component], statefulset
         metrics=f"{HOST}:{port}",
         endpoint=url,
     )]
+
+
+def min_unready_s() -> float:
+    """How long the exporter shows each unready spell at least: two intervals of its Prometheus scrape."""
+    interval = FAST_SCRAPE["exporters"]["scrape_interval"]
+    if not interval.endswith("ms"):
+        raise StackError(f"the exporters' scrape interval {interval!r} is not in ms (stack/components/prometheus.py)")
+    return 2 * int(interval[:-2]) / 1000
 
 
 def _liveness_args(ctx: StackContext, replicas: list[Component], container: str) -> list[str]:
