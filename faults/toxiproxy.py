@@ -7,12 +7,13 @@ every toxic this library adds is named ``chaos-<fault>-<stream>``.
 """
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 from chaoslib.exceptions import ActivityFailed
 
-from target.topology import edge_members
+from target.topology import edge_members, streams
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +98,41 @@ class ToxiproxyAPI:
 def conflicting(proxy: dict[str, Any], prefix: str) -> list[str]:
     """Names of toxics on ``proxy`` that start with ``prefix``."""
     return [t["name"] for t in proxy.get("toxics", []) if t["name"].startswith(prefix)]
+
+
+def add_toxics(servers: Sequence[ToxiproxyAPI], edge: str, prefix: str, kind: str, stream: str,
+               attributes: dict[str, Any], toxicity: float, what: str, dry_run: bool) -> dict[str, Any]:
+    """Add toxic ``kind`` named ``<prefix>-<stream>`` on each stream of the edge's proxies in every server
+    (the local stack's one, or each replica's sidecar on a cluster); refuses, changing nothing, if a server does
+    not answer, lacks the proxy or has a toxic of ours there already."""
+    chosen = streams(stream)
+    members = [(tp, tp.members(edge, what)) for tp in servers]
+    present = {f"{tp.url}/proxies/{name}": conflicting(proxy, prefix) for tp, found in members
+               for name, proxy in found.items() if conflicting(proxy, prefix)}
+    if present:
+        raise ActivityFailed(f"{what}: already there ({present}); remove it first")
+    names = [f"{prefix}-{s}" for s in chosen]
+    proxies = sorted(f"{tp.url}/proxies/{name}" for tp, found in members for name in found)
+    plan = f"add {kind} toxics {names} ({attributes}, toxicity {toxicity:g}) to {', '.join(proxies)}"
+    if dry_run:
+        return {"would": plan, "edge": edge, "proxies": proxies}
+    for tp, found in members:
+        for proxy_name in found:
+            for name, s in zip(names, chosen, strict=True):
+                tp.add_toxic(proxy_name, name, kind, s, attributes, toxicity, what)
+    return {"edge": edge, "proxies": proxies, "toxics": names, "changed": plan}
+
+
+def remove_toxics(servers: Sequence[ToxiproxyAPI], edge: str, prefix: str, what: str,
+                  dry_run: bool) -> dict[str, Any]:
+    """Remove every toxic named ``<prefix>-*`` from the edge's proxies in every server; none there is success.
+    A server that does not answer fails the removal (its toxics cannot be seen gone), naming it."""
+    present = {f"{tp.url}/proxies/{name}": (tp, name, conflicting(proxy, prefix)) for tp in servers
+               for name, proxy in tp.members(edge, what).items()}
+    if dry_run:
+        return {"would": "remove toxics " + ", ".join(f"{where}: {toxics}" for where, (_, _, toxics)
+                                                       in present.items()), "edge": edge}
+    removed = [f"{where}:{toxic}" for where, (tp, name, toxics) in present.items() for toxic in toxics
+               if tp.remove_toxic(name, toxic, what)]
+    return {"edge": edge, "proxies": sorted(present),
+            "changed": f"removed {', '.join(removed)}" if removed else "already gone"}

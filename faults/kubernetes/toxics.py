@@ -16,11 +16,8 @@ applies to that replica (Chaos Mesh would re-inject into a new pod; toxiproxy ke
 
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
-
 from faults.kubernetes.client import Kube
-from faults.toxiproxy import ToxiproxyAPI, conflicting
-from target.topology import streams
+from faults.toxiproxy import ToxiproxyAPI, add_toxics, remove_toxics
 
 
 def servers(kube: Kube) -> list[ToxiproxyAPI]:
@@ -30,34 +27,10 @@ def servers(kube: Kube) -> list[ToxiproxyAPI]:
 
 def add(kube: Kube, edge: str, prefix: str, kind: str, stream: str, attributes: dict[str, Any],
         toxicity: float, what: str) -> dict[str, Any]:
-    """Add toxic ``kind`` named ``<prefix>-<stream>`` on each stream of the edge's proxies in every server;
-    refuses, changing nothing, if a server does not answer, lacks the proxy or has one of ours already."""
-    chosen = streams(stream)
-    members = {tp.url: (tp, tp.members(edge, what)) for tp in servers(kube)}
-    present = {f"{url} {name}": conflicting(proxy, prefix) for url, (_, found) in members.items()
-               for name, proxy in found.items() if conflicting(proxy, prefix)}
-    if present:
-        raise ActivityFailed(f"{what}: already there ({present}); remove it first")
-    names = [f"{prefix}-{s}" for s in chosen]
-    proxies = sorted(f"{url}/proxies/{name}" for url, (_, found) in members.items() for name in found)
-    plan = f"add {kind} toxics {names} ({attributes}, toxicity {toxicity:g}) to {', '.join(proxies)}"
-    if kube.dry_run:
-        return {"would": plan, "edge": edge, "proxies": proxies}
-    for tp, found in members.values():
-        for proxy_name in found:
-            for name, s in zip(names, chosen, strict=True):
-                tp.add_toxic(proxy_name, name, kind, s, attributes, toxicity, what)
-    return {"edge": edge, "proxies": proxies, "toxics": names, "changed": plan}
+    """:func:`faults.toxiproxy.add_toxics` on every replica's server: all of them or none."""
+    return add_toxics(servers(kube), edge, prefix, kind, stream, attributes, toxicity, what, kube.dry_run)
 
 
 def remove(kube: Kube, edge: str, prefix: str, what: str) -> dict[str, Any]:
-    """Remove every toxic named ``<prefix>-*`` from the edge's proxies in every server; none there is success.
-    A server that does not answer fails the removal (its toxics cannot be seen gone), naming it."""
-    present = {(tp, name): conflicting(proxy, prefix) for tp in servers(kube)
-               for name, proxy in tp.members(edge, what).items()}
-    if kube.dry_run:
-        return {"would": "remove toxics " + ", ".join(f"{tp.url}/proxies/{name}: {toxics}"
-                                                       for (tp, name), toxics in present.items()), "edge": edge}
-    removed = [f"{tp.url}/proxies/{name}:{toxic}" for (tp, name), toxics in present.items() for toxic in toxics
-               if tp.remove_toxic(name, toxic, what)]
-    return {"edge": edge, "changed": f"removed {', '.join(removed)}" if removed else "already gone"}
+    """:func:`faults.toxiproxy.remove_toxics` on every replica's server."""
+    return remove_toxics(servers(kube), edge, prefix, what, kube.dry_run)

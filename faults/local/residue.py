@@ -39,8 +39,8 @@ import requests
 from faults.local import local_stack
 from faults.local.heap import read_markers, status_dir
 from faults.local.memory import V1_ROOT, V2_ROOT
-from faults.local.network_partition import PREFIX as PARTITION_PREFIX
 from faults.residue import Finding, Item
+from faults.toxiproxy import CHAOS_PREFIX, ToxiproxyAPI
 from stack.components import kafka as kafka_component
 from stack.components import patroni
 from stack.components import prometheus as prometheus_component
@@ -51,8 +51,6 @@ from target.settings import TargetSettings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = (2.0, 5.0)
-CHAOS_PREFIX = PARTITION_PREFIX.split("-")[0] + "-"
-"""Every toxic this library adds is named ``chaos-<fault>-<stream>``."""
 BACKUP_SUFFIXES = (".before-chaos", ".candidate")
 """Files the checker-config fault leaves next to ``checkers.yaml`` while a change is applied."""
 ALIVE_STATES = ("running", "streaming")
@@ -73,14 +71,7 @@ def _stack(settings: TargetSettings) -> LocalStack:
 
 # ------------------------------------------------------------------------------ readers
 def read_toxiproxy(settings: TargetSettings) -> Item:
-    url = _stack(settings).endpoints.toxiproxy_url
-    resp = requests.get(f"{url}/proxies", timeout=TIMEOUT)
-    resp.raise_for_status()
-    return {name: {"enabled": bool(p["enabled"]),
-                   "toxics": sorted(({"name": t["name"], "type": t["type"], "stream": t["stream"],
-                                      "toxicity": t.get("toxicity"), "attributes": t.get("attributes") or {}}
-                                     for t in p.get("toxics") or []), key=lambda t: str(t["name"]))}
-            for name, p in sorted(resp.json().items())}
+    return ToxiproxyAPI(_stack(settings).endpoints.toxiproxy_url).snapshot("residue audit")
 
 
 def _family(pids: list[int]) -> list[psutil.Process]:
