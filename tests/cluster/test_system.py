@@ -10,11 +10,15 @@ must have been replaced (its uid changed), the RTO must have been measured, and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import pytest
@@ -183,42 +187,37 @@ def _loads(under: Path) -> list[int]:
             and any(str(under) in a for a in p.info["cmdline"] or [])]
 
 
-def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
-        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGKILL of `resilience run` while its fault holds the Kafka StatefulSet at 0 (a 15-minute `duration`):
-    nothing of the runner runs again, so its watchdog, a process of its own, must see it dead and scale the set
-    back within the documented 5 s (docs/faults.md), the load must stop, and `resilience cleanup` afterwards
-    must find nothing. The local matrix is tests/runner/test_interrupted.py; this is the cluster's hold."""
-    import signal
+@contextlib.contextmanager
+def _lasting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Path, experiment: str,
+                 fault: str) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, Any]]]:
+    """``resilience run <experiment> --target kubernetes`` in a process of its own, its ``fault`` action made to
+    last 15 minutes; yields the runner, its fault state directory and the fault's journal entry once it is
+    active (the load running). Whatever the test did, the runner is killed and the faults cleaned up after."""
     import time
 
     import yaml
 
     from faults import journal
+    from faults.cleanup import cleanup as clean
 
-    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
-    before = _held_sets(kube)
-    assert all(by is None for _, by in before.values()), before
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / "kafka_broker_loss.yaml").read_text())
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / f"{experiment}.yaml").read_text())
     doc["method"][0]["pauses"] = {"after": 8}
-    stop = next(a for a in doc["method"] if a.get("provider", {}).get("func") == "stop_kafka_broker")
-    stop["provider"]["arguments"]["duration"] = 900
-    stop["pauses"] = {"after": 900}
+    action = next(a for a in doc["method"] if a.get("provider", {}).get("func") == fault)
+    action["provider"]["arguments"]["duration"] = 900
+    action["pauses"] = {"after": 900}
     doc["configuration"]["load_duration"]["default"] = "900"
-    experiment = tmp_path / "kafka_broker_loss-lasting.yaml"
-    experiment.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path = tmp_path / f"{experiment}-lasting.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     state = tmp_path / "faults"
-    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))  # for the clean-up below, in this process
+    monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))  # for the clean-up, in this process
     monkeypatch.setenv("RESILIENCE_STATE_DIR", str(state))
-    env = {**os.environ}
     log = (tmp_path / "runner.out").open("w")
-    runner = subprocess.Popen([str(Path(sys.executable).parent / "resilience"), "run", str(experiment), "--target",
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "resilience"), "run", str(path), "--target",
                                "kubernetes", "--port-base", os.environ.get("RESILIENCE_TEST_PORT_BASE", "19500"),
                                "--rate", "20", "--reports-dir", str(tmp_path / "reports")],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              env={**os.environ}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def active() -> list[dict[str, object]]:
+    def active() -> list[dict[str, Any]]:
         return [e for _, e in journal.entries(state) if e.get("status") == "active"]
 
     try:
@@ -227,35 +226,102 @@ def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
             time.sleep(0.5)
         assert runner.poll() is None and active(), (tmp_path / "runner.out").read_text()[-3000:]
         assert _loads(tmp_path), "no load running while the fault is active"
-        held = {name: v for name, v in _held_sets(kube).items() if v[1] is not None}
-        assert [(n, r) for n, (r, _) in held.items()] == [("kafka", 0)], held
-        entry = active()[0]
-        killed = time.time()
-        runner.send_signal(signal.SIGKILL)
-        runner.wait(30)
-        path = state / str(entry["run_id"]) / "faults" / f"{entry['id']}.json"
-        while (journal.read(path) or {}).get("status") != "reverted" and time.time() - killed < 180:
-            time.sleep(0.2)
-        closed = journal.read(path) or {}
-        print(f"\nkafka held at 0, runner SIGKILLed: reverted {closed.get('reverted_at', 0) - killed:.2f} s after "
-              f"(by {closed.get('reverted_by')}); sets now {_held_sets(kube)}")
-        assert closed.get("status") == "reverted" and "watchdog" in str(closed.get("reverted_by")), closed
-        assert _held_sets(kube) == before
-        deadline = time.monotonic() + 40
-        while _loads(tmp_path) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _loads(tmp_path), "the dead run's load is still producing"
-        cleanup = subprocess.run([str(Path(sys.executable).parent / "resilience"), "cleanup", "--all",
-                                  "--state-dir", str(state)], env=env, capture_output=True, text=True, timeout=300)
-        assert cleanup.returncode == 0 and "nothing to do" in cleanup.stdout, cleanup.stdout + cleanup.stderr
+        yield runner, state, active()[0]
     finally:
         if runner.poll() is None:
             runner.kill()
             runner.wait(30)
         log.close()
-        from faults.cleanup import cleanup as clean
+        clean(state)  # whatever happened, the session's cluster is given back as it was
 
-        clean(state)  # whatever happened, the session's cluster is given back with Kafka running
+
+def _closed(state: Path, entry: dict[str, Any], since: float, bound_s: float = 180) -> dict[str, Any]:
+    """The fault's journal entry once it is reverted (or as it stands after ``bound_s``)."""
+    import time
+
+    from faults import journal
+
+    path = state / str(entry["run_id"]) / "faults" / f"{entry['id']}.json"
+    while (journal.read(path) or {}).get("status") != "reverted" and time.time() - since < bound_s:
+        time.sleep(0.2)
+    return journal.read(path) or {}
+
+
+def _nothing_left(tmp_path: Path, state: Path) -> None:
+    """The dead run's load stops, and ``resilience cleanup`` finds nothing to undo."""
+    import time
+
+    deadline = time.monotonic() + 40
+    while _loads(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _loads(tmp_path), "the dead run's load is still producing"
+    cleanup = subprocess.run([str(Path(sys.executable).parent / "resilience"), "cleanup", "--all", "--state-dir",
+                              str(state)], env={**os.environ}, capture_output=True, text=True, timeout=300)
+    assert cleanup.returncode == 0 and "nothing to do" in cleanup.stdout, cleanup.stdout + cleanup.stderr
+
+
+def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
+        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL of `resilience run` while its fault holds the Kafka StatefulSet at 0 (a 15-minute `duration`):
+    nothing of the runner runs again, so its watchdog, a process of its own, must see it dead and scale the set
+    back within the documented 5 s (docs/faults.md), the load must stop, and `resilience cleanup` afterwards
+    must find nothing. The local matrix is tests/runner/test_interrupted.py; this is the cluster's hold."""
+    import time
+
+    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    before = _held_sets(kube)
+    assert all(by is None for _, by in before.values()), before
+    with _lasting_run(tmp_path, monkeypatch, target, "kafka_broker_loss", "stop_kafka_broker") as (runner, state,
+                                                                                                     entry):
+        held = {name: v for name, v in _held_sets(kube).items() if v[1] is not None}
+        assert [(n, r) for n, (r, _) in held.items()] == [("kafka", 0)], held
+        killed = time.time()
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(30)
+        closed = _closed(state, entry, killed)
+        print(f"\nkafka held at 0, runner SIGKILLed: reverted {closed.get('reverted_at', 0) - killed:.2f} s after "
+              f"(by {closed.get('reverted_by')}); sets now {_held_sets(kube)}")
+        assert closed.get("status") == "reverted" and "watchdog" in str(closed.get("reverted_by")), closed
+        assert _held_sets(kube) == before
+        _nothing_left(tmp_path, state)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupted_runner_takes_its_latency_off_every_sidecar(
+        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
+    """The runner interrupted while its latency is on the clickhouse edge of every replica's toxiproxy sidecar
+    (clickhouse_slow_writes, made to last 15 minutes): on SIGTERM its own rollback, on SIGKILL its watchdog must
+    take the toxic off all three sidecars, the load must stop and `resilience cleanup` find nothing."""
+    import time
+
+    from faults.toxiproxy import ToxiproxyAPI
+
+    target = system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    urls = system.target_keys(cluster_up.settings)["k8s_toxiproxy_urls"]
+
+    def toxics() -> dict[str, list[str]]:
+        return {url: [t["name"] for p in ToxiproxyAPI(url).snapshot("t").values() for t in p["toxics"]]
+                for url in urls}
+
+    assert not any(toxics().values()), toxics()
+    with _lasting_run(tmp_path, monkeypatch, target, "clickhouse_slow_writes", "add_latency") as (runner, state,
+                                                                                                   entry):
+        during = toxics()
+        assert all(names == ["chaos-latency-downstream"] for names in during.values()), during
+        t0 = time.time()
+        runner.send_signal(sig)
+        closed = _closed(state, entry, t0)
+        after = toxics()
+        runner.wait(300)  # on SIGTERM it goes on to judge the run
+        print(f"\nlatency on {len(urls)} sidecars, runner {sig.name}: reverted "
+              f"{closed.get('reverted_at', 0) - t0:.2f} s after (by {closed.get('reverted_by')}); toxics now {after}")
+        assert closed.get("status") == "reverted", closed
+        if sig is signal.SIGKILL:
+            assert "watchdog" in str(closed.get("reverted_by")), closed
+        assert not any(after.values()), after
+        _nothing_left(tmp_path, state)
 
 
 # Run in a service pod: ClickHouse round trips through the pod's toxiproxy sidecar, the way the service writes
