@@ -287,7 +287,8 @@ def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
         _nothing_left(tmp_path, state)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM", marks=pytest.mark.interrupt_matrix),
+                                 pytest.param(signal.SIGKILL, id="SIGKILL")])  # SIGTERM: -m interrupt_matrix
 def test_an_interrupted_runner_takes_its_latency_off_every_sidecar(
         cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
