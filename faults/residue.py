@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -159,7 +160,7 @@ def read_processes(settings: TargetSettings) -> Item:
         cmd = info["cmdline"] or []
         text = " ".join(cmd)
         record = {"pid": info["pid"], "started": info["create_time"], "cmd": text[:300]}
-        if "faults.cli" in text and state and state in text:
+        if _helper_command(cmd) and state and state in text:
             run_id = _helper_run(cmd, state)
             if not _this_target(settings, run_id):
                 continue
@@ -170,6 +171,17 @@ def read_processes(settings: TargetSettings) -> Item:
             parent_gone = info["ppid"] in (0, 1) or not _pid_exists(info["ppid"])
             load[str(info["pid"])] = {**record, "run_id": None, "orphaned": parent_gone}
     return {"helpers": helpers, "load": load}
+
+
+HELPER_COMMANDS = ("watchdog", "expire")
+"""The ``faults.cli`` commands :mod:`faults.watchdog` starts on its own (``spawn_detached``): a run's helpers."""
+
+
+def _helper_command(cmd: list[str]) -> bool:
+    """Whether ``cmd`` is ``... faults.cli watchdog|expire ...``. Not any ``faults.cli``: a ``cleanup`` names the
+    journal too, and in a pod of its own (the runner Job's cleanup container, deploy/k8s/base) it is pid 1, as the
+    dead run's helpers were in theirs; counted, it named itself a leftover of that run and failed."""
+    return any(a == "faults.cli" and b in HELPER_COMMANDS for a, b in itertools.pairwise(cmd))
 
 
 def _helper_run(cmd: list[str], state: str) -> str | None:

@@ -42,6 +42,20 @@ def test_a_helper_of_another_stack_is_not_this_stacks_residue(tmp_path: Path,
     assert str(helpers["theirs"].pid) not in found
 
 
+def test_a_cleanup_naming_the_journal_is_no_helper(tmp_path: Path) -> None:
+    """``faults.cli cleanup --state-dir <journal>`` is the one reading it, not a run's helper: in the runner Job's
+    cleanup container (pid 1 of its pod, as the dead run's watchdog was in its own) it named itself a leftover and
+    failed the Job. Count every ``faults.cli`` again in ``read_processes`` and this test fails."""
+    settings = resolve({"fault_state_dir": str(tmp_path), "run_id": "now", "stack_port_base": 19500}, {})
+    cleanup = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "faults.cli", "cleanup",
+                                "--all", "--state-dir", str(tmp_path), "-v"])
+    try:
+        assert str(cleanup.pid) not in residue.read_processes(settings)["helpers"]
+    finally:
+        cleanup.kill()
+        cleanup.wait()
+
+
 def test_the_run_records_which_target_it_acts_on(tmp_path: Path) -> None:
     settings = resolve({"fault_state_dir": str(tmp_path), "run_id": "r1", "stack_port_base": 24000}, {})
     journal.ensure_run(settings)
