@@ -1,4 +1,5 @@
-"""``cluster install | up | status | down``: a single-node Kubernetes cluster on this machine.
+"""``cluster install | up | status | down``: a single-node Kubernetes cluster on this machine;
+``deploy | undeploy``: the system under test on it; ``runner | job``: the suite's runner in it.
 
 Exit codes (for CI): 0 ok (healthy) · 1 a step failed or the cluster is unhealthy ·
 2 bad invocation · 3 a tool, binary or image is not installed.
@@ -18,6 +19,7 @@ import click
 from cluster.core import ClusterStatus, LocalCluster
 from cluster.errors import ClusterError, ComponentError, MissingToolError
 from cluster.install import run_install
+from cluster.runner import data_dir, deploy_runner, logs, start_job, wait_job
 from cluster.settings import ClusterSettings
 from cluster.system import deploy as deploy_system
 from cluster.system import undeploy as undeploy_system
@@ -186,6 +188,55 @@ def undeploy(state_dir: Path | None) -> None:
         undeploy_system(_settings(state_dir), progress=lambda step, detail: _echo(f"  {step}: {detail}"))
     except ClusterError as exc:
         _fail(str(exc), EXIT_FAILED)
+
+
+@cluster.command()
+@state_dir_option
+def runner(state_dir: Path | None) -> None:
+    """Put the suite's runner in the cluster (deploy/k8s/local/runner/, after `deploy`).
+
+    deploy/k8s/base as a staging cluster gets it: ServiceAccount and least-privilege Role, the nightly CronJob
+    (suspended here: `job` runs its template), the gate Job's template, the report volume (a directory of the
+    node, printed), with the runner image built here and the system's in-cluster names as target file.
+    """
+    settings = _settings(state_dir)
+    try:
+        deploy_runner(settings, progress=lambda step, detail: _echo(f"  {step}: {detail}"))
+    except MissingToolError as exc:
+        _fail(str(exc), EXIT_MISSING)
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(str(data_dir(settings)))
+
+
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@state_dir_option
+@click.option("--timeout", type=click.FloatRange(min=10), default=3600, show_default=True,
+              help="Seconds to wait for the run to end (the Job's own activeDeadlineSeconds is 1 h).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+def job(state_dir: Path | None, timeout: float, args: tuple[str, ...]) -> None:
+    """Run `resilience ARGS` once in the cluster, in a Job of the nightly CronJob's template; exit with its code.
+
+    \b
+    Example:
+      python -m cluster job -- run pod_failure --target kubernetes --rate 50 \\
+          --reports-dir /var/lib/resilience/reports
+    The pod's logs are printed when it ends; the reports are on the volume `runner` printed.
+    Exit codes: the runner's (0 pass, 1 SLO failed, 2 inconclusive...), or 1 when the pod failed without one.
+    """
+    settings = _settings(state_dir)
+    name = ""
+    try:
+        name = start_job(settings, list(args))
+        _echo(f"  job/{name}: created")
+        code = wait_job(settings, name, progress=lambda step, detail: _echo(f"  {step}: {detail}"), timeout=timeout)
+    except ClusterError as exc:
+        if name:
+            click.echo(logs(settings, name))
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(logs(settings, name))
+    _echo(f"job/{name}: runner exited {code}")
+    sys.exit(code)
 
 
 def main() -> None:

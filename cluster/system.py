@@ -52,12 +52,12 @@ def system_manifest_path(settings: ClusterSettings) -> Path:
     return settings.cache_dir / "local-system.json"
 
 
-def load_system_images(settings: ClusterSettings) -> dict[str, Image]:
-    """The system's images from ``local-system.json``; :class:`MissingToolError` when one is not built."""
+def load_system_images(settings: ClusterSettings, names: tuple[str, ...] = SYSTEM_IMAGES) -> dict[str, Image]:
+    """The images ``names`` from ``local-system.json``; :class:`MissingToolError` when one is not built."""
     path = system_manifest_path(settings)
     try:
         raw = json.loads(path.read_text())
-        images = {n: Image(n, str(raw["images"][n]["ref"]), Path(raw["images"][n]["archive"])) for n in SYSTEM_IMAGES}
+        images = {n: Image(n, str(raw["images"][n]["ref"]), Path(raw["images"][n]["archive"])) for n in names}
     except FileNotFoundError:
         raise MissingToolError(f"no system image manifest at {path}: {IMAGES_HINT}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -104,11 +104,11 @@ def render(settings: ClusterSettings, images: dict[str, Image]) -> list[dict[str
     return docs
 
 
-def _kubectl(settings: ClusterSettings) -> list[str]:
+def kubectl(settings: ClusterSettings) -> list[str]:
     return [load_manifest(settings).binary("kubectl"), "--kubeconfig", str(settings.admin_kubeconfig)]
 
 
-def _wait(what: str, check: Callable[[], str | None], deadline: float, progress: Progress) -> None:
+def wait_until(what: str, check: Callable[[], str | None], deadline: float, progress: Progress) -> None:
     """Poll ``check`` (``None``: done, else what it waits for) until done or the deadline."""
     last = ""
     while True:
@@ -124,13 +124,13 @@ def _wait(what: str, check: Callable[[], str | None], deadline: float, progress:
         time.sleep(1)
 
 
-def _get(settings: ClusterSettings, kind: str, name: str) -> dict[str, Any] | None:
-    res = proc.run([*_kubectl(settings), "-n", NAMESPACE, "get", kind, name, "-o", "json"], timeout=30, check=False)
+def get_object(settings: ClusterSettings, kind: str, name: str) -> dict[str, Any] | None:
+    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", kind, name, "-o", "json"], timeout=30, check=False)
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
 def _sts_pending(settings: ClusterSettings, name: str) -> str | None:
-    sts = _get(settings, "statefulset", name)
+    sts = get_object(settings, "statefulset", name)
     if sts is None:
         return "not created"
     want = sts["spec"].get("replicas", 1)
@@ -150,18 +150,18 @@ def _replace_stuck_pods(settings: ClusterSettings, sts: dict[str, Any]) -> None:
     fixes it would otherwise wait forever."""
     update = sts.get("status", {}).get("updateRevision")
     labels = ",".join(f"{k}={v}" for k, v in sts["spec"]["selector"]["matchLabels"].items())
-    res = proc.run([*_kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", labels, "-o", "json"], timeout=30)
+    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", labels, "-o", "json"], timeout=30)
     for pod in json.loads(res.stdout)["items"]:
         revision = pod["metadata"].get("labels", {}).get("controller-revision-hash")
         ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in pod.get("status", {}).get("conditions", []))
         if update and revision != update and not ready and not pod["metadata"].get("deletionTimestamp"):
-            proc.run([*_kubectl(settings), "-n", NAMESPACE, "delete", "pod", pod["metadata"]["name"], "--wait=false"],
+            proc.run([*kubectl(settings), "-n", NAMESPACE, "delete", "pod", pod["metadata"]["name"], "--wait=false"],
                      timeout=30, check=False)
 
 
 def _job_pending(settings: ClusterSettings, name: str) -> str | None:
-    job = _get(settings, "job", name)
+    job = get_object(settings, "job", name)
     if job is None:
         return "not created"
     status = job.get("status", {})
@@ -204,11 +204,11 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
     docs = render(settings, images)
     _apply(settings, docs)
     progress("apply", f"{len(docs)} objects in namespace {NAMESPACE}")
-    _wait(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
+    wait_until(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
     for name in STATEFULSETS:
-        _wait(f"statefulset/{name}", functools.partial(_sts_pending, settings, name), deadline, progress)
+        wait_until(f"statefulset/{name}", functools.partial(_sts_pending, settings, name), deadline, progress)
     try:
-        _wait("first batch processed", functools.partial(_first_batch_pending, settings),
+        wait_until("first batch processed", functools.partial(_first_batch_pending, settings),
               min(deadline, time.monotonic() + FIRST_BATCH_GRACE_S), progress)
     except ClusterError:
         # The service's pods rolled after the Job's warm-up event, so the old pods consumed it and the new ones
@@ -216,8 +216,8 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
         # (every step of it is idempotent) for one more warm-up event.
         progress("first batch processed", "the pods rolled after the warm-up event: bootstrap Job again")
         _apply(settings, [d for d in docs if d["kind"] == "Job"])
-        _wait(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
-        _wait("first batch processed", functools.partial(_first_batch_pending, settings), deadline, progress)
+        wait_until(f"job/{BOOTSTRAP_JOB}", lambda: _job_pending(settings, BOOTSTRAP_JOB), deadline, progress)
+        wait_until("first batch processed", functools.partial(_first_batch_pending, settings), deadline, progress)
     path = write_target_file(settings)
     progress("target file", str(path))
     progress("deployed", f"in {time.monotonic() - t0:.1f} s")
@@ -231,16 +231,18 @@ FIRST_BATCH_GRACE_S = 30.0
 def _apply(settings: ClusterSettings, docs: list[dict[str, Any]]) -> None:
     """Apply ``docs`` server-side, the bootstrap Job deleted first (a Job's template is immutable, and a
     completed Job does not run again)."""
-    proc.run([*_kubectl(settings), "-n", NAMESPACE, "delete", "job", BOOTSTRAP_JOB, "--ignore-not-found",
+    proc.run([*kubectl(settings), "-n", NAMESPACE, "delete", "job", BOOTSTRAP_JOB, "--ignore-not-found",
               "--wait=true"], timeout=60, check=False)
-    proc.run([*_kubectl(settings), "apply", "--server-side", "--force-conflicts", "--field-manager",
+    proc.run([*kubectl(settings), "apply", "--server-side", "--force-conflicts", "--field-manager",
               "sql-audit-system", "-f", "-"], input=yaml.safe_dump_all(docs, sort_keys=False), timeout=120)
 
 
 def undeploy(settings: ClusterSettings, progress: Progress, timeout: float = 180) -> None:
     """Delete the namespace (every object of the system) and wait until it is gone."""
-    proc.run([*_kubectl(settings), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
+    proc.run([*kubectl(settings), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
               f"--timeout={int(timeout)}s"], timeout=timeout + 30)
+    # the runner's report volume (cluster/runner.py) is not namespaced; its directory stays (down --purge)
+    proc.run([*kubectl(settings), "delete", "pv", "resilience-data", "--ignore-not-found"], timeout=60)
     progress("undeploy", f"namespace {NAMESPACE} deleted")
 
 

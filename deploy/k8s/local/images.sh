@@ -5,7 +5,7 @@
 # local-cluster.json, and an older checkout running it must not drop these entries).
 #
 #   bash deploy/k8s/local/images.sh              # build what is missing (seconds when cached)
-#   bash deploy/k8s/local/images.sh --force      # rebuild both
+#   bash deploy/k8s/local/images.sh --force      # rebuild all three
 #
 # Images:
 #   platform  debootstrap --variant=minbase of Debian $DEBIAN_SUITE with postgresql-15, clickhouse-server,
@@ -20,6 +20,11 @@
 #             pyproject.toml allows (pinned in the hash by the list of resolved wheels); and the toxiproxy
 #             server the local stack built (deploy/local/install.sh), which the service pods run beside the
 #             service on its store edges (latency faults on the cluster, docs/cluster.md).
+#   runner    the base image plus one layer: the suite itself as deploy/k8s/Dockerfile describes it (its packages,
+#             experiments/, docs/, deploy/ as git tracks them; every dependency of pyproject.toml by pip, the
+#             `resilience` command as entry point, user 10001), for the CronJob and the gate Job of deploy/k8s/base
+#             (deploy/k8s/local/runner/, `python -m cluster runner`). The Dockerfile needs a Docker engine and a
+#             registry; this is the same image without either.
 #
 # Run as root (debootstrap). Exit codes: 0 built (or cached), 1 a step failed, 2 bad argument, 3 missing input.
 set -euo pipefail
@@ -38,12 +43,17 @@ IMAGE_REPO="localhost/sql-audit"
 SERVICE_REQUIREMENTS=("kafka-python>=3.0,<4" "psycopg[binary,pool]>=3.2,<4" "clickhouse-driver>=0.2.9,<0.3"
                       "prometheus-client>=0.20,<1" "pydantic>=2.7,<3" "pyyaml>=6,<7" "requests>=2.31,<3")
 SERVICE_PACKAGES=(sqlaudit clients stack)
+# The runner's layer: what deploy/k8s/Dockerfile copies (the packages pyproject.toml lists, and the data they read
+# next to them: resilience's REPO_ROOT is the parent of its package).
+RUNNER_PATHS=(pyproject.toml chaossqlaudit resilience stack clients target sqlaudit loadtests probes faults cluster
+              experiments docs deploy)
+RUNNER_UID=10001
 
 FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -160,13 +170,67 @@ service_image() {
   finish_image service "$hash" "$work"
 }
 
+# The suite's files as git tracks them (nothing untracked or ignored gets into the image), and their hash.
+runner_files() { git -C "$REPO" ls-files -z -- "${RUNNER_PATHS[@]}"; }
+runner_requirements() {
+  python3 -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' \
+    "$REPO/pyproject.toml"
+}
+
+runner_image() {
+  local base_ref base_archive base_tag hash work root sources requirements
+  base_ref="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
+  base_archive="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
+  base_tag="${base_ref##*:}"
+  [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
+  sources="$(cd "$REPO" && runner_files | xargs -0 sha256sum | sha256sum | cut -c1-64)"
+  mapfile -t requirements < <(runner_requirements)
+  hash="$(input_hash "$(declare -f runner_image)" "$base_ref" "${requirements[@]}" "$sources")"
+  RUNNER_HASH=$hash
+  if [[ $FORCE == 0 && -f $IMAGES_DEST/runner-$hash.oci.tar ]]; then
+    touch "$IMAGES_DEST/runner-$hash.oci.tar"; ok "image runner cached ($hash)"; return
+  fi
+  step "image runner ($hash): base $base_tag + the suite + pip of pyproject.toml's ${#requirements[@]} dependencies"
+  work="$(mktemp -d)"
+  mkdir -p "$work/layout"
+  tar -C "$work/layout" -xf "$base_archive"
+  umoci tag --image "$work/layout:$base_tag" "$hash"
+  umoci unpack --image "$work/layout:$hash" "$work/bundle"
+  root="$work/bundle/rootfs"
+  # Debian's python3 (3.11, as the base image's): binary wheels built for it fit, scripts say /usr/bin/python3.
+  /usr/bin/python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --no-warn-conflicts \
+    --no-compile --target \
+    "$root/opt/resilience/site" "${requirements[@]}"
+  (cd "$REPO" && runner_files | xargs -0 -I{} install -D -m 644 {} "$root/opt/resilience/app/{}")
+  # deploy/k8s/base's commands: `resilience ...` (entry point) and `python -m faults.cli` (the cleanup container)
+  printf '#!/bin/sh\nexec python3 -m resilience.cli "$@"\n' > "$root/usr/local/bin/resilience"
+  chmod 755 "$root/usr/local/bin/resilience"
+  ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
+  # the user the manifests run as (runAsUser 10001), named so getpass and ~ work; its home is the pod's /tmp
+  echo "resilience:x:$RUNNER_UID:$RUNNER_UID:sql-audit-resilience:/tmp:/usr/sbin/nologin" >> "$root/etc/passwd"
+  echo "resilience:x:$RUNNER_UID:" >> "$root/etc/group"
+  install -d -o "$RUNNER_UID" -g "$RUNNER_UID" "$root/var/lib/resilience/faults" "$root/var/lib/resilience/reports"
+  umoci repack --image "$work/layout:$hash" "$work/bundle"
+  umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
+    --config.env PYTHONPATH=/opt/resilience/app:/opt/resilience/site --config.env PYTHONDONTWRITEBYTECODE=1 \
+    --config.env PYTHONUNBUFFERED=1 --config.env PATH=/opt/resilience/site/bin:/usr/local/bin:/usr/bin:/bin \
+    --config.env HOME=/tmp --config.env MPLCONFIGDIR=/tmp/matplotlib \
+    --config.env RESILIENCE_STATE_DIR=/var/lib/resilience/faults --config.env RESILIENCE_DATA_ROOT=/var/lib/resilience \
+    --config.user "$RUNNER_UID:$RUNNER_UID" \
+    --config.workingdir /var/lib/resilience --config.entrypoint resilience --config.cmd=--help
+  umoci rm --image "$work/layout:$base_tag"
+  finish_image runner "$hash" "$work"
+}
+
 write_manifest() {
   {
     printf '{\n  "images": {\n'
     printf '    "platform": {"ref": "%s/platform:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$PLATFORM_HASH" \
       "$IMAGES_DEST/platform-$PLATFORM_HASH.oci.tar"
-    printf '    "service": {"ref": "%s/service:%s", "archive": "%s"}\n' "$IMAGE_REPO" "$SERVICE_HASH" \
+    printf '    "service": {"ref": "%s/service:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$SERVICE_HASH" \
       "$IMAGES_DEST/service-$SERVICE_HASH.oci.tar"
+    printf '    "runner": {"ref": "%s/runner:%s", "archive": "%s"}\n' "$IMAGE_REPO" "$RUNNER_HASH" \
+      "$IMAGES_DEST/runner-$RUNNER_HASH.oci.tar"
     printf '  }\n}\n'
   } > "$MANIFEST.tmp"
   mv "$MANIFEST.tmp" "$MANIFEST"
@@ -179,5 +243,8 @@ ok "platform: $((SECONDS - t0)) s"
 t1=$SECONDS
 service_image
 ok "service: $((SECONDS - t1)) s"
+t2=$SECONDS
+runner_image
+ok "runner: $((SECONDS - t2)) s"
 write_manifest
 ok "system images: $((SECONDS - t0)) s"

@@ -1,0 +1,238 @@
+"""The suite's runner inside the cluster (marker ``k8s_cluster``): deploy/k8s/base with the image built here.
+
+``cluster runner`` applies deploy/k8s/local/runner/ (ServiceAccount, Role, the CronJob, the gate Job, the report
+volume); each run here is a Job of the CronJob's own template, so the pod runs as the nightly run would: as user
+10001 on a read-only root, with the ServiceAccount's token and nothing of the machine's, its journal and reports
+on the volume. What is checked cannot pass by accident:
+
+- the run judged in the pod killed a real pod through the ServiceAccount (exactly one service pod replaced, the
+  runner's log names the in-cluster context), and its verdicts are on the volume with the exit code they imply;
+- the Role is least privilege: the ServiceAccount's own token is refused what the suite never does (secrets,
+  other namespaces, creating pods, deleting sets, granting itself more), and allowed what it does (else the
+  refusals could come from a bad token);
+- a runner pod SIGKILLed during a NetworkPolicy partition (every process of the container at once, the watchdog
+  included: it lives in the same pod) leaves the policy behind, and the next run's cleanup container, reading the
+  dead run's journal on the volume, deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from cluster import proc, runner, system
+from tests.cluster.conftest import ClusterUnderTest
+
+pytestmark = [pytest.mark.k8s_cluster]
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+POD_REPORTS = "/var/lib/resilience/reports"
+POD_DATA = "/var/lib/resilience"
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 2}
+
+
+def _say(step: str, detail: str) -> None:
+    print(f"  {step}: {detail}")
+
+
+@pytest.fixture
+def runner_on(cluster_up: ClusterUnderTest) -> ClusterUnderTest:
+    """The system under test and the runner's objects on the session's cluster."""
+    system.deploy(cluster_up.settings, progress=_say)
+    runner.deploy_runner(cluster_up.settings, progress=_say)
+    return cluster_up
+
+
+def _service_pods(kube: kubernetes.client.ApiClient) -> dict[str, str]:
+    pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
+        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
+    return {p.metadata.name: p.metadata.uid for p in pods}
+
+
+def _reports(settings: Any) -> set[Path]:
+    return set((runner.data_dir(settings) / "reports").glob("*-*"))
+
+
+def test_the_runner_pod_judges_pod_failure_through_its_service_account(runner_on: ClusterUnderTest,
+                                                                        kube: kubernetes.client.ApiClient) -> None:
+    settings = runner_on.settings
+    before, reports = _service_pods(kube), _reports(settings)
+    assert len(before) == 3, before
+    name = runner.start_job(settings, ["run", "pod_failure", "--target", "kubernetes", "--rate", "50",
+                                       "--duration", "75", "--reports-dir", POD_REPORTS])
+    code = runner.wait_job(settings, name, progress=_say, timeout=600)
+    log = runner.logs(settings, name)
+    print(log[-4000:])
+    new = sorted(_reports(settings) - reports)
+    assert len(new) == 1 and new[0].name.endswith("-pod_failure"), (code, new)
+    summary = json.loads((new[0] / "summary.json").read_text())
+    verdicts = {v["slo"]: v for v in summary["verdicts"]}
+    print({k: (v["outcome"], v.get("measured")) for k, v in verdicts.items()})
+    assert code == EXIT_CODES[summary["outcome"]], (code, summary["outcome"])
+    assert verdicts["fault_effect:replicas_ready"]["outcome"] == "pass", verdicts["fault_effect:replicas_ready"]
+    assert verdicts["rto_replicas_ready"]["outcome"] in ("pass", "fail"), verdicts["rto_replicas_ready"]
+    assert verdicts["data_loss"]["outcome"] == "pass", verdicts["data_loss"]
+    assert verdicts["residue"]["outcome"] == "pass", verdicts["residue"]
+    assert (new[0] / "report.html").is_file()
+    # the kill went through the pod's ServiceAccount (in-cluster configuration), not an admin credential
+    assert "DELETE /api/v1/namespaces/sql-audit/pods/sql-audit-service-" in log and "on context in-cluster" in log
+    after = _service_pods(kube)
+    assert len([n for n, uid in before.items() if after.get(n) != uid]) == 1, (before, after)
+
+
+def _as_service_account(kube: kubernetes.client.ApiClient) -> kubernetes.client.ApiClient:
+    """An API client holding a fresh token of the runner's ServiceAccount (TokenRequest), nothing else."""
+    token = kubernetes.client.CoreV1Api(kube).create_namespaced_service_account_token(
+        "sql-audit-resilience", system.NAMESPACE, {"spec": {"expirationSeconds": 600}}, _request_timeout=10)
+    config = kubernetes.client.Configuration()
+    config.host = kube.configuration.host
+    config.ssl_ca_cert = kube.configuration.ssl_ca_cert
+    config.api_key = {"authorization": f"Bearer {token.status.token}"}
+    return kubernetes.client.ApiClient(config)
+
+
+def _status(call: Any) -> int:
+    try:
+        call()
+    except ApiException as exc:
+        return int(exc.status)
+    return 200
+
+
+def test_the_runners_role_allows_what_the_suite_does_and_nothing_else(runner_on: ClusterUnderTest,
+                                                                      kube: kubernetes.client.ApiClient) -> None:
+    ns, timeout = system.NAMESPACE, 10
+    with contextlib.closing(_as_service_account(kube)) as sa:
+        core, apps = kubernetes.client.CoreV1Api(sa), kubernetes.client.AppsV1Api(sa)
+        net, rbac = kubernetes.client.NetworkingV1Api(sa), kubernetes.client.RbacAuthorizationV1Api(sa)
+        allowed = {
+            "list pods": lambda: core.list_namespaced_pod(ns, _request_timeout=timeout),
+            "get statefulset": lambda: apps.read_namespaced_stateful_set("sql-audit-service", ns,
+                                                                         _request_timeout=timeout),
+            "list networkpolicies": lambda: net.list_namespaced_network_policy(ns, _request_timeout=timeout),
+            "get the kill-switch configmap": lambda: core.read_namespaced_config_map(
+                "sql-audit-resilience-control", ns, _request_timeout=timeout),
+        }
+        pod = {"metadata": {"name": "sar-denied"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+        binding = {"metadata": {"name": "sar-denied"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "sql-audit-resilience", "namespace": ns}]}
+        # dry_run where the call would change something if it were allowed: authorization comes first
+        denied = {
+            "read secrets": lambda: core.list_namespaced_secret(ns, _request_timeout=timeout),
+            "list pods in kube-system": lambda: core.list_namespaced_pod("kube-system", _request_timeout=timeout),
+            "delete a pod in kube-system": lambda: core.delete_namespaced_pod(
+                "coredns-0", "kube-system", dry_run="All", _request_timeout=timeout),
+            "create a pod": lambda: core.create_namespaced_pod(ns, pod, dry_run="All", _request_timeout=timeout),
+            "delete a statefulset": lambda: apps.delete_namespaced_stateful_set(
+                "postgres", ns, dry_run="All", _request_timeout=timeout),
+            "read nodes": lambda: core.list_node(_request_timeout=timeout),
+            "grant itself admin": lambda: rbac.create_namespaced_role_binding(ns, binding, dry_run="All",
+                                                                              _request_timeout=timeout),
+        }
+        got = {what: _status(call) for what, call in {**allowed, **denied}.items()}
+    print(got)
+    assert {w: got[w] for w in allowed} == dict.fromkeys(allowed, 200)
+    assert {w: got[w] for w in denied} == dict.fromkeys(denied, 403)
+
+
+def _container_pids(container_id: str) -> list[int]:
+    """Pids of the machine whose cgroup is the container's (the kubelet names it by the container's ID)."""
+    pids = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if container_id in (proc_dir / "cgroup").read_text():
+                pids.append(int(proc_dir.name))
+    return pids
+
+
+def _partition_policies(kube: kubernetes.client.ApiClient) -> list[str]:
+    items = kubernetes.client.NetworkingV1Api(kube).list_namespaced_network_policy(
+        system.NAMESPACE, label_selector="app.kubernetes.io/managed-by=sql-audit-resilience",
+        _request_timeout=10).items
+    return [p.metadata.name for p in items]
+
+
+@contextlib.contextmanager
+def _lasting_partition(settings: Any) -> Iterator[tuple[str, Path]]:
+    """A Job running clickhouse_partition with its partition made to last 15 minutes, from a copy of the
+    experiment on the volume; yields the Job's name and the journal directory once the partition is journaled.
+    Whatever happened, the Job is deleted and a cleanup Job runs after."""
+    doc = yaml.safe_load((EXPERIMENTS / "clickhouse_partition.yaml").read_text())
+    doc["method"][0]["pauses"] = {"after": 8}
+    action = next(a for a in doc["method"] if a.get("provider", {}).get("func") == "partition_network")
+    action["provider"]["arguments"]["duration"] = 900
+    action["pauses"] = {"after": 900}
+    doc["configuration"]["load_duration"]["default"] = "900"
+    volume = runner.data_dir(settings)
+    (volume / "experiments").mkdir(exist_ok=True)
+    path = volume / "experiments" / "clickhouse_partition-lasting.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    for p in (path.parent, path):
+        os.chown(p, runner.RUNNER_UID, runner.RUNNER_UID)
+    name = runner.start_job(settings, ["run", f"{POD_DATA}/experiments/{path.name}", "--target", "kubernetes",
+                                       "--rate", "20", "--reports-dir", POD_REPORTS])
+    state = volume / "faults"
+    try:
+        yield name, state
+    finally:
+        proc.run([*system.kubectl(settings), "-n", system.NAMESPACE, "delete", "job", name,
+                         "--grace-period=0", "--wait=true"], timeout=120, check=False)
+        runner.wait_job(settings, runner.start_job(settings, ["cleanup", "--all"]), progress=_say, timeout=300)
+
+
+def _active(state: Path) -> list[dict[str, Any]]:
+    from faults import journal
+
+    return [e for _, e in journal.entries(state) if e.get("status") == "active"]
+
+
+def test_a_runner_pod_killed_during_a_partition_is_healed_by_the_next_runs_cleanup(
+        runner_on: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:
+    settings = runner_on.settings
+    assert not _partition_policies(kube)
+    with _lasting_partition(settings) as (name, state):
+        deadline = time.monotonic() + 300
+        while not (_active(state) and _partition_policies(kube)) and time.monotonic() < deadline:
+            assert runner.exit_code(runner.job_pod(settings, name)) is None, runner.logs(settings, name)[-3000:]
+            time.sleep(1)
+        assert _active(state) and _partition_policies(kube), runner.logs(settings, name)[-3000:]
+        pod = runner.job_pod(settings, name)
+        assert pod is not None
+        container = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "runner")
+        pids = _container_pids(container["containerID"].split("://", 1)[1])
+        assert len(pids) >= 3, pids  # the runner, its watchdog, the load
+        for pid in pids:  # the whole container at once: nothing of the run can undo its fault
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while runner.exit_code(runner.job_pod(settings, name)) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert runner.exit_code(runner.job_pod(settings, name)) == 137
+        left = _partition_policies(kube)
+        assert left and _active(state), "the kill left no fault behind: the test would prove nothing"
+        print(f"left by the killed runner: {left}")
+
+        t0 = time.monotonic()
+        healer = runner.start_job(settings, ["cleanup", "--all"])
+        code = runner.wait_job(settings, healer, progress=_say, timeout=300)
+        log = runner.logs(settings, healer)
+        print(log[-2000:])
+        print(f"healed by the next run's cleanup container {time.monotonic() - t0:.1f} s after its Job was created")
+        assert code == 0
+        assert not _partition_policies(kube), log
+        assert not _active(state)
+        assert "[pod/" in log and "/cleanup]" in log
