@@ -19,7 +19,7 @@ import click
 from cluster.core import ClusterStatus, LocalCluster
 from cluster.errors import ClusterError, ComponentError, MissingToolError
 from cluster.install import run_install
-from cluster.runner import data_dir, deploy_runner, logs, start_job, wait_job
+from cluster.runner import data_dir, deploy_runner, follow, logs, start_job
 from cluster.settings import ClusterSettings
 from cluster.system import deploy as deploy_system
 from cluster.system import undeploy as undeploy_system
@@ -221,7 +221,7 @@ def job(state_dir: Path | None, timeout: float, args: tuple[str, ...]) -> None:
     Example:
       python -m cluster job -- run pod_failure --target kubernetes --rate 50 \\
           --reports-dir /var/lib/resilience/reports
-    The pod's logs are printed when it ends; the reports are on the volume `runner` printed.
+    The pod's logs are printed as they come; the reports are on the volume `runner` printed.
     Exit codes: the runner's (0 pass, 1 SLO failed, 2 inconclusive...), or 1 when the pod failed without one.
     """
     settings = _settings(state_dir)
@@ -229,12 +229,11 @@ def job(state_dir: Path | None, timeout: float, args: tuple[str, ...]) -> None:
     try:
         name = start_job(settings, list(args))
         _echo(f"  job/{name}: created")
-        code = wait_job(settings, name, progress=lambda step, detail: _echo(f"  {step}: {detail}"), timeout=timeout)
+        code = follow(settings, name, progress=lambda step, detail: _echo(f"  {step}: {detail}"), timeout=timeout)
     except ClusterError as exc:
         if name:
             click.echo(logs(settings, name))
         _fail(str(exc), EXIT_FAILED)
-    click.echo(logs(settings, name))
     _echo(f"job/{name}: runner exited {code}")
     sys.exit(code)
 

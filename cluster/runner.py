@@ -11,8 +11,10 @@ ServiceAccount's token, with its journal and reports on the volume, which the ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ IMAGE_NAME = "sql-audit-resilience"
 # runAsUser of deploy/k8s/base's pods: the report volume's owner.
 RUNNER_UID = 10001
 JOB_LABEL = "sql-audit-resilience/job"
+# The label deploy/k8s/base gives the runner's pods (runner: the CronJob's, gate: the gate Job's).
+COMPONENT = "app.kubernetes.io/component"
 
 
 def data_dir(settings: ClusterSettings) -> Path:
@@ -125,9 +129,23 @@ def start_job(settings: ClusterSettings, args: list[str], name: str | None = Non
     cronjob = get_object(settings, "cronjob", CRONJOB)
     if cronjob is None:
         raise ClusterError(f"no CronJob {CRONJOB} in {NAMESPACE}: run `python -m cluster runner` first")
+    busy = active_runs(settings)
+    if busy:
+        raise ClusterError(f"a run is going on in {NAMESPACE} (pods {', '.join(busy)}): a second one's cleanup "
+                           "container would revert its faults (every open fault on the volume); wait for it, "
+                           "or delete its Job")
     name = name or f"resilience-run-{time.strftime('%H%M%S')}"
     proc.run([*kubectl(settings), "create", "-f", "-"], input=json.dumps(job_body(cronjob, name, args)), timeout=30)
     return name
+
+
+def active_runs(settings: ClusterSettings) -> list[str]:
+    """The runner and gate pods of the namespace that are pending or running."""
+    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", f"{COMPONENT} in (runner,gate)",
+                    "-o", "json"], timeout=30)
+    pods = json.loads(res.stdout)["items"]
+    return [p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") in ("Pending", "Running")
+            and not p["metadata"].get("deletionTimestamp")]
 
 
 def job_pod(settings: ClusterSettings, name: str) -> dict[str, Any] | None:
@@ -156,11 +174,9 @@ def wait_job(settings: ClusterSettings, name: str, progress: Progress, timeout: 
         code = exit_code(pod)
         if code is not None:
             return code
-        job = get_object(settings, "job", name) or {}
-        for cond in job.get("status", {}).get("conditions", []):
-            if cond.get("type") == "Failed" and cond.get("status") == "True":
-                raise ClusterError(f"job {name} failed before its runner ended: {cond.get('message')} "
-                                   f"(kubectl -n {NAMESPACE} logs job/{name} --all-containers)")
+        if _failed(settings, name):
+            raise ClusterError(f"job {name} failed before its runner ended "
+                               f"(kubectl -n {NAMESPACE} logs job/{name} --all-containers)")
         phase = (pod or {}).get("status", {}).get("phase", "no pod yet")
         if phase != last:
             progress(f"job/{name}", phase)
@@ -168,6 +184,35 @@ def wait_job(settings: ClusterSettings, name: str, progress: Progress, timeout: 
         if time.monotonic() > deadline:
             raise ClusterError(f"job {name}: runner not done in {timeout:.0f} s (phase {phase})")
         time.sleep(2)
+
+
+def _runner_started(pod: dict[str, Any] | None) -> bool:
+    return any(st["name"] == "runner" and ("running" in st.get("state", {}) or "terminated" in st.get("state", {}))
+               for st in (pod or {}).get("status", {}).get("containerStatuses", []))
+
+
+def follow(settings: ClusterSettings, name: str, progress: Progress, timeout: float = 3600) -> int:
+    """:func:`wait_job`, printing the pod's logs as they come: the cleanup container's once it is done, then the
+    runner's followed (``kubectl logs --follow``) until it ends. Returns the runner's exit code."""
+    deadline = time.monotonic() + timeout
+    while not _runner_started(job_pod(settings, name)):
+        if _failed(settings, name):
+            raise ClusterError(f"job {name} failed before its runner started "
+                               f"(kubectl -n {NAMESPACE} logs job/{name} --all-containers)")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"job {name}: runner not started in {timeout:.0f} s")
+        time.sleep(1)
+    for container, extra in (("cleanup", []), ("runner", ["--follow"])):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run([*kubectl(settings), "-n", NAMESPACE, "logs", f"job/{name}", "-c", container, "--prefix",
+                            *extra], timeout=max(10.0, deadline - time.monotonic()), check=False)
+    return wait_job(settings, name, progress, timeout=max(10.0, deadline - time.monotonic()))
+
+
+def _failed(settings: ClusterSettings, name: str) -> bool:
+    job = get_object(settings, "job", name) or {}
+    return any(c.get("type") == "Failed" and c.get("status") == "True"
+               for c in job.get("status", {}).get("conditions", []))
 
 
 def logs(settings: ClusterSettings, name: str) -> str:

@@ -31,7 +31,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from cluster import proc, runner, system
+from cluster import ClusterError, proc, runner, system
 from tests.cluster.conftest import ClusterUnderTest
 
 pytestmark = [pytest.mark.k8s_cluster]
@@ -210,6 +210,9 @@ def test_a_runner_pod_killed_during_a_partition_is_healed_by_the_next_runs_clean
             assert runner.exit_code(runner.job_pod(settings, name)) is None, runner.logs(settings, name)[-3000:]
             time.sleep(1)
         assert _active(state) and _partition_policies(kube), runner.logs(settings, name)[-3000:]
+        # a second run now would revert this one's fault in its cleanup container: refused, naming the pod
+        with pytest.raises(ClusterError, match=f"a run is going on in sql-audit \\(pods {name}-"):
+            runner.start_job(settings, ["cleanup", "--all"])
         pod = runner.job_pod(settings, name)
         assert pod is not None
         container = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "runner")
