@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup run gate test test-extended lint typecheck bench-stack down k8s-cluster gate-k8s
+.PHONY: setup run gate test test-extended lint typecheck bench-stack down k8s-cluster gate-k8s gate-k8s-in-cluster
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,4 +69,15 @@ gate-k8s: setup k8s-cluster
 	$(PY) -m cluster up
 	target=$$($(PY) -m cluster deploy) || { $(PY) -m cluster down; exit 1; }; \
 	RESILIENCE_TARGET_CONFIG=$$target $(VENV)/bin/resilience gate --target kubernetes $(GATE_ARGS); rc=$$?; \
+	$(PY) -m cluster down; exit $$rc
+
+# The same gate judged by the suite's runner IN the cluster (docs/cluster.md, "The runner in the cluster"): up,
+# deploy, `cluster runner` (deploy/k8s/base with the runner image built here), the gate in a Job of the CronJob's
+# template through `cluster job` (its logs followed; exit code the gate's), then down. Reports and JUnit stay on
+# the runner's volume, <state>/node/var-lib/sql-audit-data/resilience-data/reports (printed by `cluster runner`).
+gate-k8s-in-cluster: setup k8s-cluster
+	$(PY) -m cluster up
+	$(PY) -m cluster deploy >/dev/null && $(PY) -m cluster runner || { $(PY) -m cluster down; exit 1; }; \
+	$(PY) -m cluster job -- gate --target kubernetes --reports-dir /var/lib/resilience/reports \
+	  --junit /var/lib/resilience/reports/gate-junit.xml $(GATE_ARGS); rc=$$?; \
 	$(PY) -m cluster down; exit $$rc

@@ -21,6 +21,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +34,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from cluster import ClusterError, proc, runner, system
-from tests.cluster.conftest import ClusterUnderTest
+from tests.cluster.conftest import TEST_DEFAULTS, ClusterUnderTest
 
 pytestmark = [pytest.mark.k8s_cluster]
 
@@ -69,11 +71,14 @@ def test_the_runner_pod_judges_pod_failure_through_its_service_account(runner_on
     settings = runner_on.settings
     before, reports = _service_pods(kube), _reports(settings)
     assert len(before) == 3, before
-    name = runner.start_job(settings, ["run", "pod_failure", "--target", "kubernetes", "--rate", "50",
-                                       "--duration", "75", "--reports-dir", POD_REPORTS])
-    code = runner.wait_job(settings, name, progress=_say, timeout=600)
-    log = runner.logs(settings, name)
-    print(log[-4000:])
+    # the command an SRE types: the Job made, its logs followed, its exit code the runner's
+    done = subprocess.run([sys.executable, "-m", "cluster", "job", "--state-dir", str(settings.state_dir), "--",
+                           "run", "pod_failure", "--target", "kubernetes", "--rate", "50", "--duration", "75",
+                           "--reports-dir", POD_REPORTS], capture_output=True, text=True, timeout=600, check=False,
+                          env={**TEST_DEFAULTS, **os.environ})
+    code, log = done.returncode, done.stdout
+    print(log[-4000:], done.stderr[-1000:])
+    assert "/cleanup] " in log and "/runner] " in log, done.stderr[-2000:]
     new = sorted(_reports(settings) - reports)
     assert len(new) == 1 and new[0].name.endswith("-pod_failure"), (code, new)
     summary = json.loads((new[0] / "summary.json").read_text())

@@ -90,6 +90,29 @@ finish_image() {
   ok "$archive ($(du -h "$archive" | cut -f1))"
 }
 
+# cached NAME HASH: whether NAME's image of these inputs is built (unless --force); a reused one is touched.
+cached() {
+  [[ $FORCE == 0 && -f $IMAGES_DEST/$1-$2.oci.tar ]] || return 1
+  touch "$IMAGES_DEST/$1-$2.oci.tar"; ok "image $1 cached ($2)"
+}
+
+# base_image: BASE_REF, BASE_ARCHIVE, BASE_TAG of the cluster's base image (install.sh built it), which the service
+# and runner images add one layer to.
+base_image() {
+  BASE_REF="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
+  BASE_ARCHIVE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
+  BASE_TAG="${BASE_REF##*:}"
+  [ -f "$BASE_ARCHIVE" ] || { echo "no base image $BASE_ARCHIVE: run deploy/k8s/local/install.sh" >&2; exit 3; }
+}
+
+# unpack_base WORK HASH: the base image's layout in WORK/layout, tagged HASH, its root file system in WORK/bundle.
+unpack_base() {
+  mkdir -p "$1/layout"
+  tar -C "$1/layout" -xf "$BASE_ARCHIVE"
+  umoci tag --image "$1/layout:$BASE_TAG" "$2"
+  umoci unpack --image "$1/layout:$2" "$1/bundle"
+}
+
 platform_rootfs() {
   local root=$1 libs
   libs="$(kafka_libs)"
@@ -111,9 +134,7 @@ platform_image() {
   hash="$(input_hash "$(declare -f platform_rootfs)" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$PLATFORM_PACKAGES" \
     "$(kafka_libs)" "$(dpkg-query -W -f='${Version}' debootstrap)")"
   PLATFORM_HASH=$hash
-  if [[ $FORCE == 0 && -f $IMAGES_DEST/platform-$hash.oci.tar ]]; then
-    touch "$IMAGES_DEST/platform-$hash.oci.tar"; ok "image platform cached ($hash)"; return
-  fi
+  cached platform "$hash" && return
   step "image platform ($hash): debootstrap with $PLATFORM_PACKAGES"
   work="$(mktemp -d)"
   umoci init --layout "$work/layout"
@@ -134,24 +155,16 @@ service_sources_hash() {
 }
 
 service_image() {
-  local base_ref base_archive base_tag hash work wheels toxiproxy
-  base_ref="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
-  base_archive="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
-  base_tag="${base_ref##*:}"
-  [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
+  local hash work wheels toxiproxy
+  base_image
   toxiproxy="$(toxiproxy_bin)"
-  hash="$(input_hash "$(declare -f service_image)" "$base_ref" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)" \
+  hash="$(input_hash "$(declare -f service_image)" "$BASE_REF" "${SERVICE_REQUIREMENTS[@]}" "$(service_sources_hash)" \
     "$(sha256sum "$toxiproxy" | cut -c1-64)")"
   SERVICE_HASH=$hash
-  if [[ $FORCE == 0 && -f $IMAGES_DEST/service-$hash.oci.tar ]]; then
-    touch "$IMAGES_DEST/service-$hash.oci.tar"; ok "image service cached ($hash)"; return
-  fi
-  step "image service ($hash): base $base_tag + ${SERVICE_PACKAGES[*]} + pip ${SERVICE_REQUIREMENTS[*]}"
+  cached service "$hash" && return
+  step "image service ($hash): base $BASE_TAG + ${SERVICE_PACKAGES[*]} + pip ${SERVICE_REQUIREMENTS[*]}"
   work="$(mktemp -d)"
-  mkdir -p "$work/layout"
-  tar -C "$work/layout" -xf "$base_archive"
-  umoci tag --image "$work/layout:$base_tag" "$hash"
-  umoci unpack --image "$work/layout:$hash" "$work/bundle"
+  unpack_base "$work" "$hash"
   # The base image's python3 is Debian's 3.11, as this machine's: binary wheels built for it fit.
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile --target \
     "$work/bundle/rootfs/opt/sqlaudit/site" "${SERVICE_REQUIREMENTS[@]}"
@@ -166,7 +179,7 @@ service_image() {
   umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
     --config.env PYTHONPATH=/opt/sqlaudit/app:/opt/sqlaudit/site --config.env PYTHONDONTWRITEBYTECODE=1 \
     --config.workingdir /opt/sqlaudit/app --config.cmd python3 --config.cmd=-m --config.cmd sqlaudit
-  umoci rm --image "$work/layout:$base_tag"
+  umoci rm --image "$work/layout:$BASE_TAG"
   finish_image service "$hash" "$work"
 }
 
@@ -178,24 +191,16 @@ runner_requirements() {
 }
 
 runner_image() {
-  local base_ref base_archive base_tag hash work root sources requirements
-  base_ref="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["ref"])' "$CLUSTER_MANIFEST")"
-  base_archive="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["base"]["archive"])' "$CLUSTER_MANIFEST")"
-  base_tag="${base_ref##*:}"
-  [ -f "$base_archive" ] || { echo "no base image $base_archive: run deploy/k8s/local/install.sh" >&2; exit 3; }
+  local hash work root sources requirements
+  base_image
   sources="$(cd "$REPO" && runner_files | xargs -0 sha256sum | sha256sum | cut -c1-64)"
   mapfile -t requirements < <(runner_requirements)
-  hash="$(input_hash "$(declare -f runner_image)" "$base_ref" "${requirements[@]}" "$sources")"
+  hash="$(input_hash "$(declare -f runner_image)" "$BASE_REF" "${requirements[@]}" "$sources")"
   RUNNER_HASH=$hash
-  if [[ $FORCE == 0 && -f $IMAGES_DEST/runner-$hash.oci.tar ]]; then
-    touch "$IMAGES_DEST/runner-$hash.oci.tar"; ok "image runner cached ($hash)"; return
-  fi
-  step "image runner ($hash): base $base_tag + the suite + pip of pyproject.toml's ${#requirements[@]} dependencies"
+  cached runner "$hash" && return
+  step "image runner ($hash): base $BASE_TAG + the suite + pip of pyproject.toml's ${#requirements[@]} dependencies"
   work="$(mktemp -d)"
-  mkdir -p "$work/layout"
-  tar -C "$work/layout" -xf "$base_archive"
-  umoci tag --image "$work/layout:$base_tag" "$hash"
-  umoci unpack --image "$work/layout:$hash" "$work/bundle"
+  unpack_base "$work" "$hash"
   root="$work/bundle/rootfs"
   # Debian's python3 (3.11, as the base image's): binary wheels built for it fit, scripts say /usr/bin/python3.
   /usr/bin/python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --no-warn-conflicts \
@@ -218,7 +223,7 @@ runner_image() {
     --config.env RESILIENCE_STATE_DIR=/var/lib/resilience/faults --config.env RESILIENCE_DATA_ROOT=/var/lib/resilience \
     --config.user "$RUNNER_UID:$RUNNER_UID" \
     --config.workingdir /var/lib/resilience --config.entrypoint resilience --config.cmd=--help
-  umoci rm --image "$work/layout:$base_tag"
+  umoci rm --image "$work/layout:$BASE_TAG"
   finish_image runner "$hash" "$work"
 }
 
