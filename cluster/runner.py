@@ -140,12 +140,18 @@ def start_job(settings: ClusterSettings, args: list[str], name: str | None = Non
 
 
 def active_runs(settings: ClusterSettings) -> list[str]:
-    """The runner and gate pods of the namespace that are pending or running."""
+    """The runner and gate pods of the namespace that are pending or running (and not just ended)."""
     res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", f"{COMPONENT} in (runner,gate)",
                     "-o", "json"], timeout=30)
     pods = json.loads(res.stdout)["items"]
     return [p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") in ("Pending", "Running")
-            and not p["metadata"].get("deletionTimestamp")]
+            and not p["metadata"].get("deletionTimestamp") and not _containers_ended(p)]
+
+
+def _containers_ended(pod: dict[str, Any]) -> bool:
+    """Every container of the pod has terminated (the kubelet reports it before the pod's phase follows)."""
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    return bool(statuses) and all("terminated" in st.get("state", {}) for st in statuses)
 
 
 def job_pod(settings: ClusterSettings, name: str) -> dict[str, Any] | None:
