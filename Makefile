@@ -66,7 +66,7 @@ test-k8s: setup k8s-envtest
 # with that file, then `cluster down` whatever the gate said. Needs root. Cluster name, ranges and state directory
 # from RESILIENCE_CLUSTER_* (docs/cluster.md).
 gate-k8s: setup k8s-cluster
-	$(PY) -m cluster up
+	$(PY) -m cluster up || { $(PY) -m cluster down; exit 1; }
 	target=$$($(PY) -m cluster deploy) || { $(PY) -m cluster down; exit 1; }; \
 	RESILIENCE_TARGET_CONFIG=$$target $(VENV)/bin/resilience gate --target kubernetes $(GATE_ARGS); rc=$$?; \
 	$(PY) -m cluster down; exit $$rc
@@ -76,7 +76,7 @@ gate-k8s: setup k8s-cluster
 # template through `cluster job` (its logs followed; exit code the gate's), then down. Reports and JUnit stay on
 # the runner's volume, <state>/node/var-lib/sql-audit-data/resilience-data/reports (printed by `cluster runner`).
 gate-k8s-in-cluster: setup k8s-cluster
-	$(PY) -m cluster up
+	$(PY) -m cluster up || { $(PY) -m cluster down; exit 1; }
 	$(PY) -m cluster deploy >/dev/null && $(PY) -m cluster runner || { $(PY) -m cluster down; exit 1; }; \
 	$(PY) -m cluster job -- gate --target kubernetes --reports-dir /var/lib/resilience/reports \
 	  --junit /var/lib/resilience/reports/gate-junit.xml $(GATE_ARGS); rc=$$?; \
