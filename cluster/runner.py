@@ -2,11 +2,11 @@
 
 :func:`deploy_runner` puts deploy/k8s/base on the cluster as a staging cluster gets it (ServiceAccount,
 Role, the nightly CronJob, the gate Job's template, the report volume), with the runner image built here
-(deploy/k8s/local/images.sh) and the overlay's in-cluster target file. :func:`run_job` then runs the
+(deploy/k8s/local/images.sh) and the overlay's in-cluster target file. :func:`start_job` then runs the
 CronJob's own pod template once with other arguments (as ``kubectl create job --from=cronjob/...`` does, with
-the arguments replaced) and returns the runner's exit code: the run happens in a pod, through the
-ServiceAccount's token, with its journal and reports on the volume, which the machine reads at
-:func:`data_dir`.
+the arguments replaced), :func:`wait_job` (or :func:`follow`, printing its logs) returns the runner's exit code:
+the run happens in a pod, through the ServiceAccount's token, with its journal and reports on the volume, which
+the machine reads at :func:`data_dir`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,21 @@ from cluster.images import Images
 from cluster.install import Image, load_manifest
 from cluster.netns import NODE_DIRS
 from cluster.settings import REPO_ROOT, ClusterSettings
-from cluster.system import NAMESPACE, Progress, get_object, kubectl, load_system_images, wait_until
+from cluster.system import (
+    NAMESPACE,
+    RUNNER_VOLUME,
+    Progress,
+    get_object,
+    job_failure,
+    kubectl,
+    load_system_images,
+    wait_until,
+)
 
 RUNNER_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "runner"
 CRONJOB = "resilience-nightly"
 GATE_JOB = "resilience-gate"
-VOLUME = "resilience-data"
+VOLUME = RUNNER_VOLUME
 # The image name of deploy/k8s/base, replaced by the runner image built here.
 IMAGE_NAME = "sql-audit-resilience"
 # runAsUser of deploy/k8s/base's pods: the report volume's owner.
@@ -139,12 +148,15 @@ def start_job(settings: ClusterSettings, args: list[str], name: str | None = Non
     return name
 
 
+def _pods(settings: ClusterSettings, selector: str) -> list[dict[str, Any]]:
+    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", selector, "-o", "json"], timeout=30)
+    return list(json.loads(res.stdout)["items"])
+
+
 def active_runs(settings: ClusterSettings) -> list[str]:
     """The runner and gate pods of the namespace that are pending or running (and not just ended)."""
-    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", f"{COMPONENT} in (runner,gate)",
-                    "-o", "json"], timeout=30)
-    pods = json.loads(res.stdout)["items"]
-    return [p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") in ("Pending", "Running")
+    return [p["metadata"]["name"] for p in _pods(settings, f"{COMPONENT} in (runner,gate)")
+            if p.get("status", {}).get("phase") in ("Pending", "Running")
             and not p["metadata"].get("deletionTimestamp") and not _containers_ended(p)]
 
 
@@ -155,10 +167,8 @@ def _containers_ended(pod: dict[str, Any]) -> bool:
 
 
 def job_pod(settings: ClusterSettings, name: str) -> dict[str, Any] | None:
-    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "pods", "-l", f"{JOB_LABEL}={name}", "-o", "json"],
-                   timeout=30)
-    items = json.loads(res.stdout)["items"]
-    return items[0] if items else None
+    pods = _pods(settings, f"{JOB_LABEL}={name}")
+    return pods[0] if pods else None
 
 
 def exit_code(pod: dict[str, Any] | None, container: str = "runner") -> int | None:
@@ -216,9 +226,7 @@ def follow(settings: ClusterSettings, name: str, progress: Progress, timeout: fl
 
 
 def _failed(settings: ClusterSettings, name: str) -> bool:
-    job = get_object(settings, "job", name) or {}
-    return any(c.get("type") == "Failed" and c.get("status") == "True"
-               for c in job.get("status", {}).get("conditions", []))
+    return job_failure(get_object(settings, "job", name)) is not None
 
 
 def logs(settings: ClusterSettings, name: str) -> str:

@@ -37,6 +37,8 @@ SYSTEM_IMAGES = ("platform", "service")
 IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-service": "service", "sql-audit-resilience": "service"}
 STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-service")
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
+# The runner's report volume (cluster/runner.py): cluster-scoped, so `undeploy` deletes it beside the namespace.
+RUNNER_VOLUME = "resilience-data"
 # NodePorts of deploy/k8s/local/system/*.yaml: how the machine reaches the stores and Prometheus.
 NODE_PORTS = {"kafka": 30092, "postgres": 30432, "clickhouse": 30900, "prometheus": 30090}
 # Each service replica's HTTP port, one NodePort Service per pod (deploy/k8s/local/system/replica-services.yaml).
@@ -160,6 +162,14 @@ def _replace_stuck_pods(settings: ClusterSettings, sts: dict[str, Any]) -> None:
                      timeout=30, check=False)
 
 
+def job_failure(job: dict[str, Any] | None) -> str | None:
+    """The message of the Job's ``Failed`` condition, ``None`` while it has not failed (or does not exist)."""
+    for cond in (job or {}).get("status", {}).get("conditions", []):
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            return str(cond.get("message"))
+    return None
+
+
 def _job_pending(settings: ClusterSettings, name: str) -> str | None:
     job = get_object(settings, "job", name)
     if job is None:
@@ -167,9 +177,9 @@ def _job_pending(settings: ClusterSettings, name: str) -> str | None:
     status = job.get("status", {})
     if status.get("succeeded"):
         return None
-    for cond in status.get("conditions", []):
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            raise ClusterError(f"job {name} failed: {cond.get('message')} (kubectl -n {NAMESPACE} logs job/{name})")
+    failure = job_failure(job)
+    if failure is not None:
+        raise ClusterError(f"job {name} failed: {failure} (kubectl -n {NAMESPACE} logs job/{name})")
     return f"running ({status.get('failed', 0)} failed attempts)"
 
 
@@ -241,8 +251,8 @@ def undeploy(settings: ClusterSettings, progress: Progress, timeout: float = 180
     """Delete the namespace (every object of the system) and wait until it is gone."""
     proc.run([*kubectl(settings), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true",
               f"--timeout={int(timeout)}s"], timeout=timeout + 30)
-    # the runner's report volume (cluster/runner.py) is not namespaced; its directory stays (down --purge)
-    proc.run([*kubectl(settings), "delete", "pv", "resilience-data", "--ignore-not-found"], timeout=60)
+    # the runner's report volume is not namespaced; its directory stays (down --purge removes it)
+    proc.run([*kubectl(settings), "delete", "pv", RUNNER_VOLUME, "--ignore-not-found"], timeout=60)
     progress("undeploy", f"namespace {NAMESPACE} deleted")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from cluster import ClusterSettings, LocalCluster, workloads
+from cluster import ClusterSettings, LocalCluster, system, workloads
 from cluster.install import load_manifest, run_install
 from cluster.settings import DEFAULT_DATA_ROOT
 from tests.cluster.hoststate import HostState
@@ -109,3 +109,24 @@ def namespace(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -
     finally:
         if cluster_up.cluster.is_running():
             core.delete_namespace(name, grace_period_seconds=0, _request_timeout=10)
+
+
+def service_pods(kube: kubernetes.client.ApiClient) -> dict[str, str]:
+    """The system's service pods: name -> uid (a replaced pod has a new uid)."""
+    pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
+        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
+    return {p.metadata.name: p.metadata.uid for p in pods}
+
+
+def lasting_experiment(experiment: str, fault: str, seconds: int = 900) -> str:
+    """experiments/<experiment>.yaml with its ``fault`` action (and the load) made to last ``seconds``, its first
+    pause cut to 8 s: a run that is still in its fault when a test kills it. Returns the YAML text."""
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / f"{experiment}.yaml").read_text())
+    doc["method"][0]["pauses"] = {"after": 8}
+    action = next(a for a in doc["method"] if a.get("provider", {}).get("func") == fault)
+    action["provider"]["arguments"]["duration"] = seconds
+    action["pauses"] = {"after": seconds}
+    doc["configuration"]["load_duration"]["default"] = str(seconds)
+    return str(yaml.safe_dump(doc, sort_keys=False))

@@ -30,15 +30,13 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from cluster import ClusterError, proc, runner, system
-from tests.cluster.conftest import TEST_DEFAULTS, ClusterUnderTest
+from tests.cluster.conftest import TEST_DEFAULTS, ClusterUnderTest, lasting_experiment, service_pods
 
 pytestmark = [pytest.mark.k8s_cluster]
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 POD_REPORTS = "/var/lib/resilience/reports"
 POD_DATA = "/var/lib/resilience"
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 2}
@@ -56,12 +54,6 @@ def runner_on(cluster_up: ClusterUnderTest) -> ClusterUnderTest:
     return cluster_up
 
 
-def _service_pods(kube: kubernetes.client.ApiClient) -> dict[str, str]:
-    pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
-        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
-    return {p.metadata.name: p.metadata.uid for p in pods}
-
-
 def _reports(settings: Any) -> set[Path]:
     return set((runner.data_dir(settings) / "reports").glob("*-*"))
 
@@ -69,7 +61,7 @@ def _reports(settings: Any) -> set[Path]:
 def test_the_runner_pod_judges_pod_failure_through_its_service_account(runner_on: ClusterUnderTest,
                                                                         kube: kubernetes.client.ApiClient) -> None:
     settings = runner_on.settings
-    before, reports = _service_pods(kube), _reports(settings)
+    before, reports = service_pods(kube), _reports(settings)
     assert len(before) == 3, before
     # the command an SRE types: the Job made, its logs followed, its exit code the runner's
     done = subprocess.run([sys.executable, "-m", "cluster", "job", "--state-dir", str(settings.state_dir), "--",
@@ -92,7 +84,7 @@ def test_the_runner_pod_judges_pod_failure_through_its_service_account(runner_on
     assert (new[0] / "report.html").is_file()
     # the kill went through the pod's ServiceAccount (in-cluster configuration), not an admin credential
     assert "DELETE /api/v1/namespaces/sql-audit/pods/sql-audit-service-" in log and "on context in-cluster" in log
-    after = _service_pods(kube)
+    after = service_pods(kube)
     assert len([n for n, uid in before.items() if after.get(n) != uid]) == 1, (before, after)
 
 
@@ -176,16 +168,10 @@ def _lasting_partition(settings: Any) -> Iterator[tuple[str, Path]]:
     """A Job running clickhouse_partition with its partition made to last 15 minutes, from a copy of the
     experiment on the volume; yields the Job's name and the journal directory once the partition is journaled.
     Whatever happened, the Job is deleted and a cleanup Job runs after."""
-    doc = yaml.safe_load((EXPERIMENTS / "clickhouse_partition.yaml").read_text())
-    doc["method"][0]["pauses"] = {"after": 8}
-    action = next(a for a in doc["method"] if a.get("provider", {}).get("func") == "partition_network")
-    action["provider"]["arguments"]["duration"] = 900
-    action["pauses"] = {"after": 900}
-    doc["configuration"]["load_duration"]["default"] = "900"
     volume = runner.data_dir(settings)
     (volume / "experiments").mkdir(exist_ok=True)
     path = volume / "experiments" / "clickhouse_partition-lasting.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.write_text(lasting_experiment("clickhouse_partition", "partition_network"))
     for p in (path.parent, path):
         os.chown(p, runner.RUNNER_UID, runner.RUNNER_UID)
     name = runner.start_job(settings, ["run", f"{POD_DATA}/experiments/{path.name}", "--target", "kubernetes",

@@ -24,23 +24,17 @@ import kubernetes
 import pytest
 
 from cluster import system
-from tests.cluster.conftest import ClusterUnderTest
+from tests.cluster.conftest import ClusterUnderTest, lasting_experiment, service_pods
 
 pytestmark = [pytest.mark.k8s_cluster]
 
 RUN_TIMEOUT = 420
 
 
-def _service_pods(kube: kubernetes.client.ApiClient) -> dict[str, str]:
-    pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
-        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
-    return {p.metadata.name: p.metadata.uid for p in pods}
-
-
 def test_pod_failure_on_the_cluster(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient,
                                     tmp_path: Path) -> None:
     target = system.deploy(cluster_up.settings, progress=lambda step, detail: print(f"  {step}: {detail}"))
-    before = _service_pods(kube)
+    before = service_pods(kube)
     assert len(before) == 3, before
     env = {**os.environ, "RESILIENCE_TARGET_CONFIG": str(target), "RESILIENCE_STATE_DIR": str(tmp_path / "faults")}
     cmd = [str(Path(sys.executable).parent / "resilience"), "run", "pod_failure", "--target", "kubernetes",
@@ -60,7 +54,7 @@ def test_pod_failure_on_the_cluster(cluster_up: ClusterUnderTest, kube: kubernet
     assert verdicts["rto_replicas_ready"]["measured"] is not None
     assert verdicts["data_loss"]["outcome"] == "pass", verdicts["data_loss"]
     assert verdicts["residue"]["outcome"] == "pass", verdicts["residue"]
-    after = _service_pods(kube)
+    after = service_pods(kube)
     replaced = [name for name, uid in before.items() if after.get(name) != uid]
     assert len(replaced) == 1, (before, after)
 
@@ -142,7 +136,7 @@ def test_a_partition_cuts_an_established_connection_too(cluster_up: ClusterUnder
     config = {"target": "kubernetes", "fault_state_dir": str(tmp_path / "faults")}
     core = kubernetes.client.CoreV1Api(kube)
     ch = core.list_namespaced_pod(system.NAMESPACE, label_selector="app=clickhouse", _request_timeout=10).items[0]
-    pod = sorted(_service_pods(kube))[0]
+    pod = sorted(service_pods(kube))[0]
     out: dict[str, str] = {}
 
     def keepalive() -> None:
@@ -195,19 +189,11 @@ def _lasting_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Path, 
     active (the load running). Whatever the test did, the runner is killed and the faults cleaned up after."""
     import time
 
-    import yaml
-
     from faults import journal
     from faults.cleanup import cleanup as clean
 
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "experiments" / f"{experiment}.yaml").read_text())
-    doc["method"][0]["pauses"] = {"after": 8}
-    action = next(a for a in doc["method"] if a.get("provider", {}).get("func") == fault)
-    action["provider"]["arguments"]["duration"] = 900
-    action["pauses"] = {"after": 900}
-    doc["configuration"]["load_duration"]["default"] = "900"
     path = tmp_path / f"{experiment}-lasting.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.write_text(lasting_experiment(experiment, fault))
     state = tmp_path / "faults"
     monkeypatch.setenv("RESILIENCE_TARGET_CONFIG", str(target))  # for the clean-up, in this process
     monkeypatch.setenv("RESILIENCE_STATE_DIR", str(state))
@@ -365,7 +351,7 @@ def test_latency_on_an_edge_delays_every_replicas_store_traffic_until_removed(
                      _request_timeout=120)
         return [float(x) for x in json.loads(out.strip().splitlines()[-1])]
 
-    pods = sorted(_service_pods(kube))
+    pods = sorted(service_pods(kube))
     before = {pod: round_trips(pod) for pod in pods}
     try:
         add_latency("clickhouse", 800, duration=120, configuration=config)
