@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
             "kubectl", "kube-router")
 IMAGES = ("pause", "coredns", "base")
+# Images of add-ons the system runs (local-addons.json: a manifest an older checkout's install.sh never rewrites).
+ADDON_IMAGES = ("kube-state-metrics",)
 # Debian's tools the cluster runs (package in parentheses is what install.sh installs).
 DEBIAN_TOOLS = {"containerd": "containerd", "ctr": "containerd", "runc": "runc", "iptables": "iptables",
                 "ipset": "ipset", "conntrack": "conntrack", "ip": "iproute2", "nsenter": "util-linux",
@@ -67,6 +69,13 @@ def load_manifest(settings: ClusterSettings) -> Manifest:
         version = str(raw["kubernetes_version"])
     except (KeyError, TypeError) as exc:
         raise MissingToolError(f"{path}: no entry {exc} (an older install?): {INSTALL_HINT}") from None
+    addons = settings.addons_manifest_path
+    try:
+        raw = json.loads(addons.read_text())
+        images |= {name: Image(name, str(raw["images"][name]["ref"]), Path(raw["images"][name]["archive"]))
+                   for name in ADDON_IMAGES}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MissingToolError(f"{addons}: no add-on images ({exc!r}; an older install?): {INSTALL_HINT}") from None
     missing = [f"{name} ({p})" for name, p in binaries.items() if not os.access(p, os.X_OK)]
     missing += [f"image {i.name} ({i.archive})" for i in images.values() if not i.archive.is_file()]
     tools: dict[str, Path] = {}

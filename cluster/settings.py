@@ -157,6 +157,11 @@ class ClusterSettings:
         return self.cache_dir / "local-cluster.json"
 
     @property
+    def addons_manifest_path(self) -> Path:
+        """The add-ons' images (kube-state-metrics): a manifest of their own, see deploy/k8s/local/install.sh."""
+        return self.cache_dir / "local-addons.json"
+
+    @property
     def admin_kubeconfig(self) -> Path:
         return self.state_dir / "pki" / "admin.kubeconfig"
 

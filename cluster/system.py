@@ -33,8 +33,11 @@ SYSTEM_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "system"
 IMAGES_SCRIPT = REPO_ROOT / "deploy" / "k8s" / "local" / "images.sh"
 NAMESPACE = "sql-audit"
 SYSTEM_IMAGES = ("platform", "service")
+# ... and of the cluster's own install (local-cluster.json) that the system runs: kube-state-metrics beside Prometheus.
+CLUSTER_IMAGES = ("kube-state-metrics",)
 # Image names in the manifests -> which built image replaces them.
-IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-service": "service", "sql-audit-resilience": "service"}
+IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-service": "service", "sql-audit-resilience": "service",
+               "kube-state-metrics": "kube-state-metrics"}
 STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-service")
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
 # The runner's report volume (cluster/runner.py): cluster-scoped, so `undeploy` deletes it beside the namespace.
@@ -206,7 +209,7 @@ def deploy(settings: ClusterSettings, progress: Progress, timeout: float = 600) 
     t0 = time.monotonic()
     deadline = t0 + timeout
     manifest = load_manifest(settings)
-    images = load_system_images(settings)
+    images = {**load_system_images(settings), **{n: manifest.images[n] for n in CLUSTER_IMAGES}}
     if not settings.admin_kubeconfig.is_file():
         raise ClusterError(f"no cluster at {settings.state_dir}: run `python -m cluster up` first")
     imported = Images(manifest, Paths(settings).containerd_sock, images).import_missing()
@@ -291,8 +294,8 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "clickhouse_host": node,
         "clickhouse_port": NODE_PORTS["clickhouse"],
         "postgres_dsn": f"postgresql://sqlaudit@{node}:{NODE_PORTS['postgres']}/sqlaudit",
-        # Readiness as the kubelet wrote it into the pods' status (kube-state-exporter.py beside Prometheus, in
-        # kube-state-metrics' names), lag from the lag exporter, the rest from the service's own series.
+        # Readiness as the kubelet wrote it into the pods' status (kube-state-metrics beside Prometheus), lag from
+        # the lag exporter (kafka_exporter's names), the rest from the service's own series.
         # local-kubelet first: it reads the same series as the last sample of 1.5 s, so one scrape the busy
         # machine did not finish in time (Prometheus marks the series stale at once) is not read as "no replica
         # ready" (a run with the plain kubernetes profile scored availability 97 % and pdb_min_available 0 from

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,33 @@ def test_pod_failure_on_the_cluster(cluster_up: ClusterUnderTest, kube: kubernet
     after = service_pods(kube)
     replaced = [name for name, uid in before.items() if after.get(name) != uid]
     assert len(replaced) == 1, (before, after)
+
+
+def test_readiness_comes_from_kube_state_metrics_reading_the_kubelets_pod_status(
+        cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -> None:
+    """The cluster's Prometheus reads kube_pod_status_ready from kube-state-metrics (built from the Go module proxy),
+    as a real cluster's does: one series per service pod carrying that pod's uid (our former stand-in had no uid
+    label), Ready as the kubelet wrote it, and the StatefulSet's desired count."""
+    import requests
+
+    system.deploy(cluster_up.settings, progress=lambda step, detail: None)
+    pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
+        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
+    ready = {p.metadata.name: next(c.status for c in p.status.conditions if c.type == "Ready") == "True" for p in pods}
+    url = f"http://{cluster_up.settings.node_ip}:{system.NODE_PORTS['prometheus']}/api/v1/query"
+
+    def query(q: str) -> list[dict[str, Any]]:
+        return list(requests.get(url, params={"query": q}, timeout=5).json()["data"]["result"])
+
+    deadline = time.monotonic() + 30
+    while not (series := query('kube_pod_status_ready{namespace="sql-audit", condition="true", '
+                                'pod=~"sql-audit-service-[0-9]+"}')) and time.monotonic() < deadline:
+        time.sleep(1)
+    seen = {r["metric"]["pod"]: (r["metric"].get("uid"), r["value"][1] == "1") for r in series}
+    assert seen == {p.metadata.name: (p.metadata.uid, ready[p.metadata.name]) for p in pods}, seen
+    desired = query('kube_statefulset_replicas{namespace="sql-audit", statefulset="sql-audit-service"}')
+    assert [r["value"][1] for r in desired] == ["3"], desired
+    assert [r["value"][1] for r in query('up{job="kube-state"}')] == ["1"]
 
 
 def test_a_partition_defeated_by_an_allow_policy_did_not_take_effect(cluster_up: ClusterUnderTest,

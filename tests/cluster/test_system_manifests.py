@@ -11,7 +11,9 @@ from cluster import ClusterError, ClusterSettings, system
 from cluster.install import Image, load_manifest, run_install
 
 IMAGES = {"platform": Image("platform", "localhost/sql-audit/platform:p1", Path("/nonexistent")),
-          "service": Image("service", "localhost/sql-audit/service:s1", Path("/nonexistent"))}
+          "service": Image("service", "localhost/sql-audit/service:s1", Path("/nonexistent")),
+          "kube-state-metrics": Image("kube-state-metrics", "localhost/sql-audit/kube-state-metrics:k1",
+                                      Path("/nonexistent"))}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def _containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_container_runs_an_image_built_here_never_pulled_with_a_memory_limit(settings: ClusterSettings) -> None:
     containers = _containers(system.render(settings, IMAGES))
-    assert {c["image"] for _, c in containers} == {IMAGES["platform"].ref, IMAGES["service"].ref}
+    assert {c["image"] for _, c in containers} == {i.ref for i in IMAGES.values()}
     for where, c in containers:
         assert c["imagePullPolicy"] == "Never", where
         assert c["resources"]["limits"]["memory"], where
@@ -93,3 +95,17 @@ def test_each_replica_url_of_the_target_file_is_a_node_port_of_that_pod_alone(se
         assert service["spec"]["selector"] == {"statefulset.kubernetes.io/pod-name": f"sql-audit-service-{i}"}
         assert service_port["targetPort"] == container_port
         assert bool(service["spec"].get("publishNotReadyAddresses")) == not_ready_too
+
+
+def test_kube_state_metrics_watches_this_namespace_only_with_read_only_rights(settings: ClusterSettings) -> None:
+    """Its flags each one argument (a YAML flow list split `--resources=pods,statefulsets` in two and the container
+    crash-looped on "unknown command statefulsets"), and its ServiceAccount may only read pods and StatefulSets."""
+    docs = system.render(settings, IMAGES)
+    prom = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "prometheus")
+    ksm = next(c for c in prom["spec"]["template"]["spec"]["containers"] if c["name"] == "kube-state-metrics")
+    assert ksm["image"] == IMAGES["kube-state-metrics"].ref
+    assert all(a.startswith("--") for a in ksm["args"]), ksm["args"]
+    assert "--namespaces=$(POD_NAMESPACE)" in ksm["args"] and "--resources=pods,statefulsets" in ksm["args"]
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "prometheus")
+    assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
+    assert {res for r in role["rules"] for res in r["resources"]} == {"pods", "statefulsets"}

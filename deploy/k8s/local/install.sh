@@ -16,11 +16,14 @@
 #   4. kube-router v$KUBE_ROUTER_VERSION (`go install`; NetworkPolicy enforcement, firewall-only mode).
 #   5. CoreDNS v$COREDNS_VERSION with only the plugins the cluster's Corefile uses (a tiny main module:
 #      no cloud-provider SDKs to compile), static, for the CoreDNS image.
-#   6. OCI image archives, no registry: pause (Kubernetes' own pause.c, static), coredns, and the base image
-#      (debootstrap --variant=minbase + python3). umoci packs each root file system as a one-layer image.
+#   5b. kube-state-metrics v$KSM_VERSION (static; the proxy refuses its version list, so a tiny main module
+#      `go get`s it at that version), for the kube-state-metrics image beside the system's Prometheus.
+#   6. OCI image archives, no registry: pause (Kubernetes' own pause.c, static), coredns, kube-state-metrics and
+#      the base image (debootstrap --variant=minbase + python3). umoci packs each root file system as a one-layer image.
 #      Each archive is named by a hash of its inputs (recipe, versions, sources), so a changed recipe builds
 #      anew and an unchanged one is never rebuilt.
-#   7. A manifest ($CACHE_ROOT/local-cluster.json) naming every binary and image: what `cluster up` reads.
+#   7. A manifest ($CACHE_ROOT/local-cluster.json) naming every binary and image: what `cluster up` reads; the
+#      add-ons' images in their own ($CACHE_ROOT/local-addons.json).
 #   8. The images of the system under test (deploy/k8s/local/images.sh: platform, service), listed in
 #      $CACHE_ROOT/local-system.json: what `cluster deploy` reads.
 #
@@ -34,6 +37,7 @@ ENVTEST_INSTALL="$HERE/../envtest/install.sh"
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
 KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-2.1.0}"    # the only v2 the Go module proxy serves
 COREDNS_VERSION="${COREDNS_VERSION:-1.15.0}"
+KSM_VERSION="${KSM_VERSION:-2.16.0}"                     # newest the Go module proxy serves (2.14, 2.17: refused)
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BASE_PACKAGES="python3"
@@ -42,8 +46,10 @@ CACHE_ROOT="${RESILIENCE_K8S_CACHE:-/var/cache/sql-audit-resilience/k8s}"
 NODE_DEST="$CACHE_ROOT/node-v$K8S_VERSION"
 KUBE_ROUTER_DEST="$CACHE_ROOT/kube-router-v$KUBE_ROUTER_VERSION"
 COREDNS_DEST="$CACHE_ROOT/coredns-v$COREDNS_VERSION"
+KSM_DEST="$CACHE_ROOT/kube-state-metrics-v$KSM_VERSION"
 IMAGES_DEST="$CACHE_ROOT/images"
 MANIFEST="$CACHE_ROOT/local-cluster.json"
+ADDONS_MANIFEST="$CACHE_ROOT/local-addons.json"
 IMAGE_REPO="localhost/sql-audit"
 APT_PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack iproute2 socat debootstrap umoci
               gcc libc6-dev)
@@ -55,7 +61,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --print-manifest) echo "$MANIFEST"; exit 0 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,7 +75,7 @@ TIMINGS=()
 timed() {
   local name=$1 t0=$SECONDS; shift
   "$@"
-  TIMINGS+=("$(printf '%-16s %5d s' "$name" $((SECONDS - t0)))")
+  TIMINGS+=("$(printf '%-18s %5d s' "$name" $((SECONDS - t0)))")
 }
 need_go() {
   command -v go >/dev/null || { echo "go is not installed (needed to build $1)" >&2; exit 3; }
@@ -172,6 +178,30 @@ coredns() {
   rm -rf "$COREDNS_DEST"; mv "$COREDNS_DEST.tmp" "$COREDNS_DEST"
 }
 
+# --- 5b. kube-state-metrics ---------------------------------------------------------------------
+# `go install k8s.io/kube-state-metrics/v2@vX` fails here: it reads the module's version list (for deprecation
+# notices), which the proxy refuses. `go get` of the exact version in a main module of ours does not, and `go build`
+# of its main package from there builds the same binary.
+kube_state_metrics() {
+  if [[ $FORCE == 0 && -x $KSM_DEST/kube-state-metrics ]]; then ok "kube-state-metrics cached in $KSM_DEST"; return; fi
+  need_go "kube-state-metrics v$KSM_VERSION"
+  step "go: building kube-state-metrics v$KSM_VERSION"
+  local work mod=k8s.io/kube-state-metrics/v2
+  work="$(mktemp -d)"
+  printf 'module sqlaudit.local/kube-state-metrics\n\ngo 1.26.0\n' > "$work/go.mod"
+  rm -rf "$KSM_DEST.tmp"; mkdir -p "$KSM_DEST.tmp"
+  (
+    cd "$work"
+    export GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
+    go get "$mod@v$KSM_VERSION"
+    go build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=v$KSM_VERSION" \
+      -o "$KSM_DEST.tmp/kube-state-metrics" "$mod"
+  )
+  rm -rf "$work"
+  "$KSM_DEST.tmp/kube-state-metrics" version
+  rm -rf "$KSM_DEST"; mv "$KSM_DEST.tmp" "$KSM_DEST"
+}
+
 # --- 6. images ----------------------------------------------------------------------------------
 # pack_image NAME HASH FILL [umoci config arguments...]: an OCI archive (one layer) of the root file
 # system FILL writes into the directory it is given. Cached by NAME and HASH; older hashes are deleted.
@@ -205,6 +235,12 @@ pause_rootfs() {
 coredns_rootfs() {
   install -m 755 "$COREDNS_DEST/coredns" "$1/coredns"
 }
+# a static binary and a user of no privilege (kube-state-metrics' own image runs as 65534)
+ksm_rootfs() {
+  install -m 755 "$KSM_DEST/kube-state-metrics" "$1/kube-state-metrics"
+  mkdir -p "$1/etc"
+  echo "nobody:x:65534:65534:nobody:/:/sbin/nologin" > "$1/etc/passwd"
+}
 # debootstrap minbase + BASE_PACKAGES, without apt lists, caches, docs, man pages, locales, device nodes.
 base_rootfs() {
   debootstrap --variant=minbase --include="$BASE_PACKAGES" "$DEBIAN_SUITE" "$1" "$DEBIAN_MIRROR" >"$1.log" 2>&1 \
@@ -219,20 +255,34 @@ base_rootfs() {
 input_hash() { printf '%s\n' "$@" | sha256sum | cut -c1-12; }
 
 images() {
-  local pause_hash coredns_hash base_hash
+  local pause_hash coredns_hash ksm_hash base_hash
   [ -f "$(pause_source)" ] || go mod download "k8s.io/kubernetes@v$K8S_VERSION"
   pause_hash="$(input_hash "$(declare -f pause_rootfs)" "$PAUSE_TAG" "$(sha256sum < "$(pause_source)")" \
     "$(gcc --version | head -1)")"
   coredns_hash="$(input_hash "$(declare -f coredns_rootfs)" "$(sha256sum < "$COREDNS_DEST/coredns")")"
+  ksm_hash="$(input_hash "$(declare -f ksm_rootfs)" "$(sha256sum < "$KSM_DEST/kube-state-metrics")")"
   base_hash="$(input_hash "$(declare -f base_rootfs)" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$BASE_PACKAGES" \
     "$(dpkg-query -W -f='${Version}' debootstrap)")"
   pack_image pause "$pause_hash" pause_rootfs --config.entrypoint /pause --clear config.cmd
   pack_image coredns "$coredns_hash" coredns_rootfs --config.entrypoint /coredns --clear config.cmd
+  pack_image kube-state-metrics "$ksm_hash" ksm_rootfs --config.entrypoint /kube-state-metrics --clear config.cmd \
+    --config.user 65534:65534
   pack_image base "$base_hash" base_rootfs --config.cmd python3 --config.env LANG=C.UTF-8
   IMAGE_HASHES=("pause:$pause_hash" "coredns:$coredns_hash" "base:$base_hash")
+  KSM_HASH=$ksm_hash
 }
 
-# --- 7. the manifest ----------------------------------------------------------------------------
+# --- 7. the manifests ---
+# The add-ons (kube-state-metrics) have a manifest of their own, local-addons.json: an older checkout's install.sh
+# (a worktree, a CI clone of an older commit, on the same machine) rewrites local-cluster.json whole, without the
+# entries it does not know; it never touches this file.
+write_addons_manifest() {
+  printf '{\n  "images": {\n    "kube-state-metrics": {"ref": "%s/kube-state-metrics:%s", "archive": "%s"}\n  }\n}\n' \
+    "$IMAGE_REPO" "$KSM_HASH" "$IMAGES_DEST/kube-state-metrics-$KSM_HASH.oci.tar" > "$ADDONS_MANIFEST.tmp"
+  mv "$ADDONS_MANIFEST.tmp" "$ADDONS_MANIFEST"
+  ok "manifest: $ADDONS_MANIFEST"
+}
+# --- the cluster's ----------------------------------------------------------------------------
 write_manifest() {
   local envtest_dir first=1 entry name hash
   envtest_dir="$(K8S_VERSION="$K8S_VERSION" bash "$ENVTEST_INSTALL" --print-dir)"
@@ -261,11 +311,13 @@ timed envtest envtest
 timed node-binaries node_binaries
 timed kube-router kube_router
 timed coredns coredns
+timed kube-state-metrics kube_state_metrics
 timed images images
 timed manifest write_manifest
+timed addons-manifest write_addons_manifest
 # 8. The system under test's images (platform, service): deploy/k8s/local/images.sh, its own manifest.
 system_images() { bash "$HERE/images.sh" $([ $FORCE = 1 ] && echo --force); }
 timed system-images system_images
 step "timings"
 for line in "${TIMINGS[@]}"; do ok "$line"; done
-ok "$(printf '%-16s %5d s' total $((SECONDS - total_start)))"
+ok "$(printf '%-18s %5d s' total $((SECONDS - total_start)))"
