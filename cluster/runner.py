@@ -172,8 +172,9 @@ def job_pod(settings: ClusterSettings, name: str) -> dict[str, Any] | None:
 
 
 def exit_code(pod: dict[str, Any] | None, container: str = "runner") -> int | None:
-    """The container's exit code once it has ended, else ``None``."""
-    for status in (pod or {}).get("status", {}).get("containerStatuses", []):
+    """The container's (or init container's) exit code once it has ended, else ``None``."""
+    status_of = (pod or {}).get("status", {})
+    for status in [*status_of.get("initContainerStatuses", []), *status_of.get("containerStatuses", [])]:
         if status["name"] == container and "terminated" in status.get("state", {}):
             return int(status["state"]["terminated"]["exitCode"])
     return None
@@ -191,7 +192,7 @@ def wait_job(settings: ClusterSettings, name: str, progress: Progress, timeout: 
         if code is not None:
             return code
         if _failed(settings, name):
-            raise ClusterError(f"job {name} failed before its runner ended "
+            raise ClusterError(f"job {name} failed before its runner ended{_why_cleanup(pod)} "
                                f"(kubectl -n {NAMESPACE} logs job/{name} --all-containers)")
         phase = (pod or {}).get("status", {}).get("phase", "no pod yet")
         if phase != last:
@@ -213,7 +214,7 @@ def follow(settings: ClusterSettings, name: str, progress: Progress, timeout: fl
     deadline = time.monotonic() + timeout
     while not _runner_started(job_pod(settings, name)):
         if _failed(settings, name):
-            raise ClusterError(f"job {name} failed before its runner started "
+            raise ClusterError(f"job {name} failed before its runner started{_why_cleanup(job_pod(settings, name))} "
                                f"(kubectl -n {NAMESPACE} logs job/{name} --all-containers)")
         if time.monotonic() > deadline:
             raise ClusterError(f"job {name}: runner not started in {timeout:.0f} s")
@@ -223,6 +224,14 @@ def follow(settings: ClusterSettings, name: str, progress: Progress, timeout: fl
             subprocess.run([*kubectl(settings), "-n", NAMESPACE, "logs", f"job/{name}", "-c", container, "--prefix",
                             *extra], timeout=max(10.0, deadline - time.monotonic()), check=False)
     return wait_job(settings, name, progress, timeout=max(10.0, deadline - time.monotonic()))
+
+
+def _why_cleanup(pod: dict[str, Any] | None) -> str:
+    """Why the cleanup container stopped the Job, when it did (`faults.cli cleanup --dead-only`'s exit codes)."""
+    code = exit_code(pod, "cleanup")
+    if code == 3:
+        return ": its cleanup container found another run at work on the volume (exit 3) and left it alone"
+    return f": its cleanup container exited {code}" if code else ""
 
 
 def _failed(settings: ClusterSettings, name: str) -> bool:

@@ -74,7 +74,7 @@ def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
 
 
 def cleanup(state_dir: Path | None = None, run_id: str | None = None, port_base: int | None = None,
-            dry_run: bool = False) -> list[Reverted]:
+            dry_run: bool = False, spare: set[str] | frozenset[str] = frozenset()) -> list[Reverted]:
     """Revert every open fault in the journal, or only those of ``run_id`` and/or stack ``port_base``.
 
     Args:
@@ -84,6 +84,7 @@ def cleanup(state_dir: Path | None = None, run_id: str | None = None, port_base:
         port_base: only faults applied to the local stack at this port base (``None``: every stack,
             local and kubernetes; the CLI passes one unless told ``--all`` or ``--run``).
         dry_run: list what would be reverted and change nothing.
+        spare: runs whose faults are left alone (runs still at work, :func:`faults.companions.live_runs`).
 
     Returns one :class:`Reverted` per open entry (``ok`` false where the undo failed; the entry then
     stays open so a later cleanup retries). Raises nothing for a failed undo; ``OSError`` if the
@@ -92,6 +93,8 @@ def cleanup(state_dir: Path | None = None, run_id: str | None = None, port_base:
     state = state_dir or default_state_dir()
     results = []
     for path, entry in journal.open_entries(state, run_id, port_base):
+        if entry.get("run_id") in spare:
+            continue
         if dry_run:
             results.append(Reverted(id=str(entry["id"]), run_id=str(entry["run_id"]), fault=str(entry["fault"]),
                                     parameters=dict(entry.get("parameters") or {}), ok=True,

@@ -5,7 +5,8 @@
 ``resilience/cli.py``); ``python -m faults.cli`` runs them standalone, plus the
 hidden ``expire`` command that detached expiry timers run.
 
-Exit codes: 0 ok (nothing left open), 1 some fault could not be reverted, 2 bad invocation.
+Exit codes: 0 ok (nothing left open), 1 some fault could not be reverted, 2 bad invocation, 3 (``cleanup
+--dead-only``) a run in scope is still at work: its faults were left alone.
 """
 
 import json
@@ -22,7 +23,7 @@ from faults import cleanup as cleanup_mod
 from faults import companions, journal, residue
 from faults import watchdog as watchdog_mod
 from stack.endpoints import DEFAULT_PORT_BASE
-from target.settings import resolve
+from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, resolve
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_STATE_DIR",
@@ -46,12 +47,16 @@ def _logging(verbose: int) -> None:
               help="Every stack recorded in the journal: local stacks at any port base and every kubernetes "
                    "context/namespace, whoever started them. Not with --port-base.")
 @state_dir_option
+@click.option("--dead-only", is_flag=True,
+              help="Leave alone the runs still at work (their heartbeat fresh; a run in another pod is told by its "
+                   "heartbeat alone) and exit 3 if there is one: what a runner pod's cleanup container uses, so "
+                   "it never reverts the faults of a run in another pod sharing the journal.")
 @click.option("--dry-run", is_flag=True, help="List what would be reverted; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.option("-v", "--verbose", count=True, help="Log every revert.")
 @click.pass_context
 def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_stacks: bool,
-                    state_dir: Path | None, dry_run: bool, as_json: bool, verbose: int) -> None:
+                    state_dir: Path | None, dead_only: bool, dry_run: bool, as_json: bool, verbose: int) -> None:
     """Revert the faults a killed or interrupted run left behind, on one stack.
 
     Reads the fault journal and calls, for each fault still open in scope, the remove
@@ -78,8 +83,14 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
     library's own, such as a toxic or a changed config; "not back": any other
     difference, such as a program still stopped).
 
+    With --dead-only, a run still at work (a fresh heartbeat; for a runner in
+    another pid namespace, such as another pod on the same journal volume, its
+    heartbeat alone tells, after waiting up to twice its timeout) is left alone:
+    its faults stay, its stack is not audited, and the exit code is 3.
+
     Exits 1 if any fault could not be reverted (it stays in the journal; run
-    cleanup again) or a LEFTOVER remains, 2 on a bad invocation.
+    cleanup again) or a LEFTOVER remains, 2 on a bad invocation, 3 (--dead-only)
+    if a run in scope is still at work.
     """
     _logging(verbose)
     explicit_port_base = ctx.get_parameter_source("port_base") is ParameterSource.COMMANDLINE
@@ -92,16 +103,21 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
         scope_port_base = port_base
         scope = f"on the local stack at port base {port_base}" + (f" of run {run_id}" if run_id else "")
     state = state_dir or cleanup_mod.default_state_dir()
-    results = cleanup_mod.cleanup(state, run_id, scope_port_base, dry_run=dry_run)
-    stopped = [] if dry_run else companions.stop_dead(state, residue.scoped_runs(state, run_id, scope_port_base))
-    audits = _audit(state, run_id, scope_port_base)
+    runs = residue.scoped_runs(state, run_id, scope_port_base)
+    at_work = companions.live_runs(state, runs, DEFAULT_HEARTBEAT_TIMEOUT) if dead_only else {}
+    results = cleanup_mod.cleanup(state, run_id, scope_port_base, dry_run=dry_run, spare=set(at_work))
+    stopped = [] if dry_run else companions.stop_dead(state, runs)
+    # a stack with a live run on it is not at rest: its audit would take that run's faults for leftovers
+    audits = [] if at_work else _audit(state, run_id, scope_port_base)
     leftovers = [(a, f) for a in audits if a.audit is not None for f in a.audit.leftovers]
     if as_json:
         click.echo(json.dumps({"reverted": [r.as_dict() for r in results], "stopped": stopped,
-                               "audits": [a.as_dict() for a in audits]}, indent=2))
+                               "audits": [a.as_dict() for a in audits], "at_work": at_work}, indent=2))
     else:
+        for run, why in at_work.items():
+            click.echo(f"{'AT WORK':<12} run {run}: {why}; its faults left alone, nothing audited")
         if not results:
-            click.echo(f"no open faults {scope}")
+            click.echo(f"no open faults {scope}" + (" but those of the runs at work" if at_work else ""))
         for r in results:
             mark = "would revert" if dry_run else ("reverted" if r.ok else "FAILED")
             click.echo(f"{mark:<12} {r.run_id}  {r.fault} {r.parameters}: {r.detail}")
@@ -115,13 +131,13 @@ def cleanup_command(ctx: click.Context, run_id: str | None, port_base: int, all_
                 click.echo(f"{'note':<12} {note} [{a.stack}]")
             if a.skipped:
                 click.echo(f"{'not audited':<12} {a.stack}: {a.skipped}")
-        if not results and not stopped and not leftovers:
+        if not results and not stopped and not leftovers and not at_work:
             audited = [f"{a.stack} ({a.audit.reference})" for a in audits if a.audit is not None]
             click.echo(f"nothing to do: nothing left on {', '.join(audited) or 'no stack in scope'}")
     if not as_json and scope_port_base is not None:
         _report_out_of_scope(state, run_id, scope_port_base)
     ours = [f for a, f in leftovers if f.item in a.library and not dry_run]  # a dry run lists, it does not judge
-    sys.exit(0 if all(r.ok for r in results) and not ours else 1)
+    sys.exit(1 if not all(r.ok for r in results) or ours else 3 if at_work else 0)
 
 
 @dataclass

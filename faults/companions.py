@@ -1,9 +1,11 @@
 """Who runs a run, whether it still lives, and the processes it started that must die with it.
 
 A run's *owners* are the processes that recorded it in the fault journal: the one that created
-``run.json`` and each one that injected a fault still open (their pid and start time, so a
+``run.json`` and each one that injected a fault still open (their pid, start time and pid namespace, so a
 recycled pid is not taken for them). A run *lives* while one of its owners does and its heartbeat
-is fresh; the watchdog (:mod:`faults.watchdog`) reverts the run's faults as soon as it does not.
+is fresh; the watchdog (:mod:`faults.watchdog`) reverts the run's faults as soon as it does not. An owner in
+another pid namespace (a runner in another pod sharing the journal's volume) cannot be looked up by pid: then
+the heartbeat alone decides.
 
 A *companion* is a process the run started that must not outlive it: the load generator. The
 runner registers it before the experiment (:func:`register`) by where its handle will be — a JSON
@@ -47,13 +49,20 @@ START_SLACK_S = 5.0
 
 @dataclass(frozen=True)
 class Owner:
-    """A process that owns a run (pid and start time, ``None`` when the record predates start times)."""
+    """A process that owns a run (pid, start time and pid namespace; ``None`` when the record predates them)."""
 
     pid: int
     started: float | None
+    pid_ns: str | None = None
+
+    @property
+    def foreign(self) -> bool:
+        """Whether its pid belongs to another pid namespace than ours (it cannot be looked up from here)."""
+        return self.pid_ns is not None and self.pid_ns != journal.pid_namespace()
 
     def alive(self) -> bool:
-        """Whether this very process still runs (a zombie does not; a recycled pid is not it)."""
+        """Whether this very process still runs (a zombie does not; a recycled pid is not it). Not for a foreign
+        owner: its pid names some other process here."""
         return process_alive(self.pid, self.started)
 
 
@@ -82,22 +91,22 @@ def owners(state_dir: Path, run_id: str) -> list[Owner]:
     found: set[Owner] = set()
     meta = journal.run_meta(state_dir, run_id)
     if meta.get("pid"):
-        found.add(Owner(int(meta["pid"]), meta.get("pid_started")))
+        found.add(Owner(int(meta["pid"]), meta.get("pid_started"), meta.get("pid_ns")))
     for _, entry in journal.open_entries(state_dir, run_id):
         if entry.get("pid"):
-            found.add(Owner(int(entry["pid"]), entry.get("pid_started")))
+            found.add(Owner(int(entry["pid"]), entry.get("pid_started"), entry.get("pid_ns")))
     for companion in registered(state_dir, run_id):
         owner = companion.get("owner") or {}
         if owner.get("pid"):
-            found.add(Owner(int(owner["pid"]), owner.get("started")))
+            found.add(Owner(int(owner["pid"]), owner.get("started"), owner.get("pid_ns")))
     return sorted(found, key=lambda o: o.pid)
 
 
 def why_dead(state_dir: Path, run_id: str, heartbeat_timeout: float) -> str | None:
     """Why run ``run_id`` counts as dead (every owner gone, or a heartbeat older than ``heartbeat_timeout``
-    s: a hung runner), or ``None`` while it lives."""
+    s: a hung runner, or one in another pid namespace that stopped beating), or ``None`` while it lives."""
     known = owners(state_dir, run_id)
-    if known and not any(o.alive() for o in known):
+    if known and not any(o.foreign for o in known) and not any(o.alive() for o in known):
         return f"runner gone (pid {', '.join(str(o.pid) for o in known)})"
     age = journal.heartbeat_age(state_dir, run_id)
     if age is None:
@@ -124,7 +133,7 @@ def register(settings: TargetSettings, name: str, handle: Path, stop_file: Path 
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"name": name, "handle": str(handle), "stop_file": str(stop_file) if stop_file else None,
               "match": match, "registered_at": time.time(),
-              "owner": {"pid": os.getpid(), "started": journal.process_started()}}
+              "owner": {"pid": os.getpid(), "started": journal.process_started(), "pid_ns": journal.pid_namespace()}}
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
@@ -217,6 +226,34 @@ def stop_all(state_dir: Path, run_id: str) -> list[str]:
     """Stop every live companion of run ``run_id`` (stop files first, all at once); what was done."""
     live = [c for c in registered(state_dir, run_id) if request_stop(c)]
     return [stop(c) for c in live]
+
+
+def live_runs(state_dir: Path, run_ids: list[str], default_timeout: float) -> dict[str, str]:
+    """Those of ``run_ids`` that are still at work, each with why it counts as alive.
+
+    A run is at work while it has an open fault or has not said it ended, and :func:`why_dead` finds no reason it
+    is dead. One that looks alive gets twice its heartbeat timeout (``run.json``'s, else ``default_timeout``) to
+    be found dead: a runner in another pod killed a moment ago still has a fresh heartbeat, and only its age can
+    tell (its pid means nothing here). ``resilience cleanup --dead-only`` leaves these runs alone.
+    """
+    alive = {}
+    for run_id in run_ids:
+        over = ended(state_dir, run_id)
+        if over and not journal.open_entries(state_dir, run_id):
+            continue
+        timeout = float(journal.run_meta(state_dir, run_id).get("heartbeat_timeout") or default_timeout)
+        deadline = time.monotonic() + 2 * timeout
+        while why_dead(state_dir, run_id, timeout) is None:
+            if time.monotonic() >= deadline:
+                known = owners(state_dir, run_id)
+                age = journal.heartbeat_age(state_dir, run_id)
+                who = ", ".join(f"pid {o.pid}" + (" in another pid namespace" if o.foreign else "") for o in known)
+                alive[run_id] = (f"heartbeat {age:.1f} s old" if age is not None else "no heartbeat") + \
+                    f" (timeout {timeout:g} s), owners: {who or 'none recorded'}" + \
+                    ("" if over else ", not ended")
+                break
+            time.sleep(0.2)
+    return alive
 
 
 def stop_dead(state_dir: Path, run_ids: list[str]) -> list[str]:

@@ -68,7 +68,8 @@ def ensure_run(settings: TargetSettings) -> Path:
     meta = rdir / "run.json"
     if not meta.exists():
         _atomic_write(meta, {"run_id": settings.run_id, "created_at": _iso(time.time()), "pid": os.getpid(),
-                             "pid_started": process_started(), "heartbeat_timeout": settings.heartbeat_timeout,
+                             "pid_started": process_started(), "pid_ns": pid_namespace(),
+                             "heartbeat_timeout": settings.heartbeat_timeout,
                              "target": settings.target_key})
     touch_heartbeat(settings.fault_state_dir, settings.run_id)
     return rdir
@@ -107,6 +108,19 @@ def process_started() -> float | None:
         return None
 
 
+def pid_namespace() -> str | None:
+    """This process's pid namespace (``pid:[4026531836]``), ``None`` where /proc does not say.
+
+    Recorded beside every pid of the journal: a pid means something only in its own namespace. Two runner pods
+    sharing a journal volume each see their runner as pid 1, so a pid recorded by another pod is neither alive
+    nor dead here; only the run's heartbeat (a file on the shared volume) tells (:mod:`faults.companions`).
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -139,6 +153,7 @@ def new_entry(settings: TargetSettings, action: str, parameters: dict[str, Any],
         "details": None,
         "pid": os.getpid(),
         "pid_started": process_started(),
+        "pid_ns": pid_namespace(),
     }
     ensure_run(settings)
     path = run_dir(settings.fault_state_dir, settings.run_id) / "faults" / f"{entry_id}.json"

@@ -204,6 +204,25 @@ def test_a_runner_pod_killed_during_a_partition_is_healed_by_the_next_runs_clean
         # a second run now would revert this one's fault in its cleanup container: refused, naming the pod
         with pytest.raises(ClusterError, match=f"a run is going on in sql-audit \\(pods {name}-"):
             runner.start_job(settings, ["cleanup", "--all"])
+        # ... and a Job made without `cluster job` (kubectl create, a CronJob firing): its cleanup container tells
+        # the live run in the other pod by its heartbeat (its pid 1 is not ours), leaves it alone, and exits 3
+        second = f"{name}-second"
+        cronjob = system.get_object(settings, "cronjob", runner.CRONJOB) or {}
+        proc.run([*system.kubectl(settings), "create", "-f", "-"], timeout=30,
+                 input=json.dumps(runner.job_body(cronjob, second, ["cleanup", "--all"])))
+        try:
+            deadline = time.monotonic() + 120
+            while runner.exit_code(runner.job_pod(settings, second), "cleanup") is None and time.monotonic() < deadline:
+                time.sleep(1)
+            log = runner.logs(settings, second)
+            print(log[-1500:])
+            assert runner.exit_code(runner.job_pod(settings, second), "cleanup") == 3, log[-3000:]
+            assert "AT WORK" in log and "another pid namespace" in log, log[-3000:]
+            assert _partition_policies(kube) and _active(state), "the second cleanup reverted the live run's fault"
+            assert runner.exit_code(runner.job_pod(settings, name)) is None, "the first run ended meanwhile"
+        finally:
+            proc.run([*system.kubectl(settings), "-n", system.NAMESPACE, "delete", "job", second, "--wait=true"],
+                     timeout=120, check=False)
         pod = runner.job_pod(settings, name)
         assert pod is not None
         container = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "runner")
