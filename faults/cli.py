@@ -3,7 +3,8 @@
 ``cleanup_command`` and ``watchdog_command`` are click commands for
 ``resilience cleanup`` / ``resilience watchdog`` (registered by
 ``resilience/cli.py``); ``python -m faults.cli`` runs them standalone, plus the
-hidden ``expire`` command that detached expiry timers run.
+hidden ``expire`` command that detached expiry timers run and ``sweep``, which
+reverts what expired in a cluster (the Deployment ``resilience-sweeper`` runs it).
 
 Exit codes: 0 ok (nothing left open), 1 some fault could not be reverted, 2 bad invocation, 3 (``cleanup
 --dead-only``) a run in scope is still at work: its faults were left alone.
@@ -11,19 +12,24 @@ Exit codes: 0 ok (nothing left open), 1 some fault could not be reverted, 2 bad 
 
 import json
 import logging
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from chaoslib.exceptions import ActivityFailed
 from click.core import ParameterSource
 
 from faults import cleanup as cleanup_mod
 from faults import companions, journal, residue
 from faults import watchdog as watchdog_mod
 from stack.endpoints import DEFAULT_PORT_BASE
-from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, resolve
+from target.settings import DEFAULT_HEARTBEAT_TIMEOUT, TARGET_FILE_ENV, resolve
+
+logger = logging.getLogger(__name__)
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RESILIENCE_STATE_DIR",
@@ -203,6 +209,60 @@ def expire_command(entry: Path) -> None:
     sys.exit(watchdog_mod.run_timer(entry))
 
 
+@click.command("sweep")
+@click.option("--target-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar=TARGET_FILE_ENV,
+              required=True, help=f"The target file of the kubernetes target (env {TARGET_FILE_ENV}, as for every "
+                                  "kubernetes command): cluster, namespaces, allow-lists.")
+@click.option("--every", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Sweep every SECONDS, forever (default: once).")
+@click.option("--dry-run", is_flag=True, help="List what would be reverted; send only reads.")
+@click.option("-v", "--verbose", count=True, help="Log every request that changes something.")
+def sweep_command(target_config: Path, every: float | None, dry_run: bool, verbose: int) -> None:
+    """Revert every fault of this library in the cluster whose expiry has passed, and nothing else.
+
+    \b
+    Partition NetworkPolicies in the service's namespace are deleted; StatefulSets
+    held down by a fault (`duration`) are scaled back to their recorded count, their
+    annotations dropped. Both carry `sql-audit-resilience/expires-at`; an object
+    without it, or not yet past it, is left alone. The journal is not read: the
+    next run's cleanup closes the entries (their removes find the faults gone).
+
+    Prints one line per object reverted (kind, namespace/name, when it expired).
+    Once: exits 0, or 1 if a request failed, 2 on a bad invocation or target
+    file. With --every: a failed request is logged and the next sweep comes on
+    time; it never exits by itself.
+    """
+    from faults.kubernetes.sweep import sweep
+    from target.kubernetes import KubeSettings
+
+    _logging(verbose)
+    environ = {**os.environ, TARGET_FILE_ENV: str(target_config)}
+    configuration = {"dry_run": True} if dry_run else None
+    try:
+        settings = resolve(configuration, environ)
+        if settings.target != "kubernetes":
+            raise click.UsageError(f"{target_config}: target {settings.target!r}: the sweep is for target kubernetes")
+        KubeSettings.from_configuration(settings.kubernetes_keys)
+    except ActivityFailed as exc:  # SettingsError too: a target file the sweep cannot use
+        raise click.UsageError(f"{target_config}: {exc}") from None
+    while True:
+        started = time.monotonic()
+        try:
+            result = sweep(configuration, environ)
+            for swept in result.swept:
+                click.echo(swept.line(dry_run))
+            ok = result.ok
+            if every is None and not result.swept and not result.errors:
+                click.echo("nothing expired")
+        except Exception as exc:  # a sweep that cannot start (API unreachable, guard) must not end the loop
+            logger.error("sweep failed: %s", exc)
+            ok = False
+        sys.stdout.flush()
+        if every is None:
+            sys.exit(0 if ok else 1)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Fault library commands (also available as `resilience cleanup` / `resilience watchdog`)."""
@@ -211,6 +271,7 @@ def main() -> None:
 main.add_command(cleanup_command)
 main.add_command(watchdog_command)
 main.add_command(expire_command)
+main.add_command(sweep_command)
 
 if __name__ == "__main__":
     main()

@@ -45,7 +45,7 @@ def stop_clickhouse(duration: float | None = None, replica: int | None = None,
                                      f"{name}-{replica} would stop {also} too; use replica {replicas - 1}, or null "
                                      "for every pod")
             target = replica
-        hold_set(kube, ns, sts, replicas - target, FAULT, what)
+        hold_set(kube, ns, sts, replicas - target, FAULT, what, duration=duration)
         stopped = "every pod" if target == 0 else f"pod {name}-{target}"
         if kube.dry_run:
             return {"would": f"scale StatefulSet {ns}/{name} from {replicas} to {target} ({stopped})",

@@ -15,7 +15,7 @@ request, and sends every request through :meth:`Kube._send`, which
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,9 +111,10 @@ def rollout_status(sts: Any) -> tuple[bool, str]:
 class Kube:
     """A guarded, recorded Kubernetes client for one activity call (use as a context manager)."""
 
-    def __init__(self, configuration: dict[str, Any] | None, what: str) -> None:
+    def __init__(self, configuration: dict[str, Any] | None, what: str,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.what = what
-        self.base = resolve(configuration)
+        self.base = resolve(configuration, environ)  # environ: the process's unless given (the sweep's target file)
         # The k8s_* keys of the target file too (RESILIENCE_TARGET_CONFIG), under the configuration's: Chaos
         # Toolkit drops the keys an experiment does not declare, so a run on a cluster names them only there.
         self.settings = KubeSettings.from_configuration(self.base.kubernetes_keys)
@@ -264,11 +265,12 @@ class Kube:
                    write=True, missing_ok=True)
 
     # ------------------------------------------------------------------ statefulsets
-    def read_statefulset(self, namespace: str, name: str) -> Any:
+    def read_statefulset(self, namespace: str, name: str, missing_ok: bool = False) -> Any:
+        """StatefulSet ``name``; ``None`` when it does not exist and ``missing_ok`` (else ``ActivityFailed``)."""
         return self._send("get", "apps", "statefulsets", f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}",
                           lambda: self.apps.read_namespaced_stateful_set(name, namespace,
                                                                          _request_timeout=self._timeout),
-                          write=False)
+                          write=False, missing_ok=missing_ok)
 
     def list_statefulsets(self, namespace: str) -> list[Any]:
         result = self._send("list", "apps", "statefulsets", f"/apis/apps/v1/namespaces/{namespace}/statefulsets",

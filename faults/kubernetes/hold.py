@@ -3,11 +3,15 @@
 A controller recreates a deleted pod at once, so the faults that promise a down-time (``kill_replicas``
 with ``graceful`` and ``duration``, ``stop_kafka_broker`` and ``fail_over_postgres(method=stop)`` with
 ``duration``, ``stop_clickhouse`` always) lower ``spec.replicas`` of the StatefulSet that owns the pods. One
-patch records the count before in the annotation ``sql-audit-resilience/replicas-before`` and which fault
-holds it in ``sql-audit-resilience/held-by``; :func:`bring_back` puts the count back, drops both and waits
-until the pods are Ready. It finds what to bring back by that annotation (a StatefulSet held at 0 has no pod
-left to lead to it), so it is idempotent and works for a runner that died. The residue audit names a
-StatefulSet still annotated or at another count (:mod:`faults.kubernetes.residue`).
+patch records the count before in the annotation ``sql-audit-resilience/replicas-before``, which fault
+holds it in ``sql-audit-resilience/held-by`` and until when in ``sql-audit-resilience/expires-at`` (the fault's
+``duration``, else ``k8s_policy_max_age``, as a partition's policy: :mod:`faults.kubernetes.expiry`);
+:func:`bring_back` puts the count back, drops the three and waits until the pods are Ready. It finds what to
+bring back by that annotation (a StatefulSet held at 0 has no pod left to lead to it), so it is idempotent and
+works for a runner that died. The residue audit names a
+StatefulSet still annotated or at another count (:mod:`faults.kubernetes.residue`). ``python -m faults.cli
+sweep`` brings back the sets whose hold expired (:func:`expired_hold`, :mod:`faults.kubernetes.sweep`), for a
+runner killed with its watchdog.
 
 A StatefulSet removes its highest ordinals first, so only those can be held down: a lower one is refused,
 naming the pods it would take down too (:func:`hold_pod_down`). An operator that owns the StatefulSet
@@ -22,9 +26,10 @@ from chaoslib.exceptions import ActivityFailed
 from faults.kubernetes import LABEL_PREFIX
 from faults.kubernetes._pods import ordinal
 from faults.kubernetes.client import Kube
+from faults.kubernetes.expiry import EXPIRES, expired, expires_at
 
-__all__ = ["BEFORE", "HELD_BY", "bring_back", "held", "hold_down", "hold_pod_down", "hold_set", "owning_statefulset",
-           "restore"]
+__all__ = ["BEFORE", "HELD_BY", "bring_back", "expired_hold", "held", "hold_down", "hold_pod_down", "hold_set",
+           "owning_statefulset", "restore"]
 
 BEFORE = f"{LABEL_PREFIX}/replicas-before"
 HELD_BY = f"{LABEL_PREFIX}/held-by"
@@ -41,8 +46,10 @@ def owning_statefulset(pod: Any, what: str) -> str:
     return str(owner.name)
 
 
-def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: str) -> int:
-    """Scale StatefulSet ``sts`` (as just read) down by ``by`` replicas, recording the count before and ``fault``.
+def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: str, *,
+             duration: float | None) -> int:
+    """Scale StatefulSet ``sts`` (as just read) down by ``by`` replicas, recording the count before, ``fault`` and
+    the expiry (``duration`` seconds from now, else ``k8s_policy_max_age``).
 
     Refuses (nothing changed) a set already held or scaled by this library, or one with fewer than ``by``
     replicas. Returns the count before.
@@ -57,17 +64,21 @@ def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: st
     if by <= 0 or replicas < by:
         raise ActivityFailed(f"{what}: StatefulSet {namespace}/{name} has {replicas} replica(s): nothing to hold "
                              f"down by {by}")
-    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: str(replicas), HELD_BY: fault}},
+    until = expires_at(duration, kube.settings.policy_max_age)
+    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: str(replicas), HELD_BY: fault,
+                                                                          EXPIRES: until}},
                                              "spec": {"replicas": replicas - by}})
     return replicas
 
 
-def hold_down(kube: Kube, namespace: str, name: str, by: int, fault: str, what: str) -> int:
+def hold_down(kube: Kube, namespace: str, name: str, by: int, fault: str, what: str, *,
+              duration: float | None) -> int:
     """:func:`hold_set` of StatefulSet ``namespace/name`` (its highest ``by`` ordinals); the count before."""
-    return hold_set(kube, namespace, kube.read_statefulset(namespace, name), by, fault, what)
+    return hold_set(kube, namespace, kube.read_statefulset(namespace, name), by, fault, what, duration=duration)
 
 
-def hold_pod_down(kube: Kube, namespace: str, pod: Any, fault: str, what: str) -> tuple[str, int]:
+def hold_pod_down(kube: Kube, namespace: str, pod: Any, fault: str, what: str, *,
+                  duration: float | None) -> tuple[str, int]:
     """Hold ``pod`` down by scaling its StatefulSet down by one; refused unless it is the set's highest ordinal
     (naming the pods a scale-down would stop too). ``(StatefulSet name, count before)``."""
     name = owning_statefulset(pod, what)
@@ -78,7 +89,7 @@ def hold_pod_down(kube: Kube, namespace: str, pod: Any, fault: str, what: str) -
         raise ActivityFailed(f"{what}: with a duration, a StatefulSet holds down only its highest ordinals "
                              f"({name}-{replicas - 1} of {replicas}); holding {pod.metadata.name} down would stop "
                              f"{also} too: choose the highest, or leave duration null")
-    return name, hold_set(kube, namespace, sts, 1, fault, what)
+    return name, hold_set(kube, namespace, sts, 1, fault, what, duration=duration)
 
 
 def held(kube: Kube, namespace: str, fault: str | None = None) -> list[Any]:
@@ -88,18 +99,27 @@ def held(kube: Kube, namespace: str, fault: str | None = None) -> list[Any]:
             and (fault is None or a.get(HELD_BY) == fault)]
 
 
-def restore(kube: Kube, namespace: str, sts: Any, selector: str, what: str) -> int:
+def expired_hold(sts: Any, now: float) -> bool:
+    """Whether ``sts`` is held down by a fault (``replicas-before`` and ``held-by``) whose expiry has passed at
+    ``now``. A hold without an expiry (written before holds had one) or a scale of ``scale_replicas`` (no
+    ``held-by``) never is."""
+    annotations = sts.metadata.annotations or {}
+    return BEFORE in annotations and HELD_BY in annotations and expired(annotations, now)
+
+
+def restore(kube: Kube, namespace: str, sts: Any, selector: str | None, what: str) -> int:
     """Scale ``sts`` (held: it has the ``replicas-before`` annotation) back to its recorded count and drop the
-    annotations, then wait until that many pods matching ``selector`` are Ready. Returns the count."""
+    annotations, then wait until that many pods matching ``selector`` are Ready (``None``: no wait, the sweeper's
+    way: the next run's restore waits). Returns the count."""
     name, recorded = sts.metadata.name, sts.metadata.annotations[BEFORE]
     try:
         count = int(recorded)
     except ValueError:
         raise ActivityFailed(f"{what}: annotation {BEFORE}={recorded!r} on StatefulSet {namespace}/{name} is "
                              "not a replica count; set spec.replicas by hand and remove the annotation") from None
-    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: None, HELD_BY: None}},
+    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: None, HELD_BY: None, EXPIRES: None}},
                                              "spec": {"replicas": count}})
-    if not kube.dry_run:
+    if not kube.dry_run and selector is not None:
         kube.wait_pods_ready(namespace, selector, count)
     return count
 

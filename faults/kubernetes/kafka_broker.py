@@ -91,7 +91,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
                                  f"Ready ({[p.metadata.name for p in ready]} of {names}, {where}); a broker is down "
                                  "already and stopping another could take partitions offline")
         if duration is not None:
-            return _hold(kube, ns, broker, pods, ready, expected, where, what)
+            return _hold(kube, ns, broker, pods, ready, expected, where, duration, what)
         if broker is None:
             owned = [p for p in ready if _controller(p) is not None]
             victim = random.choice(owned or ready)  # none owned: refused below, naming one of them
@@ -118,7 +118,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 
 
 def _hold(kube: Kube, ns: str, broker: int | None, pods: list[Any], ready: list[Any], expected: int, where: str,
-          what: str) -> dict[str, Any]:
+          duration: float, what: str) -> dict[str, Any]:
     """Hold one broker down for a duration: scale its StatefulSet down by one (it must be the highest ordinal)."""
     if broker is None:
         victim = max(ready, key=lambda p: ordinal(p) or 0)
@@ -126,7 +126,7 @@ def _hold(kube: Kube, ns: str, broker: int | None, pods: list[Any], ready: list[
         victim = with_ordinal(pods, broker, "broker", where, what)
         if not is_ready(victim):
             raise ActivityFailed(f"{what}: broker pod {ns}/{victim.metadata.name} is not Ready")
-    sts, replicas = hold_pod_down(kube, ns, victim, FAULT, what)
+    sts, replicas = hold_pod_down(kube, ns, victim, FAULT, what, duration=duration)
     name = victim.metadata.name
     only = " (the only broker: a full Kafka outage until it is back)" if expected == 1 else ""
     how = f"scale StatefulSet {ns}/{sts} from {replicas} to {replicas - 1}"

@@ -34,7 +34,6 @@ On a cluster whose nodes the runner cannot reach, use Chaos Mesh's NetworkChaos,
 inside the pod's own namespace (docs/faults.md).
 """
 
-import calendar
 import ipaddress
 import logging
 import re
@@ -47,18 +46,14 @@ from chaoslib.types import Configuration, Secrets
 
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube, is_ready
+from faults.kubernetes.expiry import EXPIRES, expired, stamp
 from faults.kubernetes.selectors import equality_labels, label_selector, label_value
 from target.kubernetes import Edge, KubeSettings
 
 logger = logging.getLogger(__name__)
 
 FAULT = "network-partition"
-EXPIRES = f"{LABEL_PREFIX}/expires-at"
 NS_LABEL = "kubernetes.io/metadata.name"
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def managed_selector(edge: str | None = None) -> str:
@@ -101,7 +96,7 @@ def policy_body(settings: KubeSettings, edge: Edge, run_id: str, expires_at: flo
             "namespace": settings.namespace,
             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, f"{LABEL_PREFIX}/fault": FAULT,
                        f"{LABEL_PREFIX}/edge": edge.name, f"{LABEL_PREFIX}/run-id": label_value(run_id)},
-            "annotations": {EXPIRES: _iso(expires_at), f"{LABEL_PREFIX}/run-id": run_id,
+            "annotations": {EXPIRES: stamp(expires_at), f"{LABEL_PREFIX}/run-id": run_id,
                             f"{LABEL_PREFIX}/description": f"chaos: partition audit-service -> {edge.name}; "
                                                            "delete me if I outlived my expiry"},
         },
@@ -110,25 +105,20 @@ def policy_body(settings: KubeSettings, edge: Edge, run_id: str, expires_at: flo
     }
 
 
-def _expired(policy: Any, now: float) -> bool:
-    stamp = (policy.metadata.annotations or {}).get(EXPIRES)
-    if not stamp:
-        return False
-    try:
-        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) <= now
-    except ValueError:
-        return True  # unreadable expiry: ours (by label) and unbounded, so treat it as expired
+def expired_policies(kube: Kube, now: float) -> list[Any]:
+    """The partition policies of this library in the service's namespace whose expiry has passed at ``now`` (an
+    unreadable expiry counts as passed: :func:`faults.kubernetes.expiry.expired`)."""
+    ns = kube.settings.namespace
+    return [p for p in kube.list_policies(ns, managed_selector()) if expired(p.metadata.annotations, now)]
 
 
 def sweep_expired(kube: Kube) -> list[str]:
     """Delete every partition policy of this library in the service's namespace whose expiry has passed."""
-    now = time.time()
     ns = kube.settings.namespace
     gone = []
-    for policy in kube.list_policies(ns, managed_selector()):
-        if _expired(policy, now):
-            kube.delete_policy(ns, policy.metadata.name)
-            gone.append(policy.metadata.name)
+    for policy in expired_policies(kube, time.time()):
+        kube.delete_policy(ns, policy.metadata.name)
+        gone.append(policy.metadata.name)
     if gone:
         logger.info("deleted expired partition policies in %s: %s", ns, ", ".join(gone))
     return gone

@@ -55,7 +55,7 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
                                      f"{(err or out).strip()[-500:]}")
             changed = f"patronictl switchover away from {name}"
         elif duration is not None:
-            sts, replicas = hold_pod_down(kube, ns, leader, FAULT, what)
+            sts, replicas = hold_pod_down(kube, ns, leader, FAULT, what, duration=duration)
             changed = f"scaled StatefulSet {sts} from {replicas} to {replicas - 1}: leader pod {name} held down"
         else:
             kube.delete_pod(ns, name, 0 if method == "kill" else None, uid=leader.metadata.uid)

@@ -71,7 +71,7 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
         if n > len(ready):
             raise ActivityFailed(f"{what}: {n} requested but only {len(ready)} pods Ready: {names}")
         if duration is not None:
-            return _hold(kube, members, n, ready, group, what)
+            return _hold(kube, members, n, ready, group, duration, what)
         grace = None if graceful else 0
         victims = sorted(random.sample(ready, n), key=lambda p: p.metadata.name)
         for pod in victims:
@@ -85,7 +85,8 @@ def kill_replicas(count: int | None = None, percentage: float | None = None, gra
                 "of": len(members), "requests": kube.requests, "changed": f"{how} {', '.join(killed)}"}
 
 
-def _hold(kube: Kube, members: list[Any], n: int, ready: list[Any], group: str, what: str) -> dict[str, Any]:
+def _hold(kube: Kube, members: list[Any], n: int, ready: list[Any], group: str, duration: float,
+          what: str) -> dict[str, Any]:
     """Hold the ``n`` highest-ordinal pods down by scaling the service's StatefulSet (``duration`` given)."""
     ns, name = kube.settings.namespace, kube.settings.service_statefulset
     if group != "audit-service":
@@ -95,7 +96,7 @@ def _hold(kube: Kube, members: list[Any], n: int, ready: list[Any], group: str, 
     if owners != {name}:
         raise ActivityFailed(f"{what}: pods matching {kube.settings.service_selector!r} belong to StatefulSet(s) "
                              f"{sorted(owners)}, not {name} (k8s_service_statefulset)")
-    replicas = hold_down(kube, ns, name, n, FAULT, what)
+    replicas = hold_down(kube, ns, name, n, FAULT, what, duration=duration)
     victims = [p for p in members if (ordinal(p) or 0) >= replicas - n]  # what scaling down removes
     killed = [p.metadata.name for p in victims]
     if kube.dry_run:

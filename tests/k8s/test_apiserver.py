@@ -40,6 +40,7 @@ from faults.cleanup import cleanup
 from faults.kubernetes import residue as kube_residue
 from faults.kubernetes.checker_config import BEFORE, PENDING, RESTARTED_AT
 from faults.kubernetes.client import CALLS, Call, record_calls, rollout_status
+from faults.kubernetes.expiry import EXPIRES, stamp
 from faults.toxiproxy import ToxiproxyAPI
 from stack.context import Tools
 from target.settings import resolve
@@ -501,8 +502,11 @@ def test_stop_kafka_broker_with_a_duration_holds_the_highest_ordinal_down_until_
     result = kafka_broker.stop_kafka_broker(duration=600, configuration=run)
     details = result["details"]
     assert (details["pod"], details["owner"]) == ("kafka-2", "StatefulSet/kafka")
-    assert held_replicas(envtest, "kafka") == (2, {"sql-audit-resilience/replicas-before": "3",
-                                                   "sql-audit-resilience/held-by": "kafka_broker"})
+    replicas, notes = held_replicas(envtest, "kafka")
+    until = notes.pop(EXPIRES)
+    assert (replicas, notes) == (2, {"sql-audit-resilience/replicas-before": "3",
+                                     "sql-audit-resilience/held-by": "kafka_broker"})
+    assert stamp(time.time() + 590) <= until <= stamp(time.time() + 600)  # the duration: what the sweeper reads
     envtest.wait("kafka-2 held down", lambda: set(pods(envtest, "app=kafka")) == {"kafka-0", "kafka-1"})
     time.sleep(2)  # held: the controller does not bring it back by itself
     assert set(pods(envtest, "app=kafka")) == {"kafka-0", "kafka-1"}
