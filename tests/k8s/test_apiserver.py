@@ -7,6 +7,7 @@ Through the public activities (``faults.replicas.kill_replicas`` ...) with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -820,6 +821,110 @@ def test_scale_replicas_patches_the_scale_subresource_and_restore_scales_back(en
     assert not fault_journal.open_entries(Path(run["fault_state_dir"]), run["run_id"])
     nothing = replica_count.restore_replica_count(configuration=run)
     assert nothing["details"]["changed"].startswith("not scaled")
+
+
+def sweep_once(target: Path, *args: str) -> tuple[int, list[str]]:
+    """``python -m faults.cli sweep`` once with ``target`` as its target file: (exit code, printed lines)."""
+    from click.testing import CliRunner
+
+    from faults.cli import main
+
+    out = CliRunner().invoke(main, ["sweep", "--target-config", str(target), *args])
+    return out.exit_code, out.output.splitlines()
+
+
+def test_the_sweep_reverts_exactly_the_expired_partitions_and_holds(envtest: Envtest, tmp_path: Path) -> None:
+    """An expired, a fresh and an old (no expiry) partition policy and hold, made by hand as a killed runner
+    would leave them: one sweep, as the ServiceAccount, deletes the expired policy and scales the expired set
+    back to its recorded count without the annotations; the rest stays as it was; a second sweep has nothing
+    to do. A dry run first changes nothing."""
+    from faults.kubernetes import sweep
+    from faults.kubernetes.hold import BEFORE, HELD_BY
+    from faults.kubernetes.network_partition import managed_selector
+
+    target = tmp_path / "target.yaml"
+    target.write_text(yaml.safe_dump(envtest.configuration(tmp_path / "journal", "sweeper")))
+    net, apps = kubernetes.client.NetworkingV1Api(envtest.admin), kubernetes.client.AppsV1Api(envtest.admin)
+    core = kubernetes.client.CoreV1Api(envtest.admin)
+    labels = dict(kv.split("=") for kv in managed_selector().split(","))
+    past, future = stamp(time.time() - 60), stamp(time.time() + 600)
+    cases = {"expired": {EXPIRES: past}, "fresh": {EXPIRES: future}, "old": {}}
+    for case, expiry in cases.items():
+        net.create_namespaced_network_policy(NAMESPACE, {
+            "metadata": {"name": f"chaos-partition-sweep-{case}", "annotations": expiry,
+                         "labels": {**labels, "sql-audit-resilience/edge": f"sweep-{case}"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})
+        apps.create_namespaced_stateful_set(NAMESPACE, {
+            "metadata": {"name": f"sweep-{case}", "annotations": {BEFORE: "2", HELD_BY: "replicas", **expiry}},
+            "spec": {"replicas": 0, "serviceName": f"sweep-{case}",
+                     "selector": {"matchLabels": {"app": f"sweep-{case}"}},
+                     "template": {"metadata": {"labels": {"app": f"sweep-{case}"}},
+                                  "spec": {"containers": [{"name": "c", "image": "c:test"}]}}}})
+
+    def state() -> dict[str, Any]:
+        names = [p.metadata.name for p in policies(envtest) if p.metadata.name.startswith("chaos-partition-sweep-")]
+        sets = {c: apps.read_namespaced_stateful_set(f"sweep-{c}", NAMESPACE) for c in cases}
+        return {"policies": sorted(names), **{c: (s.spec.replicas, {k: v for k, v in (s.metadata.annotations or {})
+                                                                    .items() if k.startswith("sql-audit-resilience/")})
+                                              for c, s in sets.items()}}
+
+    try:
+        before = state()
+        assert before["expired"] == (0, {BEFORE: "2", HELD_BY: "replicas", EXPIRES: past})
+        code, lines = sweep_once(target, "--dry-run")
+        assert code == 0 and [line.split()[:4] for line in lines] == [
+            ["would", "revert", "NetworkPolicy", f"{NAMESPACE}/chaos-partition-sweep-expired"],
+            ["would", "revert", "StatefulSet", f"{NAMESPACE}/sweep-expired"]], lines
+        assert state() == before
+        with record_calls() as calls:
+            code, lines = sweep_once(target)
+        assert code == 0 and lines == [
+            f"reverted     NetworkPolicy {NAMESPACE}/chaos-partition-sweep-expired (expired at {past}): deleted",
+            f"reverted     StatefulSet {NAMESPACE}/sweep-expired (expired at {past}): replicas 0 -> 2 (held by "
+            f"replicas, {BEFORE}=2)"], lines
+        assert set(calls) <= sweep.CALLS and set(calls) <= role_calls()
+        assert state() == {"policies": ["chaos-partition-sweep-fresh", "chaos-partition-sweep-old"],
+                           "expired": (2, {}), "fresh": before["fresh"], "old": before["old"]}
+        envtest.wait("the expired set's 2 pods", lambda: len(ready_pods(envtest, "app=sweep-expired")) == 2)
+        assert pods(envtest, "app=sweep-fresh") == pods(envtest, "app=sweep-old") == {}
+        assert sweep_once(target) == (0, ["nothing expired"])
+    finally:
+        for case in cases:
+            with contextlib.suppress(kubernetes.client.ApiException):  # 404: the sweep deleted it
+                net.delete_namespaced_network_policy(f"chaos-partition-sweep-{case}", NAMESPACE)
+            apps.delete_namespaced_stateful_set(f"sweep-{case}", NAMESPACE)
+            core.delete_collection_namespaced_pod(NAMESPACE, label_selector=f"app=sweep-{case}")
+
+
+def test_the_next_cleanup_closes_what_the_sweeper_reverted(envtest: Envtest, run: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """A partition and a broker hold of a run, their journal entries open, their expiries passed (written into
+    the past by hand: the runner died long ago): the sweep reverts both and closes nothing; the next run's
+    cleanup then calls each entry's remove, which finds the fault gone, succeeds and closes it."""
+    state = Path(run["fault_state_dir"])
+    brokers(envtest)
+    network_partition.partition_network("kafka", duration=600, configuration=run)
+    kafka_broker.stop_kafka_broker(duration=600, configuration=run)
+    envtest.wait("kafka-2 held down", lambda: set(pods(envtest, "app=kafka")) == {"kafka-0", "kafka-1"})
+    past = stamp(time.time() - 1)
+    net, apps = kubernetes.client.NetworkingV1Api(envtest.admin), kubernetes.client.AppsV1Api(envtest.admin)
+    net.patch_namespaced_network_policy("chaos-partition-kafka", NAMESPACE, {"metadata": {"annotations": {
+        EXPIRES: past}}})
+    apps.patch_namespaced_stateful_set("kafka", NAMESPACE, {"metadata": {"annotations": {EXPIRES: past}}})
+    target = tmp_path / "target.yaml"
+    target.write_text(yaml.safe_dump(run))
+    code, lines = sweep_once(target)
+    assert code == 0 and [line.split()[1:3] for line in lines] == [
+        ["NetworkPolicy", f"{NAMESPACE}/chaos-partition-kafka"], ["StatefulSet", f"{NAMESPACE}/kafka"]], lines
+    assert policies(envtest) == [] and held_replicas(envtest, "kafka") == (3, {})
+    assert len(fault_journal.open_entries(state, run["run_id"])) == 2  # the sweeper has no journal
+    results = cleanup(state, run["run_id"])
+    assert [(r.fault, r.ok) for r in results] == [("network_partition", True), ("kafka_broker", True)], results
+    # nothing left to scale back: the start only waits for the brokers the sweep brought back (it does not wait)
+    assert results[0].detail == "already healed" and "scaled" not in results[1].detail, results
+    assert "3" in results[1].detail and len(ready_pods(envtest, "app=kafka")) == 3
+    assert fault_journal.open_entries(state, run["run_id"]) == []
+    assert cleanup(state, run["run_id"]) == []
 
 
 def test_zz_every_recorded_call_is_granted_by_the_role() -> None:
