@@ -15,7 +15,7 @@ the faults that carry their expiry on the object (annotation ``sql-audit-resilie
 
 Nothing without an expiry is touched, nor anything before it. The journal is not read or closed (the sweeper
 has no volume): the next run's ``cleanup`` calls each open entry's remove, which finds the fault gone and
-succeeds. Every request goes through :class:`~faults.kubernetes.client.Kube` (guard, dry run, timeouts), as the
+succeeds. Every request goes through :mod:`faults.kubernetes.client` (guard, dry run, timeouts), as the
 ServiceAccount of the runner: :data:`CALLS` is what it needs of the Role.
 """
 
