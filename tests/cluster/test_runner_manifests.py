@@ -51,7 +51,7 @@ def test_the_in_cluster_target_file_has_the_machines_keys_with_in_cluster_endpoi
 
 def test_every_container_runs_the_runner_image_never_pulled(docs: list[dict[str, Any]]) -> None:
     containers = [c for d in docs for c in runner._containers(d)]
-    assert len(containers) == 4  # the CronJob's and the gate Job's, each a cleanup and a runner
+    assert len(containers) == 5  # the CronJob's and the gate Job's, each a cleanup and a runner; the sweeper
     assert {c["image"] for c in containers} == {IMAGE.ref}
     assert {c["imagePullPolicy"] for c in containers} == {"Never"}
 
@@ -76,6 +76,26 @@ def test_the_runners_pods_reach_every_store_and_the_service(docs: list[dict[str,
     gate = _kind(docs, "Job", "resilience-gate")["spec"]["template"]
     assert {cronjob["metadata"]["labels"]["app.kubernetes.io/component"],
             gate["metadata"]["labels"]["app.kubernetes.io/component"]} == set(peers)
+
+
+def test_the_sweeper_runs_and_needs_nothing_but_the_api_server(docs: list[dict[str, Any]]) -> None:
+    """The sweeper is applied running (one replica; it reverts only what expired), with the runner image, its own
+    component (not a run: `cluster job` does not wait for it, the stores' policy does not admit it) and no policy
+    of the overlay restricting its egress (the namespace's default deny is ingress only: system/)."""
+    sweeper = _kind(docs, "Deployment", "resilience-sweeper")
+    pod = sweeper["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert sweeper["spec"]["replicas"] == 1 and "paused" not in sweeper["spec"]
+    assert container["command"] == ["python", "-m", "faults.cli", "sweep", "--every", "30"]
+    assert container["image"] == IMAGE.ref
+    assert pod["metadata"]["labels"][runner.COMPONENT] == "sweeper"
+    policy = _kind(docs, "NetworkPolicy", "resilience-runner")["spec"]
+    assert "sweeper" not in policy["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert all("Egress" not in d["spec"].get("policyTypes", []) for d in docs if d["kind"] == "NetworkPolicy")
+    system = [d for path in sorted((runner.REPO_ROOT / "deploy/k8s/local/system").glob("*.yaml"))
+              for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == "NetworkPolicy"]
+    assert any(d["metadata"]["name"] == "default-deny-ingress" for d in system)
+    assert all("Egress" not in d["spec"].get("policyTypes", []) for d in system)
 
 
 def test_a_job_is_the_cronjobs_template_with_other_arguments(docs: list[dict[str, Any]]) -> None:

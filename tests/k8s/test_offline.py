@@ -87,6 +87,46 @@ def test_scheduled_run_and_gate_are_bounded() -> None:
         assert any(v.get("persistentVolumeClaim") for v in pod["volumes"])
 
 
+def test_the_sweeper_runs_the_sweep_as_the_runner_with_the_target_file() -> None:
+    """deploy/k8s/base's sweeper: one replica of the runner image running ``faults.cli sweep --every 30`` as the
+    CronJob's cleanup container calls faults.cli, with the runner's ServiceAccount and security context and the
+    target file mounted as the CronJob mounts it; no journal volume, no store credentials, tiny resources."""
+    from faults import cli
+
+    docs = kustomize(K8S / "base")
+    sweeper = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "resilience-sweeper")
+    cron = next(d for d in docs if d["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod, cleanup = sweeper["spec"]["template"]["spec"], cron["initContainers"][0]
+    [container] = pod["containers"]
+    assert sweeper["spec"]["replicas"] == 1
+    component = {"app.kubernetes.io/component": "sweeper"}
+    selector, labels = sweeper["spec"]["selector"]["matchLabels"], sweeper["spec"]["template"]["metadata"]["labels"]
+    assert component.items() <= selector.items() <= labels.items()
+    assert container["image"] == cleanup["image"] == "sql-audit-resilience"
+    assert container["command"] == ["python", "-m", "faults.cli", "sweep", "--every", "30"]
+    assert container["command"][:3] == cleanup["command"][:3]
+    assert cli.main.commands[container["command"][3]] is cli.sweep_command
+    parsed = cli.sweep_command.make_context("sweep", [*container["command"][4:], "--target-config",
+                                                      str(K8S / "base" / "target.yaml")])
+    assert parsed.params["every"] == 30 and parsed.params["dry_run"] is False
+    assert pod["serviceAccountName"] == cron["serviceAccountName"] == "sql-audit-resilience"
+    assert pod["securityContext"] == {k: v for k, v in cron["securityContext"].items() if k != "fsGroup"}
+    assert container["securityContext"] == cleanup["securityContext"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert container["resources"] == {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+
+    def target_volume(spec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+        mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/resilience")
+        return next(v for v in spec["volumes"] if v["name"] == mount["name"])["configMap"]
+
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env == {"RESILIENCE_TARGET_CONFIG": "/etc/resilience/target.yaml"}
+    assert env["RESILIENCE_TARGET_CONFIG"] in [e.get("value") for e in cron["containers"][0]["env"]]
+    assert target_volume(pod, container) == target_volume(cron, cron["containers"][0])
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"]) and "envFrom" not in container
+
+
 def test_example_service_is_a_three_replica_statefulset_with_pdb_and_probes() -> None:
     docs = {d["kind"]: d for d in kustomize(K8S / "example-service")}
     sts = docs["StatefulSet"]["spec"]
@@ -179,6 +219,15 @@ def test_role_grants_exactly_what_the_backends_call() -> None:
     granted = role_calls()
     assert CALLS - granted == set(), "backend calls the Role does not grant"
     assert granted - CALLS == set(), "Role grants calls no backend makes"
+
+
+def test_the_role_grants_what_the_sweeper_calls() -> None:
+    """The sweeper runs as the runner's ServiceAccount: what it calls (sweep.CALLS; tests/k8s/test_apiserver.py
+    records the calls of a real sweep against it) must be in the Role, which needs nothing new for it."""
+    from faults.kubernetes import sweep
+
+    assert sweep.CALLS - role_calls() == set()
+    assert not sweep.CALLS - CALLS, "the sweep calls what no backend declares"
 
 
 def test_every_backend_request_goes_through_a_declared_call() -> None:

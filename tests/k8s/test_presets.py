@@ -155,3 +155,21 @@ def test_the_dependency_roles_grant_nothing_the_base_role_does_not() -> None:
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "sql-audit-resilience", "namespace": "sql-audit"}]
                for b in bindings) and len(bindings) == 3
+
+
+def test_the_dependency_roles_let_the_sweeper_find_holds_where_it_looks() -> None:
+    """The sweeper lists StatefulSets in the service's, Kafka's and PostgreSQL's namespaces and reads ClickHouse's
+    set by name (where the restores look): each dependency Role grants that read, and the patch of a hold where a
+    hold can be (Strimzi's brokers are no StatefulSet's: a duration is refused there, so nothing to patch)."""
+    from types import SimpleNamespace
+
+    from faults.kubernetes.sweep import hold_namespaces
+
+    settings = KubeSettings.from_configuration(_resolve(PRESETS / "operators" / "target.yaml").kubernetes_keys)
+    listed, by_name = hold_namespaces(SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+    assert (listed, by_name) == (["kafka", "postgres", "sql-audit"], ("clickhouse", "chi-audit-main-0-0"))
+    docs = yaml.safe_load_all((PRESETS / "operators" / "dependency-rbac.yaml").read_text())
+    verbs = {d["metadata"]["namespace"]: {v for rule in d["rules"] if "statefulsets" in rule["resources"]
+                                          for v in rule["verbs"]} for d in docs if d["kind"] == "Role"}
+    assert all("list" in verbs[ns] for ns in listed if ns != "sql-audit")
+    assert {"get", "patch"} <= verbs["clickhouse"] and "patch" in verbs["postgres"]
