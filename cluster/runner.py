@@ -1,12 +1,12 @@
 """The suite's runner inside the local cluster: ``cluster runner`` and ``cluster job`` (deploy/k8s/local/runner/).
 
 :func:`deploy_runner` puts deploy/k8s/base on the cluster as a staging cluster gets it (ServiceAccount,
-Role, the nightly CronJob, the gate Job's template, the report volume), with the runner image built here
-(deploy/k8s/local/images.sh) and the overlay's in-cluster target file. :func:`start_job` then runs the
-CronJob's own pod template once with other arguments (as ``kubectl create job --from=cronjob/...`` does, with
-the arguments replaced), :func:`wait_job` (or :func:`follow`, printing its logs) returns the runner's exit code:
-the run happens in a pod, through the ServiceAccount's token, with its journal and reports on the volume, which
-the machine reads at :func:`data_dir`.
+Role, the nightly CronJob, the gate Job's template, the report volume, the sweeper of expired faults, which runs),
+with the runner image built here (deploy/k8s/local/images.sh) and the overlay's in-cluster target file.
+:func:`start_job` then runs the CronJob's own pod template once with other arguments (as ``kubectl create job
+--from=cronjob/...`` does, with the arguments replaced), :func:`wait_job` (or :func:`follow`, printing its logs)
+returns the runner's exit code: the run happens in a pod, through the ServiceAccount's token, with its journal and
+reports on the volume, which the machine reads at :func:`data_dir`.
 """
 
 from __future__ import annotations
