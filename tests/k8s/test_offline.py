@@ -114,7 +114,7 @@ def test_the_sweeper_runs_the_sweep_as_the_runner_with_the_target_file() -> None
     assert container["securityContext"] == cleanup["securityContext"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
-    assert container["resources"] == {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "128Mi"}}
 
     def target_volume(spec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
         mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/resilience")
@@ -257,6 +257,16 @@ def test_dockerfile_lint() -> None:
         if ln.upper().startswith(("ENV ", "ARG ", "LABEL ")) or "=" in ln:
             assert not re.search(r"(PASSWORD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY)\s*=\s*\S", ln, re.I), ln
     assert not re.search(r"^(ADD|COPY)\s+.*(\.kube|id_rsa|\.pem|\.env)\b", text, re.M | re.I)
+
+
+def test_dockerfile_copies_every_package_of_pyproject() -> None:
+    """An image without one of them fails at its first import: `faults.cli` (the cleanup container and the
+    sweeper) imports `target` and `stack`, which the Dockerfile did not copy."""
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
+    copied = set(re.findall(r"^COPY\s+(\S+)\s+\./\1\s*$", (K8S / "Dockerfile").read_text(), re.M))
+    assert set(packages) <= copied, sorted(set(packages) - copied)
 
 
 # ----------------------------------------------------------------------------- Prometheus, Grafana
