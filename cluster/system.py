@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ from cluster.images import Images
 from cluster.install import Image, load_manifest
 from cluster.netns import NodeNamespaces
 from cluster.settings import REPO_ROOT, ClusterSettings
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "system"
 IMAGES_SCRIPT = REPO_ROOT / "deploy" / "k8s" / "local" / "images.sh"
@@ -241,11 +244,33 @@ FIRST_BATCH_GRACE_S = 30.0
 """How long the service may take to process the bootstrap Job's warm-up event before the Job runs again."""
 
 
+def _replaced_statefulsets(settings: ClusterSettings, docs: list[dict[str, Any]]) -> list[str]:
+    """The StatefulSets of ``docs`` whose running object differs in a field the API server refuses to change
+    (``podManagementPolicy``, ``serviceName``: the two our manifests have changed; apply fails "field is
+    immutable"): they must be deleted before the apply (one Kafka broker, OrderedReady, redeployed as three in
+    Parallel)."""
+    changed = []
+    for doc in docs:
+        if doc["kind"] != "StatefulSet":
+            continue
+        live = get_object(settings, "statefulset", doc["metadata"]["name"])
+        if live is None:
+            continue
+        want = {"podManagementPolicy": "OrderedReady", **doc["spec"]}
+        if any(f in want and want[f] != live["spec"].get(f) for f in ("podManagementPolicy", "serviceName")):
+            changed.append(doc["metadata"]["name"])
+    return changed
+
+
 def _apply(settings: ClusterSettings, docs: list[dict[str, Any]]) -> None:
     """Apply ``docs`` server-side, the bootstrap Job deleted first (a Job's template is immutable, and a
-    completed Job does not run again)."""
+    completed Job does not run again), and a StatefulSet whose immutable fields changed deleted first too
+    (:func:`_replaced_statefulsets`): its pods go, their hostPath data stays."""
     proc.run([*kubectl(settings), "-n", NAMESPACE, "delete", "job", BOOTSTRAP_JOB, "--ignore-not-found",
               "--wait=true"], timeout=60, check=False)
+    for name in _replaced_statefulsets(settings, docs):
+        logger.info("statefulset/%s: an immutable field changed: deleting it before the apply", name)
+        proc.run([*kubectl(settings), "-n", NAMESPACE, "delete", "statefulset", name, "--wait=true"], timeout=120)
     proc.run([*kubectl(settings), "apply", "--server-side", "--force-conflicts", "--field-manager",
               "sql-audit-system", "-f", "-"], input=yaml.safe_dump_all(docs, sort_keys=False), timeout=120)
 

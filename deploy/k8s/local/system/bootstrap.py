@@ -1,6 +1,7 @@
 """Create what the audit service expects in its stores (the local cluster's bootstrap Job).
 
-Kafka: the events topic and its dead-letter topic (6 partitions, replication 1: one broker).
+Kafka: the events topic and its dead-letter topic (6 partitions, replication 3 over the three brokers,
+min.insync.replicas 2: one broker down keeps them writable with ``acks=all``).
 PostgreSQL: role ``sqlaudit``, database ``sqlaudit``, then sqlaudit/schema/postgres.sql.
 ClickHouse: sqlaudit/schema/clickhouse.sql. Then one warm-up event into the topic (app
 ``sql-audit-bootstrap``): the service's per-checker and per-sink series exist only after its first
@@ -34,7 +35,8 @@ def kafka() -> None:
                              request_timeout_ms=10000)
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(t, num_partitions=6, replication_factor=1) for t in TOPICS if t not in existing]
+        wanted = [NewTopic(t, num_partitions=6, replication_factor=3, topic_configs={"min.insync.replicas": "2"})
+                  for t in TOPICS if t not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted, timeout_ms=10000)
