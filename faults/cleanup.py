@@ -60,7 +60,8 @@ def revert_entry(path: Path, entry: journal.Entry, by: str) -> Reverted:
     configuration = {**entry.get("configuration", {}), "dry_run": False, "watchdog": False}
     try:
         func = getattr(importlib.import_module(mod_name), func_name)
-        outcome = func(**undo.get("arguments", {}), configuration=configuration)
+        with journal.reverting_as(by):
+            outcome = func(**undo.get("arguments", {}), configuration=configuration)
     except Exception as exc:
         result.detail = f"{activity}({undo.get('arguments')}) failed: {exc}"
         journal.update(path, last_revert_error=result.detail, last_revert_at=time.time())

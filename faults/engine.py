@@ -153,7 +153,7 @@ def remove(module: str, function: str, arguments: dict[str, Any], configuration:
         logger.info("dry run: %s.%s(%s) would: %s", fault, function, _args(arguments), details.get("would", details))
         return {"dry_run": True, "fault": fault, "target": settings.target, "plan": details}
     undo = {"activity": f"{module}.{function}", "arguments": arguments}
-    closed = journal.mark_reverted(settings, undo, by=f"{function} (pid {os.getpid()})")
+    closed = journal.mark_reverted(settings, undo, by=journal.reverter() or f"{function} (pid {os.getpid()})")
     watchdog.stop_timers(settings, closed)
     logger.info("removed %s: %s(%s) on %s stack %s: %s; journal entries closed: %s", fault, function,
                 _args(arguments), settings.target, settings.stack_port_base, details.get("changed", details),

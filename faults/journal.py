@@ -20,12 +20,14 @@ rename), so a killed writer never leaves half a record. ``applying`` and
 """
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,6 +320,25 @@ def describe_stack(stack: dict[str, Any]) -> str:
 def same_stack(entry: Entry, settings: TargetSettings) -> bool:
     """Whether ``entry`` was applied to the stack ``settings`` points at (see :func:`stack_identity`)."""
     return entry_stack(entry) == settings_stack(settings)
+
+
+_reverter: contextvars.ContextVar[str | None] = contextvars.ContextVar("fault_reverter", default=None)
+
+
+@contextlib.contextmanager
+def reverting_as(by: str) -> Iterator[None]:
+    """Within: the remove activities close the entries they undo as ``by`` (the watchdog, an expiry timer, a
+    cleanup calling them), not as themselves, so an entry says who reverted it from its first write."""
+    token = _reverter.set(by)
+    try:
+        yield
+    finally:
+        _reverter.reset(token)
+
+
+def reverter() -> str | None:
+    """Who asked for the undo running now (:func:`reverting_as`), ``None`` for a run's own rollback."""
+    return _reverter.get()
 
 
 def mark_reverted(settings: TargetSettings, undo: dict[str, Any], by: str) -> list[str]:

@@ -163,3 +163,25 @@ def test_a_journal_entry_naming_anything_but_an_undo_is_not_run(tmp_path: Path, 
                                     None, {})
     result = cleanup_mod.revert_entry(path, entry, by="test")
     assert not result.ok and "no usable undo" in result.detail
+
+
+def test_an_entry_says_who_reverted_it_from_its_first_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remove activity closes the entries it undoes (engine.remove), before revert_entry closes the entry again:
+    without `journal.reverting_as` the first write named the activity ("remove_partition (pid N)") and a reader
+    between the two writes (the cluster test of a killed runner's watchdog, 2026-12-03) saw no watchdog."""
+    settings = resolve({"fault_state_dir": str(tmp_path / "journal"), "run_id": "who", "stack_port_base": 20010,
+                        "stack_data_dir": str(tmp_path / "no-stack"), "watchdog": False})
+    path, entry = journal.new_entry(settings, "faults.network_partition.partition_network", {"edge": "kafka"},
+                                    UNDO, None, {})
+    journal.update(path, status="active")
+    written: list[str] = []
+    real_close = journal.close
+
+    def recording_close(p: Path, by: str, error: str | None = None) -> journal.Entry | None:
+        written.append(by)
+        return real_close(p, by, error)
+
+    monkeypatch.setattr(journal, "close", recording_close)
+    result = cleanup_mod.revert_entry(path, entry, by="watchdog pid 1 (runner gone)")
+    assert result.ok, result.detail  # the stack is not running: nothing to undo, the entry closes
+    assert written and set(written) == {"watchdog pid 1 (runner gone)"}, written

@@ -134,9 +134,9 @@ def test_watchdog_reverts_a_dead_or_hung_runners_faults_in_bounded_time(stack: L
               f"(heartbeat timeout {timeout:g} s)")
         if sig == "SIGSTOP":
             assert waited >= timeout - 2.5  # it waited for the heartbeat to go stale, not less
-        # The toxics go first, then the entry is closed twice: by the undo it ran (``remove_partition (pid
-        # <watchdog>)``), then with the watchdog's own reason; it exits once nothing is open. Read the label
-        # after that, not between the two writes (a CI run read the first, 2026-12-01).
+        # The toxics go first, then the entry is closed with the watchdog's own reason (the undo it ran closes it
+        # as its caller, journal.reverting_as: before that, a CI run read the undo's name between two writes,
+        # 2026-12-01); it exits once nothing is open.
         _wait(lambda: [e["status"] for _, e in journal.entries(state_dir)] == ["reverted"], 10,
               "journal entry closed by the watchdog")
         wait_no_helpers(state_dir, 10)  # the watchdog exits once nothing is open
