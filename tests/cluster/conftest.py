@@ -111,10 +111,10 @@ def namespace(cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient) -
             core.delete_namespace(name, grace_period_seconds=0, _request_timeout=10)
 
 
-def service_pods(kube: kubernetes.client.ApiClient) -> dict[str, str]:
-    """The system's service pods: name -> uid (a replaced pod has a new uid)."""
+def service_pods(kube: kubernetes.client.ApiClient, selector: str = "app=sql-audit-service") -> dict[str, str]:
+    """The system's service pods (or those of ``selector``): name -> uid (a replaced pod has a new uid)."""
     pods = kubernetes.client.CoreV1Api(kube).list_namespaced_pod(
-        system.NAMESPACE, label_selector="app=sql-audit-service", _request_timeout=10).items
+        system.NAMESPACE, label_selector=selector, _request_timeout=10).items
     return {p.metadata.name: p.metadata.uid for p in pods}
 
 

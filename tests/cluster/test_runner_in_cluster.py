@@ -249,3 +249,56 @@ def test_a_runner_pod_killed_during_a_partition_is_healed_by_the_next_runs_clean
         assert not _partition_policies(kube), log
         assert not _active(state)
         assert "[pod/" in log and "/cleanup]" in log
+
+
+def test_the_sweeper_pod_reverts_what_expired_and_nothing_else(runner_on: ClusterUnderTest,
+                                                                 kube: kubernetes.client.ApiClient) -> None:
+    """What a killed runner pod leaves, as it leaves it: a partition policy and a held StatefulSet whose expiry has
+    passed (written here as the library writes them). The sweeper Deployment (deploy/k8s/base, every 30 s, the
+    runner's ServiceAccount) must delete the policy and scale the set back, and leave alone a policy whose expiry
+    is to come."""
+    from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
+    from faults.kubernetes.expiry import EXPIRES
+    from faults.kubernetes.hold import BEFORE, HELD_BY
+    from faults.kubernetes.network_partition import FAULT
+
+    settings, ns = runner_on.settings, system.NAMESPACE
+    net, apps = kubernetes.client.NetworkingV1Api(kube), kubernetes.client.AppsV1Api(kube)
+
+    def stamp(offset: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset))
+
+    def policy(name: str, edge: str, offset: float) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY,
+                                                      f"{LABEL_PREFIX}/fault": FAULT, f"{LABEL_PREFIX}/edge": edge},
+                             "annotations": {EXPIRES: stamp(offset)}},
+                "spec": {"podSelector": {"matchLabels": {"app": "sql-audit-service"}}, "policyTypes": ["Egress"],
+                         "egress": [{}]}}  # allows all: the service goes on, the object is what is judged
+
+    assert len(service_pods(kube, "app.kubernetes.io/component=sweeper")) == 1
+    net.create_namespaced_network_policy(ns, policy("chaos-partition-expired", "clickhouse", -60), _request_timeout=10)
+    net.create_namespaced_network_policy(ns, policy("chaos-partition-fresh", "postgres", 600), _request_timeout=10)
+    apps.patch_namespaced_stateful_set("sql-audit-service", ns, {
+        "metadata": {"annotations": {BEFORE: "3", HELD_BY: "test", EXPIRES: stamp(-60)}}, "spec": {"replicas": 2}},
+        _request_timeout=10)
+    t0 = time.monotonic()
+    try:
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            sts = apps.read_namespaced_stateful_set("sql-audit-service", ns, _request_timeout=10)
+            if "chaos-partition-expired" not in _partition_policies(kube) and sts.spec.replicas == 3:
+                break
+            time.sleep(1)
+        print(f"swept {time.monotonic() - t0:.1f} s after the expired objects were written")
+        print(proc.run([*system.kubectl(settings), "-n", ns, "logs", "deploy/resilience-sweeper", "--tail", "20"],
+                       timeout=30, check=False).stdout)
+        assert "chaos-partition-expired" not in _partition_policies(kube), "the expired policy is still there"
+        sts = apps.read_namespaced_stateful_set("sql-audit-service", ns, _request_timeout=10)
+        assert sts.spec.replicas == 3 and not {BEFORE, HELD_BY, EXPIRES} & set(sts.metadata.annotations or {})
+        assert "chaos-partition-fresh" in _partition_policies(kube), "the sweeper deleted a policy not yet expired"
+    finally:
+        for name in ("chaos-partition-expired", "chaos-partition-fresh"):
+            with contextlib.suppress(ApiException):
+                net.delete_namespaced_network_policy(name, ns, _request_timeout=10)
+        apps.patch_namespaced_stateful_set("sql-audit-service", ns, {"metadata": {"annotations": {
+            BEFORE: None, HELD_BY: None, EXPIRES: None}}, "spec": {"replicas": 3}}, _request_timeout=10)

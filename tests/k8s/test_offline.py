@@ -114,7 +114,7 @@ def test_the_sweeper_runs_the_sweep_as_the_runner_with_the_target_file() -> None
     assert container["securityContext"] == cleanup["securityContext"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
-    assert container["resources"] == {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "128Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "10m", "memory": "160Mi"}, "limits": {"memory": "256Mi"}}
 
     def target_volume(spec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
         mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/resilience")
