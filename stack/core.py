@@ -259,7 +259,7 @@ class LocalStack:
         t0 = time.monotonic()
         deadline = t0 + comp.startup_timeout
         progress(comp.name, "starting", "")
-        seen: dict[str, Any] = {"state": "unknown", "previous": "", "crashes": 0, "error": None}
+        seen: dict[str, Any] = {"state": "unknown", "previous": "", "crashes": set(), "error": None}
         detail = ""
         for phase, check in (("probing", comp.probe), ("bootstrapping", comp.bootstrap), ("checking", comp.health)):
             if check is None:
@@ -273,11 +273,15 @@ class LocalStack:
                 state = seen["state"] = str(info["statename"]) if info else "unknown"
                 if state == "FATAL":
                     raise self._component_error(comp, f"process FATAL: {(info or {}).get('spawnerr') or ''}")
-                # A process that keeps exiting will not get better by waiting for its timeout.
-                if state in ("BACKOFF", "EXITED") and seen["previous"] not in ("BACKOFF", "EXITED"):
-                    seen["crashes"] += 1
-                    if seen["crashes"] >= CRASH_LOOP_EXITS:
-                        raise self._component_error(comp, f"process exited {seen['crashes']} times while starting")
+                # A process that keeps exiting will not get better by waiting for its timeout. Each exit is counted
+                # by the start time of the attempt that ended (supervisord's `start`, new at every spawn): one
+                # that exits at once spends milliseconds in STARTING, so a sampler waiting for it to leave
+                # BACKOFF and come back counted one crash in 60 s on a busy machine (a CI run, 2026-12-03).
+                if state in ("BACKOFF", "EXITED"):
+                    seen["crashes"].add((info or {}).get("start"))
+                    if len(seen["crashes"]) >= CRASH_LOOP_EXITS:
+                        raise self._component_error(comp, f"process exited {len(seen['crashes'])} times while "
+                                                          "starting")
                 seen["previous"] = state
                 try:
                     return (check(self.ctx),)
