@@ -249,16 +249,16 @@ def _replaced_statefulsets(settings: ClusterSettings, docs: list[dict[str, Any]]
     (``podManagementPolicy``, ``serviceName``: the two our manifests have changed; apply fails "field is
     immutable"): they must be deleted before the apply (one Kafka broker, OrderedReady, redeployed as three in
     Parallel)."""
+    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "get", "statefulsets", "-o", "json"], timeout=30)
+    live = {s["metadata"]["name"]: s["spec"] for s in json.loads(res.stdout)["items"]}
     changed = []
     for doc in docs:
-        if doc["kind"] != "StatefulSet":
-            continue
-        live = get_object(settings, "statefulset", doc["metadata"]["name"])
-        if live is None:
+        name = doc["metadata"]["name"]
+        if doc["kind"] != "StatefulSet" or name not in live:
             continue
         want = {"podManagementPolicy": "OrderedReady", **doc["spec"]}
-        if any(f in want and want[f] != live["spec"].get(f) for f in ("podManagementPolicy", "serviceName")):
-            changed.append(doc["metadata"]["name"])
+        if any(f in want and want[f] != live[name].get(f) for f in ("podManagementPolicy", "serviceName")):
+            changed.append(name)
     return changed
 
 

@@ -126,3 +126,21 @@ def config(stack: LocalStack, state_dir: Path) -> Iterator[dict[str, Any]]:
         wait_baseline(stack)
         wait_no_helpers(state_dir)
         assert not leftovers, f"cleanup could not revert: {leftovers}"
+
+
+@pytest.fixture
+def reverted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``cleanup``'s undo replaced by a fake that closes the entry and records its run id (no stack touched)."""
+    from faults import cleanup as cleanup_mod
+    from faults import journal
+
+    done: list[str] = []
+
+    def fake_revert(path: Path, entry: journal.Entry, by: str) -> cleanup_mod.Reverted:
+        done.append(entry["run_id"])
+        journal.update(path, status="reverted", reverted_by=by)
+        return cleanup_mod.Reverted(id=entry["id"], run_id=entry["run_id"], fault=entry["fault"],
+                                    parameters=entry["parameters"], ok=True, detail="reverted")
+
+    monkeypatch.setattr(cleanup_mod, "revert_entry", fake_revert)
+    return done

@@ -93,16 +93,7 @@ def test_nothing_in_scope_says_where_the_open_faults_are(journal_dir: Path) -> N
     assert "kubernetes context staging, namespace sql-audit" in result.output
 
 
-def test_a_real_cleanup_reverts_only_its_scope(journal_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reverted: list[str] = []
-
-    def fake_revert(path: Path, entry: journal.Entry, by: str) -> cleanup_mod.Reverted:
-        reverted.append(entry["run_id"])
-        journal.update(path, status="reverted", reverted_by=by)
-        return cleanup_mod.Reverted(id=entry["id"], run_id=entry["run_id"], fault=entry["fault"],
-                                    parameters=entry["parameters"], ok=True, detail="reverted")
-
-    monkeypatch.setattr(cleanup_mod, "revert_entry", fake_revert)
+def test_a_real_cleanup_reverts_only_its_scope(journal_dir: Path, reverted: list[str]) -> None:
     result = cleanup(journal_dir)
     assert result.exit_code == 0, result.output
     assert reverted == ["on-default"]

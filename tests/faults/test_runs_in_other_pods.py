@@ -7,6 +7,7 @@ in another one is judged by the run's heartbeat alone, and ``cleanup --dead-only
 container) leaves a run at work alone and exits 3.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from faults import cleanup as cleanup_mod
 from faults import companions, journal
 from faults.cli import cleanup_command
 from target.settings import resolve
@@ -60,18 +60,22 @@ def _record(state: Path, run_id: str, pid_ns: str | None) -> None:
         record.write_text(json.dumps(doc))
 
 
-@pytest.fixture
-def reverted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    done: list[str] = []
+@contextlib.contextmanager
+def _beating(state: Path, run_id: str) -> Iterator[None]:
+    """Run ``run_id``'s heartbeat kept fresh within (its runner at work)."""
+    stop = threading.Event()
 
-    def fake_revert(path: Path, entry: journal.Entry, by: str) -> cleanup_mod.Reverted:
-        done.append(entry["run_id"])
-        journal.update(path, status="reverted", reverted_by=by)
-        return cleanup_mod.Reverted(id=entry["id"], run_id=entry["run_id"], fault=entry["fault"],
-                                    parameters=entry["parameters"], ok=True, detail="reverted")
+    def beat() -> None:
+        while not stop.wait(0.05):
+            journal.touch_heartbeat(state, run_id)
 
-    monkeypatch.setattr(cleanup_mod, "revert_entry", fake_revert)
-    return done
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @pytest.fixture
@@ -79,19 +83,8 @@ def beating(tmp_path: Path) -> Iterator[Path]:
     """A journal whose run ``pod-a`` keeps a fresh heartbeat (its runner, in another pod, at work)."""
     state = tmp_path / "journal"
     _record(state, "pod-a", OTHER_POD)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(0.05):
-            journal.touch_heartbeat(state, "pod-a")
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
+    with _beating(state, "pod-a"):
         yield state
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _stale(state: Path, run_id: str) -> None:
@@ -151,16 +144,9 @@ def test_dead_only_waits_for_a_heartbeat_that_just_stopped(tmp_path: Path, rever
 
 def test_dead_only_spares_a_live_run_of_this_namespace_too(tmp_path: Path, reverted: list[str]) -> None:
     _record(tmp_path, "here", None)  # our own pid: alive; heartbeat written by new_entry, fresh for TIMEOUT
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [journal.touch_heartbeat(tmp_path, "here")
-                                              for _ in iter(lambda: stop.wait(0.05), True)], daemon=True)
-    thread.start()
-    try:
+    with _beating(tmp_path, "here"):
         assert cleanup(tmp_path, "--dead-only").exit_code == 3
         assert reverted == []
-    finally:
-        stop.set()
-        thread.join()
 
 
 def test_without_dead_only_cleanup_reverts_what_it_is_told_as_before(beating: Path, reverted: list[str]) -> None:
