@@ -35,12 +35,12 @@ logger = logging.getLogger(__name__)
 SYSTEM_DIR = REPO_ROOT / "deploy" / "k8s" / "local" / "system"
 IMAGES_SCRIPT = REPO_ROOT / "deploy" / "k8s" / "local" / "images.sh"
 NAMESPACE = "sql-audit"
-SYSTEM_IMAGES = ("platform", "service")
+SYSTEM_IMAGES = ("platform", "patroni", "service")
 # ... and of the cluster's own install (local-cluster.json) that the system runs: kube-state-metrics beside Prometheus.
 CLUSTER_IMAGES = ("kube-state-metrics",)
 # Image names in the manifests -> which built image replaces them.
-IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-service": "service", "sql-audit-resilience": "service",
-               "kube-state-metrics": "kube-state-metrics"}
+IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-patroni": "patroni", "sql-audit-service": "service",
+               "sql-audit-resilience": "service", "kube-state-metrics": "kube-state-metrics"}
 STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-service")
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
 # The runner's report volume (cluster/runner.py): cluster-scoped, so `undeploy` deletes it beside the namespace.
@@ -306,6 +306,9 @@ def target_keys(settings: ClusterSettings) -> dict[str, Any]:
         "k8s_kafka_selector": "app=kafka",
         "k8s_postgres_selector": "app=postgres",
         "k8s_postgres_leader_selector": "app=postgres,role in (primary,master)",
+        # Patroni's two members (postgres.yaml): switchover through the leader pod's own patronictl
+        "k8s_postgres_container": "postgres",
+        "k8s_patronictl": ["patronictl", "-c", "/etc/patroni/patroni.yml"],
         "k8s_clickhouse_selector": "app=clickhouse",
         "k8s_clickhouse_statefulset": "clickhouse",
         "k8s_clickhouse_container": "clickhouse",

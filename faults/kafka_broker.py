@@ -37,8 +37,8 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 
     Raises:
         ActivityFailed: unknown broker, broker not RUNNING (Kubernetes: any broker not Ready),
-            stack not running, a duration on Kubernetes for a broker that is not its StatefulSet's highest
-            ordinal (nothing is injected in these cases), or it
+            stack not running, a duration on Kubernetes for a broker that is neither its StatefulSet's first
+            nor its last ordinal (nothing is injected in these cases), or it
             did not stop within 60 s.
     """
     fault = "stop_kafka_broker"

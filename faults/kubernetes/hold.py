@@ -13,8 +13,11 @@ StatefulSet still annotated or at another count (:mod:`faults.kubernetes.residue
 sweep`` brings back the sets whose hold expired (:func:`expired_hold`, :mod:`faults.kubernetes.sweep`), for a
 runner killed with its watchdog.
 
-A StatefulSet removes its highest ordinals first, so only those can be held down: a lower one is refused,
-naming the pods it would take down too (:func:`hold_pod_down`). An operator that owns the StatefulSet
+A StatefulSet removes its highest ordinals first, so those can be held down by the count alone. Its lowest ordinal
+is held down by moving the set's first ordinal (``spec.ordinals.start``) up by one with the count: a Patroni
+leader is usually the set's first pod, and a scale-down alone would stop the replica instead. The start before is
+recorded in ``sql-audit-resilience/ordinals-start-before`` and put back with the count. A pod in the middle is
+refused, naming the pods a scale-down would take down too (:func:`hold_pod_down`). An operator that owns the StatefulSet
 (Zalando's postgres-operator) may scale it back on its next sync; Strimzi's brokers are not a StatefulSet's
 at all (StrimziPodSet) and are refused.
 """
@@ -28,11 +31,12 @@ from faults.kubernetes._pods import ordinal
 from faults.kubernetes.client import Kube
 from faults.kubernetes.expiry import EXPIRES, expired, expires_at
 
-__all__ = ["BEFORE", "HELD_BY", "bring_back", "expired_hold", "held", "hold_down", "hold_pod_down", "hold_set",
-           "owning_statefulset", "restore"]
+__all__ = ["BEFORE", "HELD_BY", "START_BEFORE", "bring_back", "expired_hold", "first_ordinal", "held", "hold_down",
+           "hold_pod_down", "hold_set", "owning_statefulset", "restore"]
 
 BEFORE = f"{LABEL_PREFIX}/replicas-before"
 HELD_BY = f"{LABEL_PREFIX}/held-by"
+START_BEFORE = f"{LABEL_PREFIX}/ordinals-start-before"
 
 
 def owning_statefulset(pod: Any, what: str) -> str:
@@ -46,10 +50,16 @@ def owning_statefulset(pod: Any, what: str) -> str:
     return str(owner.name)
 
 
+def first_ordinal(sts: Any) -> int:
+    """The StatefulSet's first ordinal (``spec.ordinals.start``, 0 when unset)."""
+    return int(getattr(sts.spec.ordinals, "start", None) or 0) if sts.spec.ordinals is not None else 0
+
+
 def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: str, *,
-             duration: float | None) -> int:
+             duration: float | None, lowest: bool = False) -> int:
     """Scale StatefulSet ``sts`` (as just read) down by ``by`` replicas, recording the count before, ``fault`` and
-    the expiry (``duration`` seconds from now, else ``k8s_policy_max_age``).
+    the expiry (``duration`` seconds from now, else ``k8s_policy_max_age``); with ``lowest``, its first ``by``
+    ordinals go instead of its last (the first ordinal moves up, the start before recorded too).
 
     Refuses (nothing changed) a set already held or scaled by this library, or one with fewer than ``by``
     replicas. Returns the count before.
@@ -65,9 +75,13 @@ def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: st
         raise ActivityFailed(f"{what}: StatefulSet {namespace}/{name} has {replicas} replica(s): nothing to hold "
                              f"down by {by}")
     until = expires_at(duration, kube.settings.policy_max_age)
-    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: str(replicas), HELD_BY: fault,
-                                                                          EXPIRES: until}},
-                                             "spec": {"replicas": replicas - by}})
+    annotations = {BEFORE: str(replicas), HELD_BY: fault, EXPIRES: until}
+    spec: dict[str, Any] = {"replicas": replicas - by}
+    if lowest:
+        start = first_ordinal(sts)
+        annotations[START_BEFORE] = str(start)
+        spec["ordinals"] = {"start": start + by}
+    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": annotations}, "spec": spec})
     return replicas
 
 
@@ -79,17 +93,21 @@ def hold_down(kube: Kube, namespace: str, name: str, by: int, fault: str, what: 
 
 def hold_pod_down(kube: Kube, namespace: str, pod: Any, fault: str, what: str, *,
                   duration: float | None) -> tuple[str, int]:
-    """Hold ``pod`` down by scaling its StatefulSet down by one; refused unless it is the set's highest ordinal
-    (naming the pods a scale-down would stop too). ``(StatefulSet name, count before)``."""
+    """Hold ``pod`` down by scaling its StatefulSet down by one: its last ordinal by the count, its first by the
+    count and the first ordinal; refused for a pod in between (naming the pods a scale-down would stop too).
+    ``(StatefulSet name, count before)``."""
     name = owning_statefulset(pod, what)
     sts = kube.read_statefulset(namespace, name)
-    replicas, index = sts.spec.replicas or 0, ordinal(pod) or 0
-    if index != replicas - 1:
-        also = ", ".join(f"{name}-{i}" for i in range(index + 1, replicas))
-        raise ActivityFailed(f"{what}: with a duration, a StatefulSet holds down only its highest ordinals "
-                             f"({name}-{replicas - 1} of {replicas}); holding {pod.metadata.name} down would stop "
-                             f"{also} too: choose the highest, or leave duration null")
-    return name, hold_set(kube, namespace, sts, 1, fault, what, duration=duration)
+    replicas, index, start = sts.spec.replicas or 0, ordinal(pod) or 0, first_ordinal(sts)
+    last = start + replicas - 1
+    if index == last:
+        return name, hold_set(kube, namespace, sts, 1, fault, what, duration=duration)
+    if index == start and replicas > 1:
+        return name, hold_set(kube, namespace, sts, 1, fault, what, duration=duration, lowest=True)
+    also = ", ".join(f"{name}-{i}" for i in range(index + 1, last + 1))
+    raise ActivityFailed(f"{what}: with a duration, a StatefulSet holds down only its first or last ordinal "
+                         f"({name}-{start} or {name}-{last} of {replicas}); holding {pod.metadata.name} down would "
+                         f"stop {also} too: choose one of those, or leave duration null")
 
 
 def held(kube: Kube, namespace: str, fault: str | None = None) -> list[Any]:
@@ -117,8 +135,16 @@ def restore(kube: Kube, namespace: str, sts: Any, selector: str | None, what: st
     except ValueError:
         raise ActivityFailed(f"{what}: annotation {BEFORE}={recorded!r} on StatefulSet {namespace}/{name} is "
                              "not a replica count; set spec.replicas by hand and remove the annotation") from None
-    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": {BEFORE: None, HELD_BY: None, EXPIRES: None}},
-                                             "spec": {"replicas": count}})
+    spec: dict[str, Any] = {"replicas": count}
+    dropped: dict[str, None] = {BEFORE: None, HELD_BY: None, EXPIRES: None}
+    start = sts.metadata.annotations.get(START_BEFORE)
+    if start is not None:  # the set's first ordinal was held down: put its start back too
+        if not start.isdigit():
+            raise ActivityFailed(f"{what}: annotation {START_BEFORE}={start!r} on StatefulSet {namespace}/{name} is "
+                                 "not an ordinal; set spec.ordinals.start by hand and remove the annotation")
+        spec["ordinals"] = {"start": int(start)}
+        dropped[START_BEFORE] = None
+    kube.patch_statefulset(namespace, name, {"metadata": {"annotations": dropped}, "spec": spec})
     if not kube.dry_run and selector is not None:
         kube.wait_pods_ready(namespace, selector, count)
     return count

@@ -14,8 +14,8 @@ controller owns (a bare pod would be gone for good). ``start_kafka_broker`` wait
 ``k8s_ready_timeout``, until that many broker pods (and broker ``broker``) are Ready again.
 
 With ``duration`` the broker stays down: its StatefulSet is scaled down by one and back when the
-duration ends (:mod:`faults.kubernetes.hold`), so the broker must be the set's highest ordinal
-(``broker: null`` picks that one); brokers not owned by a StatefulSet (Strimzi's StrimziPodSets) are
+duration ends (:mod:`faults.kubernetes.hold`), so the broker must be the set's first or last ordinal
+(``broker: null`` picks the last); brokers not owned by a StatefulSet (Strimzi's StrimziPodSets) are
 refused. Without it the pod is deleted and recreated at once, so the outage lasts as long as the broker
 takes to shut down and start again. ``start_kafka_broker`` scales a held set back first.
 """
@@ -119,7 +119,7 @@ def stop_kafka_broker(broker: int | None = None, duration: float | None = None, 
 
 def _hold(kube: Kube, ns: str, broker: int | None, pods: list[Any], ready: list[Any], expected: int, where: str,
           duration: float, what: str) -> dict[str, Any]:
-    """Hold one broker down for a duration: scale its StatefulSet down by one (it must be the highest ordinal)."""
+    """Hold one broker down for a duration: scale its StatefulSet down by one (its first or last ordinal)."""
     if broker is None:
         victim = max(ready, key=lambda p: ordinal(p) or 0)
     else:

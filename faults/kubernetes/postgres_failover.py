@@ -10,9 +10,10 @@ labels; default ``app=postgres,role in (primary,master)``) in ``k8s_postgres_nam
   (``k8s_patronictl``, e.g. ``patronictl -c /home/postgres/postgres.yml``), through pods/exec.
 
 ``stop`` with ``duration`` holds the leader down instead: its StatefulSet is scaled down by one and back
-when the duration ends (:mod:`faults.kubernetes.hold`), so the leader must be the set's highest ordinal
-(a single PostgreSQL pod is: the whole database is down for the duration; with Patroni a replica is
-promoted meanwhile). ``restore_postgres`` scales a held set back, then waits until a leader pod is Ready.
+when the duration ends (:mod:`faults.kubernetes.hold`), so the leader must be the set's first or last ordinal
+(a single PostgreSQL pod is: the whole database is down for the duration; with Patroni's two members either
+is, and the replica is promoted meanwhile; a first ordinal is held by moving ``spec.ordinals.start``).
+``restore_postgres`` scales a held set back, then waits until a leader pod is Ready.
 """
 
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, Secrets
 
+from clients.wait import wait_until
 from faults.kubernetes.client import Kube, is_ready
 from faults.kubernetes.hold import bring_back, held, hold_pod_down
 
@@ -36,6 +38,20 @@ def _leader(kube: Kube, what: str) -> Any:
     return leaders[0]
 
 
+def _new_leader(kube: Kube, old: str, what: str, said: str) -> str:
+    """The leader pod once it is another than ``old`` (bounded by ``k8s_ready_timeout``)."""
+    ns, selector = kube.settings.edges["postgres"].namespace, kube.settings.postgres_leader_selector
+
+    def other() -> str | None:
+        names = [p.metadata.name for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+        return names[0] if len(names) == 1 and names[0] != old else None
+
+    return wait_until(other, kube.settings.ready_timeout, 0.5,
+                      f"{what}: the leader pod is still {old} (or none) {kube.settings.ready_timeout:g} s after "
+                      f"patronictl said {said.strip()[-300:]!r}: the switchover did not take effect",
+                      error=ActivityFailed)
+
+
 def fail_over_postgres(method: str = "stop", duration: float | None = None,
                        configuration: Configuration | None = None,
                        secrets: Secrets | None = None) -> dict[str, Any]:
@@ -50,10 +66,16 @@ def fail_over_postgres(method: str = "stop", duration: float | None = None,
         if method == "switchover":
             command = [*kube.settings.patronictl, "switchover", "--force"]
             code, out, err = kube.exec(ns, name, kube.settings.postgres_container, command, write=True)
-            if code != 0:
+            # patronictl exits 0 when Patroni refuses (e.g. "Switchover failed, details: 412, ... no good
+            # candidates": a synchronous standby not assigned yet), so success is the leader pod changing.
+            if code != 0 or "failed" in out.lower():
                 raise ActivityFailed(f"{what}: {' '.join(command)} in {ns}/{name} exited {code}: "
                                      f"{(err or out).strip()[-500:]}")
-            changed = f"patronictl switchover away from {name}"
+            if not kube.dry_run:
+                new = _new_leader(kube, name, what, out)
+                changed = f"patronictl switchover from {name} to {new}"
+            else:
+                changed = f"patronictl switchover away from {name}"
         elif duration is not None:
             sts, replicas = hold_pod_down(kube, ns, leader, FAULT, what, duration=duration)
             changed = f"scaled StatefulSet {sts} from {replicas} to {replicas - 1}: leader pod {name} held down"

@@ -11,8 +11,8 @@ Items (``READERS``) and their rules (``RULES``; docs/faults.md, "Residue audit")
                       ``k8s_namespace``: none new.
 ``network_chaos``     this library's Chaos Mesh NetworkChaos there (``None`` without Chaos Mesh): none new.
 ``statefulsets``      the service's, ClickHouse's, the brokers' and PostgreSQL's StatefulSets, and any a
-                      fault holds down: ``spec.replicas`` equal, no ``sql-audit-resilience/*`` annotation
-                      new (``replicas-before``, ``held-by``). A new
+                      fault holds down: ``spec.replicas`` and ``spec.ordinals.start`` equal, no
+                      ``sql-audit-resilience/*`` annotation new (``replicas-before``, ``held-by``). A new
                       ``restartedAt`` of the pod template is a note (a config change rolls the set).
 ``configmap``         the checkers ConfigMap: sha256 of ``k8s_checkers_key`` equal, no
                       ``sql-audit-resilience/*`` annotation new (``checkers-before``, ``restart-pending``).
@@ -30,7 +30,7 @@ from typing import Any
 
 from faults.kubernetes import LABEL_PREFIX, MANAGED_BY
 from faults.kubernetes.client import Kube, is_ready
-from faults.kubernetes.hold import held
+from faults.kubernetes.hold import START_BEFORE, first_ordinal, held
 from faults.residue import Finding, Item
 from faults.toxiproxy import CHAOS_PREFIX, ToxiproxyAPI
 from target.settings import TargetSettings
@@ -100,7 +100,8 @@ def read_statefulsets(settings: TargetSettings) -> Item:
                     continue
                 raise
             template = sts.spec.template.metadata.annotations if sts.spec.template.metadata else None
-            out[f"{ns}/{name}"] = {"replicas": sts.spec.replicas, "annotations": _ours(sts.metadata.annotations),
+            out[f"{ns}/{name}"] = {"replicas": sts.spec.replicas, "start": first_ordinal(sts),
+                                   "annotations": _ours(sts.metadata.annotations),
                                    "restarted_at": (template or {}).get(RESTARTED_AT)}
     return out
 
@@ -166,6 +167,9 @@ def statefulsets_rule(ref: Item, now: Item, label: str) -> list[Finding]:
         if r["replicas"] != n["replicas"]:
             found.append(Finding("statefulsets", subject, f"spec.replicas {n['replicas']} (was {r['replicas']} "
                                                           f"{label})"))
+        if r.get("start", 0) != n.get("start", 0):
+            found.append(Finding("statefulsets", subject, f"spec.ordinals.start {n.get('start', 0)} (was "
+                                                          f"{r.get('start', 0)} {label})"))
         for key in sorted(set(n["annotations"]) - set(r["annotations"])):
             found.append(Finding("statefulsets", subject, f"annotation {key} left"))
         if r.get("restarted_at") != n.get("restarted_at"):
@@ -217,7 +221,9 @@ def _statefulsets_at_rest(item: Item) -> Item:
     for name, s in item.items():
         before = s["annotations"].get(f"{LABEL_PREFIX}/replicas-before")
         replicas = int(before) if before and str(before).isdigit() else s["replicas"]
-        out[name] = {**s, "replicas": replicas, "annotations": {}}
+        start = s["annotations"].get(START_BEFORE)
+        out[name] = {**s, "replicas": replicas, "start": int(start) if start and str(start).isdigit()
+                     else s.get("start", 0), "annotations": {}}
     return out
 
 

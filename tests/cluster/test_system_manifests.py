@@ -11,6 +11,7 @@ from cluster import ClusterError, ClusterSettings, system
 from cluster.install import Image, load_manifest, run_install
 
 IMAGES = {"platform": Image("platform", "localhost/sql-audit/platform:p1", Path("/nonexistent")),
+          "patroni": Image("patroni", "localhost/sql-audit/patroni:q1", Path("/nonexistent")),
           "service": Image("service", "localhost/sql-audit/service:s1", Path("/nonexistent")),
           "kube-state-metrics": Image("kube-state-metrics", "localhost/sql-audit/kube-state-metrics:k1",
                                       Path("/nonexistent"))}
@@ -109,3 +110,31 @@ def test_kube_state_metrics_watches_this_namespace_only_with_read_only_rights(se
     role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "prometheus")
     assert {v for r in role["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
     assert {res for r in role["rules"] for res in r["resources"]} == {"pods", "statefulsets"}
+
+
+def test_patroni_finds_its_members_and_the_services_select_the_leader_by_its_label(settings: ClusterSettings) -> None:
+    """Patroni's Kubernetes DCS lists its members by ``kubernetes.labels`` and labels the leader ``role=primary``:
+    a pod template without those labels leaves each member alone in its own cluster (two primaries behind the
+    Service), a Service selecting another value has no endpoint. Its Role reads and writes ConfigMaps (the lock)
+    and patches pods (the labels), nothing else."""
+    import yaml
+
+    config = yaml.safe_load((system.SYSTEM_DIR / "patroni.yml").read_text())
+    docs = system.render(settings, IMAGES)
+    sts = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "postgres")
+    assert sts["spec"]["replicas"] == 2
+    template = sts["spec"]["template"]
+    assert config["kubernetes"]["labels"].items() <= template["metadata"]["labels"].items()
+    assert "role" not in template["metadata"]["labels"]  # Patroni's to set
+    assert template["spec"]["containers"][0]["image"] == IMAGES["patroni"].ref
+    leader = {"app": "postgres", config["kubernetes"]["role_label"]: config["kubernetes"]["leader_label_value"]}
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    assert services["postgres"]["spec"]["selector"] == leader
+    assert services["postgres-external"]["spec"]["selector"] == leader
+    assert sts["spec"]["serviceName"] == "postgres-members"
+    keys = system.target_keys(settings)
+    assert keys["k8s_postgres_leader_selector"] == "app=postgres,role in (primary,master)"
+    assert keys["k8s_patronictl"] == ["patronictl", "-c", "/etc/patroni/patroni.yml"]
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "postgres-patroni")
+    assert {res for r in role["rules"] for res in r["resources"]} == {"configmaps", "pods"}
+    assert not {"create", "delete"} & {v for r in role["rules"] if r["resources"] == ["pods"] for v in r["verbs"]}

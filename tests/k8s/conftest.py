@@ -127,7 +127,8 @@ class MiniStatefulSetController(threading.Thread):
             template = self.apps.api_client.sanitize_for_serialization(sts.spec.template)
             digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
             revision = f"{sts.metadata.name}-{digest}"
-            wanted = {f"{sts.metadata.name}-{i}" for i in range(sts.spec.replicas or 0)}
+            start = (sts.spec.ordinals.start or 0) if sts.spec.ordinals is not None else 0
+            wanted = {f"{sts.metadata.name}-{i}" for i in range(start, start + (sts.spec.replicas or 0))}
             for name in sorted(wanted - pods.keys()):
                 labels = {**template["metadata"].get("labels", {}), REVISION: revision}
                 body = {"apiVersion": "v1", "kind": "Pod",

@@ -284,6 +284,26 @@ def test_exec_faults_are_authorized_and_fail_only_for_want_of_a_kubelet(envtest:
     assert entry["status"] == "failed"  # journaled first, apply failed, undone at once
 
 
+@pytest.mark.parametrize(("said", "match"), [
+    ("Switchover failed, details: 412, candidate name does not match with sync_standby",
+     r"exited 0: Switchover failed, details: 412"),
+    ('Successfully switched over to "postgres-1"',
+     r"the leader pod is still postgres-0 \(or none\) 2 s after patronictl said .*did not take effect"),
+], ids=["refused", "no-new-leader"])
+def test_a_switchover_patroni_refused_or_that_moved_no_leader_did_not_take_effect(
+        envtest: Envtest, run: dict[str, Any], monkeypatch: pytest.MonkeyPatch, said: str, match: str) -> None:
+    """patronictl exits 0 when Patroni refuses a switchover (no synchronous standby yet, seen on the local
+    cluster): the fault succeeds only once the leader pod is another, else it fails and is journaled failed."""
+    from faults.kubernetes.client import Kube
+
+    envtest.wait("a postgres leader", lambda: pods(envtest, "app=postgres"))
+    monkeypatch.setattr(Kube, "exec", lambda self, *args, **kwargs: (0, "" if self.dry_run else said, ""))
+    with pytest.raises(ActivityFailed, match=match):
+        postgres_failover.fail_over_postgres("switchover", configuration={**run, "k8s_ready_timeout": 2})
+    [(_, entry)] = fault_journal.entries(Path(run["fault_state_dir"]), run["run_id"])
+    assert entry["status"] == "failed"
+
+
 def test_latency_without_chaos_mesh_says_so_and_changes_nothing(envtest: Envtest, run: dict[str, Any]) -> None:
     with pytest.raises(ActivityFailed, match="Chaos Mesh is not installed"):
         network_latency.add_latency("kafka", 100, configuration=run)
@@ -474,8 +494,8 @@ def test_stop_kafka_broker_without_a_broker_picks_a_ready_one_gracefully(envtest
     ({"broker": 7}, {}, r"no broker pod with ordinal 7 \(brokers: \['kafka-0', 'kafka-1', 'kafka-2'\]; "
                         r"k8s_kafka_selector 'app=kafka' in namespace sql-audit on context envtest-sandbox"),
     ({"broker": -1}, {}, "broker=-1: expected an integer >= 0"),
-    ({"broker": 0, "duration": 30}, {}, r"with a duration, a StatefulSet holds down only its highest ordinals "
-                                        r"\(kafka-2 of 3\); holding kafka-0 down would stop kafka-1, kafka-2 too"),
+    ({"broker": 1, "duration": 30}, {}, r"with a duration, a StatefulSet holds down only its first or last ordinal "
+                                        r"\(kafka-0 or kafka-2 of 3\); holding kafka-1 down would stop kafka-2 too"),
     ({}, {"k8s_kafka_selector": "app=nokafka"},
      "no broker pod matches k8s_kafka_selector 'app=nokafka' in namespace sql-audit"),
     ({"broker": 0}, {"k8s_kafka_brokers": 4}, r"blast radius: only 3 of 4 broker pods \(k8s_kafka_brokers\) are Ready"),
@@ -519,6 +539,28 @@ def test_stop_kafka_broker_with_a_duration_holds_the_highest_ordinal_down_until_
     assert held_replicas(envtest, "kafka") == (3, {})
     after = brokers(envtest)
     assert after["kafka-0"] == before["kafka-0"] and after["kafka-2"] != before["kafka-2"]
+
+
+def test_a_duration_holds_the_first_ordinal_down_by_moving_the_sets_first_ordinal(envtest: Envtest,
+                                                                                   run: dict[str, Any]) -> None:
+    """A Patroni leader is usually its set's pod 0: a scale-down alone would stop the last pod instead."""
+    before = brokers(envtest)
+    result = kafka_broker.stop_kafka_broker(broker=0, duration=600, configuration=run)
+    assert result["details"]["pod"] == "kafka-0"
+    replicas, notes = held_replicas(envtest, "kafka")
+    notes.pop(EXPIRES)
+    assert (replicas, notes) == (2, {"sql-audit-resilience/replicas-before": "3",
+                                     "sql-audit-resilience/held-by": "kafka_broker",
+                                     "sql-audit-resilience/ordinals-start-before": "0"})
+    apps = kubernetes.client.AppsV1Api(envtest.admin)
+    assert apps.read_namespaced_stateful_set("kafka", NAMESPACE).spec.ordinals.start == 1
+    envtest.wait("kafka-0 held down", lambda: set(pods(envtest, "app=kafka")) == {"kafka-1", "kafka-2"})
+    started = kafka_broker.start_kafka_broker(broker=0, configuration=run)
+    assert started["reverted_entries"] == [result["fault_id"]]
+    assert held_replicas(envtest, "kafka") == (3, {})
+    assert apps.read_namespaced_stateful_set("kafka", NAMESPACE).spec.ordinals.start == 0
+    after = brokers(envtest)
+    assert after["kafka-2"] == before["kafka-2"] and after["kafka-0"] != before["kafka-0"]
 
 
 def test_a_duration_holds_the_whole_service_down_until_its_timer_brings_it_back(envtest: Envtest,

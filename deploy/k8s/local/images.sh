@@ -5,7 +5,7 @@
 # local-cluster.json, and an older checkout running it must not drop these entries).
 #
 #   bash deploy/k8s/local/images.sh              # build what is missing (seconds when cached)
-#   bash deploy/k8s/local/images.sh --force      # rebuild all three
+#   bash deploy/k8s/local/images.sh --force      # rebuild all four
 #
 # Images:
 #   platform  debootstrap --variant=minbase of Debian $DEBIAN_SUITE with postgresql-15, clickhouse-server,
@@ -14,6 +14,8 @@
 #             StatefulSet running its own command: the same Debian packages and versions as the local stack,
 #             one debootstrap instead of four, one copy of the shared libraries on disk. Upstream images
 #             (apache/kafka, postgres, clickhouse/clickhouse-server, prom/prometheus) would need a registry.
+#   patroni   the platform image plus one layer: Patroni and psycopg from PyPI (the local stack's ha versions), for
+#             PostgreSQL's two members with Kubernetes as DCS (Patroni's own API client, no kubernetes package).
 #   service   the base image (install.sh) plus one layer: the reference service (sqlaudit/), the suite's
 #             clients/ and stack/ exporters (readiness and lag the kube-state-metrics / kafka_exporter way),
 #             and their runtime dependencies installed by pip from PyPI with the versions this checkout's
@@ -43,6 +45,7 @@ IMAGE_REPO="localhost/sql-audit"
 SERVICE_REQUIREMENTS=("kafka-python>=3.0,<4" "psycopg[binary,pool]>=3.2,<4" "clickhouse-driver>=0.2.9,<0.3"
                       "prometheus-client>=0.20,<1" "pydantic>=2.7,<3" "pyyaml>=6,<7" "requests>=2.31,<3")
 SERVICE_PACKAGES=(sqlaudit clients stack)
+PATRONI_REQUIREMENTS=("patroni[kubernetes]>=4.1,<4.2" "psycopg[binary]>=3.2,<4")
 # The runner's layer: what deploy/k8s/Dockerfile copies (the packages pyproject.toml lists, and the data they read
 # next to them: resilience's REPO_ROOT is the parent of its package).
 RUNNER_PATHS=(pyproject.toml chaossqlaudit resilience stack clients target sqlaudit loadtests probes faults cluster
@@ -105,13 +108,15 @@ base_image() {
   [ -f "$BASE_ARCHIVE" ] || { echo "no base image $BASE_ARCHIVE: run deploy/k8s/local/install.sh" >&2; exit 3; }
 }
 
-# unpack_base WORK HASH: the base image's layout in WORK/layout, tagged HASH, its root file system in WORK/bundle.
-unpack_base() {
-  mkdir -p "$1/layout"
-  tar -C "$1/layout" -xf "$BASE_ARCHIVE"
-  umoci tag --image "$1/layout:$BASE_TAG" "$2"
-  umoci unpack --image "$1/layout:$2" "$1/bundle"
+# unpack_from ARCHIVE TAG WORK HASH: image ARCHIVE (tagged TAG)'s layout in WORK/layout, tagged HASH too, its root
+# file system in WORK/bundle: the start of an image that adds one layer to it.
+unpack_from() {
+  mkdir -p "$3/layout"
+  tar -C "$3/layout" -xf "$1"
+  umoci tag --image "$3/layout:$2" "$4"
+  umoci unpack --image "$3/layout:$4" "$3/bundle"
 }
+unpack_base() { unpack_from "$BASE_ARCHIVE" "$BASE_TAG" "$1" "$2"; }
 
 platform_rootfs() {
   local root=$1 libs
@@ -146,6 +151,30 @@ platform_image() {
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.env LANG=C.UTF-8 \
     --config.cmd bash
   finish_image platform "$hash" "$work"
+}
+
+# PostgreSQL under Patroni: the platform image plus Patroni and psycopg from PyPI (the local stack's versions,
+# deploy/local/install.sh), for the postgres StatefulSet's two members (Kubernetes DCS: Patroni's own API client).
+patroni_image() {
+  local hash work
+  hash="$(input_hash "$(declare -f patroni_image)" "$PLATFORM_HASH" "${PATRONI_REQUIREMENTS[@]}")"
+  PATRONI_HASH=$hash
+  cached patroni "$hash" && return
+  step "image patroni ($hash): platform $PLATFORM_HASH + pip ${PATRONI_REQUIREMENTS[*]}"
+  work="$(mktemp -d)"
+  unpack_from "$IMAGES_DEST/platform-$PLATFORM_HASH.oci.tar" "$PLATFORM_HASH" "$work" "$hash"
+  # the platform's python3 is Debian's 3.11, as this machine's: binary wheels built for it fit, scripts say
+  # /usr/bin/python3 (patroni, patronictl in /opt/patroni/site/bin)
+  /usr/bin/python3 -m pip install --quiet --root-user-action=ignore --disable-pip-version-check --no-warn-conflicts \
+    --no-compile --target "$work/bundle/rootfs/opt/patroni/site" "${PATRONI_REQUIREMENTS[@]}"
+  ok "wheels: $(ls "$work/bundle/rootfs/opt/patroni/site" | grep -E '\.dist-info$' | tr '\n' ' ')"
+  umoci repack --image "$work/layout:$hash" "$work/bundle"
+  umoci config --image "$work/layout:$hash" --no-history --author "sql-audit-resilience" \
+    --config.env PYTHONPATH=/opt/patroni/site --config.env PYTHONDONTWRITEBYTECODE=1 \
+    --config.env PATH=/opt/patroni/site/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env LANG=C.UTF-8 --config.cmd patroni
+  umoci rm --image "$work/layout:$PLATFORM_HASH"
+  finish_image patroni "$hash" "$work"
 }
 
 # The service's layer: its packages' sources and the wheels pip resolved (their names and versions hashed).
@@ -232,6 +261,8 @@ write_manifest() {
     printf '{\n  "images": {\n'
     printf '    "platform": {"ref": "%s/platform:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$PLATFORM_HASH" \
       "$IMAGES_DEST/platform-$PLATFORM_HASH.oci.tar"
+    printf '    "patroni": {"ref": "%s/patroni:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$PATRONI_HASH" \
+      "$IMAGES_DEST/patroni-$PATRONI_HASH.oci.tar"
     printf '    "service": {"ref": "%s/service:%s", "archive": "%s"},\n' "$IMAGE_REPO" "$SERVICE_HASH" \
       "$IMAGES_DEST/service-$SERVICE_HASH.oci.tar"
     printf '    "runner": {"ref": "%s/runner:%s", "archive": "%s"}\n' "$IMAGE_REPO" "$RUNNER_HASH" \
@@ -245,6 +276,9 @@ write_manifest() {
 t0=$SECONDS
 platform_image
 ok "platform: $((SECONDS - t0)) s"
+tp=$SECONDS
+patroni_image
+ok "patroni: $((SECONDS - tp)) s"
 t1=$SECONDS
 service_image
 ok "service: $((SECONDS - t1)) s"
