@@ -13,28 +13,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kubernetes
 import psycopg
 import pytest
 
 from cluster import system
+from cluster.workloads import wait_for
 from tests.cluster.conftest import ClusterUnderTest
 
 pytestmark = [pytest.mark.k8s_cluster]
 
-T = TypeVar("T")
 
-
-def wait(what: str, check: Callable[[], T | None], timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with_value = check()
-        if with_value:
-            return with_value
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+def wait(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+    return wait_for(what, check, timeout=timeout, interval=0.5)
 
 
 def roles(kube: kubernetes.client.ApiClient) -> dict[str, str | None]:
