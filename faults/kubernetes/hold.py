@@ -52,7 +52,7 @@ def owning_statefulset(pod: Any, what: str) -> str:
 
 def first_ordinal(sts: Any) -> int:
     """The StatefulSet's first ordinal (``spec.ordinals.start``, 0 when unset)."""
-    return int(getattr(sts.spec.ordinals, "start", None) or 0) if sts.spec.ordinals is not None else 0
+    return int((sts.spec.ordinals and sts.spec.ordinals.start) or 0)
 
 
 def hold_set(kube: Kube, namespace: str, sts: Any, by: int, fault: str, what: str, *,

@@ -28,10 +28,16 @@ from faults.kubernetes.hold import bring_back, held, hold_pod_down
 FAULT = "postgres_failover"
 
 
+def _leaders(kube: Kube) -> list[Any]:
+    """The pods matching ``k8s_postgres_leader_selector`` that are not being deleted."""
+    ns, selector = kube.settings.edges["postgres"].namespace, kube.settings.postgres_leader_selector
+    return [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+
+
 def _leader(kube: Kube, what: str) -> Any:
     ns = kube.settings.edges["postgres"].namespace
     selector = kube.settings.postgres_leader_selector
-    leaders = [p for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+    leaders = _leaders(kube)
     if len(leaders) != 1:
         raise ActivityFailed(f"{what}: expected one leader pod matching k8s_postgres_leader_selector {selector!r} "
                              f"in {ns}, found {[p.metadata.name for p in leaders]} on {kube.where}")
@@ -40,10 +46,8 @@ def _leader(kube: Kube, what: str) -> Any:
 
 def _new_leader(kube: Kube, old: str, what: str, said: str) -> str:
     """The leader pod once it is another than ``old`` (bounded by ``k8s_ready_timeout``)."""
-    ns, selector = kube.settings.edges["postgres"].namespace, kube.settings.postgres_leader_selector
-
     def other() -> str | None:
-        names = [p.metadata.name for p in kube.list_pods(ns, selector) if p.metadata.deletion_timestamp is None]
+        names = [p.metadata.name for p in _leaders(kube)]
         return names[0] if len(names) == 1 and names[0] != old else None
 
     return wait_until(other, kube.settings.ready_timeout, 0.5,

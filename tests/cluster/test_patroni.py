@@ -21,6 +21,7 @@ import pytest
 
 from cluster import system
 from cluster.workloads import wait_for
+from faults.kubernetes.hold import first_ordinal
 from tests.cluster.conftest import ClusterUnderTest
 
 pytestmark = [pytest.mark.k8s_cluster]
@@ -53,7 +54,7 @@ def statefulset(kube: kubernetes.client.ApiClient) -> tuple[int, int, dict[str, 
     sts = kubernetes.client.AppsV1Api(kube).read_namespaced_stateful_set("postgres", system.NAMESPACE,
                                                                         _request_timeout=10)
     ours = {k: v for k, v in (sts.metadata.annotations or {}).items() if k.startswith("sql-audit-resilience/")}
-    return sts.spec.replicas, (sts.spec.ordinals.start or 0) if sts.spec.ordinals else 0, ours
+    return sts.spec.replicas, first_ordinal(sts), ours
 
 
 def synchronous_standby(kube: kubernetes.client.ApiClient, name: str) -> bool:

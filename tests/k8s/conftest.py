@@ -38,6 +38,8 @@ import kubernetes
 import pytest
 import yaml
 
+from faults.kubernetes.hold import first_ordinal
+
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "deploy" / "k8s" / "envtest" / "install.sh"
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.37.2")
@@ -127,7 +129,7 @@ class MiniStatefulSetController(threading.Thread):
             template = self.apps.api_client.sanitize_for_serialization(sts.spec.template)
             digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
             revision = f"{sts.metadata.name}-{digest}"
-            start = (sts.spec.ordinals.start or 0) if sts.spec.ordinals is not None else 0
+            start = first_ordinal(sts)  # spec.ordinals.start, as the real controller reads it
             wanted = {f"{sts.metadata.name}-{i}" for i in range(start, start + (sts.spec.replicas or 0))}
             for name in sorted(wanted - pods.keys()):
                 labels = {**template["metadata"].get("labels", {}), REVISION: revision}
