@@ -239,6 +239,19 @@ def _failed(settings: ClusterSettings, name: str) -> bool:
 
 
 def logs(settings: ClusterSettings, name: str) -> str:
-    res = proc.run([*kubectl(settings), "-n", NAMESPACE, "logs", f"job/{name}", "--all-containers", "--prefix"],
-                   timeout=60, check=False)
-    return res.stdout + res.stderr
+    """The Job's pod's logs, container by container (the cleanup init container first), of those that have
+    started: ``kubectl logs --all-containers`` prints nothing but an error while one of them still waits (the
+    runner after its cleanup container has ended and before the kubelet starts it)."""
+    pod = job_pod(settings, name)
+    if pod is None:
+        return f"no pod of job/{name} yet\n"
+    status = pod.get("status", {})
+    out = []
+    for st in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
+        if "waiting" in st.get("state", {}):
+            out.append(f"[{st['name']}] not started: {st['state']['waiting'].get('reason', 'waiting')}\n")
+            continue
+        res = proc.run([*kubectl(settings), "-n", NAMESPACE, "logs", pod["metadata"]["name"], "-c", st["name"],
+                        "--prefix"], timeout=60, check=False)
+        out.append(res.stdout + res.stderr)
+    return "".join(out)

@@ -106,3 +106,23 @@ def test_a_job_is_the_cronjobs_template_with_other_arguments(docs: list[dict[str
     assert job["spec"]["template"]["spec"]["initContainers"] == template["spec"]["initContainers"]
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == "sql-audit-resilience"
     assert template["spec"]["containers"][0]["args"][:2] == ["run", "pod_failure"]  # the CronJob's own: unchanged
+
+
+def test_logs_read_the_containers_that_started_while_the_runner_still_waits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kubectl logs --all-containers`` answers only "container runner is waiting to start" between the cleanup
+    container's end and the runner's start: the cleanup's log (what the CI run of 11ed5f9 needed) was lost."""
+    pod = {"metadata": {"name": "resilience-run-1-abc"},
+           "status": {"initContainerStatuses": [{"name": "cleanup", "state": {"terminated": {"exitCode": 3}}}],
+                      "containerStatuses": [{"name": "runner", "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    asked: list[list[str]] = []
+
+    def kubectl_logs(cmd: list[str], **_: Any) -> Any:
+        asked.append(cmd)
+        return type("Done", (), {"stdout": "[pod/resilience-run-1-abc/cleanup] AT WORK\n", "stderr": ""})()
+
+    monkeypatch.setattr(runner, "job_pod", lambda _settings, _name: pod)
+    monkeypatch.setattr(runner.proc, "run", kubectl_logs)
+    log = runner.logs(ClusterSettings.from_env(env={"RESILIENCE_DATA_ROOT": "/var/tmp/x"}), "resilience-run-1")
+    assert "AT WORK" in log and "[runner] not started: PodInitializing" in log
+    assert [cmd[cmd.index("-c") + 1] for cmd in asked] == ["cleanup"]
