@@ -117,11 +117,15 @@ def test_logs_read_the_containers_that_started_while_the_runner_still_waits(
                       "containerStatuses": [{"name": "runner", "state": {"waiting": {"reason": "PodInitializing"}}}]}}
     asked: list[list[str]] = []
 
-    def kubectl_logs(cmd: list[str], **_: Any) -> Any:
+    def kubectl_logs(cmd: list[str], **_: Any) -> Any:  # as kubectl answers while the runner waits
         asked.append(cmd)
+        if "--all-containers" in cmd or cmd[-2:] == ["runner", "--prefix"]:
+            return type("Done", (), {"stdout": "", "stderr": 'Error from server (BadRequest): container "runner" in '
+                                     'pod "resilience-run-1-abc" is waiting to start: PodInitializing\n'})()
         return type("Done", (), {"stdout": "[pod/resilience-run-1-abc/cleanup] AT WORK\n", "stderr": ""})()
 
     monkeypatch.setattr(runner, "job_pod", lambda _settings, _name: pod)
+    monkeypatch.setattr(runner, "kubectl", lambda _settings: ["kubectl"])
     monkeypatch.setattr(runner.proc, "run", kubectl_logs)
     log = runner.logs(ClusterSettings.from_env(env={"RESILIENCE_DATA_ROOT": "/var/tmp/x"}), "resilience-run-1")
     assert "AT WORK" in log and "[runner] not started: PodInitializing" in log
