@@ -48,6 +48,8 @@ FORMAT = 1
 SETTLE_TIMEOUT_S = 45.0
 """How long :func:`settle` waits for the target to come back before the differences count as leftovers."""
 SETTLE_POLL_S = 1.0
+CLEANUP_SETTLE_S = 10.0
+"""How long ``resilience cleanup``'s audit looks again at a difference before it reports it (:func:`audit_stack`)."""
 
 Snapshot = dict[str, Any]
 Item = dict[str, Any]
@@ -395,9 +397,13 @@ def audit_stack(configuration: dict[str, Any], run_id: str | None = None) -> Aud
     settings = resolve({**configuration, "dry_run": False})
     now = snapshot(settings)
     saved = saved_reference(settings, now, run_id)
-    if saved is None:
-        return diff(at_rest(now), now, "at rest")
-    return diff(saved[0], now, saved[1])
+    reference, label = (at_rest(now), "at rest") if saved is None else saved
+    audit = diff(reference, now, label)
+    if audit.clean:
+        return audit
+    # One snapshot can catch a moment (a Prometheus scrape that failed once, a process forking): what is still
+    # different some seconds later is residue.
+    return settle(settings, reference, timeout=CLEANUP_SETTLE_S, label=label)[1]
 
 
 # ---------------------------------------------------------------------- what `resilience cleanup` audits

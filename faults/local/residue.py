@@ -120,6 +120,15 @@ def read_programs(settings: TargetSettings) -> Item:
     return {"programs": programs, "strays": _strays(stack.data_dir, known)}
 
 
+def _owned(proc: psutil.Process, known: set[int]) -> bool:
+    """Whether a supervised program's process is among ``proc``'s ancestors (or ``proc`` is gone): a child forked
+    after the programs' families were listed (PostgreSQL's backend for a new connection) is theirs, not a stray."""
+    try:
+        return any(parent.pid in known for parent in proc.parents())
+    except psutil.Error:
+        return True
+
+
 def _strays(data_dir: Path, known: set[int]) -> dict[str, Any]:
     """Processes working in the stack's data directory (their cwd) that no supervised program owns."""
     root = str(data_dir.resolve())
@@ -129,7 +138,7 @@ def _strays(data_dir: Path, known: set[int]) -> dict[str, Any]:
         cwd = info.get("cwd") or ""
         if info["pid"] in known or info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if cwd == root or cwd.startswith(root + "/"):
+        if (cwd == root or cwd.startswith(root + "/")) and not _owned(proc, known):
             found[str(info["pid"])] = {"pid": info["pid"], "started": info["create_time"],
                                        "cmd": " ".join(info["cmdline"] or [])[:200], "cwd": cwd}
     return found

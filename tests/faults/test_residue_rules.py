@@ -201,3 +201,22 @@ def test_kubernetes_roll_is_a_note_and_at_rest_restores_the_recorded_replicas() 
                       "restarted_at": None})
     found = texts(residue.library_leftovers(scaled))
     assert "spec.replicas 0 (was 1 at rest)" in found and "replicas-before left" in found
+
+
+def test_a_process_forked_by_a_supervised_one_after_the_listing_is_not_a_stray(tmp_path: Any) -> None:
+    """PostgreSQL forks a backend for each connection: one forked between the listing of the programs' families and
+    the scan of the stack's directory was named "left in the stack's directory" by a CI run's cleanup. A process
+    whose ancestor is supervised is the program's; one with none is a stray."""
+    import os
+    import subprocess
+    import sys
+
+    from faults.local.residue import _strays
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path)
+    try:
+        assert _strays(tmp_path, known={os.getpid()}) == {}  # this process (a "program") forked it
+        assert list(_strays(tmp_path, known=set())) == [str(child.pid)]  # nobody's: a stray
+    finally:
+        child.kill()
+        child.wait()

@@ -50,3 +50,29 @@ def test_stored_events_not_in_the_ledger_are_ignored() -> None:
 def test_empty_ledger_reports_zero_acknowledged() -> None:
     rep = account({}, {}, FAULT)
     assert rep.acknowledged == 0  # the evaluator turns this into "inconclusive", never "pass"
+
+
+class _Client:
+    """Answers the engine lookup with ``engine``; records what it was asked."""
+
+    def __init__(self, engine: str | None) -> None:
+        self.engine, self.asked = engine, []  # type: ignore[var-annotated]
+
+    def execute(self, query: str, params: object = None, settings: dict[str, int] | None = None) -> list[tuple[str]]:
+        self.asked.append((query, params, settings))
+        return [(self.engine,)] if "system.tables" in query and self.engine else []
+
+
+def test_a_replicated_events_table_is_synced_before_it_is_counted_and_no_other() -> None:
+    from probes.dataloss import sync_replica
+    from target.contract import DataContract
+
+    contract = DataContract(clickhouse_database="audit", clickhouse_table="events")
+    replicated = _Client("ReplicatedReplacingMergeTree")
+    assert sync_replica(replicated, contract, timeout_s=90)
+    assert replicated.asked[0][1] == {"d": "audit", "t": "events"}
+    assert replicated.asked[1] == ("SYSTEM SYNC REPLICA audit.events", None, {"receive_timeout": 90})
+    for engine in ("ReplacingMergeTree", "Distributed", None):  # nothing to sync, or a table this server lacks
+        plain = _Client(engine)
+        assert not sync_replica(plain, contract)
+        assert len(plain.asked) == 1
