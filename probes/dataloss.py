@@ -113,9 +113,8 @@ def read_stored(host: str, port: int, start_ms: int, end_ms: int, contract: Data
              f"WHERE {c.clickhouse_produced_at_column} >= %(a)s AND {c.clickhouse_produced_at_column} <= %(b)s "
              f"GROUP BY {c.clickhouse_id_column}")
     client = ch_client(host, port, auth, connect_timeout=5, send_receive_timeout=max(timeout_s, sync_timeout_s))
-    step = "reading"
+    step = "syncing the replica before reading"
     try:
-        step = "syncing the replica before reading"
         sync_replica(client, c, sync_timeout_s)
         step = "reading"
         rows = client.execute(query, {"a": int(start_ms), "b": int(end_ms)})
