@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spring: runs the Spring Boot service (services/spring, jar built with Maven)")
     config.addinivalue_line("markers", "gate: a whole scenario of the catalogue (deselected by default; -m gate)")
     config.addinivalue_line("markers", "extended: long proofs kept out of the README's test command (deselected by "
-                                       "default; `make test-extended` or -m extended runs them)")
+                                       "default; `make test-extended` or -m extended runs them; docs/testing.md)")
     config.addinivalue_line("markers", "interrupt_matrix: the interrupted-runner cases CI leaves out (deselected by "
                                        "default; -m interrupt_matrix; tests/runner/test_interrupted.py)")
 

@@ -24,7 +24,7 @@ from cluster.workloads import wait_for
 from faults.kubernetes.hold import first_ordinal
 from tests.cluster.conftest import ClusterUnderTest
 
-pytestmark = [pytest.mark.k8s_cluster]
+pytestmark = [pytest.mark.k8s_cluster, pytest.mark.extended]
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:

@@ -56,6 +56,7 @@ def config(cluster_up: ClusterUnderTest, tmp_path: Path, monkeypatch: pytest.Mon
     return {"target": "kubernetes", "fault_state_dir": str(tmp_path / "faults"), "run_id": "process-faults"}
 
 
+@pytest.mark.extended
 def test_a_hung_container_is_restarted_by_the_kubelets_liveness_probe(cluster_up: ClusterUnderTest,
                                                                        kube: kubernetes.client.ApiClient,
                                                                        config: dict[str, Any]) -> None:

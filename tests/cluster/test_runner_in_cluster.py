@@ -58,6 +58,7 @@ def _reports(settings: Any) -> set[Path]:
     return set((runner.data_dir(settings) / "reports").glob("*-*"))
 
 
+@pytest.mark.extended
 def test_the_runner_pod_judges_pod_failure_through_its_service_account(runner_on: ClusterUnderTest,
                                                                         kube: kubernetes.client.ApiClient) -> None:
     settings = runner_on.settings
@@ -251,6 +252,7 @@ def test_a_runner_pod_killed_during_a_partition_is_healed_by_the_next_runs_clean
         assert "[pod/" in log and "/cleanup]" in log
 
 
+@pytest.mark.extended
 def test_the_sweeper_pod_reverts_what_expired_and_nothing_else(runner_on: ClusterUnderTest,
                                                                  kube: kubernetes.client.ApiClient) -> None:
     """What a killed runner pod leaves, as it leaves it: a partition policy and a held StatefulSet whose expiry has

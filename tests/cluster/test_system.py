@@ -303,7 +303,7 @@ def test_a_killed_runner_holding_a_broker_down_is_healed_by_its_watchdog(
 
 
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM", marks=pytest.mark.interrupt_matrix),
-                                 pytest.param(signal.SIGKILL, id="SIGKILL")])  # SIGTERM: -m interrupt_matrix
+                                 pytest.param(signal.SIGKILL, id="SIGKILL", marks=pytest.mark.extended)])
 def test_an_interrupted_runner_takes_its_latency_off_every_sidecar(
         cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
@@ -356,6 +356,7 @@ print(json.dumps(took))
 """
 
 
+@pytest.mark.extended
 def test_latency_on_an_edge_delays_every_replicas_store_traffic_until_removed(
         cluster_up: ClusterUnderTest, kube: kubernetes.client.ApiClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -397,6 +398,7 @@ def test_latency_on_an_edge_delays_every_replicas_store_traffic_until_removed(
     assert all(max(v) < 0.4 for v in after.values()), after
 
 
+@pytest.mark.extended
 def test_a_latency_reaches_the_sidecar_of_a_replica_that_is_not_ready(cluster_up: ClusterUnderTest,
                                                                        kube: kubernetes.client.ApiClient,
                                                                        tmp_path: Path,

@@ -62,6 +62,7 @@ def _heap_used_ratio(pid: int) -> float:
     return int(found.group(1)) / (128 * 1024)
 
 
+@pytest.mark.extended
 def test_the_hog_fills_holds_and_lets_go_on_request(jvm: psutil.Process, tmp_path: Path) -> None:
     marker = tmp_path / f"audit-service-0-{jvm.pid}"
     agents.jcmd(jvm.pid, "JVMTI.agent_load", str(agents.heap_hog_jar()),
@@ -107,6 +108,7 @@ def _gc_share(pid: int, seconds: float) -> float:
     return (_gc_pause_seconds(pid) - before) / seconds
 
 
+@pytest.mark.extended
 def test_churn_makes_the_collector_pause_several_times_more_than_the_hold_alone(jvm: psutil.Process,
                                                                              tmp_path: Path) -> None:
     """The churn is what FrequentGarbageCollection needs: the hold alone leaves collections rare and short."""

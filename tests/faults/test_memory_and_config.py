@@ -65,6 +65,7 @@ def test_config_change_takes_effect_on_every_replica_and_is_restored(stack: Loca
     assert config_fault.restore_checker_config(configuration=config)["details"]["changed"].startswith("nothing")
 
 
+@pytest.mark.extended
 def test_a_retried_revert_does_not_restart_a_replica_already_on_the_restored_file(
         stack: LocalStack, config: dict[str, Any]) -> None:
     """A revert cut short (a Spring replica slower to start than the wait, here: a revert interrupted after

@@ -26,7 +26,7 @@ from faults import replica_hang
 from stack.core import LocalStack
 from stack.liveness import manifest_timing
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.extended]
 
 SLACK_S = 45.0
 """On top of the restart bound: a busy 2-core machine delays probes, the kill and supervisord's spawn."""

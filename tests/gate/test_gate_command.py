@@ -31,6 +31,7 @@ def _testcases(junit: Path) -> dict[str, ET.Element]:
     return {tc.get("name") or "": tc for tc in root.iter("testcase")}
 
 
+@pytest.mark.extended
 @pytest.mark.stack
 @pytest.mark.slow
 def test_the_fast_gate_through_the_real_command(stack: LocalStack, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ def _healthy(stack: LocalStack, timeout: float = 150.0) -> None:
     h.wait_until(lambda: stack.status().healthy, timeout, "ha stack healthy again")
 
 
+@pytest.mark.extended
 def test_status_reports_every_ha_member(ha_stack: LocalStack) -> None:
     status = ha_stack.status()
     details = {c.name: c.detail for c in status.components}
@@ -63,6 +64,7 @@ def test_primary_hard_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_
     _healthy(ha_stack)
 
 
+@pytest.mark.extended
 def test_broker_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_path: Path, state_dir: Path) -> None:
     cfg = h.fault_config(ha_stack, state_dir)
     handle = h.load(ha_stack, tmp_path / "load", rate=150, duration=30)
@@ -83,6 +85,7 @@ def test_broker_killed_under_load_loses_nothing(ha_stack: LocalStack, tmp_path: 
     _healthy(ha_stack)
 
 
+@pytest.mark.extended
 def test_clickhouse_replica_stalled_writes_continue(ha_stack: LocalStack, tmp_path: Path, state_dir: Path) -> None:
     cfg = h.fault_config(ha_stack, state_dir)
     survivor = clickhouse.CH_REPLICAS[1]
@@ -108,6 +111,7 @@ def test_clickhouse_replica_stalled_writes_continue(ha_stack: LocalStack, tmp_pa
     _healthy(ha_stack)
 
 
+@pytest.mark.extended
 def test_partition_of_an_edge_cuts_every_member(ha_stack: LocalStack, tmp_path: Path, state_dir: Path) -> None:
     """A partition from ClickHouse must not be dodged through the other replica (alt_hosts):
     nothing is stored on either replica while it lasts, and nothing is lost once it heals."""

@@ -18,7 +18,7 @@ from stack.components import clickhouse, patroni
 from stack.core import LocalStack
 from tests.ha import harness as h
 
-pytestmark = [pytest.mark.stack, pytest.mark.ha]
+pytestmark = [pytest.mark.stack, pytest.mark.ha, pytest.mark.extended]
 
 
 def test_the_isolated_leader_takes_no_write_after_its_key_and_the_other_is_promoted(

@@ -49,6 +49,7 @@ def history_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     yield
 
 
+@pytest.mark.extended
 def test_a_fault_breaking_availability_is_aborted_by_the_safeguard_within_5_s(
         stack: LocalStack, tmp_path: Path, history_env: None) -> None:
     exp = partition_experiment(tmp_path / "exp", judge_availability=True)
@@ -101,6 +102,7 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
                           timeout=timeout, env=dict(os.environ))
 
 
+@pytest.mark.extended
 def test_halt_heals_a_partition_within_5_s_and_refuses_runs_until_resume(
         stack: LocalStack, tmp_path: Path, history_env: None) -> None:
     exp = partition_experiment(tmp_path / "exp", judge_availability=False, partition_s=90, after_s=60, load_s=100)

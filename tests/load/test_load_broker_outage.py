@@ -26,7 +26,7 @@ from stack.core import LocalStack
 from tests.load.conftest import _wait_for_leaders
 from tests.load.test_load_kafka import assert_ledger_in_kafka, stop_quietly
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.extended]
 
 OUTAGE_S = 30.0  # as in experiments/cluster_loss.yaml; the producer's delivery timeout is 30 s too
 RESUME_WITHIN_S = 30.0

@@ -90,6 +90,7 @@ def test_sigkilled_load_generator_leaves_a_readable_ledger(
     assert len(in_kafka) - ledger.count < 300
 
 
+@pytest.mark.extended
 def test_distributed_mode_merges_worker_ledgers_without_duplicates_or_gaps(
         kafka_bootstrap: str, fresh_topic: Callable[[int], str], tmp_path: Path) -> None:
     topic = fresh_topic(3)

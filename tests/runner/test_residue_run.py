@@ -53,6 +53,7 @@ def careless(stack: LocalStack) -> Iterator[None]:
                 proc.kill()
 
 
+@pytest.mark.extended
 def test_a_run_that_leaves_things_behind_fails_and_names_them(stack: LocalStack, tmp_path: Path,
                                                                careless: None) -> None:
     result = run(RunOptions(experiment=str(EXPERIMENT), port_base=stack.endpoints.port_base, data_dir=stack.data_dir,

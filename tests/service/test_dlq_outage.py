@@ -19,7 +19,7 @@ from faults.cleanup import cleanup
 from sqlaudit.sinks import SinkError
 from sqlaudit.sinks.dlq import DeadLetter, DeadLetterSink
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.extended]
 
 
 def _letter(n: int) -> DeadLetter:

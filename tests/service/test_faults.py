@@ -19,7 +19,7 @@ from service_harness import Harness, make_event, wait_until
 from sqlaudit.events import SqlEvent
 from sqlaudit.queries import count_events, count_rows, event_ids
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.extended]
 
 SLOW_MS = 600_000  # far above any SlowQuery critical threshold
 

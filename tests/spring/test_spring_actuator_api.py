@@ -31,6 +31,7 @@ def served(spring: SpringService) -> Served:
     return replica, events
 
 
+@pytest.mark.extended
 def test_actuator_endpoints_answer(served: Served) -> None:
     replica, _ = served
     for path in ("/actuator/health/liveness", "/actuator/health/readiness"):
@@ -53,6 +54,7 @@ def _checkers(props: dict[str, Any]) -> dict[str, Any]:
     return next(b["properties"] for b in beans.values() if b["prefix"] == "sqlaudit.checkers")
 
 
+@pytest.mark.extended
 def test_configprops_shows_values_to_a_token_holder_and_never_a_credential(spring: SpringService) -> None:
     """The guide's diagnosis of a configuration not taking effect reads configprops: a caller with a valid token
     sees the thresholds (what the config_change experiment checks), without one every value is masked, and
@@ -95,6 +97,7 @@ def test_prometheus_has_micrometer_names_and_no_python_ones(
     assert replica.metric("sqlaudit_events_latency_seconds_count") == len(events)
 
 
+@pytest.mark.extended
 def test_api_answers_with_a_valid_token(served: Served) -> None:
     replica, events = served
     token = jwt()
@@ -119,6 +122,7 @@ def test_api_answers_with_a_valid_token(served: Served) -> None:
         assert replica.get("/api/v1/violations", token, **params).status_code == 400, params
 
 
+@pytest.mark.extended
 def test_api_refuses_bad_tokens_with_401_never_5xx(
         served: Served) -> None:
     replica, events = served

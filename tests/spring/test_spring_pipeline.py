@@ -79,6 +79,7 @@ def test_events_and_violations_land_exactly(spring: SpringService) -> None:
     assert replica.metric("sqlaudit_checker_violations_total") == len(expected)
 
 
+@pytest.mark.extended
 def test_a_second_delivery_changes_nothing(spring: SpringService) -> None:
     """At-least-once: the same events sent again (new offsets, same ids) leave one event and one
     violation row per id, as the ReplacingMergeTree count and the upsert promise."""

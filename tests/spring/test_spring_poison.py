@@ -8,7 +8,7 @@ import pytest
 
 from tests.spring.spring_harness import SpringService, make_event, wait_until
 
-pytestmark = [pytest.mark.stack, pytest.mark.spring]
+pytestmark = [pytest.mark.stack, pytest.mark.spring, pytest.mark.extended]
 
 
 def test_poison_messages_are_dead_lettered_once(spring: SpringService) -> None:

@@ -14,7 +14,7 @@ import pytest
 from stack.core import LocalStack
 from tests.runner.test_interrupted import cases, env, interrupt_case  # noqa: F401 (env: the runner's environment)
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.extended]
 
 
 @pytest.mark.parametrize(("fault", "sig"), list(cases(jvm=True)))

@@ -23,7 +23,7 @@ from probes import prom
 from probes.slo import load_catalogue
 from stack.core import LocalStack
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.extended]
 
 KILLS = 5
 POD = "audit-service-1"

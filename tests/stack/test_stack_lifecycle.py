@@ -60,6 +60,7 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
+@pytest.mark.extended
 def test_second_stack_side_by_side_then_down_leaves_no_pid(stack: LocalStack, spare: LocalStack) -> None:
     status = spare.up()
     assert status.healthy, status.as_dict()

@@ -63,6 +63,7 @@ def test_no_socket_is_not_running_and_names_the_socket(tmp_path: Path) -> None:
         supervisor.info("kafka")
 
 
+@pytest.mark.extended
 def test_signalling_a_pid_that_is_gone_says_so() -> None:
     with pytest.raises(ProcessGone, match="pid 4194999 is gone"):
         sv.killpg(4194999, 0)
