@@ -41,7 +41,7 @@ CLUSTER_IMAGES = ("kube-state-metrics",)
 # Image names in the manifests -> which built image replaces them.
 IMAGE_NAMES = {"sql-audit-platform": "platform", "sql-audit-patroni": "patroni", "sql-audit-service": "service",
                "sql-audit-resilience": "service", "kube-state-metrics": "kube-state-metrics"}
-STATEFULSETS = ("kafka", "postgres", "clickhouse", "prometheus", "sql-audit-service")
+STATEFULSETS = ("kafka", "postgres", "zookeeper", "clickhouse", "prometheus", "sql-audit-service")
 BOOTSTRAP_JOB = "sql-audit-bootstrap"
 # The runner's report volume (cluster/runner.py): cluster-scoped, so `undeploy` deletes it beside the namespace.
 RUNNER_VOLUME = "resilience-data"
@@ -86,7 +86,8 @@ def node_policy(settings: ClusterSettings) -> dict[str, Any]:
         "metadata": {"name": "from-the-node", "namespace": NAMESPACE},
         "spec": {"podSelector": {"matchExpressions": [
                      {"key": "app", "operator": "In",
-                      "values": ["kafka", "postgres", "clickhouse", "prometheus", "sql-audit-service"]}]},
+                      "values": ["kafka", "postgres", "zookeeper", "clickhouse", "prometheus",
+                                 "sql-audit-service"]}]},
                  "policyTypes": ["Ingress"],
                  "ingress": [{"from": [{"ipBlock": {"cidr": settings.node_cidr}},
                                        {"ipBlock": {"cidr": f"{settings.pod_gateway}/32"}}]}]},

@@ -150,20 +150,27 @@ def query(ctx: StackContext, rep: ChReplica, q: str, timeout: float = 10.0) -> l
         client.disconnect()
 
 
-def replicated_schema(ctx: StackContext) -> list[str]:
-    """``sqlaudit/schema/clickhouse.sql`` with the engine made replicated (one source of the columns), and the
-    ``Distributed`` table over both shards, sharded by event id (a redelivered event lands on the shard
-    that already holds it, where ReplacingMergeTree collapses the copies)."""
-    script = (SCHEMA_DIR / "clickhouse.sql").read_text()
+def replicated_statements(script: str, where: str) -> list[str]:
+    """The statements of ``script`` (sqlaudit/schema/clickhouse.sql, read from ``where``) with its engine made
+    replicated: one source of the columns for the local ha stack and the cluster's bootstrap Job. The server's
+    ``{shard}`` and ``{replica}`` macros name the table's ZooKeeper path and the replica."""
     engine = "ENGINE = ReplacingMergeTree(stored_at_ms)"
     if engine not in script:
-        raise ComponentError("clickhouse", f"{SCHEMA_DIR / 'clickhouse.sql'}: expected {engine!r} to replicate")
+        raise ComponentError("clickhouse", f"{where}: expected {engine!r} to replicate")
     replicated = ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/sqlaudit/audit_events', "
                   "'{replica}', stored_at_ms)")
+    return sql_statements(script.replace(engine, replicated))
+
+
+def replicated_schema(ctx: StackContext) -> list[str]:
+    """:func:`replicated_statements` of ``sqlaudit/schema/clickhouse.sql``, and the ``Distributed`` table over both
+    shards, sharded by event id (a redelivered event lands on the shard that already holds it, where
+    ReplacingMergeTree collapses the copies)."""
+    path = SCHEMA_DIR / "clickhouse.sql"
     db = ctx.ch_database
     distributed = (f"CREATE TABLE IF NOT EXISTS {db}.{DISTRIBUTED_TABLE} AS {db}.{LOCAL_TABLE} "
                    f"ENGINE = Distributed(sqlaudit, {db}, {LOCAL_TABLE}, cityHash64(toString(event_id)))")
-    return [*sql_statements(script.replace(engine, replicated)), distributed]
+    return [*replicated_statements(path.read_text(), str(path)), distributed]
 
 
 def clickhouse_replica_status(ctx: StackContext, rep: ChReplica, timeout: float = 10.0) -> dict[str, Any]:

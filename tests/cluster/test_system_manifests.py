@@ -138,3 +138,27 @@ def test_patroni_finds_its_members_and_the_services_select_the_leader_by_its_lab
     role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "postgres-patroni")
     assert {res for r in role["rules"] for res in r["resources"]} == {"configmaps", "pods"}
     assert not {"create", "delete"} & {v for r in role["rules"] if r["resources"] == ["pods"] for v in r["verbs"]}
+
+
+def test_clickhouse_replicas_name_themselves_and_the_bootstrap_creates_the_table_on_each(
+        settings: ClusterSettings) -> None:
+    """ClickHouse 18.16 merges ``<config>.d/`` and ``conf.d/`` beside its config file, not ``config.d/`` (a replica
+    whose macros went there had none: "No macro shard in config"); the bootstrap Job must create the replicated
+    table on every replica of the set; the machine's reads go to one replica, not whichever a connection hits."""
+    import ast
+
+    docs = system.render(settings, IMAGES)
+    sts = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "clickhouse")
+    script = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    config = "/tmp/clickhouse/clickhouse-config.xml"
+    assert f"--config-file={config}" in script
+    assert "cat > /tmp/clickhouse/conf.d/replica.xml" in script and "<replica>${POD_NAME}</replica>" in script
+    tree = ast.parse((system.SYSTEM_DIR / "bootstrap.py").read_text())
+    replicas = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                    and getattr(n.targets[0], "id", None) == "CLICKHOUSE_REPLICAS")
+    assert replicas == tuple(f"clickhouse-{i}" for i in range(sts["spec"]["replicas"]))
+    assert sts["spec"]["serviceName"] == "clickhouse-replicas"
+    external = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "clickhouse-external")
+    assert external["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == "clickhouse-0"
+    zookeeper = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "zookeeper")
+    assert "zookeeper" in system.STATEFULSETS and zookeeper["spec"]["replicas"] == 1

@@ -9,10 +9,11 @@
 #
 # Images:
 #   platform  debootstrap --variant=minbase of Debian $DEBIAN_SUITE with postgresql-15, clickhouse-server,
-#             openjdk-17-jre-headless, prometheus and python3, plus the Kafka jars the local stack caches
-#             (deploy/local/install.sh). ONE image for Kafka, PostgreSQL, ClickHouse and Prometheus, each
-#             StatefulSet running its own command: the same Debian packages and versions as the local stack,
-#             one debootstrap instead of four, one copy of the shared libraries on disk. Upstream images
+#             openjdk-17-jre-headless, prometheus and python3, plus the Kafka jars the local stack caches and
+#             Debian's ZooKeeper jars it runs (deploy/local/install.sh; /opt/kafka/libs, /opt/zookeeper/lib).
+#             ONE image for Kafka, ZooKeeper, PostgreSQL, ClickHouse and Prometheus, each StatefulSet running its
+#             own command: the same Debian packages and versions as the local stack, one debootstrap instead of
+#             five, one copy of the shared libraries on disk. Upstream images
 #             (apache/kafka, postgres, clickhouse/clickhouse-server, prom/prometheus) would need a registry.
 #   patroni   the platform image plus one layer: Patroni and psycopg from PyPI (the local stack's ha versions), for
 #             PostgreSQL's two members with Kubernetes as DCS (Patroni's own API client, no kubernetes package).
@@ -69,6 +70,22 @@ kafka_libs() {
   d="$(find "$STACK_CACHE" -maxdepth 1 -name 'kafka-*' -type d | sort | tail -1)"
   [ -n "$d" ] && [ -d "$d/libs" ] || { echo "no Kafka jars in $STACK_CACHE/kafka-*/libs: run deploy/local/install.sh" >&2; exit 3; }
   echo "$d/libs"
+}
+
+# ZooKeeper 3.8's jars, as the local stack runs them (stack/context.py, ZOOKEEPER_CLASSPATH: Debian's zookeeper
+# package, which deploy/local/install.sh installs), for ClickHouse's replication on the cluster; and metrics-core,
+# commons-io and snappy-java, which the local stack finds through zookeeper.jar's Class-Path of absolute
+# /usr/share/java paths (without metrics-core the server dies at start: ClassNotFoundException
+# com.codahale.metrics.Reservoir; without snappy-java its listener thread does).
+ZOOKEEPER_JARS=(zookeeper zookeeper-jute slf4j-api slf4j-simple commons-cli netty-handler netty-common netty-buffer
+                netty-transport netty-codec netty-resolver netty-transport-native-epoll
+                netty-transport-native-unix-common metrics-core commons-io snappy-java)
+zookeeper_jars() {
+  local j
+  for j in "${ZOOKEEPER_JARS[@]}"; do
+    [ -f "/usr/share/java/$j.jar" ] || { echo "no /usr/share/java/$j.jar: run deploy/local/install.sh" >&2; exit 3; }
+    echo "/usr/share/java/$j.jar"
+  done
 }
 
 toxiproxy_bin() {
@@ -130,14 +147,15 @@ platform_rootfs() {
     "$root"/var/log/apt/* "$root"/usr/share/prometheus/console* 2>/dev/null || true
   find "$root/usr/share/doc" -type f ! -name copyright -delete
   find "$root/dev" -mindepth 1 -delete
-  mkdir -p "$root/opt/kafka"
+  mkdir -p "$root/opt/kafka" "$root/opt/zookeeper/lib"
   cp -r "$libs" "$root/opt/kafka/libs"
+  zookeeper_jars | xargs -I{} cp -L {} "$root/opt/zookeeper/lib/"
 }
 
 platform_image() {
   local hash work
   hash="$(input_hash "$(declare -f platform_rootfs)" "$DEBIAN_SUITE" "$DEBIAN_MIRROR" "$PLATFORM_PACKAGES" \
-    "$(kafka_libs)" "$(dpkg-query -W -f='${Version}' debootstrap)")"
+    "$(kafka_libs)" "$(zookeeper_jars | xargs sha256sum)" "$(dpkg-query -W -f='${Version}' debootstrap)")"
   PLATFORM_HASH=$hash
   cached platform "$hash" && return
   step "image platform ($hash): debootstrap with $PLATFORM_PACKAGES"

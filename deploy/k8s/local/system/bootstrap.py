@@ -3,7 +3,8 @@
 Kafka: the events topic and its dead-letter topic (6 partitions, replication 3 over the three brokers,
 min.insync.replicas 2: one broker down keeps them writable with ``acks=all``).
 PostgreSQL: role ``sqlaudit``, database ``sqlaudit``, then sqlaudit/schema/postgres.sql.
-ClickHouse: sqlaudit/schema/clickhouse.sql. Then one warm-up event into the topic (app
+ClickHouse: sqlaudit/schema/clickhouse.sql with its table replicated (the local ha stack's engine), on each
+replica. Then one warm-up event into the topic (app
 ``sql-audit-bootstrap``): the service's per-checker and per-sink series exist only after its first
 batch, and a run checks that every series it reads exists before it injects anything. Every step is
 idempotent; a store that does not answer yet makes the Job fail and Kubernetes retries it.
@@ -21,13 +22,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from stack.components.clickhouse import replicated_statements
+
 SCHEMA = Path("/opt/sqlaudit/app/sqlaudit/schema")
 TOPICS = ("sql-audit-events", "sql-audit-events-dlq")
-
-
-def statements(script: str) -> list[str]:
-    body = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+CLICKHOUSE_REPLICAS = ("clickhouse-0", "clickhouse-1")  # clickhouse.yaml's StatefulSet
 
 
 def kafka() -> None:
@@ -59,10 +58,15 @@ def postgres() -> None:
 
 
 def clickhouse() -> None:
-    client = Client(host="clickhouse", port=9000, connect_timeout=5)
-    for stmt in statements((SCHEMA / "clickhouse.sql").read_text()):
-        client.execute(stmt)
-    print("clickhouse: schema", flush=True)
+    path = SCHEMA / "clickhouse.sql"
+    for replica in CLICKHOUSE_REPLICAS:
+        client = Client(host=f"{replica}.clickhouse-replicas", port=9000, connect_timeout=5)
+        try:
+            for stmt in replicated_statements(path.read_text(), str(path)):
+                client.execute(stmt)
+        finally:
+            client.disconnect()
+    print("clickhouse: replicated schema on", ", ".join(CLICKHOUSE_REPLICAS), flush=True)
 
 
 def warm_up() -> None:
