@@ -55,7 +55,8 @@ k8s-cluster: k8s-envtest
 
 # The proofs kept out of the README's test command (docs/testing.md says which and why): the slow live tests
 # marked `extended` and the interrupted-runner matrix, on the local stack, the Spring and HA stacks and the
-# local cluster, the 15-trial regression; an hour or more, not timed as a whole. `make test` then `make test-extended` runs every test there is.
+# local cluster, the 15-trial regression; an hour or more, not timed as a whole. `make test` then
+# `make test-extended` runs every test there is but the gate's scenarios (`make gate`).
 test-extended: setup k8s-envtest k8s-cluster
 	$(PY) -m pytest -m "extended or interrupt_matrix" $(PYTEST_ARGS)
 

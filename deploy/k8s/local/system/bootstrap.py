@@ -59,10 +59,11 @@ def postgres() -> None:
 
 def clickhouse() -> None:
     path = SCHEMA / "clickhouse.sql"
+    statements = replicated_statements(path.read_text(), str(path))
     for replica in CLICKHOUSE_REPLICAS:
         client = Client(host=f"{replica}.clickhouse-replicas", port=9000, connect_timeout=5)
         try:
-            for stmt in replicated_statements(path.read_text(), str(path)):
+            for stmt in statements:
                 client.execute(stmt)
         finally:
             client.disconnect()
